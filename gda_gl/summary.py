@@ -1,0 +1,89 @@
+"""Text summaries of recordings (``gda-gl info``): quantities computed from the store, no drawing."""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+import numpy as np
+
+from recorder import schema
+from recorder.errors import RecordingError
+from recorder.store import Recording
+
+__all__ = ["describe_grid", "info_text", "human_bytes"]
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def describe_grid(grid: np.ndarray) -> str:
+    """'16 values, 0 .. 2 (uniform)' style description of an alpha grid."""
+    g = np.asarray(grid, np.float64)
+    kind = "user-given"
+    if len(g) > 2:
+        d = np.diff(g)
+        if np.allclose(d, d[0], rtol=1e-9, atol=1e-12):
+            kind = "uniform"
+        elif g[0] > 0 and np.allclose(np.diff(np.log(g)), np.log(g[1] / g[0]), rtol=1e-6):
+            kind = "log"
+        elif g[0] == 0 and len(g) > 3 and g[1] > 0 and np.allclose(np.diff(np.log(g[1:])),
+                                                                   np.log(g[2] / g[1]), rtol=1e-6):
+            kind = "0 + log"
+    return f"{len(g)} values, {g.min():g} .. {g.max():g} ({kind})"
+
+
+def _fmt_time(t: float) -> str:
+    return _dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def info_text(rec: Recording) -> str:
+    """Multi-line summary of one recording.
+
+    Raises
+    ------
+    RecordingError : the recording holds no iterations
+    """
+    data = rec.read()
+    n = len(data)
+    if n == 0:
+        raise RecordingError(rec.path, f"recording holds no iterations (writer {rec.writer_state()})")
+    run = rec.run
+    it = data.iteration
+    status = data["status"]
+    counts = {name: int(np.count_nonzero(status == code)) for code, name in schema.STATUS_NAMES.items()}
+    probed = n - counts["skipped"]
+    wt = data["wall_time"]
+    wt = wt[np.isfinite(wt)]
+    span = (f"{_fmt_time(wt.min())} .. {_fmt_time(wt.max())} ({wt.max() - wt.min():.1f} s)" if len(wt)
+            else "unknown")
+    hyper = run.get("hyperparameters") or {}
+    hyper_s = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in hyper.items())
+    model = run.get("model_name") or (run.get("model") or "?").splitlines()[0]
+    pc = run.get("parameter_count")
+    failures = rec.events("probe-failed")
+    lines = [
+        f"{rec.path}",
+        f"  run           {rec.name}",
+        f"  iterations    {n:,} ({it[0]}..{it[-1]}), epochs {int(data['epoch'].min())}..{int(data['epoch'].max())}, "
+        f"{len(np.unique(data['batch'])):,} mini-batches",
+        f"  samples       {probed * len(rec.alpha_grid):,} ({len(rec.alpha_grid)} alphas x {probed:,} probed "
+        f"iterations), {int(data.trial_offsets[-1]):,} line-search trial points",
+        f"  alpha grid    {describe_grid(rec.alpha_grid)}",
+        f"  optimizer     {run.get('optimizer', '?')} {hyper_s}".rstrip(),
+        f"  model         {model}" + (f" ({pc:,} parameters)" if isinstance(pc, int) else ""),
+        f"  probe         {run.get('probe', {}).get('describe', '') if isinstance(run.get('probe'), dict) else ''}".rstrip(),
+        f"  probe status  {counts['ok']:,} ok, {counts['non-finite']:,} non-finite, {counts['failed']:,} failed, "
+        f"{counts['skipped']:,} skipped",
+        f"  time span     {span}",
+        f"  writer        {rec.writer_state()}",
+        f"  file size     {human_bytes(rec.file_size())}",
+    ]
+    if failures:
+        it0, _, _, msg = failures[0]
+        lines.append(f"  first failure iteration {it0}: {msg}")
+    return "\n".join(ln for ln in lines if ln.strip().split()[1:] or ln == lines[0])

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh machine: Debian packages for headless GL (when
+# missing), a virtual environment in .venv, the CPU build of torch, and gda-gl
+# with the extras named in $GDA_EXTRAS (default: demo,test).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pkg in libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 libfontconfig1; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing Debian packages for headless OpenGL: ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  elif command -v apt-get >/dev/null; then
+    echo "setup: missing packages; run: sudo apt-get install -y --no-install-recommends ${need[*]}" >&2
+    exit 1
+  else
+    echo "setup: not a Debian system; install EGL + Mesa (llvmpipe) and fontconfig with your package manager" >&2
+  fi
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+VPY=.venv/bin/python
+if ! "$VPY" -c "import torch" 2>/dev/null; then
+  # the CPU build; an unpinned torch would pull a multi-GB CUDA build
+  "$VPY" -m pip install -q torch==2.13.0
+fi
+"$VPY" -m pip install -q -e ".[${GDA_EXTRAS:-demo,test}]"

@@ -1,0 +1,50 @@
+"""Package layout: import isolation, shader loader from a checkout and from a built wheel."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+
+def test_import_recorder_does_not_import_the_viewer():
+    code = ("import sys, json, recorder, recorder.store, recorder.schema; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('gda_gl', 'vispy', 'OpenGL', 'torch'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT), check=True)
+    assert json.loads(out.stdout) == []  # not even torch until a torch-facing name is used
+
+
+def test_recorder_torch_side_does_not_import_the_viewer():
+    code = ("import sys, json, recorder; recorder.attach; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('gda_gl', 'vispy', 'OpenGL'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT), check=True)
+    assert json.loads(out.stdout) == []
+
+
+def test_wheel_ships_shaders_and_loader_finds_them(tmp_path):
+    pytest.importorskip("hatchling")
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                          "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    wheel = next(tmp_path.glob("gda_gl-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    shaders = sorted(n for n in names if n.startswith("gda_gl/shaders/") and n.endswith(".glsl"))
+    expected = sorted(f"gda_gl/shaders/{p.name}" for p in (ROOT / "shaders").glob("*.glsl"))
+    assert shaders == expected and shaders
+    assert any(n.startswith("recorder/") for n in names)
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = ("import gda_gl.shaders as s; print(s.shader_dir()); "
+            f"print(len(s.build('{Path(expected[0]).name}')))")
+    out = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {code}"],
+                         capture_output=True, text=True, cwd=str(tmp_path), check=True)
+    found, length = out.stdout.split()
+    assert Path(found) == site / "gda_gl" / "shaders"
+    assert int(length) > 0
