@@ -342,7 +342,8 @@ class RecordingWriter:
                 meta = {"run": dict(run or {}), "alpha_grid": self.alpha_grid.tolist(),
                         "created_by": f"gda_gl {__version__}"}
                 self._con.executemany("INSERT INTO meta(key, value) VALUES (?, ?)",
-                                      [(k, json.dumps(v, allow_nan=False, default=str)) for k, v in meta.items()])
+                                      [(k, json.dumps(_json_safe(v), allow_nan=False, default=str))
+                                       for k, v in meta.items()])
             self._acquire()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"gda-writer:{self.path.name}", daemon=True)
@@ -592,6 +593,19 @@ class RecordingWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _json_safe(v):
+    """Metadata as strict JSON: non-finite floats become strings ("nan", "inf")."""
+    if isinstance(v, float) and not np.isfinite(v):
+        return str(v)
+    if isinstance(v, dict):
+        return {str(k): _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    if isinstance(v, np.generic):
+        return _json_safe(v.item())
+    return v
 
 
 def _trials_arrays(trials: Mapping[str, Sequence] | None, total: int | None = None) -> dict[str, np.ndarray]:
