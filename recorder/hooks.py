@@ -235,7 +235,7 @@ class Recorder:
                     w = self.probe.flat()
                     grads = [p.grad for p in self.params]
                     g = torch.cat([x.detach().reshape(-1) for x in grads]) if all(x is not None for x in grads) else None
-                    pre["trials"].append((w, float(loss), g))
+                    pre["trials"].append((w, float(loss.detach() if isinstance(loss, torch.Tensor) else loss), g))
             except Exception as exc:
                 self._fail(f"capturing a line-search evaluation: {exc}")
             return loss
@@ -267,10 +267,15 @@ class Recorder:
         trials = None
         if pre["trials"]:
             # a closure optimizer: its evaluations are the line search's trial points, projected onto d
+            # no move (a failed line search): measure along the farthest trial instead (alpha 1 there)
+            ref, rr = d, dd
+            if dd == 0:
+                far = max(pre["trials"], key=lambda t: float(torch.dot(t[0] - w0, t[0] - w0)))[0] - w0
+                ref, rr = far, float(torch.dot(far, far))
             ta, tl, ts = [], [], []
             for w, loss, gt in pre["trials"]:
-                ta.append(float(torch.dot(w - w0, d)) / dd if dd > 0 else math.nan)
-                ts.append(float(torch.dot(gt, d)) if gt is not None and dd > 0 else math.nan)
+                ta.append(float(torch.dot(w - w0, ref)) / rr if rr > 0 else math.nan)
+                ts.append(float(torch.dot(gt, ref)) if gt is not None and rr > 0 else math.nan)
                 tl.append(loss)
             trials = {"alpha": ta, "loss": tl, "slope": ts}
             at0 = [i for i, (w, _, _) in enumerate(pre["trials"]) if torch.equal(w, w0)]

@@ -333,7 +333,10 @@ class RecordingWriter:
                         os.unlink(str(self.path) + suffix)
                     except FileNotFoundError:
                         pass
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise RecordingError(self.path, f"cannot be created ({exc.strerror or exc})") from None
             self._con = self._connect(journal)
             with self._con:
                 for stmt in schema.create_statements():
