@@ -36,6 +36,161 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_range(text: str) -> tuple[float | None, float | None]:
+    try:
+        a, b = text.split(":")
+        lo = float(a) if a.strip() else None
+        hi = float(b) if b.strip() else None
+    except ValueError:
+        raise UsageError(f"--range {text!r}: expected A:B (iterations, either side may be empty)") from None
+    if lo is not None and hi is not None and hi <= lo:
+        raise UsageError(f"--range {text!r}: the end must be larger than the start")
+    return lo, hi
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 1600x900") from None
+    if not (64 <= w <= 16384 and 64 <= h <= 16384):
+        raise UsageError(f"--size {text!r}: width and height must be within 64..16384")
+    return w, h
+
+
+def load_runs(paths: list[str]):
+    """Open recordings and prepare them for drawing (one colour each)."""
+    from recorder.errors import RecordingError
+    from recorder.store import open_recordings
+
+    from .scene import RUN_COLORS, RunData
+
+    recs = open_recordings(paths)
+    runs = []
+    try:
+        for i, rec in enumerate(recs):
+            data = rec.read()
+            if len(data) == 0:
+                raise RecordingError(rec.path, f"recording holds no iterations (writer {rec.writer_state()})")
+            run = RunData(data, name=rec.name, color=RUN_COLORS[i % len(RUN_COLORS)])
+            run.path = rec.path
+            runs.append(run)
+    finally:
+        for rec in recs:
+            rec.close()
+    return runs
+
+
+def view_state_from_args(args: argparse.Namespace):
+    """A ViewState from --state plus the command-line overrides."""
+    from .state import ViewState
+
+    if getattr(args, "state", None):
+        try:
+            st = ViewState.load(args.state)
+        except OSError as exc:
+            raise UsageError(f"{args.state}: cannot read the view state ({exc.strerror or exc})") from None
+        except ValueError as exc:
+            raise UsageError(f"{args.state}: not a view state ({exc})") from None
+    else:
+        st = ViewState()
+    if getattr(args, "range", None):
+        lo, hi = _parse_range(args.range)
+        x0, x1 = st.x_range or (None, None)
+        st.x_range = (lo if lo is not None else x0, hi if hi is not None else x1)
+    if getattr(args, "log", False):
+        st.log_y = True
+    if getattr(args, "color_by", None):
+        st.color_by = args.color_by
+    if getattr(args, "highlight", None):
+        st.highlight = args.highlight
+    return st
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    import time
+
+    t0 = time.perf_counter()
+    size = _parse_size(args.size)
+    state = view_state_from_args(args)
+    runs = load_runs(args.runs)
+    if state.x_range is not None and None in state.x_range:
+        spans = [r.x_span for r in runs]
+        lo = state.x_range[0] if state.x_range[0] is not None else min(s[0] for s in spans)
+        hi = state.x_range[1] if state.x_range[1] is not None else max(s[1] for s in spans)
+        if hi <= lo:
+            raise UsageError(f"--range {args.range!r} is empty for these runs ({lo:g}..{hi:g})")
+        state.x_range = (lo, hi)
+    if state.highlight:
+        from .scene import highlight_mask
+
+        try:
+            highlight_mask(runs[0].data, state.highlight)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    from .export import Offscreen, save_png
+    from .gl.backend import BackendError
+    from .render import CurveRenderer, Layout
+
+    try:
+        target = Offscreen(*size)
+    except BackendError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        with target:
+            renderer = CurveRenderer()
+            if args.detail is not None:
+                from .detail import draw_detail
+
+                draw_detail(renderer, runs[0], args.detail, Layout.for_size(*size, colorbar=False), log_y=state.log_y)
+            else:
+                renderer.draw(runs, state, Layout.for_size(*size, colorbar=state.color_by != "none"))
+        image = target.read()
+    finally:
+        target.close()
+    out = save_png(image, args.output)
+    log.info("rendered %s in %.2f s", out, time.perf_counter() - t0)
+    print(f"wrote {out} ({size[0]}x{size[1]})")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .demo import record_demo
+    from .gl.backend import has_display
+
+    runs = record_demo(args.out, sweep=args.sweep, quick=args.quick, quiet=args.quiet)
+    from recorder.store import Recording
+
+    from .summary import info_text
+
+    for r in runs:
+        with Recording(r.path) as rec:
+            print(info_text(rec))
+    paths = [str(r.path) for r in runs]
+    if has_display() and not args.no_window:
+        try:
+            from .explorer.app import run_viewer
+        except ImportError:
+            run_viewer = None
+        if run_viewer is not None:
+            return run_viewer(paths)
+    out = Path(args.out)
+    pngs = [(["render", paths[1], "-o", str(out / "demo-cg-overview.png"), "--log"]),
+            (["render", paths[1], "-o", str(out / "demo-cg-zoom.png"), "--log", "--range", "15:45",
+              "--color-by", "efficiency"]),
+            (["render", paths[1], "-o", str(out / "demo-cg-detail.png"), "--detail", "21"]),
+            (["render", paths[0], "-o", str(out / "demo-sgd-zoom.png"), "--range", "100:130",
+              "--color-by", "step_class"]),
+            (["render", paths[0], paths[1], "-o", str(out / "demo-compare.png"), "--log"])]
+    for argv in pngs:
+        rc = main(argv)
+        if rc:
+            return rc
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="gda-gl",
@@ -48,6 +203,32 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("info", help="summarise recordings", description="Summarise one or more recordings.")
     q.add_argument("runs", nargs="+", metavar="RUN.gda")
     q.set_defaults(func=_cmd_info)
+
+    from .state import COLOR_BY_CHOICES
+
+    q = sub.add_parser("render", help="draw recordings to a PNG, no display needed",
+                       description="Render the enhanced training error curve (or one line search) to a PNG.")
+    q.add_argument("runs", nargs="+", metavar="RUN.gda", help="one or more recordings (overlaid)")
+    q.add_argument("-o", "--output", required=True, metavar="OUT.png")
+    q.add_argument("--range", metavar="A:B", help="iterations to show (default: all)")
+    q.add_argument("--size", default="1600x900", metavar="WxH", help="image size in pixels (default 1600x900)")
+    q.add_argument("--log", action="store_true", help="logarithmic loss axis")
+    q.add_argument("--color-by", choices=COLOR_BY_CHOICES, help="colour segments by a line statistic")
+    q.add_argument("--highlight", metavar="COND", help="fade iterations not matching COND "
+                                                         "(overshoot, undershoot, failed, nonfinite, efficiency<0.5)")
+    q.add_argument("--detail", type=int, metavar="K", help="render the line search of iteration K instead")
+    q.add_argument("--state", metavar="F", help="a view state saved by 'gda-gl view' (JSON)")
+    q.set_defaults(func=_cmd_render)
+
+    q = sub.add_parser("demo", help="record demo runs on scikit-learn's digits and show them",
+                       description="Train a small MLP on scikit-learn's bundled digits with SGD and with CG "
+                                   "(line searches), record both, then open the viewer (display) or render PNGs.")
+    q.add_argument("--out", default="runs", help="directory for the recordings and PNGs (default runs/)")
+    q.add_argument("--sweep", action="store_true", help="also record SGD at three learning rates")
+    q.add_argument("--quick", action="store_true", help="fewer epochs (for smoke tests)")
+    q.add_argument("--quiet", action="store_true", help="no progress bars")
+    q.add_argument("--no-window", action="store_true", help="render PNGs even when a display exists")
+    q.set_defaults(func=_cmd_demo)
 
     return p
 

@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
-__all__ = ["ShaderError", "shader_dir", "load_source", "build"]
+__all__ = ["ShaderError", "shader_dir", "load_source", "build", "placeholders"]
 
 _INCLUDE = re.compile(r'^[ \t]*#include[ \t]+"([A-Za-z0-9_./-]+)"[ \t]*$', re.M)
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -44,6 +44,24 @@ def load_source(name: str) -> str:
     if not path.is_file() or path.suffix != ".glsl":
         raise ShaderError(f"unknown shader file {name!r} (looked in {shader_dir()})")
     return path.read_text(encoding="utf-8")
+
+
+def placeholders(name: str) -> set[str]:
+    """Names of the ``{{ NAME }}`` placeholders in ``name`` and its includes."""
+    seen: set[str] = set()
+    names: set[str] = set()
+
+    def walk(fname: str) -> None:
+        if fname in seen:
+            return
+        seen.add(fname)
+        text = load_source(fname)
+        names.update(_PLACEHOLDER.findall(text))
+        for inc in _INCLUDE.findall(text):
+            walk(inc)
+
+    walk(name)
+    return names
 
 
 def build(name: str, values: Mapping[str, object] | None = None) -> str:

@@ -62,7 +62,8 @@ def info_text(rec: Recording) -> str:
     span = (f"{_fmt_time(wt.min())} .. {_fmt_time(wt.max())} ({wt.max() - wt.min():.1f} s)" if len(wt)
             else "unknown")
     hyper = run.get("hyperparameters") or {}
-    hyper_s = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in hyper.items())
+    hyper_s = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in hyper.items()
+                       if v not in (None, False) and k not in ("foreach", "fused", "differentiable", "capturable"))
     model = run.get("model_name") or (run.get("model") or "?").splitlines()[0]
     pc = run.get("parameter_count")
     failures = rec.events("probe-failed")

@@ -74,7 +74,8 @@ class CG(Optimizer):
     def _evaluate(self, closure, x: torch.Tensor):
         self._set(x)
         with torch.enable_grad():
-            f = float(closure())
+            loss = closure()
+        f = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
         return f, self._flat_grad()
 
     def reset(self) -> None:

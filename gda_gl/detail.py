@@ -1,0 +1,203 @@
+"""Details on demand: one iteration's line search in its own coordinates (alpha on x).
+
+phi_K over the whole alpha grid (the part beyond the accepted step lighter),
+the trial points numbered in evaluation order (loose ends in orange), the
+accepted alpha, the grid minimum, the least-squares parabola (dashed), the
+Armijo line where the slope at 0 is known, and the numbers as text.  Used by
+``gda-gl render --detail K`` and the explorer's detail panel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .render import AXIS, BG, CLASS_LABELS, GRID, CurveRenderer, Layout
+from .scene import NONFINITE_COLOR, RunData, transform_y
+from .textlayer import TextLayer
+from .ticks import format_tick, linear_ticks, log_ticks
+
+__all__ = ["draw_detail", "detail_numbers", "fitted_parabola", "ARMIJO_RHO"]
+
+
+ARMIJO_RHO = 0.05  # Rasmussen's RHO = SIG / 2, the sufficient-decrease constant of the paper's line search
+
+
+def detail_numbers(run: RunData, row: int) -> dict:
+    """The numbers shown for one line search (shared by the PNG export and the explorer panel)."""
+    d = run.data
+    tr = d.trials_of(row)
+    out = {"iteration": int(d.iteration[row]), "epoch": int(d["epoch"][row]), "batch": int(d["batch"][row]),
+           "loss phi(0)": float(d.phi[row, 0]) if d.alpha_grid[0] == 0 else float(d["train_loss"][row]),
+           "train loss": float(d["train_loss"][row]), "taken alpha": float(d["taken_alpha"][row]),
+           "native step": float(d["native_step"][row]), "slope phi'(0)": float(d["slope0"][row]),
+           "grid min alpha": float(d["min_alpha"][row]), "grid min phi": float(d["min_phi"][row]),
+           "efficiency": float(d["efficiency"][row]), "class": CLASS_LABELS.get(int(d["step_class"][row]), "?"),
+           "curvature": float(d["curvature"][row]), "Cockpit alpha": float(d["cockpit_alpha"][row]),
+           "evaluations": int(d["ls_evals"][row]), "trial points": len(tr["alpha"]),
+           "loose ends": int(np.sum(tr["alpha"] > d["taken_alpha"][row] * (1 + 1e-9)))}
+    return out
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "n/a" if not math.isfinite(v) else f"{v:.6g}"
+    return str(v)
+
+
+def fitted_parabola(alphas: np.ndarray, phi: np.ndarray) -> np.ndarray | None:
+    """Coefficients (c2, c1, c0) of the least-squares parabola through the finite samples."""
+    fin = np.isfinite(phi)
+    if fin.sum() < 3:
+        return None
+    return np.polyfit(alphas[fin], phi[fin].astype(np.float64), 2)
+
+
+def draw_detail(self: CurveRenderer, run: RunData, iteration: int, layout: Layout, log_y: bool = False) -> dict:
+    """Draw the details of one line search with ``self``'s GL programs; returns the numbers shown."""
+    from vispy import gloo
+
+    d = run.data
+    try:
+        row = d.row_of(iteration)
+    except KeyError:
+        from recorder.errors import RecordingError
+
+        raise RecordingError(getattr(run, "path", run.name), f"iteration {iteration} is not in the recording "
+                                                             f"(it holds {d.iteration[0]}..{d.iteration[-1]})") from None
+    a = d.alpha_grid
+    phi = d.phi[row].astype(np.float64)
+    tr = d.trials_of(row)
+    taken = float(d["taken_alpha"][row]) if d["taken_alpha"][row] > 0 else 1.0
+    nums = detail_numbers(run, row)
+    layout = Layout(layout.width, layout.height, left=layout.left, right=max(layout.right, 250), bottom=layout.bottom,
+                    top=layout.top)
+    px, py, pw, ph = layout.plot
+    ax = np.concatenate([a, tr["alpha"][np.isfinite(tr["alpha"])], [0.0, taken]])
+    x0, x1 = float(ax.min()), float(ax.max())
+    pad = 0.04 * (x1 - x0 or 1.0)
+    x0, x1 = x0 - pad, x1 + pad
+    coef = fitted_parabola(a, phi)
+    xs = np.linspace(x0, x1, 200)
+    para = np.polyval(coef, xs) if coef is not None else np.full_like(xs, np.nan)
+    ys = np.concatenate([phi[np.isfinite(phi)], tr["loss"][np.isfinite(tr["loss"])]])
+    ty = transform_y(ys, log_y)
+    ty = ty[np.isfinite(ty)]
+    if len(ty) == 0:
+        ty = np.array([0.0, 1.0])
+    y0, y1 = float(ty.min()), float(ty.max())
+    pad = 0.08 * (y1 - y0 or 1.0)
+    y0, y1 = y0 - pad, y1 + pad
+    sx, sy = pw / (x1 - x0), ph / (y1 - y0)
+    u = {"u_resolution": (float(layout.width), float(layout.height)), "u_plot_origin": (float(px), float(py)),
+         "u_scale": (float(sx), float(sy)), "u_space": 0.0, "u_min_px": 1.0, "u_pin_top": 0.0,
+         "u_plot_top": float(py + ph)}
+    gloo.set_viewport(0, 0, layout.width, layout.height)
+    gloo.set_state(blend=True, depth_test=False,
+                   blend_func=("src_alpha", "one_minus_src_alpha", "one", "one_minus_src_alpha"))
+    gloo.set_clear_color(BG)
+    gloo.clear(color=True)
+    text = TextLayer(layout.width, layout.height)
+    fs = 11
+
+    def rel(x, y):
+        return np.stack([np.asarray(x, np.float64) - x0, transform_y(y, log_y) - y0], axis=-1)
+
+    xt = linear_ticks(x0, x1, max(2, pw // 100))
+    yt = log_ticks(y0, y1, max(2, ph // 60)) if log_y else linear_ticks(y0, y1, max(2, ph // 60))
+    gp0 = [(px + (v - x0) * sx, py) for v in xt] + [(px, py + (v - y0) * sy) for v in yt]
+    gp1 = [(px + (v - x0) * sx, py + ph) for v in xt] + [(px + pw, py + (v - y0) * sy) for v in yt]
+    if gp0:
+        self.axes.set(np.asarray(gp0), np.asarray(gp1), GRID)
+        self.axes.draw(**dict(u, u_space=1.0, u_width=1.0))
+    gloo.set_state(scissor_test=True)
+    gloo.gl.glScissor(int(px), int(py), int(pw), int(ph))
+    # accepted alpha and alpha = 0 as vertical rules
+    rules = np.array([[taken - x0, 0, taken - x0, y1 - y0], [0 - x0, 0, 0 - x0, y1 - y0]])
+    self.rules.set(rules, np.array([[0.10, 0.62, 0.25, 0.8], [0.4, 0.4, 0.4, 0.5]]))
+    self.rules.draw(**dict(u, u_min_px=1.5))
+    segs_p0, segs_p1, cols = [], [], []
+    # fitted parabola, dashed
+    pp = rel(xs, para)
+    for i in range(0, len(xs) - 1, 2):
+        segs_p0.append(pp[i])
+        segs_p1.append(pp[i + 1])
+        cols.append((0.55, 0.30, 0.70, 0.9))
+    # Armijo line phi(0) + rho alpha phi'(0)
+    s0 = nums["slope phi'(0)"]
+    if math.isfinite(s0) and np.isfinite(phi[0]) and a[0] == 0:
+        xa = np.linspace(0, x1, 60)
+        ap = rel(xa, phi[0] + ARMIJO_RHO * xa * s0)
+        for i in range(0, len(xa) - 1):
+            segs_p0.append(ap[i])
+            segs_p1.append(ap[i + 1])
+            cols.append((0.3, 0.3, 0.3, 0.6))
+    # phi over the grid: accepted part strong, beyond the step lighter
+    p = rel(a, phi)
+    for i in range(len(a) - 1):
+        segs_p0.append(p[i])
+        segs_p1.append(p[i + 1])
+        cols.append(tuple(run.color[:3]) + ((1.0,) if a[i + 1] <= taken * (1 + 1e-9) else (0.45,)))
+    s_p0, s_p1 = np.asarray(segs_p0), np.asarray(segs_p1)
+    ok = np.all(np.isfinite(s_p0), axis=1) & np.all(np.isfinite(s_p1), axis=1)
+    self.segments.set(s_p0[ok], s_p1[ok], np.asarray(cols, np.float32)[ok])
+    self.segments.draw(**dict(u, u_width=2.0))
+    # samples, trials (numbered), grid minimum
+    mk, mc, ms, msz = [p[np.all(np.isfinite(p), axis=1)]], [], [], []
+    mc.append(np.broadcast_to(run.color, (len(mk[0]), 4)))
+    ms.append(np.zeros(len(mk[0])))
+    msz.append(np.full(len(mk[0]), 4.0))
+    tp = rel(tr["alpha"], tr["loss"])
+    okt = np.all(np.isfinite(tp), axis=1)
+    loose = tr["alpha"] > taken * (1 + 1e-9)
+    mk.append(tp[okt])
+    mc.append(np.where(loose[okt, None], (0.95, 0.55, 0.10, 1.0), (0.15, 0.15, 0.15, 1.0)).astype(np.float32))
+    ms.append(np.where(loose[okt], 2.0, 0.0))
+    msz.append(np.full(int(okt.sum()), 9.0))
+    if math.isfinite(nums["grid min alpha"]):
+        mk.append(rel([nums["grid min alpha"]], [nums["grid min phi"]]))
+        mc.append(np.array([[0.85, 0.2, 0.15, 1.0]], np.float32))
+        ms.append(np.array([1.0]))
+        msz.append(np.array([10.0]))
+    bad = ~np.isfinite(phi)
+    if bad.any():
+        mk.append(np.stack([a[bad] - x0, np.full(int(bad.sum()), np.nan)], axis=1))
+        mc.append(np.broadcast_to(np.asarray(NONFINITE_COLOR, np.float32), (int(bad.sum()), 4)))
+        ms.append(np.full(int(bad.sum()), 2.0))
+        msz.append(np.full(int(bad.sum()), 8.0))
+    self.markers.set(np.concatenate(mk), np.concatenate(mc), np.concatenate(msz), np.concatenate(ms))
+    self.markers.draw(**u)
+    gloo.set_state(scissor_test=False)
+    for (xa_, ya_), order, okk in zip(tp, tr["order"], okt):
+        if okk:
+            text.add(str(int(order) + 1), px + xa_ * sx + 7, py + ya_ * sy + 7, "lb", fs - 1, color=(20, 20, 20, 255))
+    box = np.array([[px, py, px + pw, py], [px + pw, py, px + pw, py + ph], [px + pw, py + ph, px, py + ph],
+                    [px, py + ph, px, py]], np.float64)
+    self.axes.set(box[:, :2], box[:, 2:], AXIS)
+    self.axes.draw(**dict(u, u_space=1.0, u_width=1.0))
+    xstep = xt[1] - xt[0] if len(xt) > 1 else None
+    for v in xt:
+        text.add(format_tick(v, xstep), px + (v - x0) * sx, py - 8, "mt", fs)
+    ystep = yt[1] - yt[0] if len(yt) > 1 else None
+    for v in yt:
+        text.add(format_tick(v, ystep, log=log_y), px - 8, py + (v - y0) * sy, "rm", fs)
+    text.add("alpha (units of the step d_k; 1 = step taken)", px + pw / 2, 6, "mb", fs + 1)
+    text.add("phi_k(alpha) (log)" if log_y else "phi_k(alpha)", 12, py + ph / 2, "mm", fs + 1, rotate=True)
+    text.add(f"{run.name}: line search of iteration {nums['iteration']}", layout.width / 2, layout.height - 8, "mt",
+             fs + 2, bold=True)
+    tx = px + pw + 16
+    ty_ = py + ph - 4
+    for i, (k, v) in enumerate(nums.items()):
+        text.add(f"{k}", tx, ty_ - 17 * i, "lt", fs)
+        text.add(_fmt(v), layout.width - 12, ty_ - 17 * i, "rt", fs, bold=True)
+    legend = [("phi_k on the grid", tuple(int(255 * c) for c in run.color[:3]) + (255,)),
+              ("trial points (order)", (40, 40, 40, 255)), ("loose ends", (242, 140, 25, 255)),
+              ("grid minimum", (217, 51, 38, 255)), ("fitted parabola", (140, 77, 178, 255)),
+              (f"Armijo line (rho={ARMIJO_RHO})", (90, 90, 90, 255)), ("accepted alpha", (25, 158, 64, 255))]
+    for i, (label, col) in enumerate(legend):
+        text.add(label, tx, py + 8 + 16 * (len(legend) - 1 - i), "lb", fs - 1, color=col)
+    self.overlay.set(text.rasterize())
+    self.overlay.draw(**u)
+    return nums
+

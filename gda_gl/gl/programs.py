@@ -1,0 +1,157 @@
+"""Shader programs of the engine, built from ``shaders/`` through :func:`gda_gl.shaders.build`.
+
+Each program takes flat numpy arrays of primitives (segments, rectangles,
+markers) and expands them to triangles (6 vertices per primitive); the
+vertex shaders turn each primitive into a screen-space quad.  One vertex
+buffer per program is reused; a frame uploads only the primitives it draws
+(a few per pixel column, whatever the size of the run).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from vispy import gloo
+
+from ..shaders import build, placeholders
+
+#: Values for the shaders' ``{{ NAME }}`` placeholders.
+SHADER_VALUES = {"AA_PX": "1.0"}
+
+_QUAD_LINE = np.array([[0, -1], [1, -1], [1, 1], [0, -1], [1, 1], [0, 1]], np.float32)
+_QUAD_UNIT = np.array([[0, 0], [1, 0], [1, 1], [0, 0], [1, 1], [0, 1]], np.float32)
+_QUAD_SIGNED = np.array([[-1, -1], [1, -1], [1, 1], [-1, -1], [1, 1], [-1, 1]], np.float32)
+
+
+def _source(fname: str) -> str:
+    return build(fname, {k: v for k, v in SHADER_VALUES.items() if k in placeholders(fname)})
+
+
+def _program(name: str) -> gloo.Program:
+    return gloo.Program(_source(f"{name}.vert.glsl"), _source(f"{name}.frag.glsl"))
+
+
+def _set_uniforms(program: gloo.Program, uniforms: dict) -> None:
+    """Set the uniforms this program declares; ignore the rest (shared uniform dicts)."""
+    names = getattr(program, "_gda_uniforms", None)
+    if names is None:
+        names = {v[2] for v in program.variables if v[0] == "uniform"}
+        program._gda_uniforms = names
+    for k, v in uniforms.items():
+        if k in names:
+            program[k] = v
+
+
+def _colors(color, n: int) -> np.ndarray:
+    c = np.asarray(color, np.float32)
+    if c.ndim == 1:
+        c = np.broadcast_to(c, (n, 4))
+    return np.ascontiguousarray(c, np.float32)
+
+
+class _Batch:
+    """A program plus one vertex buffer of a fixed structured dtype (resized by set_data as needed)."""
+
+    def __init__(self, name: str, dtype: np.dtype):
+        self.program = _program(name)
+        self.dtype = dtype
+        self.vbo: gloo.VertexBuffer | None = None
+        self.count = 0
+
+    def upload(self, verts: np.ndarray) -> None:
+        self.count = len(verts)
+        if self.count == 0:
+            return
+        if self.vbo is None:
+            self.vbo = gloo.VertexBuffer(verts)
+            self.program.bind(self.vbo)
+        else:
+            self.vbo.set_data(verts)
+
+    def draw(self, **uniforms) -> None:
+        if self.count == 0:
+            return
+        _set_uniforms(self.program, uniforms)
+        self.program.draw("triangles")
+
+
+class SegmentBatch(_Batch):
+    """Wide anti-aliased line segments p0 -> p1."""
+
+    DTYPE = np.dtype([("a_p0", np.float32, 2), ("a_p1", np.float32, 2), ("a_corner", np.float32, 2),
+                      ("a_color", np.float32, 4)])
+
+    def __init__(self):
+        super().__init__("segment", self.DTYPE)
+
+    def set(self, p0: np.ndarray, p1: np.ndarray, color) -> None:
+        n = len(p0)
+        v = np.empty((n, 6), self.DTYPE)
+        v["a_p0"] = np.asarray(p0, np.float32)[:, None, :]
+        v["a_p1"] = np.asarray(p1, np.float32)[:, None, :]
+        v["a_corner"] = _QUAD_LINE[None]
+        v["a_color"] = _colors(color, n)[:, None, :]
+        self.upload(v.reshape(-1))
+
+
+class RectBatch(_Batch):
+    """Axis-aligned rectangles with a minimum pixel size."""
+
+    DTYPE = np.dtype([("a_rect", np.float32, 4), ("a_corner", np.float32, 2), ("a_color", np.float32, 4)])
+
+    def __init__(self):
+        super().__init__("rect", self.DTYPE)
+
+    def set(self, rects: np.ndarray, color) -> None:
+        n = len(rects)
+        v = np.empty((n, 6), self.DTYPE)
+        v["a_rect"] = np.asarray(rects, np.float32)[:, None, :]
+        v["a_corner"] = _QUAD_UNIT[None]
+        v["a_color"] = _colors(color, n)[:, None, :]
+        self.upload(v.reshape(-1))
+
+
+class MarkerBatch(_Batch):
+    """Markers of a few shapes; a NaN y pins the marker to the top of the plot."""
+
+    DTYPE = np.dtype([("a_center", np.float32, 2), ("a_corner", np.float32, 2), ("a_color", np.float32, 4),
+                      ("a_size", np.float32), ("a_shape", np.float32)])
+
+    def __init__(self):
+        super().__init__("marker", self.DTYPE)
+
+    def set(self, centers: np.ndarray, color, size, shape) -> None:
+        n = len(centers)
+        v = np.empty((n, 6), self.DTYPE)
+        v["a_center"] = np.asarray(centers, np.float32)[:, None, :]
+        v["a_corner"] = _QUAD_SIGNED[None]
+        v["a_color"] = _colors(color, n)[:, None, :]
+        v["a_size"] = np.broadcast_to(np.asarray(size, np.float32), (n,))[:, None]
+        v["a_shape"] = np.broadcast_to(np.asarray(shape, np.float32), (n,))[:, None]
+        self.upload(v.reshape(-1))
+
+
+class Overlay:
+    """A full-frame RGBA layer (text rasterised with Pillow) drawn as one textured quad."""
+
+    def __init__(self):
+        self.program = _program("overlay")
+        self.texture: gloo.Texture2D | None = None
+        self.size = (0, 0)
+
+    def set(self, rgba: np.ndarray) -> None:
+        h, w = rgba.shape[:2]
+        if self.texture is None or self.size != (w, h):
+            self.texture = gloo.Texture2D(rgba, interpolation="nearest")
+            self.size = (w, h)
+            self.program["u_texture"] = self.texture
+            # rows of the image run top-down; GL's y runs bottom-up
+            self.program["a_position"] = np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float32)
+            self.program["a_texcoord"] = np.array([[0, 1], [1, 1], [0, 0], [1, 0]], np.float32)
+        else:
+            self.texture.set_data(rgba)
+
+    def draw(self, **uniforms) -> None:
+        if self.texture is None:
+            return
+        _set_uniforms(self.program, uniforms)
+        self.program.draw("triangle_strip")

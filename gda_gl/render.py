@@ -1,0 +1,255 @@
+"""The renderer: draws a :class:`~gda_gl.scene.Frame` with axes, legend and colour bar into the current GL context.
+
+:class:`CurveRenderer` owns the GL programs and is shared by the headless
+exporter (:func:`render_png`, ``gda-gl render``) and the interactive canvas.
+Layout, ticks and text are computed per frame on the CPU (cheap: a few dozen
+items); geometry comes from :func:`gda_gl.scene.build_frame` and is uploaded
+once per frame in a handful of buffers sized by the pixels, not the samples.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .scene import CLASS_COLORS, NONFINITE_COLOR, Frame, RunData, build_frame, fit_y_range, stat_colors, transform_y
+from .state import ViewState
+from .textlayer import TextLayer
+from .ticks import format_tick, linear_ticks, log_ticks
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Layout", "CurveRenderer", "resolve_view", "STAT_LABELS"]
+
+STAT_LABELS = {"efficiency": "step efficiency", "step_class": "step class", "curvature": "curvature phi''",
+               "cockpit_alpha": "Cockpit alpha", "slope0": "slope phi'(0)", "ls_evals": "line-search evaluations",
+               "grad_norm": "gradient norm", "step_norm": "step norm", "lr": "learning rate"}
+CLASS_LABELS = {0: "unknown", 1: "undershoot", 2: "near-optimal", 3: "overshoot"}
+
+BG = (1.0, 1.0, 1.0, 1.0)
+AXIS = (0.25, 0.25, 0.25, 1.0)
+GRID = (0.90, 0.90, 0.90, 1.0)
+RULE = (0.55, 0.55, 0.70, 0.35)
+
+
+@dataclass
+class Layout:
+    """Pixel layout of a figure: the plot rectangle inside the canvas (origin bottom-left)."""
+
+    width: int
+    height: int
+    left: int = 78
+    right: int = 18
+    bottom: int = 58
+    top: int = 34
+
+    @classmethod
+    def for_size(cls, width: int, height: int, colorbar: bool) -> "Layout":
+        small = width < 400 or height < 250
+        lay = cls(width, height, left=56 if small else 78, right=18, bottom=44 if small else 58,
+                  top=26 if small else 34)
+        if colorbar:
+            lay.right += 84
+        return lay
+
+    @property
+    def plot(self) -> tuple[int, int, int, int]:
+        """x, y, w, h of the plot rectangle."""
+        return (self.left, self.bottom, max(1, self.width - self.left - self.right),
+                max(1, self.height - self.bottom - self.top))
+
+
+def resolve_view(runs: list[RunData], state: ViewState, plot_w: int) -> tuple[tuple[float, float],
+                                                                              tuple[float, float]]:
+    """The x range (iterations) and y range (display units) to draw: the state's, or fitted to the data."""
+    if state.x_range is not None:
+        x0, x1 = state.x_range
+    elif state.iteration_range is not None:
+        x0, x1 = float(state.iteration_range[0]), float(state.iteration_range[1])
+    else:
+        spans = [r.x_span for r in runs if len(r.data)]
+        x0 = min((s[0] for s in spans), default=0.0)
+        x1 = max((s[1] for s in spans), default=1.0)
+    if x1 <= x0:
+        x1 = x0 + 1.0
+    if state.y_range is not None:
+        y0, y1 = (float(v) for v in transform_y(np.asarray(state.y_range, np.float64), state.log_y))
+        if not (math.isfinite(y0) and math.isfinite(y1)) or y1 <= y0:
+            y0, y1 = fit_y_range(runs, x0, x1, state.log_y, plot_w)
+    else:
+        y0, y1 = fit_y_range(runs, x0, x1, state.log_y, plot_w)
+    return (x0, x1), (y0, y1)
+
+
+class CurveRenderer:
+    """GL resources and the draw of one figure.  Create inside a current GL context."""
+
+    def __init__(self):
+        from .gl.programs import MarkerBatch, Overlay, RectBatch, SegmentBatch
+
+        self.rects = RectBatch()
+        self.env = RectBatch()
+        self.classic = RectBatch()
+        self.rules = RectBatch()
+        self.segments = SegmentBatch()
+        self.loose = SegmentBatch()
+        self.axes = SegmentBatch()
+        self.markers = MarkerBatch()
+        self.flags = MarkerBatch()
+        self.overlay = Overlay()
+        self.last_frame: Frame | None = None
+        self.last_view = None
+
+    def draw(self, runs: list[RunData], state: ViewState, layout: Layout, title: str | None = None) -> Frame:
+        """Draw the whole figure for ``state`` into the bound framebuffer (viewport = layout size)."""
+        from vispy import gloo
+
+        px, py, pw, ph = layout.plot
+        (x0, x1), (y0, y1) = resolve_view(runs, state, pw)
+        frame = build_frame(runs, state, (x0, x1), (y0, y1), (pw, ph))
+        self.last_frame, self.last_view = frame, ((x0, x1), (y0, y1))
+        sx, sy = pw / (x1 - x0), ph / (y1 - y0)
+        u = {"u_resolution": (float(layout.width), float(layout.height)), "u_plot_origin": (float(px), float(py)),
+             "u_scale": (float(sx), float(sy)), "u_space": 0.0, "u_min_px": 0.0, "u_pin_top": 0.0,
+             "u_plot_top": float(py + ph)}
+        gloo.set_viewport(0, 0, layout.width, layout.height)
+        gloo.set_state(blend=True, depth_test=False, cull_face=False,
+                       blend_func=("src_alpha", "one_minus_src_alpha", "one", "one_minus_src_alpha"))
+        gloo.set_clear_color(BG)
+        gloo.clear(color=True)
+        text = TextLayer(layout.width, layout.height)
+
+        # grid and ticks (px space)
+        xt = linear_ticks(x0, x1, max(2, pw // 110))
+        yt = log_ticks(y0, y1, max(2, ph // 60)) if state.log_y else linear_ticks(y0, y1, max(2, ph // 60))
+        grid_p0, grid_p1 = [], []
+        for v in xt:
+            X = px + (v - x0) * sx
+            grid_p0.append((X, py))
+            grid_p1.append((X, py + ph))
+        for v in yt:
+            Y = py + (v - y0) * sy
+            grid_p0.append((px, Y))
+            grid_p1.append((px + pw, Y))
+        if grid_p0:
+            self.axes.set(np.asarray(grid_p0), np.asarray(grid_p1), GRID)
+            self.axes.draw(**dict(u, u_space=1.0, u_width=1.0))
+
+        # plot contents, clipped to the plot rectangle
+        gloo.set_state(scissor_test=True)
+        gloo.gl.glScissor(int(px), int(py), int(pw), int(ph))
+        rx = frame.cat("rules_x", 1)[:, 0]
+        if len(rx):
+            rects = np.stack([rx, np.zeros_like(rx), rx, np.full_like(rx, (y1 - y0))], axis=1)
+            self.rules.set(rects, RULE)
+            self.rules.draw(**dict(u, u_min_px=1.0))
+        env = frame.cat("env_rects", 4)
+        if len(env):
+            self.env.set(env, frame.cat("env_color", 4))
+            self.env.draw(**dict(u, u_min_px=1.0))
+        cl = frame.cat("classic_rects", 4)
+        if len(cl):
+            self.classic.set(cl, frame.cat("classic_color", 4))
+            self.classic.draw(**dict(u, u_min_px=1.5))
+        lp0 = frame.cat("loose_p0", 2)
+        if len(lp0):
+            self.loose.set(lp0, frame.cat("loose_p1", 2), frame.cat("loose_color", 4))
+            self.loose.draw(**dict(u, u_width=1.2))
+        sp0 = frame.cat("seg_p0", 2)
+        if len(sp0):
+            self.segments.set(sp0, frame.cat("seg_p1", 2), frame.cat("seg_color", 4))
+            self.segments.draw(**dict(u, u_width=2.0 if pw / max(1.0, x1 - x0) > 20 else 1.5))
+        mk = frame.cat("marker_xy", 2)
+        if len(mk):
+            self.markers.set(mk, frame.cat("marker_color", 4), 6.0, frame.cat("marker_shape", 1)[:, 0])
+            self.markers.draw(**u)
+        fl = frame.cat("flag_xy", 2)
+        if len(fl):
+            self.flags.set(fl, NONFINITE_COLOR, 7.0, 2.0)
+            self.flags.draw(**u)
+        gloo.set_state(scissor_test=False)
+
+        # frame box and tick marks
+        box = np.array([[px, py, px + pw, py], [px + pw, py, px + pw, py + ph], [px + pw, py + ph, px, py + ph],
+                        [px, py + ph, px, py]], np.float64)
+        tick_p0 = [(px + (v - x0) * sx, py) for v in xt] + [(px, py + (v - y0) * sy) for v in yt]
+        tick_p1 = [(px + (v - x0) * sx, py - 5) for v in xt] + [(px - 5, py + (v - y0) * sy) for v in yt]
+        p0 = np.concatenate([box[:, :2], np.asarray(tick_p0, np.float64).reshape(-1, 2)])
+        p1 = np.concatenate([box[:, 2:], np.asarray(tick_p1, np.float64).reshape(-1, 2)])
+        self.axes.set(p0, p1, AXIS)
+        self.axes.draw(**dict(u, u_space=1.0, u_width=1.0))
+
+        # labels
+        fs = 11 if layout.width >= 400 else 9
+        xstep = xt[1] - xt[0] if len(xt) > 1 else None
+        for v in xt:
+            text.add(format_tick(v, xstep), px + (v - x0) * sx, py - 8, "mt", fs)
+        ystep = yt[1] - yt[0] if len(yt) > 1 else None
+        for v in yt:
+            text.add(format_tick(v, ystep, log=state.log_y), px - 8, py + (v - y0) * sy, "rm", fs)
+        self._epoch_labels(text, runs, x0, x1, px, py, sx, pw, fs)
+        text.add("iteration", px + pw / 2, 6, "mb", fs + 1)
+        text.add("loss (log)" if state.log_y else "loss", 12, py + ph / 2, "mm", fs + 1, rotate=True)
+        if title is None:
+            title = " vs ".join(r.name for r in runs)
+            if frame.mode == "detail":
+                title += "  (each arc: phi_k over [0, step]; lighter: beyond the step)"
+        text.add(title, layout.width / 2, layout.height - 8, "mt", fs + 2, bold=True)
+        if len(runs) > 1 and state.color_by == "none":
+            self._legend(text, runs, px, py, pw, ph, u, fs)
+        if state.color_by != "none" and frame.stat_range is not None:
+            self._colorbar(text, state.color_by, frame.stat_range, layout, u, fs)
+        self.overlay.set(text.rasterize())
+        self.overlay.draw(**u)
+        return frame
+
+    def _epoch_labels(self, text, runs, x0, x1, px, py, sx, pw, fs) -> None:
+        if not runs:
+            return
+        r = runs[0]
+        sel = (r.epoch_starts >= x0) & (r.epoch_starts <= x1)
+        xs, eps = r.epoch_starts[sel], r.epoch_of_start[sel]
+        if 0 < len(xs) <= max(1, pw // 70):
+            for x, e in zip(xs, eps):
+                text.add(f"epoch {e}", px + (x - x0) * sx, py - 24, "mt", fs - 1, color=(90, 90, 140, 255))
+
+    def _legend(self, text, runs, px, py, pw, ph, u, fs) -> None:
+        rects, colors = [], []
+        x = px + pw - 10
+        y = py + ph - 14
+        width = max(text.text_width(r.name, fs) for r in runs) + 28
+        for i, r in enumerate(runs):
+            yy = y - 16 * i
+            rects.append((x - width, yy - 2, x - width + 16, yy + 2))
+            colors.append(r.color)
+            text.add(r.name, x - width + 22, yy, "lm", fs)
+        self.rects.set(np.asarray(rects), np.asarray(colors))
+        self.rects.draw(**dict(u, u_space=1.0, u_min_px=1.0))
+
+    def _colorbar(self, text, name, rng, layout, u, fs) -> None:
+        px, py, pw, ph = layout.plot
+        x0 = px + pw + 16
+        w = 14
+        if name == "step_class":
+            rects, cols = [], []
+            for i, (code, c) in enumerate(CLASS_COLORS.items()):
+                yy = py + ph - 20 - 22 * i
+                rects.append((x0, yy - 7, x0 + w, yy + 7))
+                cols.append(c)
+                text.add(CLASS_LABELS[code], x0 + w + 4, yy, "lm", fs - 1)
+            self.rects.set(np.asarray(rects), np.asarray(cols))
+        else:
+            n = 64
+            edges = np.linspace(py, py + ph, n + 1)
+            rects = np.stack([np.full(n, x0), edges[:-1], np.full(n, x0 + w), edges[1:]], axis=1)
+            vals = rng[0] + (np.arange(n) + 0.5) / n * (rng[1] - rng[0])
+            self.rects.set(rects, stat_colors(vals, name, rng))
+            for v in linear_ticks(rng[0], rng[1], 5):
+                text.add(format_tick(v, (rng[1] - rng[0]) / 5), x0 + w + 4, py + (v - rng[0]) / (rng[1] - rng[0]) * ph,
+                         "lm", fs - 1)
+        self.rects.draw(**dict(u, u_space=1.0, u_min_px=1.0))
+        text.add(STAT_LABELS.get(name, name), x0 + w / 2 + 10, layout.height - 14, "mt", fs - 1)
+
