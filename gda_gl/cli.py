@@ -191,6 +191,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    try:
+        from benchmarks.runner import main as bench_main
+    except ImportError:
+        raise UsageError("the benchmarks package is not installed (run from a checkout: python -m benchmarks)") from None
+    argv = (["--quick"] if args.quick else []) + (["--only", args.only] if args.only else []) + \
+        (["--json", args.json] if args.json else [])
+    return bench_main(argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="gda-gl",
@@ -229,6 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--quiet", action="store_true", help="no progress bars")
     q.add_argument("--no-window", action="store_true", help="render PNGs even when a display exists")
     q.set_defaults(func=_cmd_demo)
+
+    q = sub.add_parser("bench", help="run the benchmarks (tables, JSON, benchmarks/RESULTS.md)",
+                       description="Measure probe, store, level-of-detail and render speed against the "
+                                   "alternatives, as ratios from one run.")
+    q.add_argument("--quick", action="store_true", help="smaller sizes (under 2 minutes on 2 cores)")
+    q.add_argument("--only", metavar="NAME[,NAME]", help="suites: probe, store, lod, render")
+    q.add_argument("--json", metavar="F", help="write results as JSON")
+    q.set_defaults(func=_cmd_bench)
 
     return p
 

@@ -197,7 +197,7 @@ def draw_detail(self: CurveRenderer, run: RunData, iteration: int, layout: Layou
               (f"Armijo line (rho={ARMIJO_RHO})", (90, 90, 90, 255)), ("accepted alpha", (25, 158, 64, 255))]
     for i, (label, col) in enumerate(legend):
         text.add(label, tx, py + 8 + 16 * (len(legend) - 1 - i), "lb", fs - 1, color=col)
-    self.overlay.set(text.rasterize())
+    self._set_text(text)
     self.overlay.draw(**u)
     return nums
 

@@ -145,8 +145,9 @@ class EnvelopePyramid:
         if len(it) == 0:
             e = np.empty(0)
             return Buckets(0, e, e, e, e, e, e)
-        r0 = max(0, int(np.searchsorted(it, np.floor(x0) - 1, side="left")) - 1)
-        r1 = min(len(it), int(np.searchsorted(it, np.ceil(x1) + 1, side="right")) + 1)
+        # integer keys: a float key would convert the whole int64 column on every query
+        r0 = max(0, int(np.searchsorted(it, int(max(np.floor(x0), -2 ** 62)) - 1, side="left")) - 1)
+        r1 = min(len(it), int(np.searchsorted(it, int(min(np.ceil(x1), 2 ** 62)) + 1, side="right")) + 1)
         level = self.choose_level(r1 - r0, columns)
         size = 1 << level
         b0, b1 = r0 // size, (r1 + size - 1) // size

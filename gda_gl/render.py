@@ -202,9 +202,16 @@ class CurveRenderer:
             self._legend(text, runs, px, py, pw, ph, u, fs)
         if state.color_by != "none" and frame.stat_range is not None:
             self._colorbar(text, state.color_by, frame.stat_range, layout, u, fs)
-        self.overlay.set(text.rasterize())
+        self._set_text(text)
         self.overlay.draw(**u)
         return frame
+
+    def _set_text(self, text: TextLayer) -> None:
+        """Rasterise and upload the text layer only when its content changed."""
+        key = (text.width, text.height, tuple(text.items))
+        if key != getattr(self, "_text_key", None):
+            self.overlay.set(text.rasterize())
+            self._text_key = key
 
     def _epoch_labels(self, text, runs, x0, x1, px, py, sx, pw, fs) -> None:
         if not runs:

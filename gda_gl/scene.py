@@ -80,6 +80,7 @@ class RunData:
         idx = np.nonzero(np.diff(e) != 0)[0] + 1
         self.epoch_starts = self.data.iteration[idx].astype(np.float64)
         self.epoch_of_start = e[idx]
+        self.nonfinite_x = self.data.iteration[self.data["status"] == schema.STATUS_NONFINITE].astype(np.float64) + 0.5
 
     def extend(self, new: Iterations) -> None:
         """Append rows committed since the last read (live runs); the pyramid grows incrementally."""
@@ -104,9 +105,14 @@ class RunData:
         """Row range whose segments (including loose ends) can reach [x0, x1]."""
         it = self.data.iteration
         reach = float(self.alphas.max()) if len(self.alphas) else 1.0
-        r0 = int(np.searchsorted(it, np.floor(x0 - max(reach, 1.0)), side="left"))
-        r1 = int(np.searchsorted(it, x1, side="right"))
+        # integer keys: a float key would make numpy convert the whole int64 column (O(n) per frame)
+        r0 = int(np.searchsorted(it, _int_key(np.floor(x0 - max(reach, 1.0))), side="left"))
+        r1 = int(np.searchsorted(it, _int_key(np.floor(x1)), side="right"))
         return r0, r1
+
+
+def _int_key(v: float) -> int:
+    return int(max(min(v, 2 ** 62), -(2 ** 62)))
 
 
 @dataclass
@@ -259,7 +265,7 @@ def build_frame(runs: list[RunData], state: ViewState, x_range: tuple[float, flo
         # batch boundaries as faint rules, when they are few enough to tell apart
         if state.show_rules:
             bs = run.batch_starts
-            sel = bs[(bs >= x0) & (bs <= x1)]
+            sel = bs[np.searchsorted(bs, x0):np.searchsorted(bs, x1, side="right")]
             if 0 < len(sel) <= width_px / 4:
                 frame.rules_x.append(sel - ox)
     return frame
@@ -284,13 +290,10 @@ def _overview(frame: Frame, run: RunData, state: ViewState, x0, x1, width_px, ox
     rects = np.stack([xs0, clo - oy, xs1, chi - oy], axis=1)[okc]
     frame.classic_rects.append(rects)
     frame.classic_color.append(np.broadcast_to(run.color, (len(rects), 4)))
-    # non-finite flags: one per bucket that holds a non-finite probe
-    d = run.data
-    r0, r1 = run.rows_in(x0, x1)
-    st = d["status"][r0:r1]
-    bad = np.nonzero(st == schema.STATUS_NONFINITE)[0]
-    if len(bad):
-        xs = d.iteration[r0:r1][bad].astype(np.float64) + 0.5
+    # non-finite flags: at most one per pixel column
+    nf = run.nonfinite_x
+    xs = nf[np.searchsorted(nf, x0):np.searchsorted(nf, x1)]
+    if len(xs):
         px = np.unique(np.floor((xs - x0) / max(x1 - x0, 1e-12) * width_px))
         frame.flag_xy.append(np.stack([px / width_px * (x1 - x0), np.full(len(px), np.nan)], axis=1))
 

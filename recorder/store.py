@@ -302,6 +302,7 @@ class RecordingWriter:
         self._lock = threading.RLock()
         self._pending: list[tuple[dict, np.ndarray, np.ndarray, dict]] = []
         self._pending_rows = 0
+        self._rows: list[tuple[list, np.ndarray, dict | None]] = []
         self._tail: tuple[int, dict, np.ndarray, np.ndarray, dict] | None = None
         self._last_iteration: int | None = None
         self._closed = False
@@ -433,20 +434,43 @@ class RecordingWriter:
         trials : optional dict with ``alpha``, ``loss`` and optionally ``slope``, ``order`` sequences
         **fields : any of :data:`recorder.schema.ITER_FIELDS`; missing floats are NaN, ints 0
         """
-        k = len(self.alpha_grid)
-        cols = {}
-        for name, dt in schema.ITER_DTYPES.items():
-            if name == "iteration":
-                v = iteration
-            else:
-                v = fields.pop(name, np.nan if dt.kind == "f" else 0)
-            cols[name] = np.array([v], dtype=dt)
+        if self._closed:
+            raise RecordingError(self.path, "writer is closed")
+        row = [iteration]
+        for name in _ROW_FIELDS:
+            row.append(fields.pop(name, _ROW_DEFAULTS[name]))
         if fields:
             raise TypeError(f"unknown iteration fields: {', '.join(sorted(fields))}")
-        phi_arr = np.full((1, k), np.nan, schema.PHI_DTYPE) if phi is None else \
-            np.asarray(phi, schema.PHI_DTYPE).reshape(1, k)
-        tr = _trials_arrays(trials)
-        self.append_arrays(cols, phi_arr, np.array([len(tr["alpha"])], schema.TRIAL_COUNT_DTYPE), tr)
+        k = len(self.alpha_grid)
+        phi_arr = _NAN_ROWS.get(k) if phi is None else np.array(phi, schema.PHI_DTYPE).reshape(k)
+        if phi_arr is None:
+            phi_arr = _NAN_ROWS.setdefault(k, np.full(k, np.nan, schema.PHI_DTYPE))
+        tr = _trials_arrays(trials) if trials is not None else None
+        with self._lock:
+            if self._last_iteration is not None and iteration <= self._last_iteration:
+                raise ValueError("iterations must be strictly increasing (the recording is append-only)")
+            self._rows.append((row, phi_arr, tr))
+            self._pending_rows += 1
+            self._last_iteration = int(iteration)
+            big = self._pending_rows >= self.block_rows
+        if big:
+            self.flush()
+
+    def _rows_to_chunk(self) -> None:
+        """Turn the per-iteration rows collected by append() into one columnar chunk (lock held)."""
+        rows, self._rows = self._rows, []
+        if not rows:
+            return
+        table = list(zip(*(r[0] for r in rows)))
+        cols = {name: np.array(table[i], dtype=schema.ITER_DTYPES[name]) for i, name in
+                enumerate(("iteration",) + _ROW_FIELDS)}
+        phi = np.stack([r[1] for r in rows]).astype(schema.PHI_DTYPE, copy=False)
+        trs = [r[2] for r in rows]
+        tcount = np.array([0 if t is None else len(t["alpha"]) for t in trs], schema.TRIAL_COUNT_DTYPE)
+        present = [t for t in trs if t is not None]
+        trials = {name: (np.concatenate([t[name] for t in present]) if present else np.empty(0, dt))
+                  for name, dt in schema.TRIAL_DTYPES.items()}
+        self._pending.append((cols, phi, tcount, trials))
 
     def append_arrays(self, columns: Mapping[str, np.ndarray], phi: np.ndarray,
                       trial_count: np.ndarray | None = None, trials: Mapping[str, np.ndarray] | None = None) -> None:
@@ -469,6 +493,7 @@ class RecordingWriter:
             np.asarray(trial_count, schema.TRIAL_COUNT_DTYPE)
         tr = _trials_arrays(trials, total=int(tcount.sum()))
         with self._lock:
+            self._rows_to_chunk()
             self._pending.append((cols, phi, tcount, tr))
             self._pending_rows += n
             self._last_iteration = int(it[-1])
@@ -486,6 +511,7 @@ class RecordingWriter:
     def flush(self) -> None:
         """Commit everything appended so far (also called every ``commit_interval`` s)."""
         with self._lock:
+            self._rows_to_chunk()
             pending, self._pending, self._pending_rows = self._pending, [], 0
             events, self._events = getattr(self, "_events", []), []
             if not pending and not events and time.time() - self._last_heartbeat < _HEARTBEAT_S:
@@ -596,6 +622,11 @@ class RecordingWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+_ROW_FIELDS = tuple(name for name, _, _ in schema.ITER_FIELDS if name != "iteration")
+_ROW_DEFAULTS = {name: (np.nan if dt.kind == "f" else 0) for name, dt in schema.ITER_DTYPES.items()}
+_NAN_ROWS: dict[int, np.ndarray] = {}
 
 
 def _json_safe(v):

@@ -198,9 +198,9 @@ def test_every_nth_iteration_and_presets(tmp_path):
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     loss_fn = nn.CrossEntropyLoss()
     with recorder.attach(opt, model, loss_fn, tmp_path / "cheap.gda", probe="cheap"):
-        _train(model, opt, loss_fn, 9)
+        _train(model, opt, loss_fn, 33)
     d = Recording(tmp_path / "cheap.gda").read()
-    assert list(d["status"]) == [0, 3, 3, 3, 0, 3, 3, 3, 0]
+    assert list(d["status"]) == [0] + [3] * 15 + [0] + [3] * 15 + [0]
     assert np.all(np.isnan(d.phi[1])) and np.all(np.isfinite(d.phi[0]))
     np.testing.assert_array_equal(d.alpha_grid, [0, 0.5, 1, 1.5, 2])
     with pytest.raises(ValueError, match="unknown probe preset"):

@@ -131,12 +131,20 @@ class MarkerBatch(_Batch):
 
 
 class Overlay:
-    """A full-frame RGBA layer (text rasterised with Pillow) drawn as one textured quad."""
+    """An RGBA layer (text rasterised with Pillow) drawn as textured quads over its non-empty tiles only.
+
+    Text lives mostly in the margins; drawing only the 32x32 tiles that hold any ink keeps the
+    fill cost (which dominates on software rasterisers) proportional to the text, not the frame.
+    """
+
+    TILE = 32
 
     def __init__(self):
         self.program = _program("overlay")
         self.texture: gloo.Texture2D | None = None
         self.size = (0, 0)
+        self.vbo: gloo.VertexBuffer | None = None
+        self.count = 0
 
     def set(self, rgba: np.ndarray) -> None:
         h, w = rgba.shape[:2]
@@ -144,14 +152,34 @@ class Overlay:
             self.texture = gloo.Texture2D(rgba, interpolation="nearest")
             self.size = (w, h)
             self.program["u_texture"] = self.texture
-            # rows of the image run top-down; GL's y runs bottom-up
-            self.program["a_position"] = np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float32)
-            self.program["a_texcoord"] = np.array([[0, 1], [1, 1], [0, 0], [1, 0]], np.float32)
         else:
             self.texture.set_data(rgba)
+        t = self.TILE
+        ty, tx = -(-h // t), -(-w // t)
+        alpha = np.zeros((ty * t, tx * t), np.uint8)
+        alpha[:h, :w] = rgba[..., 3]
+        ink = alpha.reshape(ty, t, tx, t).max(axis=(1, 3)) > 0
+        rows, cols = np.nonzero(ink)
+        x0, x1 = cols * t, np.minimum((cols + 1) * t, w)
+        top, bottom = rows * t, np.minimum((rows + 1) * t, h)  # image rows, top-down
+        y0, y1 = h - bottom, h - top                             # GL y, bottom-up
+        corners = np.array([[0, 0], [1, 0], [1, 1], [0, 0], [1, 1], [0, 1]], np.float32)
+        px = np.where(corners[None, :, 0] > 0, x1[:, None], x0[:, None]).astype(np.float32)
+        py = np.where(corners[None, :, 1] > 0, y1[:, None], y0[:, None]).astype(np.float32)
+        verts = np.empty((len(rows), 6), [("a_position", np.float32, 2), ("a_texcoord", np.float32, 2)])
+        verts["a_position"] = np.stack([px, py], axis=2)
+        verts["a_texcoord"] = np.stack([px / w, 1.0 - py / h], axis=2)
+        self.count = len(rows)
+        if self.count:
+            v = verts.reshape(-1)
+            if self.vbo is None:
+                self.vbo = gloo.VertexBuffer(v)
+                self.program.bind(self.vbo)
+            else:
+                self.vbo.set_data(v)
 
     def draw(self, **uniforms) -> None:
-        if self.texture is None:
+        if self.texture is None or self.count == 0:
             return
         _set_uniforms(self.program, uniforms)
-        self.program.draw("triangle_strip")
+        self.program.draw("triangles")
