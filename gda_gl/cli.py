@@ -191,6 +191,62 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .compare import format_table, run_summary, to_csv
+
+    runs = load_runs(args.runs)
+    rows = [run_summary(r.name, r.data) for r in runs]
+    print(format_table(rows))
+    if args.csv:
+        Path(args.csv).write_text(to_csv(rows))
+        print(f"wrote {args.csv}")
+    if args.png:
+        from .export import Offscreen, save_png
+        from .explorer.stacked import draw_stacked
+
+        size = _parse_size(args.size)
+        target = Offscreen(*size)
+        try:
+            with target:
+                draw_stacked(runs, view_state_from_args(args), size)
+            save_png(target.read(), args.png)
+        finally:
+            target.close()
+        print(f"wrote {args.png}")
+    return 0
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    from .gl.backend import has_display
+
+    if not has_display() and not __import__("os").environ.get("GDA_GL_BACKEND"):
+        raise UsageError("no display (DISPLAY / WAYLAND_DISPLAY unset): use 'gda-gl render' for PNGs, "
+                         "or run under xvfb-run")
+    try:
+        from .explorer.app import run_viewer
+        import PyQt6  # noqa: F401
+    except ImportError:
+        raise UsageError("the viewer needs the gui extra: pip install 'gda-gl[gui]'") from None
+    for p in args.runs:  # validate every file before a window opens
+        from recorder.store import Recording
+
+        Recording(p).close()
+    if args.state:
+        from .state import ViewState
+
+        from pathlib import Path
+
+        if Path(args.state).exists():
+            try:
+                ViewState.load(args.state)
+            except ValueError as exc:
+                raise UsageError(f"{args.state}: not a view state ({exc})") from None
+    return run_viewer(args.runs, follow=args.follow, state_file=args.state, exit_after=args.exit_after,
+                      screenshot=args.screenshot)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     try:
         from benchmarks.runner import main as bench_main
@@ -239,6 +295,28 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--quiet", action="store_true", help="no progress bars")
     q.add_argument("--no-window", action="store_true", help="render PNGs even when a display exists")
     q.set_defaults(func=_cmd_demo)
+
+    q = sub.add_parser("view", help="open the interactive explorer (needs a display and the gui extra)",
+                       description="Explore recordings: overview first, zoom and filter, details on demand. "
+                                   "Press ? in the window for every control.")
+    q.add_argument("runs", nargs="+", metavar="RUN.gda")
+    q.add_argument("--follow", action="store_true", help="follow a run that is still being recorded")
+    q.add_argument("--state", metavar="F", help="restore the view from F (JSON) and save it back on exit or S")
+    q.add_argument("--exit-after", type=float, metavar="S", help=argparse.SUPPRESS)
+    q.add_argument("--screenshot", metavar="PNG", help=argparse.SUPPRESS)
+    q.set_defaults(func=_cmd_view)
+
+    q = sub.add_parser("compare", help="compare runs: a table per run, optionally CSV and a PNG side by side",
+                       description="Compare recordings (e.g. a learning-rate or mini-batch sweep): iterations, "
+                                   "final loss, mean line-search evaluations, loose ends per 100 iterations, "
+                                   "over/undershooting shares, mean step efficiency.")
+    q.add_argument("runs", nargs="+", metavar="RUN.gda")
+    q.add_argument("--csv", metavar="F", help="also write the table as CSV")
+    q.add_argument("--png", metavar="F", help="also draw the runs stacked, sharing the x axis")
+    q.add_argument("--size", default="1600x1000", metavar="WxH")
+    q.add_argument("--log", action="store_true", help="logarithmic loss axis in --png")
+    q.add_argument("--range", metavar="A:B", help="iterations to show in --png")
+    q.set_defaults(func=_cmd_compare)
 
     q = sub.add_parser("bench", help="run the benchmarks (tables, JSON, benchmarks/RESULTS.md)",
                        description="Measure probe, store, level-of-detail and render speed against the "

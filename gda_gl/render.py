@@ -45,6 +45,7 @@ class Layout:
     right: int = 18
     bottom: int = 58
     top: int = 34
+    origin: tuple[int, int] = (0, 0)  # viewport position in the framebuffer (stacked views)
 
     @classmethod
     def for_size(cls, width: int, height: int, colorbar: bool) -> "Layout":
@@ -115,11 +116,14 @@ class CurveRenderer:
         u = {"u_resolution": (float(layout.width), float(layout.height)), "u_plot_origin": (float(px), float(py)),
              "u_scale": (float(sx), float(sy)), "u_space": 0.0, "u_min_px": 0.0, "u_pin_top": 0.0,
              "u_plot_top": float(py + ph)}
-        gloo.set_viewport(0, 0, layout.width, layout.height)
-        gloo.set_state(blend=True, depth_test=False, cull_face=False,
+        ox, oy = layout.origin
+        gloo.set_viewport(ox, oy, layout.width, layout.height)
+        gloo.set_state(blend=True, depth_test=False, cull_face=False, scissor_test=True,
                        blend_func=("src_alpha", "one_minus_src_alpha", "one", "one_minus_src_alpha"))
+        gloo.gl.glScissor(int(ox), int(oy), int(layout.width), int(layout.height))
         gloo.set_clear_color(BG)
         gloo.clear(color=True)
+        gloo.set_state(scissor_test=False)
         text = TextLayer(layout.width, layout.height)
 
         # grid and ticks (px space)
@@ -140,7 +144,7 @@ class CurveRenderer:
 
         # plot contents, clipped to the plot rectangle
         gloo.set_state(scissor_test=True)
-        gloo.gl.glScissor(int(px), int(py), int(pw), int(ph))
+        gloo.gl.glScissor(int(px + ox), int(py + oy), int(pw), int(ph))
         rx = frame.cat("rules_x", 1)[:, 0]
         if len(rx):
             rects = np.stack([rx, np.zeros_like(rx), rx, np.full_like(rx, (y1 - y0))], axis=1)

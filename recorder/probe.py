@@ -120,15 +120,20 @@ class ProbeConfig:
         return replace(self, **kw)
 
 
-#: Presets trading cost for detail (Cockpit-style).  Measured training cost
-#: (benchmark CNN, batch 128, 2-core CPU; ``python -m benchmarks --only probe``)
-#: is in each description and in the README.
+#: Presets trading cost for detail (Cockpit-style).  Measured training time with the
+#: recorder attached / without it, on the benchmark CNN (6k parameters, batch 128, SGD,
+#: a 3 ms step) on the 2-core CPU, ``python -m benchmarks --quick --only probe``
+#: (benchmarks/RESULTS.md; Cockpit's cheapest configuration measured 14.6x in the same run):
+#:
+#: * ``cheap``: 5 alphas (0, .5, 1, 1.5, 2) on 32 samples every 16th iteration: 1.17-1.21x
+#: * ``standard``: 17 alphas (step 1/8) on the whole batch, every iteration: 9-13x
+#: * ``dense``: 65 alphas (step 1/32) on the whole batch, every iteration: 29-34x
+#:
+#: A probe costs about K forward passes of the probe batch; a training step about three,
+#: so the price of ``standard`` is roughly K / 3 on any model, less with ``every`` > 1.
 PRESETS: dict[str, ProbeConfig] = {
-    # 5 alphas (0, .5, 1, 1.5, 2) on 32 samples every 16th iteration
     "cheap": ProbeConfig(k=5, sub_batch=32, every=16, name="cheap"),
-    # 17 alphas (step 1/8) on the whole batch, every iteration
     "standard": ProbeConfig(k=17, name="standard"),
-    # 65 alphas (step 1/32) on the whole batch, every iteration: for close study of few steps
     "dense": ProbeConfig(k=65, name="dense"),
 }
 

@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh machine: Debian packages for headless GL (when
 # missing), a virtual environment in .venv, the CPU build of torch, and gda-gl
-# with the extras named in $GDA_EXTRAS (default: demo,test).
+# with the extras named in $GDA_EXTRAS (default: demo,test,gui).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+pkgs=(libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 libfontconfig1)
+# the desktop viewer (Qt) and its smoke test under a virtual X server
+case ",${GDA_EXTRAS:-demo,test,gui}," in *,gui,*)
+  pkgs+=(xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 libxcb-image0
+         libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-xfixes0 libxcb-xkb1 libdbus-1-3);;
+esac
 need=()
-for pkg in libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 libfontconfig1; do
+for pkg in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    echo "setup: installing Debian packages for headless OpenGL: ${need[*]}"
+    echo "setup: installing Debian packages for headless OpenGL / the viewer: ${need[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   elif command -v apt-get >/dev/null; then
@@ -31,4 +37,4 @@ if ! "$VPY" -c "import torch" 2>/dev/null; then
   # the CPU build; an unpinned torch would pull a multi-GB CUDA build
   "$VPY" -m pip install -q torch==2.13.0
 fi
-"$VPY" -m pip install -q -e ".[${GDA_EXTRAS:-demo,test}]"
+"$VPY" -m pip install -q -e ".[${GDA_EXTRAS:-demo,test,gui}]"
