@@ -34,8 +34,11 @@ def parabola_phi(n: int, grid: np.ndarray, *, start: float = 2.0, decay: float =
 
 def write_synthetic(path: Path, n: int = 200, k: int = 16, *, batch_every: int = 0, trials: bool = True,
                     **phi_kw) -> Path:
+    from recorder.linestats import line_stats
+
     grid = np.linspace(0.0, 2.0, k)
     phi = parabola_phi(n, grid, batch_every=batch_every, **phi_kw)
+    stats = line_stats(grid, phi)
     with RecordingWriter(path, grid, {"name": path.stem, "optimizer": "SGD",
                                       "hyperparameters": {"lr": 0.1}}, overwrite=True) as w:
         for i in range(n):
@@ -44,7 +47,8 @@ def write_synthetic(path: Path, n: int = 200, k: int = 16, *, batch_every: int =
                 tr = {"alpha": [0.5, 1.0, 1.6], "loss": [float(phi[i, 3]), float(phi[i, 7]), float(phi[i, 12])],
                       "slope": [np.nan, -0.1, 0.2]}
             w.append(i, phi[i], trials=tr, epoch=i // 100, batch=(i // batch_every) if batch_every else 0,
-                     taken_alpha=1.0, train_loss=float(phi[i, 0]), wall_time=1.7e9 + i, status=0)
+                     taken_alpha=1.0, train_loss=float(phi[i, 0]), wall_time=1.7e9 + i, status=0,
+                     **{name: v[i] for name, v in stats.items()})
     return path
 
 

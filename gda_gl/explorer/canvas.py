@@ -61,7 +61,8 @@ class ExplorerCanvas(app.Canvas):
         self.controller.zoom_at(x, y, 1.25 ** event.delta[1])
 
     def on_mouse_press(self, event) -> None:
-        self._press = (self._scale(event.pos), "Shift" in [k.name for k in event.modifiers])
+        mods = [getattr(k, "name", str(k)) for k in (event.modifiers or ())]
+        self._press = (self._scale(event.pos), "Shift" in mods)
         self._drag = False
 
     def on_mouse_move(self, event) -> None:
@@ -101,7 +102,8 @@ class ExplorerCanvas(app.Canvas):
     def on_key_press(self, event) -> None:
         if event.key is None:
             return
-        msg = self.controller.key(event.key.name if len(event.key.name) > 1 else (event.text or event.key.name))
+        name = getattr(event.key, "name", str(event.key))
+        msg = self.controller.key(name if len(name) > 1 else (event.text or name))
         if msg:
             self.status = msg
             log.info("%s", msg)

@@ -41,6 +41,22 @@ def _set_uniforms(program: gloo.Program, uniforms: dict) -> None:
             program[k] = v
 
 
+def _upload(holder, verts: np.ndarray) -> None:
+    """Upload ``verts`` into ``holder.vbo`` and (re)bind it to ``holder.program`` when its size changed.
+
+    VisPy's attribute views remember the vertex count they were bound with: after a resize
+    the program must be bound again, or it draws the old count.
+    """
+    if holder.vbo is None:
+        holder.vbo = gloo.VertexBuffer(verts)
+        holder.program.bind(holder.vbo)
+        return
+    resized = holder.vbo.size != len(verts)
+    holder.vbo.set_data(verts)
+    if resized:
+        holder.program.bind(holder.vbo)
+
+
 def _colors(color, n: int) -> np.ndarray:
     c = np.asarray(color, np.float32)
     if c.ndim == 1:
@@ -61,11 +77,7 @@ class _Batch:
         self.count = len(verts)
         if self.count == 0:
             return
-        if self.vbo is None:
-            self.vbo = gloo.VertexBuffer(verts)
-            self.program.bind(self.vbo)
-        else:
-            self.vbo.set_data(verts)
+        _upload(self, verts)
 
     def draw(self, **uniforms) -> None:
         if self.count == 0:
@@ -171,12 +183,7 @@ class Overlay:
         verts["a_texcoord"] = np.stack([px / w, 1.0 - py / h], axis=2)
         self.count = len(rows)
         if self.count:
-            v = verts.reshape(-1)
-            if self.vbo is None:
-                self.vbo = gloo.VertexBuffer(v)
-                self.program.bind(self.vbo)
-            else:
-                self.vbo.set_data(v)
+            _upload(self, verts.reshape(-1))
 
     def draw(self, **uniforms) -> None:
         if self.texture is None or self.count == 0:
