@@ -171,8 +171,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     paths = [str(r.path) for r in runs]
     if has_display() and not args.no_window:
         try:
+            import PyQt6  # noqa: F401
+
             from .explorer.app import run_viewer
         except ImportError:
+            log.warning("no viewer (install the gui extra); rendering PNGs instead")
             run_viewer = None
         if run_viewer is not None:
             return run_viewer(paths)
@@ -184,6 +187,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             (["render", paths[0], "-o", str(out / "demo-sgd-zoom.png"), "--range", "100:130",
               "--color-by", "step_class"]),
             (["render", paths[0], paths[1], "-o", str(out / "demo-compare.png"), "--log"])]
+    if args.sweep:
+        sweep = [p for p in paths if "sweep" in p] + [paths[0]]
+        pngs.append(["compare", *sweep, "--png", str(out / "demo-sweep-compare.png"), "--log",
+                     "--csv", str(out / "demo-sweep.csv")])
     for argv in pngs:
         rc = main(argv)
         if rc:
