@@ -9,7 +9,6 @@ copy; batched: one copy per alpha in a chunk), computed from the sizes.
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import logging
 import math
@@ -200,7 +199,7 @@ def _cockpit_row(quick: bool, base_step: float) -> dict:
     try:
         import torch
         from backpack import extend
-        from cockpit import Cockpit, CockpitPlotter  # noqa: F401
+        from cockpit import Cockpit
         from cockpit.utils.configuration import configuration
         from torch import nn
 

@@ -13,10 +13,9 @@ import math
 
 import numpy as np
 
-from .render import AXIS, BG, CLASS_LABELS, GRID, CurveRenderer, Layout
+from .render import BG, CLASS_LABELS, CurveRenderer, Layout, axis_ticks
 from .scene import NONFINITE_COLOR, RunData, transform_y
 from .textlayer import TextLayer
-from .ticks import format_tick, linear_ticks, log_ticks
 
 __all__ = ["draw_detail", "detail_numbers", "fitted_parabola", "ARMIJO_RHO"]
 
@@ -104,13 +103,9 @@ def draw_detail(self: CurveRenderer, run: RunData, iteration: int, layout: Layou
     def rel(x, y):
         return np.stack([np.asarray(x, np.float64) - x0, transform_y(y, log_y) - y0], axis=-1)
 
-    xt = linear_ticks(x0, x1, max(2, pw // 100))
-    yt = log_ticks(y0, y1, max(2, ph // 60)) if log_y else linear_ticks(y0, y1, max(2, ph // 60))
-    gp0 = [(px + (v - x0) * sx, py) for v in xt] + [(px, py + (v - y0) * sy) for v in yt]
-    gp1 = [(px + (v - x0) * sx, py + ph) for v in xt] + [(px + pw, py + (v - y0) * sy) for v in yt]
-    if gp0:
-        self.axes.set(np.asarray(gp0), np.asarray(gp1), GRID)
-        self.axes.draw(**dict(u, u_space=1.0, u_width=1.0))
+    view = ((x0, x1), (y0, y1))
+    xt, yt = axis_ticks(layout.plot, view, log_y, px_per_x_tick=100)
+    self.draw_grid(u, layout.plot, view, xt, yt)
     gloo.set_state(scissor_test=True)
     gloo.gl.glScissor(int(px), int(py), int(pw), int(ph))
     # accepted alpha and alpha = 0 as vertical rules
@@ -172,16 +167,7 @@ def draw_detail(self: CurveRenderer, run: RunData, iteration: int, layout: Layou
     for (xa_, ya_), order, okk in zip(tp, tr["order"], okt):
         if okk:
             text.add(str(int(order) + 1), px + xa_ * sx + 7, py + ya_ * sy + 7, "lb", fs - 1, color=(20, 20, 20, 255))
-    box = np.array([[px, py, px + pw, py], [px + pw, py, px + pw, py + ph], [px + pw, py + ph, px, py + ph],
-                    [px, py + ph, px, py]], np.float64)
-    self.axes.set(box[:, :2], box[:, 2:], AXIS)
-    self.axes.draw(**dict(u, u_space=1.0, u_width=1.0))
-    xstep = xt[1] - xt[0] if len(xt) > 1 else None
-    for v in xt:
-        text.add(format_tick(v, xstep), px + (v - x0) * sx, py - 8, "mt", fs)
-    ystep = yt[1] - yt[0] if len(yt) > 1 else None
-    for v in yt:
-        text.add(format_tick(v, ystep, log=log_y), px - 8, py + (v - y0) * sy, "rm", fs)
+    self.draw_box_and_labels(u, text, layout.plot, view, xt, yt, log_y, fs)
     text.add("alpha (units of the step d_k; 1 = step taken)", px + pw / 2, 6, "mb", fs + 1)
     text.add("phi_k(alpha) (log)" if log_y else "phi_k(alpha)", 12, py + ph / 2, "mm", fs + 1, rotate=True)
     text.add(f"{run.name}: line search of iteration {nums['iteration']}", layout.width / 2, layout.height - 8, "mt",

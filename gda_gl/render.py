@@ -85,6 +85,15 @@ def resolve_view(runs: list[RunData], state: ViewState, plot_w: int) -> tuple[tu
     return (x0, x1), (y0, y1)
 
 
+def axis_ticks(plot, view, log_y: bool, px_per_x_tick: int = 110) -> tuple[np.ndarray, np.ndarray]:
+    """Tick positions (x in iterations or alpha, y in display units) for a plot rectangle."""
+    _, _, pw, ph = plot
+    (x0, x1), (y0, y1) = view
+    xt = linear_ticks(x0, x1, max(2, pw // px_per_x_tick))
+    yt = log_ticks(y0, y1, max(2, ph // 60)) if log_y else linear_ticks(y0, y1, max(2, ph // 60))
+    return xt, yt
+
+
 class CurveRenderer:
     """GL resources and the draw of one figure.  Create inside a current GL context."""
 
@@ -127,20 +136,9 @@ class CurveRenderer:
         text = TextLayer(layout.width, layout.height)
 
         # grid and ticks (px space)
-        xt = linear_ticks(x0, x1, max(2, pw // 110))
-        yt = log_ticks(y0, y1, max(2, ph // 60)) if state.log_y else linear_ticks(y0, y1, max(2, ph // 60))
-        grid_p0, grid_p1 = [], []
-        for v in xt:
-            X = px + (v - x0) * sx
-            grid_p0.append((X, py))
-            grid_p1.append((X, py + ph))
-        for v in yt:
-            Y = py + (v - y0) * sy
-            grid_p0.append((px, Y))
-            grid_p1.append((px + pw, Y))
-        if grid_p0:
-            self.axes.set(np.asarray(grid_p0), np.asarray(grid_p1), GRID)
-            self.axes.draw(**dict(u, u_space=1.0, u_width=1.0))
+        view = ((x0, x1), (y0, y1))
+        xt, yt = axis_ticks(layout.plot, view, state.log_y)
+        self.draw_grid(u, layout.plot, view, xt, yt)
 
         # plot contents, clipped to the plot rectangle
         gloo.set_state(scissor_test=True)
@@ -176,24 +174,9 @@ class CurveRenderer:
             self.flags.draw(**u)
         gloo.set_state(scissor_test=False)
 
-        # frame box and tick marks
-        box = np.array([[px, py, px + pw, py], [px + pw, py, px + pw, py + ph], [px + pw, py + ph, px, py + ph],
-                        [px, py + ph, px, py]], np.float64)
-        tick_p0 = [(px + (v - x0) * sx, py) for v in xt] + [(px, py + (v - y0) * sy) for v in yt]
-        tick_p1 = [(px + (v - x0) * sx, py - 5) for v in xt] + [(px - 5, py + (v - y0) * sy) for v in yt]
-        p0 = np.concatenate([box[:, :2], np.asarray(tick_p0, np.float64).reshape(-1, 2)])
-        p1 = np.concatenate([box[:, 2:], np.asarray(tick_p1, np.float64).reshape(-1, 2)])
-        self.axes.set(p0, p1, AXIS)
-        self.axes.draw(**dict(u, u_space=1.0, u_width=1.0))
-
-        # labels
+        # frame box, tick marks and tick labels
         fs = 11 if layout.width >= 400 else 9
-        xstep = xt[1] - xt[0] if len(xt) > 1 else None
-        for v in xt:
-            text.add(format_tick(v, xstep), px + (v - x0) * sx, py - 8, "mt", fs)
-        ystep = yt[1] - yt[0] if len(yt) > 1 else None
-        for v in yt:
-            text.add(format_tick(v, ystep, log=state.log_y), px - 8, py + (v - y0) * sy, "rm", fs)
+        self.draw_box_and_labels(u, text, layout.plot, view, xt, yt, state.log_y, fs)
         self._epoch_labels(text, runs, x0, x1, px, py, sx, pw, fs)
         text.add("iteration", px + pw / 2, 6, "mb", fs + 1)
         text.add("loss (log)" if state.log_y else "loss", 12, py + ph / 2, "mm", fs + 1, rotate=True)
@@ -209,6 +192,37 @@ class CurveRenderer:
         self._set_text(text)
         self.overlay.draw(**u)
         return frame
+
+    def draw_grid(self, u: dict, plot, view, xt, yt) -> None:
+        """Light grid lines at the ticks (px space)."""
+        px, py, pw, ph = plot
+        (x0, x1), (y0, y1) = view
+        sx, sy = pw / (x1 - x0), ph / (y1 - y0)
+        p0 = [(px + (v - x0) * sx, py) for v in xt] + [(px, py + (v - y0) * sy) for v in yt]
+        p1 = [(px + (v - x0) * sx, py + ph) for v in xt] + [(px + pw, py + (v - y0) * sy) for v in yt]
+        if p0:
+            self.axes.set(np.asarray(p0), np.asarray(p1), GRID)
+            self.axes.draw(**dict(u, u_space=1.0, u_width=1.0))
+
+    def draw_box_and_labels(self, u: dict, text: TextLayer, plot, view, xt, yt, log_y: bool, fs: int) -> None:
+        """The plot frame, tick marks and tick labels."""
+        px, py, pw, ph = plot
+        (x0, x1), (y0, y1) = view
+        sx, sy = pw / (x1 - x0), ph / (y1 - y0)
+        box = np.array([[px, py, px + pw, py], [px + pw, py, px + pw, py + ph], [px + pw, py + ph, px, py + ph],
+                        [px, py + ph, px, py]], np.float64)
+        tick_p0 = [(px + (v - x0) * sx, py) for v in xt] + [(px, py + (v - y0) * sy) for v in yt]
+        tick_p1 = [(px + (v - x0) * sx, py - 5) for v in xt] + [(px - 5, py + (v - y0) * sy) for v in yt]
+        p0 = np.concatenate([box[:, :2], np.asarray(tick_p0, np.float64).reshape(-1, 2)])
+        p1 = np.concatenate([box[:, 2:], np.asarray(tick_p1, np.float64).reshape(-1, 2)])
+        self.axes.set(p0, p1, AXIS)
+        self.axes.draw(**dict(u, u_space=1.0, u_width=1.0))
+        xstep = xt[1] - xt[0] if len(xt) > 1 else None
+        for v in xt:
+            text.add(format_tick(v, xstep), px + (v - x0) * sx, py - 8, "mt", fs)
+        ystep = yt[1] - yt[0] if len(yt) > 1 else None
+        for v in yt:
+            text.add(format_tick(v, ystep, log=log_y), px - 8, py + (v - y0) * sy, "rm", fs)
 
     def _set_text(self, text: TextLayer) -> None:
         """Rasterise and upload the text layer only when its content changed."""

@@ -104,7 +104,6 @@ def test_hover_pick_and_details_show_the_recorded_numbers(tmp_path):
     d = c.runs[0].data
     row = d.row_of(40)
     alpha = 0.5
-    j = list(d.alpha_grid).index(0.5) if 0.5 in d.alpha_grid else None
     y = float(np.interp(alpha, d.alpha_grid, d.phi[row]))
     px, py = c.data_to_px(40 + alpha, y)
     info = c.hover(px, py)

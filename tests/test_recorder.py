@@ -312,3 +312,32 @@ def test_cg_line_search_meets_wolfe_conditions_and_records_trials(tmp_path):
         assert tr["alpha"][last] == pytest.approx(1.0)
         assert tr["loss"][last] == pytest.approx(d.phi[r, j1], rel=1e-5)
     assert sum(int(np.sum(d.trials_of(r)["alpha"] > 1.0 + 1e-9)) for r in range(len(d))) >= 1  # loose ends
+
+
+def test_write_failures_are_reported_once_and_training_goes_on(tmp_path, caplog, monkeypatch):
+    import sqlite3
+
+    from recorder.store import RecordingWriter
+
+    model = MLP()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss_fn = nn.CrossEntropyLoss()
+    rec = recorder.attach(opt, model, loss_fn, tmp_path / "full.gda", probe=ProbeConfig(k=3), commit_interval=0.05)
+
+    def disk_full(self, pending, events):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(RecordingWriter, "_write", disk_full)
+    with caplog.at_level(logging.WARNING):
+        _train(model, opt, loss_fn, 3)
+        import time as _t
+
+        _t.sleep(0.3)  # the commit thread tries (and fails) several times
+        rec.flush()
+        _train(model, opt, loss_fn, 2)
+        monkeypatch.undo()  # space again: nothing appended meanwhile is lost
+        rec.close()
+    errors = [r for r in caplog.records if "disk is full" in r.getMessage()]
+    assert 1 <= len(errors) <= 2  # the commit thread's line and the recorder's, not one per try
+    d = Recording(tmp_path / "full.gda").read()
+    np.testing.assert_array_equal(d.iteration, np.arange(5))
