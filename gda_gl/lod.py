@@ -33,12 +33,13 @@ def row_envelope(alphas: np.ndarray, phi: np.ndarray, taken: np.ndarray) -> tupl
         return np.empty(0, np.float32), np.empty(0, np.float32)
     t = np.where(np.isfinite(taken) & (taken > 0), taken, 1.0)
     if np.all(t == t[0]):
-        cols = alphas <= t[0] * (1 + 1e-9)
-        sub = phi[:, cols] if not cols.all() else phi
-        with np.errstate(invalid="ignore"), _quiet():
-            lo = np.nanmin(np.where(np.isfinite(sub), sub, np.nan), axis=1)
-            hi = np.nanmax(np.where(np.isfinite(sub), sub, np.nan), axis=1)
-        return lo.astype(np.float32), hi.astype(np.float32)
+        # one taken alpha for all rows (the probe's case): the drawn part is a prefix of the sorted grid
+        ncols = max(1, int(np.searchsorted(alphas, t[0] * (1 + 1e-9), side="right")))
+        sub = phi[:, :ncols]
+        if not np.isfinite(sub).all():  # +-Inf leave a gap like NaN; fmin/fmax skip NaN
+            sub = np.where(np.isfinite(sub), sub, np.nan)
+        return (np.fmin.reduce(sub, axis=1).astype(np.float32, copy=False),
+                np.fmax.reduce(sub, axis=1).astype(np.float32, copy=False))
     mask = (alphas[None, :] <= t[:, None] * (1 + 1e-9)) & np.isfinite(phi)
     with _quiet():
         lo = np.nanmin(np.where(mask, phi, np.nan), axis=1)
