@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .growable import Growable
+
 __all__ = ["EnvelopePyramid", "Buckets", "row_envelope", "envelope_reference"]
 
 
@@ -93,52 +95,58 @@ class EnvelopePyramid:
     """
 
     def __init__(self, iterations: np.ndarray, env_lo: np.ndarray, env_hi: np.ndarray, classic: np.ndarray):
-        self.iterations = np.asarray(iterations, np.int64)
+        self._it = Growable(np.asarray(iterations, np.int64))
         base = [np.asarray(env_lo, np.float32), np.asarray(env_hi, np.float32),
                 np.asarray(classic, np.float32), np.asarray(classic, np.float32)]
-        self.levels: list[list[np.ndarray]] = [base]
-        self._build_from(1)
+        self._levels: list[list[Growable]] = [[Growable(a) for a in base]]
+        while self._levels[-1][0].n > 1:
+            lo, hi, clo, chi = (g.view for g in self._levels[-1])
+            self._levels.append([Growable(_reduce_pairs(lo, np.fmin)), Growable(_reduce_pairs(hi, np.fmax)),
+                                 Growable(_reduce_pairs(clo, np.fmin)), Growable(_reduce_pairs(chi, np.fmax))])
 
-    def _build_from(self, level: int) -> None:
-        del self.levels[level:]
-        while len(self.levels[-1][0]) > 1:
-            lo, hi, clo, chi = self.levels[-1]
-            self.levels.append([_reduce_pairs(lo, np.fmin), _reduce_pairs(hi, np.fmax),
-                                _reduce_pairs(clo, np.fmin), _reduce_pairs(chi, np.fmax)])
+    @property
+    def iterations(self) -> np.ndarray:
+        return self._it.view
+
+    @property
+    def levels(self) -> list[list[np.ndarray]]:
+        """Per level: [envelope min, envelope max, classic min, classic max] (views)."""
+        return [[g.view for g in lvl] for lvl in self._levels]
 
     def __len__(self) -> int:
-        return len(self.iterations)
+        return self._it.n
 
     def extend(self, iterations: np.ndarray, env_lo: np.ndarray, env_hi: np.ndarray, classic: np.ndarray) -> None:
-        """Append rows (a live run): recomputes only the buckets the new rows fall into."""
+        """Append rows (a live run): recomputes only the buckets the new rows fall into, in place."""
         if len(iterations) == 0:
             return
-        n_old = len(self.iterations)
-        self.iterations = np.concatenate([self.iterations, np.asarray(iterations, np.int64)])
+        n_old = self._it.n
+        self._it.append(np.asarray(iterations, np.int64))
         new = [np.asarray(env_lo, np.float32), np.asarray(env_hi, np.float32), np.asarray(classic, np.float32),
                np.asarray(classic, np.float32)]
-        self.levels[0] = [np.concatenate([a, b]) for a, b in zip(self.levels[0], new)]
+        for g, a in zip(self._levels[0], new):
+            g.append(a)
         first = n_old  # first changed index at level 0
         lvl = 1
-        while len(self.levels[lvl - 1][0]) > 1:
-            child = self.levels[lvl - 1]
+        while self._levels[lvl - 1][0].n > 1:
+            child = [g.view for g in self._levels[lvl - 1]]
             start = first // 2
-            tail = [c[2 * start:] for c in child]
-            red = [_reduce_pairs(tail[0], np.fmin), _reduce_pairs(tail[1], np.fmax),
-                   _reduce_pairs(tail[2], np.fmin), _reduce_pairs(tail[3], np.fmax)]
-            if lvl < len(self.levels):
-                self.levels[lvl] = [np.concatenate([p[:start], r]) for p, r in zip(self.levels[lvl], red)]
+            red = [_reduce_pairs(child[0][2 * start:], np.fmin), _reduce_pairs(child[1][2 * start:], np.fmax),
+                   _reduce_pairs(child[2][2 * start:], np.fmin), _reduce_pairs(child[3][2 * start:], np.fmax)]
+            if lvl < len(self._levels):
+                for g, r in zip(self._levels[lvl], red):
+                    g.set_tail(start, r)
             else:
-                self.levels.append(red)
+                self._levels.append([Growable(r) for r in red])
             first = start
             lvl += 1
-        del self.levels[lvl:]
+        del self._levels[lvl:]
 
     def choose_level(self, row_span: float, columns: int) -> int:
         """Finest level with at most about one bucket per pixel column for ``row_span`` rows."""
         if columns <= 0 or row_span <= columns:
             return 0
-        return int(min(len(self.levels) - 1, max(0, np.floor(np.log2(row_span / columns)))))
+        return int(min(len(self._levels) - 1, max(0, np.floor(np.log2(row_span / columns)))))
 
     def query(self, x0: float, x1: float, columns: int) -> Buckets:
         """Buckets covering iterations in ``[x0, x1]`` at about one bucket per column."""
@@ -152,7 +160,7 @@ class EnvelopePyramid:
         level = self.choose_level(r1 - r0, columns)
         size = 1 << level
         b0, b1 = r0 // size, (r1 + size - 1) // size
-        lo, hi, clo, chi = (a[b0:b1] for a in self.levels[level])
+        lo, hi, clo, chi = (g.view[b0:b1] for g in self._levels[level])
         first_rows = np.arange(b0, b1) * size
         last_rows = np.minimum(first_rows + size, len(it)) - 1
         xs0 = it[first_rows].astype(np.float64)

@@ -25,6 +25,7 @@ import numpy as np
 from recorder import schema
 from recorder.store import Iterations
 
+from .growable import Growable
 from .lod import EnvelopePyramid, row_envelope
 from .state import ViewState
 
@@ -68,31 +69,56 @@ class RunData:
 
     def _prepare(self, data: Iterations) -> None:
         lo, hi, classic = self._rows(data)
-        self.env_lo, self.env_hi, self.classic = lo, hi, classic
+        # growable storage: a live run's new rows are copied in place (amortised), never the whole run
+        self._cols = {k: Growable(v) for k, v in data.columns.items()}
+        self._phi = Growable(data.phi)
+        self._toff = Growable(data.trial_offsets)
+        self._trials = {k: Growable(v) for k, v in data.trials.items()}
+        self._env = [Growable(lo), Growable(hi), Growable(classic)]
         self.pyramid = EnvelopePyramid(data.iteration, lo, hi, classic)
-        self._boundaries()
+        self._starts = [Growable(np.empty(0)), Growable(np.empty(0)), Growable(np.empty(0, np.int32)),
+                        Growable(np.empty(0))]
+        self._publish()
+        self._boundaries(0)
 
-    def _boundaries(self) -> None:
-        b = self.data["batch"]
+    def _publish(self) -> None:
+        """Refresh the public views after a change."""
+        self.data = Iterations(self.alphas, {k: g.view for k, g in self._cols.items()}, self._phi.view,
+                               self._toff.view, {k: g.view for k, g in self._trials.items()})
+        self.env_lo, self.env_hi, self.classic = (g.view for g in self._env)
+
+    def _boundaries(self, first: int) -> None:
+        """Append batch/epoch starts and non-finite rows found from row ``first`` on."""
+        d = self.data
+        lo = max(0, first - 1)
+        b, e, it = d["batch"][lo:], d["epoch"][lo:], d.iteration[lo:]
         idx = np.nonzero(np.diff(b) != 0)[0] + 1
-        self.batch_starts = self.data.iteration[idx].astype(np.float64)
-        e = self.data["epoch"]
+        self._starts[0].append(it[idx].astype(np.float64))
         idx = np.nonzero(np.diff(e) != 0)[0] + 1
-        self.epoch_starts = self.data.iteration[idx].astype(np.float64)
-        self.epoch_of_start = e[idx]
-        self.nonfinite_x = self.data.iteration[self.data["status"] == schema.STATUS_NONFINITE].astype(np.float64) + 0.5
+        self._starts[1].append(it[idx].astype(np.float64))
+        self._starts[2].append(e[idx].astype(np.int32))
+        st = d["status"][first:]
+        self._starts[3].append(d.iteration[first:][st == schema.STATUS_NONFINITE].astype(np.float64) + 0.5)
+        self.batch_starts, self.epoch_starts, self.epoch_of_start, self.nonfinite_x = (g.view for g in self._starts)
 
     def extend(self, new: Iterations) -> None:
-        """Append rows committed since the last read (live runs); the pyramid grows incrementally."""
+        """Append rows committed since the last read (live runs): O(new rows), the pyramid grows in place."""
         if len(new) == 0:
             return
+        n_old = len(self.data)
         lo, hi, classic = self._rows(new)
-        self.data = Iterations.concat([self.data, new])
-        self.env_lo = np.concatenate([self.env_lo, lo])
-        self.env_hi = np.concatenate([self.env_hi, hi])
-        self.classic = np.concatenate([self.classic, classic])
+        for k, g in self._cols.items():
+            g.append(new.columns[k])
+        self._phi.append(new.phi)
+        t_old = int(self._toff.view[-1])
+        self._toff.set_tail(n_old, new.trial_offsets + t_old)
+        for k, g in self._trials.items():
+            g.append(new.trials[k])
+        for g, a in zip(self._env, (lo, hi, classic)):
+            g.append(a)
         self.pyramid.extend(new.iteration, lo, hi, classic)
-        self._boundaries()
+        self._publish()
+        self._boundaries(n_old)
 
     @property
     def x_span(self) -> tuple[float, float]:

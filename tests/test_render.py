@@ -324,3 +324,32 @@ def test_render_cli_png_and_detail(tmp_path):
                      (["--highlight", "bogus"], "unknown filter")):
         res = run_cli("render", p, "-o", tmp_path / "x.png", *bad)
         assert res.returncode == 2 and msg in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
+def test_live_extension_equals_a_fresh_build():
+    """RunData.extend (in place, incremental) must give exactly what building from all rows gives."""
+    rng = np.random.default_rng(1)
+    n, k = 3000, 9
+    grid = np.linspace(0, 2, k)
+    phi = (1 + rng.random((n, k))).astype(np.float32)
+    phi[1234, 3] = np.inf
+    cols = {"taken_alpha": np.ones(n), "train_loss": phi[:, 0], "batch": np.arange(n) // 7,
+            "epoch": np.arange(n) // 1000, "status": np.where(np.arange(n) == 1234, 1, 0)}
+    counts = rng.integers(0, 3, n)
+    m = int(counts.sum())
+    tr = {"alpha": rng.random(m) * 2, "loss": rng.random(m), "slope": np.full(m, np.nan),
+          "order": np.zeros(m, np.int32)}
+    full = make_run(grid, phi, cols, trials=(counts, tr))
+    live = RunData(full.data.slice_rows(0, 100), name="live")
+    for a, b in ((100, 101), (101, 700), (700, 2999), (2999, 3000)):
+        live.extend(full.data.slice_rows(a, b))
+    for name in full.data.columns:
+        np.testing.assert_array_equal(live.data[name], full.data[name])
+    np.testing.assert_array_equal(live.data.phi, full.data.phi)
+    np.testing.assert_array_equal(live.data.trial_offsets, full.data.trial_offsets)
+    np.testing.assert_array_equal(live.data.trials["alpha"], full.data.trials["alpha"])
+    for la, lb in zip(live.pyramid.levels, full.pyramid.levels):
+        for a, b in zip(la, lb):
+            np.testing.assert_array_equal(a, b)
+    for attr in ("batch_starts", "epoch_starts", "epoch_of_start", "nonfinite_x", "env_lo", "classic"):
+        np.testing.assert_array_equal(getattr(live, attr), getattr(full, attr))
