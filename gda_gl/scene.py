@@ -42,8 +42,9 @@ NONFINITE_COLOR = (0.85, 0.05, 0.05, 1.0)
 TRIAL_COLOR = (0.15, 0.15, 0.15, 0.9)
 
 
-def _taken(data: Iterations) -> np.ndarray:
-    t = data["taken_alpha"].astype(np.float64)
+def _taken(data: Iterations, r0: int = 0, r1: int | None = None) -> np.ndarray:
+    """Accepted alphas of rows r0..r1 (values <= 0 or NaN, a step that did not move, count as 1)."""
+    t = data["taken_alpha"][r0:r1].astype(np.float64)
     return np.where(np.isfinite(t) & (t > 0), t, 1.0)
 
 
@@ -332,7 +333,7 @@ def _detail(frame: Frame, run: RunData, state: ViewState, x0, x1, ox, oy, color_
     a = run.alphas
     k = len(a)
     it = d.iteration[r0:r1].astype(np.float64)
-    t = _taken(d)[r0:r1]
+    t = _taken(d, r0, r1)
     phi = d.phi[r0:r1]
     X = it[:, None] + a[None, :] / t[:, None] - ox
     Y = transform_y(phi, state.log_y) - oy
