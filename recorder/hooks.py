@@ -90,6 +90,24 @@ def _fingerprint(obj) -> str:
     return h.hexdigest()
 
 
+def _device_stats(alphas: np.ndarray, phi: torch.Tensor) -> dict | None:
+    """Line statistics computed by CuPy on the GPU holding ``phi`` (shared through DLPack), else None.
+
+    Only the handful of statistics crosses the bus; on a CPU the numpy path in ``_record`` is used.
+    """
+    if not phi.is_cuda:
+        return None
+    from .kernels import cupy_available
+
+    if not cupy_available():
+        return None
+    import cupy as cp
+
+    with cp.cuda.Device(phi.device.index or 0):
+        out = line_stats(cp.asarray(alphas), cp.from_dlpack(phi.contiguous())[None, :], 1.0)
+        return {n: v[0].item() for n, v in out.items()}
+
+
 class Recorder:
     """Records phi_k for every step of ``optimizer``; see :func:`attach`."""
 
@@ -322,6 +340,7 @@ class Recorder:
 
         status, message = schema.STATUS_OK, ""
         phi = np.full(len(self.alphas), np.nan)
+        stats_dev = None
         if k % max(1, self.config.every):
             status = schema.STATUS_SKIPPED
         elif inputs is None or target is None:
@@ -330,7 +349,10 @@ class Recorder:
         else:
             self._probing = True
             try:
-                phi, strategy = self.probe.measure(w0, w1, inputs, target, distributed=self.distributed)
+                phi_t, strategy = self.probe.measure(w0, w1, inputs, target, distributed=self.distributed,
+                                                     as_tensor=True)
+                stats_dev = _device_stats(self.alphas, phi_t)  # CuPy on CUDA: statistics where phi is
+                phi = phi_t.cpu().numpy()
                 self.strategy = strategy
             except Exception as exc:
                 if self.strict:
@@ -345,7 +367,10 @@ class Recorder:
             return
         stats = {}
         if status in (schema.STATUS_OK, schema.STATUS_NONFINITE):
-            stats = {n: v[0].item() for n, v in line_stats(self.alphas, phi[None, :], 1.0).items()}
+            if stats_dev is not None:
+                stats = stats_dev
+            else:
+                stats = {n: v[0].item() for n, v in line_stats(self.alphas, phi[None, :], 1.0).items()}
         self.writer.append(k, phi, trials=trials, epoch=self.epoch, batch=batch, taken_alpha=1.0 if dd > 0 else 0.0,
                            native_step=native, train_loss=train_loss, step_norm=step_norm, grad_norm=grad_norm,
                            lr=lr, wall_time=time.time(), status=status, ls_evals=ls_evals, slope0=slope0, **stats)

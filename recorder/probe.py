@@ -369,11 +369,13 @@ class LineProbe:
             pass
         return choice
 
-    def measure(self, w0: torch.Tensor, w1: torch.Tensor, inputs, target, distributed: bool = False) -> tuple[np.ndarray, str]:
+    def measure(self, w0: torch.Tensor, w1: torch.Tensor, inputs, target, distributed: bool = False,
+                as_tensor: bool = False) -> tuple[np.ndarray, str]:
         """phi at the grid for the line from w0 to w1 on (inputs, target).
 
         ``inputs`` is ``(args, kwargs)`` of the model call.  The model's parameters must hold w1 on
-        entry and hold it again, bit-for-bit, on return.  Returns (losses as float64 numpy, strategy).
+        entry and hold it again, bit-for-bit, on return.  Returns (losses as float64 numpy, strategy),
+        or the float64 tensor on the parameters' device with ``as_tensor=True``.
         """
         bs = batch_size_of(inputs[0]) or batch_size_of(inputs[1])
         if self.config.sub_batch:
@@ -385,7 +387,7 @@ class LineProbe:
             phi = getattr(self, strategy)(w0, w1, inputs, target)
         if distributed:
             phi = _allreduce_mean(phi, batch_size_of(target) or bs or 1)
-        return phi.cpu().numpy(), strategy
+        return (phi if as_tensor else phi.cpu().numpy()), strategy
 
 
 def _sync(device: torch.device) -> None:

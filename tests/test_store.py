@@ -226,3 +226,27 @@ def test_commit_interval_bounds_visibility(tmp_path):
         rec.close()
     finally:
         w.close()
+
+
+def test_rollback_journal_fallback_round_trip_and_concurrent_reader(tmp_path):
+    """journal='delete' (what network file systems get) keeps the same semantics."""
+    p = tmp_path / "nfs-like.gda"
+    w = RecordingWriter(p, [0.0, 1.0], {"name": "rb"}, journal="delete", commit_interval=0.05)
+    assert w.journal_mode == "delete"
+    try:
+        w.append(0, [1.0, 0.5])
+        w.flush()
+        rec = Recording(p)
+        assert len(rec.read()) == 1
+        w.append(1, [0.5, np.nan])
+        w.flush()
+        new = rec.read_new()
+        np.testing.assert_array_equal(new.iteration, [1])
+        assert np.isnan(new.phi[0, 1])
+        assert rec.writer_state() == "live"
+        rec.close()
+    finally:
+        w.close()
+    assert not Path(str(p) + "-wal").exists() and not Path(str(p) + "-journal").exists()
+    with Recording(p) as rec:
+        assert rec.writer_state() == "closed" and len(rec.read()) == 2
