@@ -123,11 +123,11 @@ class ProbeConfig:
 #: Presets trading cost for detail (Cockpit-style).  Measured training time with the
 #: recorder attached / without it, on the benchmark CNN (6k parameters, batch 128, SGD,
 #: a 3 ms step) on the 2-core CPU, ``python -m benchmarks --quick --only probe``
-#: (benchmarks/RESULTS.md; Cockpit's cheapest configuration measured 12-15x in the same runs):
+#: (benchmarks/RESULTS.md; Cockpit's cheapest configuration measured 12-22x in the same runs):
 #:
 #: * ``cheap``: 5 alphas (0, .5, 1, 1.5, 2) on 32 samples every 16th iteration: 1.0-1.21x
-#: * ``standard``: 17 alphas (step 1/8) on the whole batch, every iteration: 7-13x
-#: * ``dense``: 65 alphas (step 1/32) on the whole batch, every iteration: 27-34x
+#: * ``standard``: 17 alphas (step 1/8) on the whole batch, every iteration: 7-13.5x
+#: * ``dense``: 65 alphas (step 1/32) on the whole batch, every iteration: 27-34.5x
 #:
 #: A probe costs about K forward passes of the probe batch; a training step about three,
 #: so the price of ``standard`` is roughly K / 3 on any model, less with ``every`` > 1.
