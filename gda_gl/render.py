@@ -111,6 +111,7 @@ class CurveRenderer:
         self.flags = MarkerBatch()
         self.overlay = Overlay()
         self.last_frame: Frame | None = None
+        self._text_key = None
         self.last_view = None
 
     def draw(self, runs: list[RunData], state: ViewState, layout: Layout, title: str | None = None) -> Frame:
@@ -227,7 +228,7 @@ class CurveRenderer:
     def _set_text(self, text: TextLayer) -> None:
         """Rasterise and upload the text layer only when its content changed."""
         key = (text.width, text.height, tuple(text.items))
-        if key != getattr(self, "_text_key", None):
+        if key != self._text_key:
             self.overlay.set(text.rasterize())
             self._text_key = key
 

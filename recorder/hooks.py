@@ -129,7 +129,7 @@ class Recorder:
         self._batch_fp = None
         self._inputs = None
         self._target = None
-        self._last_loss = math.nan
+        self._last_loss_t: torch.Tensor | None = None
         self._probing = False
         self._pre: dict | None = None
         self._warned: set[str] = set()
@@ -228,8 +228,7 @@ class Recorder:
             if all(g is not None for g in grads) and grads:
                 g = torch.cat([g.detach().reshape(-1) for g in grads])
                 pre["grad"] = g
-            lt = getattr(self, "_last_loss_t", None)
-            pre["loss"] = lt
+            pre["loss"] = self._last_loss_t
             self._last_loss_t = None
             closure = kwargs.get("closure") if "closure" in kwargs else (args[1] if len(args) > 1 else None)
             self._pre = pre

@@ -303,6 +303,7 @@ class RecordingWriter:
         self._pending: list[tuple[dict, np.ndarray, np.ndarray, dict]] = []
         self._pending_rows = 0
         self._rows: list[tuple[list, np.ndarray, dict | None]] = []
+        self._events: list[tuple] = []
         self._tail: tuple[int, dict, np.ndarray, np.ndarray, dict] | None = None
         self._last_iteration: int | None = None
         self._closed = False
@@ -504,7 +505,6 @@ class RecordingWriter:
     def add_event(self, kind: str, message: str, iteration: int | None = None) -> None:
         """Record an event (probe failure, note); committed with the next flush."""
         with self._lock:
-            self._events = getattr(self, "_events", [])
             self._events.append((iteration, time.time(), kind, message))
 
     # -- committing ----------------------------------------------------------
@@ -513,7 +513,7 @@ class RecordingWriter:
         with self._lock:
             self._rows_to_chunk()
             pending, self._pending, self._pending_rows = self._pending, [], 0
-            events, self._events = getattr(self, "_events", []), []
+            events, self._events = self._events, []
             if not pending and not events and time.time() - self._last_heartbeat < _HEARTBEAT_S:
                 return
             try:
