@@ -337,22 +337,24 @@ class LineProbe:
             self._choice[key] = saved[key]["choice"]
             self.calibration = saved[key]
             return self._choice[key]
+        # warm up both (vmap tracing, allocator), then time them in alternation and keep each one's best,
+        # so a burst of load on a shared machine does not decide the choice alone
         times = {}
         for name in ("sweep", "batched"):
-            fn = getattr(self, name)
             try:
-                fn(w0, w1, inputs, target)  # warm-up (vmap tracing, allocator)
-                best = math.inf
-                for _ in range(2):
-                    _sync(w0.device)
-                    t0 = time.perf_counter()
-                    fn(w0, w1, inputs, target)
-                    _sync(w0.device)
-                    best = min(best, time.perf_counter() - t0)
-                times[name] = best
+                getattr(self, name)(w0, w1, inputs, target)
+                times[name] = math.inf
             except Exception as exc:  # e.g. a model vmap cannot trace: that strategy is out
                 log.info("probe strategy %s unavailable for %s: %s", name, type(self.model).__name__, exc)
-                times[name] = math.inf
+        for _ in range(3):
+            for name in list(times):
+                _sync(w0.device)
+                t0 = time.perf_counter()
+                getattr(self, name)(w0, w1, inputs, target)
+                _sync(w0.device)
+                times[name] = min(times[name], time.perf_counter() - t0)
+        for name in ("sweep", "batched"):
+            times.setdefault(name, math.inf)
         choice = min(times, key=times.get)
         if not math.isfinite(times[choice]):
             choice = "sweep"

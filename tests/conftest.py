@@ -13,6 +13,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("EGL_PLATFORM", "surfaceless")
+# probe calibrations are cached per user; tests start from none (subprocesses inherit this)
+import tempfile  # noqa: E402
+
+os.environ["GDA_GL_CACHE"] = tempfile.mkdtemp(prefix="gda-test-cache-")
 
 from recorder.store import RecordingWriter  # noqa: E402
 
