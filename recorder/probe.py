@@ -125,7 +125,7 @@ class ProbeConfig:
 #: a 3 ms step) on the 2-core CPU, ``python -m benchmarks --quick --only probe``
 #: (benchmarks/RESULTS.md; Cockpit's cheapest configuration measured 12-22x in the same runs):
 #:
-#: * ``cheap``: 5 alphas (0, .5, 1, 1.5, 2) on 32 samples every 16th iteration: 1.0-1.21x
+#: * ``cheap``: 5 alphas (0, .5, 1, 1.5, 2) on 32 samples every 16th iteration: 1.0-1.22x
 #: * ``standard``: 17 alphas (step 1/8) on the whole batch, every iteration: 7-13.5x
 #: * ``dense``: 65 alphas (step 1/32) on the whole batch, every iteration: 27-34.5x
 #:
