@@ -20,6 +20,7 @@ def main() -> int:
     from recorder.probe import LineProbe, ProbeConfig
 
     from .common import machine
+    from .probe import step_endpoints
 
     if not torch.cuda.is_available():
         print("gpu_probe: no CUDA device", file=sys.stderr)
@@ -38,12 +39,7 @@ def main() -> int:
         model = make().to(dev)
         X = torch.randn(batch, d_in, device=dev)
         y = torch.randint(0, 10, (batch,), device=dev)
-        params = list(model.parameters())
-        w0 = torch.cat([p.detach().reshape(-1) for p in params])
-        with torch.no_grad():
-            for p in params:
-                p.add_(0.01 * torch.randn_like(p))
-        w1 = torch.cat([p.detach().reshape(-1) for p in params])
+        params, w0, w1 = step_endpoints(model)
 
         def fwd():
             with torch.no_grad():

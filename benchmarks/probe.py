@@ -75,6 +75,19 @@ def _batch(n=128, seed=0):
         return torch.rand(n, 64, generator=g), torch.randint(0, 10, (n,), generator=g)
 
 
+def step_endpoints(model):
+    """A synthetic step for probing: returns (params, flat w_k, flat w_{k+1}); the model is left at w_{k+1}."""
+    import torch
+
+    params = list(model.parameters())
+    w0 = torch.cat([p.detach().reshape(-1) for p in params])
+    with torch.no_grad():
+        for p in params:
+            p.add_(0.01 * torch.randn_like(p))
+    w1 = torch.cat([p.detach().reshape(-1) for p in params])
+    return params, w0, w1
+
+
 def probe_table(quick: bool) -> list[dict]:
     import torch
     from torch import nn
@@ -89,12 +102,7 @@ def probe_table(quick: bool) -> list[dict]:
     for mname, cls in _models().items():
         torch.manual_seed(0)
         model = cls()
-        params = list(model.parameters())
-        w0 = torch.cat([p.detach().reshape(-1) for p in params])
-        with torch.no_grad():
-            for p in params:
-                p.add_(0.01 * torch.randn_like(p))
-        w1 = torch.cat([p.detach().reshape(-1) for p in params])
+        params, w0, w1 = step_endpoints(model)
         pbytes = w0.numel() * 4
         model.eval()
 

@@ -238,7 +238,7 @@ def fit_y_range(runs: list[RunData], x0: float, x1: float, log: bool, columns: i
     return lo - pad, hi + pad
 
 
-def _highlight_mask(data: Iterations, cond: str | None) -> np.ndarray | None:
+def highlight_mask(data: Iterations, cond: str | None) -> np.ndarray | None:
     """Rows matching a filter condition (others are faded), or None for no filter."""
     if not cond:
         return None
@@ -264,10 +264,6 @@ def _highlight_mask(data: Iterations, cond: str | None) -> np.ndarray | None:
                      "STAT<VALUE, STAT>VALUE)")
 
 
-def highlight_mask(data: Iterations, cond: str | None) -> np.ndarray | None:
-    return _highlight_mask(data, cond)
-
-
 def build_frame(runs: list[RunData], state: ViewState, x_range: tuple[float, float],
                 y_range: tuple[float, float], plot_px: tuple[int, int]) -> Frame:
     """Primitives for the view ``x_range`` x ``y_range`` (y in display units) on ``plot_px`` pixels."""
@@ -284,7 +280,7 @@ def build_frame(runs: list[RunData], state: ViewState, x_range: tuple[float, flo
         d = run.data
         if len(d) == 0:
             continue
-        fade = _highlight_mask(d, state.highlight)
+        fade = highlight_mask(d, state.highlight)
         if frame.mode == "overview":
             _overview(frame, run, state, x0, x1, width_px, ox, oy)
         else:

@@ -93,12 +93,8 @@ class ExplorerController:
         return resolve_view(self.runs, st, pw)
 
     def display_state(self) -> ViewState:
-        """A copy of the state with the view being shown now (what the renderer draws)."""
-        (x0, x1), (y0, y1) = self.display_view()
-        yr = None
-        if self.state.y_range is not None:
-            yr = self.state.y_range
-        return replace(self.state, x_range=(x0, x1), y_range=yr, _observers=[])
+        """A copy of the state with the x range being shown now (the renderer fits y itself)."""
+        return replace(self.state, x_range=self._animated_x(), _observers=[])
 
     def px_to_data(self, px: float, py: float) -> tuple[float, float]:
         """Canvas pixel (origin top-left) to (iteration x, loss) in data units."""
