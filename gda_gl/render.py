@@ -18,6 +18,7 @@ import numpy as np
 from .scene import CLASS_COLORS, NONFINITE_COLOR, Frame, RunData, build_frame, fit_y_range, stat_colors, transform_y
 from .state import ViewState
 from .textlayer import TextLayer
+from .view import View
 from .ticks import format_tick, linear_ticks, log_ticks
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,9 @@ class CurveRenderer:
         px, py, pw, ph = layout.plot
         (x0, x1), (y0, y1) = resolve_view(runs, state, pw)
         frame = build_frame(runs, state, (x0, x1), (y0, y1), (pw, ph))
-        self.last_frame, self.last_view = frame, ((x0, x1), (y0, y1))
+        self.last_frame = frame
+        self.last_view = View(float(x0), float(x1), float(y0), float(y1), bool(state.log_y), layout.plot,
+                              (layout.width, layout.height))
         sx, sy = pw / (x1 - x0), ph / (y1 - y0)
         u = {"u_resolution": (float(layout.width), float(layout.height)), "u_plot_origin": (float(px), float(py)),
              "u_scale": (float(sx), float(sy)), "u_space": 0.0, "u_min_px": 0.0, "u_pin_top": 0.0,

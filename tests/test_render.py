@@ -39,7 +39,8 @@ def draw(target, runs, state):
         lay = Layout.for_size(W, H, colorbar=state.color_by != "none")
         r.draw(runs, state, lay)
     img = t.read()[..., :3].astype(np.int16)
-    return img, r.last_view, lay
+    v = r.last_view
+    return img, (v.x_range, v.y_range), lay
 
 
 def to_px(lay, view, x, y, log=False):
