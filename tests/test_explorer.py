@@ -93,8 +93,10 @@ def test_pan_box_zoom_home_and_keys(tmp_path):
     assert c.state.x_range == full and c.state.y_range is None
     assert c.key("l") == "log y on" and c.state.log_y
     assert c.key("c") == "colour by efficiency"
-    assert c.key("o") is None and not c.state.show_loose
-    assert "wheel zoom" in c.key("?")
+    assert c.key("o") == "beyond the step (light arcs) off" and not c.state.show_loose
+    assert "help" in c.key("?") and c.show_help
+    c.key("Escape")
+    assert not c.show_help
 
 
 def test_hover_pick_and_details_show_the_recorded_numbers(tmp_path):

@@ -1,16 +1,24 @@
 """The explorer's VisPy canvas: draws through the engine, forwards input events to the controller.
 
 Works with any VisPy app backend: Qt inside the desktop window, ``egl`` in
-tests (events are synthesised there).  Animations redraw at the display rate
-until they end; a timer polls live recordings every 0.2 s when following.
+tests (events are synthesised there).  After every frame the canvas hands the
+view it drew (``CurveRenderer.last_view``) to the controller
+(``controller.drawn_view``), so hover, clicks and the status line map pixels
+through what is on screen.  Animations redraw until the controller has handed
+out the target; a timer polls live recordings every 0.2 s when following.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
+from pathlib import Path
 
+import numpy as np
 from vispy import app
 
+from ..overlays import DETAIL_GLYPHS, OVERVIEW_GLYPHS, Overlays, OverlaySpec, loose_connectors, match_rug
 from ..render import CurveRenderer
 from .controller import ExplorerController
 
@@ -20,33 +28,106 @@ __all__ = ["ExplorerCanvas"]
 
 
 class ExplorerCanvas(app.Canvas):
-    """Canvas showing the enhanced training error curve of the controller's runs."""
+    """Canvas showing the enhanced training error curve of the controller's runs.
 
-    def __init__(self, controller: ExplorerController, poll_s: float = 0.2, **kw):
+    Parameters
+    ----------
+    controller : the explorer's controller
+    poll_s : how often a followed recording is polled
+    fps : show the frame-time readout from the start (key R toggles it)
+    """
+
+    def __init__(self, controller: ExplorerController, poll_s: float = 0.2, fps: bool = False, **kw):
         super().__init__(size=controller.size, title="gda_gl", keys=None, **kw)
         self.controller = controller
         self.renderer: CurveRenderer | None = None
-        self.status = ""
+        self.overlays: Overlays | None = None
+        self.message = ""          # the last key's message (until the mouse moves)
+        self.status = ""           # the status line: message, hover readout, highlight matches, live state
+        self.pending_redraw = False
         self._press = None
         self._drag = False
+        self._box = None
+        self._mouse = None
         self.frames = 0
-        controller.state.observe(lambda st, changed: self.update())
-        self.poll_timer = app.Timer(poll_s, connect=self._on_poll, start=bool(controller.recordings))
+        self.frame_ms: deque[float] = deque(maxlen=60)
+        controller.show_readout = controller.show_readout or fps
+        controller.state.observe(lambda st, changed: self.request_redraw())
+        controller.on_redraw(self.request_redraw)
+        self.poll_timer = app.Timer(poll_s, connect=self._on_poll,
+                                    start=bool(controller.recordings or controller.pending))
+
+    def request_redraw(self) -> None:
+        self.pending_redraw = True
+        self.update()
 
     # -- drawing ---------------------------------------------------------------
     def on_draw(self, event=None) -> None:
+        t0 = time.perf_counter()
+        self.pending_redraw = False
         if self.renderer is None:
             self.renderer = CurveRenderer()
+            self.overlays = Overlays()
         c = self.controller
         w, h = self.physical_size
         c.resize(int(w), int(h))
         title = None
         if c.live_status:
             title = "  ".join(f"{name} [{st}]" for name, st in c.live_status.items())
-        self.renderer.draw(c.runs, c.display_state(), c.layout, title=title)
+        st = c.display_state()
+        runs = c.visible_runs()
+        frame = self.renderer.draw(runs, st, c.layout, title=title)
+        view = self.renderer.last_view
+        c.drawn_view = view
+        c.drawn_mode = frame.mode
+        self.overlays.draw(view, self._overlay_spec(st, frame.mode, runs))
+        if c.show_readout:
+            from vispy import gloo
+
+            gloo.gl.glFinish()  # time the frame, not its submission
         self.frames += 1
+        self.frame_ms.append(1000.0 * (time.perf_counter() - t0))
+        self._refresh_status()
         if c.animating:
-            self.update()
+            self.request_redraw()
+
+    def _overlay_spec(self, st, mode: str, runs) -> OverlaySpec:
+        c = self.controller
+        view = c.drawn_view
+        spec = OverlaySpec(box=self._box, help=c.show_help)
+        if runs:
+            spec.run_color = tuple(float(v) for v in runs[0].color)
+        if c.show_legend and not c.show_help and runs and st.color_by == "none":
+            kinds = DETAIL_GLYPHS if mode == "detail" else OVERVIEW_GLYPHS
+            kinds = tuple(k for k in kinds if not ((k in ("trial", "loose", "owner") and not st.show_trials)
+                                                   or (k == "beyond" and not st.show_loose)
+                                                   or (k == "rule" and not st.show_rules)
+                                                   or (k == "envelope" and not st.show_envelope)))
+            if st.highlight:
+                kinds = kinds + ("rug",)
+            spec.legend = kinds
+            spec.legend_offset = 16 * len(runs) + 6 if len(runs) > 1 else 0
+        if mode == "detail" and st.show_trials:
+            spec.connectors = loose_connectors(runs, view, st.show_loose)
+        if st.highlight:
+            try:
+                spec.rug = match_rug(c.matches(), view)
+            except ValueError:
+                spec.rug = None
+        if c.show_readout and self.frame_ms:
+            ms = np.asarray(self.frame_ms)
+            spec.readout = (f"frame {ms[-1]:.1f} ms, median {np.median(ms):.1f} ms over {len(ms)} "
+                            f"({1000.0 / max(np.median(ms), 1e-3):.0f} fps), {mode}")
+        return spec
+
+    def _refresh_status(self) -> None:
+        """Recompute the status line against the view just drawn (the cursor may not have moved)."""
+        c = self.controller
+        parts = [self.message] if self.message else []
+        if self._mouse is not None:
+            parts.append(_hover_text(c.hover(*self._mouse)))
+        parts.append(c.match_summary())
+        self.status = "  |  ".join(p for p in parts if p)
 
     def on_resize(self, event) -> None:
         self.controller.resize(*event.physical_size)
@@ -56,26 +137,39 @@ class ExplorerCanvas(app.Canvas):
         r = self.pixel_scale
         return pos[0] * r, pos[1] * r
 
+    @staticmethod
+    def _mods(event) -> list[str]:
+        return [getattr(k, "name", str(k)) for k in (event.modifiers or ())]
+
     def on_mouse_wheel(self, event) -> None:
         x, y = self._scale(event.pos)
-        self.controller.zoom_at(x, y, 1.25 ** event.delta[1])
+        mods = self._mods(event)
+        steps = event.delta[1] if event.delta[1] else event.delta[0]
+        if "Control" in mods:
+            self.controller.zoom_y_at(y, 1.25 ** steps)
+        else:
+            self.controller.zoom_at(x, y, 1.25 ** steps)
 
     def on_mouse_press(self, event) -> None:
-        mods = [getattr(k, "name", str(k)) for k in (event.modifiers or ())]
+        mods = self._mods(event)
         self._press = (self._scale(event.pos), "Shift" in mods)
         self._drag = False
 
     def on_mouse_move(self, event) -> None:
         pos = self._scale(event.pos)
+        self._mouse = pos
         if self._press is not None and event.is_dragging:
             (p0, box) = self._press
-            if not box:
+            if box:
+                self._box = (p0[0], p0[1], pos[0], pos[1])
+                self.request_redraw()
+            else:
                 last = self._scale(event.last_event.pos)
-                self.controller.pan(pos[0] - last[0], 0.0)
+                self.controller.pan(pos[0] - last[0], pos[1] - last[1])
             self._drag = True
         else:
-            info = self.controller.hover(*pos)
-            self.status = _hover_text(info)
+            self.message = ""
+            self._refresh_status()
 
     def on_mouse_release(self, event) -> None:
         if self._press is None:
@@ -83,38 +177,67 @@ class ExplorerCanvas(app.Canvas):
         (p0, box) = self._press
         pos = self._scale(event.pos)
         if box and self._drag:
+            self._box = None
             self.controller.box_zoom(p0, pos)
+            self.request_redraw()
         elif not self._drag:
             k = self.controller.pick(*pos)
             if k is not None:
-                self.status = f"selected iteration {k}"
+                self.message = f"selected iteration {k}"
+                self._refresh_status()
         self._press = None
 
     def on_mouse_double_click(self, event) -> None:
-        x, _ = self.controller.px_to_data(*self._scale(event.pos))
-        hit = self.controller.iteration_at(x)
-        if hit is not None:
+        pos = self._scale(event.pos)
+        c = self.controller
+        near = c.nearest_arc(*pos)
+        if near is not None:
+            idx, k = near["run_index"], near["iteration"]
+        else:
+            hit = c.iteration_at(c.px_to_data(*pos)[0])
+            if hit is None:
+                return
             run, r = hit
-            k = int(run.data.iteration[r])
-            self.controller.state.update(selected=k)
-            self.controller.zoom_to_iteration(k)
+            idx, k = c.runs.index(run), int(run.data.iteration[r])
+        c.select(idx, k)
+        c.zoom_to_iteration(k)
 
     def on_key_press(self, event) -> None:
         if event.key is None:
             return
         name = getattr(event.key, "name", str(event.key))
+        if name.lower() == "x" and not self._mods(event):
+            self.message = self.export(Path.cwd())
+            self._refresh_status()
+            return
         msg = self.controller.key(name if len(name) > 1 else (event.text or name))
         if msg:
-            self.status = msg
+            self.message = msg
             log.info("%s", msg)
+            self._refresh_status()
+
+    def export(self, folder: Path) -> str:
+        """Write the view as PNG and the visible rows as CSV into ``folder``; returns a status message."""
+        from ..export import save_png
+
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        png = Path(folder) / f"gda_gl-view-{stamp}.png"
+        csv_path = Path(folder) / f"gda_gl-view-{stamp}.csv"
+        try:
+            save_png(self.render(), png)
+            n = self.controller.visible_rows_csv(csv_path)
+        except Exception as exc:
+            return f"export failed: {exc}"
+        return f"exported {png.name} and {n} rows to {csv_path.name}"
 
     def _on_poll(self, event=None) -> None:
         try:
             if self.controller.poll():
-                self.update()
+                self.request_redraw()
         except Exception as exc:  # a vanished or damaged file: say so, keep the window
-            self.status = f"cannot read new iterations: {exc}"
-            log.warning("%s", self.status)
+            self.message = f"cannot read new iterations: {exc}"
+            self._refresh_status()
+            log.warning("%s", self.message)
             self.poll_timer.stop()
 
 
@@ -122,6 +245,6 @@ def _hover_text(info) -> str:
     if not info:
         return ""
     if "iteration" in info:
-        return (f"{info['run']}: iteration {info['iteration']}, alpha {info['alpha']:.4g}, "
-                f"phi {info['phi']:.6g} (cursor loss {info['loss']:.6g})")
+        return (f"{info['run']}: step {info['iteration']:,}, alpha {info['alpha']:.4g}, "
+                f"phi {info['phi']:.6g} (cursor: x {info['x']:.6g}, loss {info['loss']:.6g})")
     return f"x {info['x']:.6g}, loss {info['loss']:.6g}"

@@ -1,0 +1,374 @@
+"""Things the explorer draws over the rendered curve: box-zoom rectangle, glyph legend, help, match rug, readout.
+
+Drawn after :meth:`gda_gl.render.CurveRenderer.draw` with the engine's own GL
+programs (:mod:`gda_gl.gl.programs`) in canvas pixels, positioned with the
+:class:`~gda_gl.view.View` that was just drawn.  Compute-only helpers
+(:func:`loose_connectors`, :func:`match_rug`) are separate from the GL class
+so they can be tested without a context.  No toolkit imports here.
+
+Names used everywhere (help, legend, details panel, README):
+
+- *arc*: phi_k over [0, accepted step], drawn on x in [k, k+1];
+- *beyond the step*: the lighter continuation of the arc past the accepted step;
+- *trial point*: a point a line search evaluated (dark disc);
+- *loose end*: a trial point beyond the accepted step (orange triangle); one
+  beyond the probe's alpha grid is joined to the end of its step's arc by a
+  thin dotted *owner line*, so it never floats over a neighbouring step;
+- *batch change*: faint vertical rule where the loss function changes (the curve jumps).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .textlayer import TextLayer
+from .view import View
+
+log = logging.getLogger(__name__)
+
+__all__ = ["OverlaySpec", "Overlays", "GLYPHS", "HELP_KEYS", "help_text", "loose_connectors", "match_rug",
+           "text_boxes"]
+
+LOOSE_RGBA = (0.95, 0.55, 0.10, 1.0)
+TRIAL_RGBA = (0.15, 0.15, 0.15, 0.9)
+RULE_RGBA = (0.55, 0.55, 0.70, 0.8)
+MATCH_RGBA = (0.85, 0.10, 0.45, 0.9)
+
+#: (sample kind, label) of every glyph of the main plot, in the order of the legend.
+GLYPHS = (
+    ("arc", "arc: phi_k over [0, step taken], one per step, on x in [k, k+1]"),
+    ("beyond", "beyond the step: phi_k past the accepted alpha, lighter (O)"),
+    ("trial", "trial point of the line search (T)"),
+    ("loose", "loose end: trial point beyond the accepted step (T)"),
+    ("owner", "owner line: joins a far loose end to its step"),
+    ("rule", "batch change: the loss function changes, the curve jumps (B)"),
+    ("envelope", "envelope: min..max of the arcs per pixel column, zoomed out (E)"),
+    ("classic", "classic curve: loss at the start of each step"),
+    ("flag", "non-finite loss (pinned to the top edge)"),
+    ("rug", "highlighted steps (H), one tick per pixel column"),
+)
+DETAIL_GLYPHS = ("arc", "beyond", "trial", "loose", "owner", "rule")
+OVERVIEW_GLYPHS = ("envelope", "classic", "rule")
+
+#: Key and mouse bindings: (keys, what they do), shown in the help overlay and the README.
+HELP_KEYS = (
+    ("wheel", "zoom x at the cursor"),
+    ("ctrl+wheel", "zoom y at the cursor"),
+    ("drag", "pan (x; y too once y is fixed)"),
+    ("shift+drag", "box zoom (draws the box)"),
+    ("click", "select the nearest step (details)"),
+    ("double-click", "fly to that step"),
+    ("+ / -", "zoom in / out"),
+    ("Home, 0", "whole run (press again: redraw)"),
+    ("arrows", "pan left / right"),
+    ("A", "y auto-fit on / off"),
+    ("L", "log y"),
+    ("C", "colour by the next statistic"),
+    ("O / T / B / E", "beyond the step / trials / batch rules / envelope"),
+    ("H", "next highlight filter; N / P next / previous match"),
+    ("D", "details of the step under the cursor"),
+    ("F", "follow the newest iterations (live)"),
+    ("G", "glyph legend on / off"),
+    ("X", "export the view (PNG) and visible rows (CSV)"),
+    ("R", "frame-time readout"),
+    ("S", "save the view state"),
+    ("? / F1 / Esc", "this help on / off"),
+)
+
+
+def help_text() -> str:
+    """The help as plain text (keys, then glyphs)."""
+    w = max(len(k) for k, _ in HELP_KEYS)
+    lines = [f"{k:<{w}}  {v}" for k, v in HELP_KEYS]
+    lines.append("")
+    lines += [label for _, label in GLYPHS]
+    return "\n".join(lines)
+
+
+@dataclass
+class OverlaySpec:
+    """What to draw over one frame (canvas pixels, origin top-left like toolkit events)."""
+
+    box: tuple[float, float, float, float] | None = None   # px0, py0, px1, py1 of a box zoom in progress
+    legend: tuple[str, ...] = ()                            # glyph kinds to explain in the corner legend
+    legend_offset: int = 0                                  # px below the plot top (room for the run legend)
+    help: bool = False
+    connectors: tuple[np.ndarray, np.ndarray] | None = None  # (n, 2) p0 and p1 in data units (x, display y)
+    rug: np.ndarray | None = None                           # pixel columns (relative to the plot) with matches
+    readout: str = ""                                       # frame-time readout (bottom-left)
+    run_color: tuple = (0.12, 0.47, 0.71, 1.0)
+    extras: dict = field(default_factory=dict)
+
+
+def loose_connectors(runs, view: View, show_loose: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Owner lines of the loose ends beyond the alpha grid, in data units (x, display y).
+
+    A trial point with alpha beyond the last grid alpha sits at x = k + alpha / taken, possibly over
+    a neighbouring step.  Its line starts at the end of its own step's drawn arc: the last grid
+    point when the part beyond the step is shown, else the accepted step (k + 1).
+    """
+    p0s, p1s = [], []
+    for run in runs:
+        d = run.data
+        if len(d) == 0:
+            continue
+        a = np.asarray(run.alphas, np.float64)
+        amax = float(a.max()) if len(a) else 1.0
+        # a loose end can sit far right of its step: look back far enough for the largest trial alpha
+        r0, r1 = run.rows_in(view.x0, view.x1)
+        off = d.trial_offsets
+        lo_row = max(0, r0 - 64)
+        ta, tb = int(off[lo_row]), int(off[r1])
+        if tb <= ta:
+            continue
+        counts = np.diff(off[lo_row:r1 + 1])
+        rows = np.repeat(np.arange(lo_row, r1), counts)
+        alpha = np.asarray(d.trials["alpha"][ta:tb], np.float64)
+        loss = np.asarray(d.trials["loss"][ta:tb], np.float64)
+        t = np.asarray(d["taken_alpha"][rows], np.float64)
+        t = np.where(np.isfinite(t) & (t > 0), t, 1.0)
+        far = np.isfinite(alpha) & np.isfinite(loss) & (alpha > amax * (1 + 1e-9)) & (alpha > t * (1 + 1e-9))
+        if not far.any():
+            continue
+        rows, alpha, loss, t = rows[far], alpha[far], loss[far], t[far]
+        it = d.iteration[rows].astype(np.float64)
+        tx = it + alpha / t
+        a_end = np.full(len(rows), amax) if show_loose else t
+        phi = np.asarray(d.phi[rows], np.float64)
+        end_y = np.array([np.interp(ae, a, ph) if np.isfinite(ph).all() else np.nan for ae, ph in zip(a_end, phi)])
+        ex = it + a_end / t
+        sel = (np.maximum(tx, ex) >= view.x0) & (np.minimum(tx, ex) <= view.x1) & np.isfinite(end_y)
+        if not sel.any():
+            continue
+        ty = _disp(loss[sel], view)
+        ey = _disp(end_y[sel], view)
+        p0s.append(np.stack([ex[sel], ey], axis=1))
+        p1s.append(np.stack([tx[sel], ty], axis=1))
+    if not p0s:
+        return np.empty((0, 2)), np.empty((0, 2))
+    return np.concatenate(p0s), np.concatenate(p1s)
+
+
+def _disp(y: np.ndarray, view: View) -> np.ndarray:
+    y = np.asarray(y, np.float64)
+    if not view.log_y:
+        return y
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(y > 0, np.log10(np.where(y > 0, y, 1.0)), np.nan)
+
+
+def match_rug(matches: np.ndarray, view: View) -> np.ndarray:
+    """Pixel columns (relative to the plot's left edge) holding at least one matching step in ``view``."""
+    m = np.asarray(matches)
+    if len(m) == 0:
+        return np.empty(0, np.int64)
+    lo = int(np.searchsorted(m, np.floor(view.x0) - 1, side="left"))
+    hi = int(np.searchsorted(m, np.ceil(view.x1), side="right"))
+    xs = m[lo:hi].astype(np.float64) + 0.5
+    pw = view.plot[2]
+    cols = np.floor((xs - view.x0) / (view.x1 - view.x0) * pw)
+    cols = cols[(cols >= 0) & (cols < pw)]
+    return np.unique(cols.astype(np.int64))
+
+
+def text_boxes(layer: TextLayer) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """Bounding boxes (left, top, right, bottom; image rows top-down) of a text layer's items."""
+    from .textlayer import _font
+
+    out = []
+    for text, x, y, anchor, size, _color, bold, rotate in layer.items:
+        font = _font(size, bold)
+        if rotate:
+            w = font.getlength(text)
+            out.append((text, (x - size, layer.height - y - w / 2, x + size, layer.height - y + w / 2)))
+        else:
+            out.append((text, tuple(float(v) for v in font.getbbox(text, anchor=anchor))))
+            l, t, r, b = out[-1][1]
+            out[-1] = (text, (l + x, t + layer.height - y, r + x, b + layer.height - y))
+    return out
+
+
+class Overlays:
+    """GL resources for the overlays; create inside a current GL context."""
+
+    def __init__(self):
+        from .gl.programs import MarkerBatch, Overlay, RectBatch, SegmentBatch
+
+        self.rects = RectBatch()
+        self.lines = SegmentBatch()
+        self.markers = MarkerBatch()
+        self.text = Overlay()
+        self.readout = Overlay()
+        self._text_key = None
+        self._readout_key = None
+        self.last_text: TextLayer | None = None
+
+    def draw(self, view: View, spec: OverlaySpec) -> None:
+        """Draw ``spec`` over the frame ``view`` describes (the current framebuffer, viewport = canvas)."""
+        from vispy import gloo
+
+        W, H = view.size
+        lx, ly, pw, ph = view.plot
+        gloo.set_viewport(0, 0, W, H)
+        gloo.set_state(blend=True, depth_test=False, scissor_test=False,
+                       blend_func=("src_alpha", "one_minus_src_alpha", "one", "one_minus_src_alpha"))
+        u_px = {"u_resolution": (float(W), float(H)), "u_plot_origin": (0.0, 0.0), "u_scale": (1.0, 1.0),
+                "u_space": 1.0, "u_min_px": 0.0, "u_pin_top": 0.0, "u_plot_top": float(ly + ph)}
+        rects, rect_cols, p0, p1, seg_cols = [], [], [], [], []
+        mk, mk_col, mk_size, mk_shape = [], [], [], []
+        text = TextLayer(W, H)
+
+        # owner lines of far loose ends (data units -> px), dotted
+        if spec.connectors is not None and len(spec.connectors[0]):
+            a, b = spec.connectors
+            sx, sy = pw / (view.x1 - view.x0), ph / (view.y1 - view.y0)
+            qa = np.stack([lx + (a[:, 0] - view.x0) * sx, ly + (a[:, 1] - view.y0) * sy], axis=1)
+            qb = np.stack([lx + (b[:, 0] - view.x0) * sx, ly + (b[:, 1] - view.y0) * sy], axis=1)
+            for s, e in zip(qa, qb):
+                n = int(max(2, min(200, np.hypot(*(e - s)) / 6)))
+                ts = np.linspace(0, 1, n + 1)
+                pts = s[None] + (e - s)[None] * ts[:, None]
+                p0 += list(pts[:-1:2])
+                p1 += list(pts[1::2])
+            seg_cols += [(LOOSE_RGBA[0], LOOSE_RGBA[1], LOOSE_RGBA[2], 0.8)] * (len(p0) - len(seg_cols))
+
+        # highlight rug along the bottom of the plot
+        if spec.rug is not None and len(spec.rug):
+            c = spec.rug.astype(np.float64)
+            rects += [(lx + v, ly, lx + v + 1, ly + 7) for v in c]
+            rect_cols += [MATCH_RGBA] * len(c)
+
+        # box zoom rectangle
+        if spec.box is not None:
+            x0, y0, x1, y1 = spec.box
+            gx0, gx1 = sorted((x0, x1))
+            gy0, gy1 = sorted((H - y0, H - y1))
+            rects.append((gx0, gy0, gx1, gy1))
+            rect_cols.append((0.20, 0.45, 0.85, 0.15))
+            corners = [(gx0, gy0), (gx1, gy0), (gx1, gy1), (gx0, gy1)]
+            for i in range(4):
+                p0.append(corners[i])
+                p1.append(corners[(i + 1) % 4])
+                seg_cols.append((0.15, 0.35, 0.75, 0.9))
+
+        # glyph legend (corner) or the help panel
+        fs = 11 if W >= 500 else 9
+        if spec.help:
+            self._help(text, rects, rect_cols, p0, p1, seg_cols, mk, mk_col, mk_size, mk_shape, view, spec, fs)
+        elif spec.legend:
+            labels = [dict(GLYPHS)[k].split(":")[0].split(" (")[0] for k in spec.legend]
+            wmax = max(text.text_width(s, fs - 1) for s in labels) + 40
+            row_h = fs + 6
+            top = ly + ph - 6 - spec.legend_offset
+            right = lx + pw - 6
+            left = right - wmax
+            bottom = top - row_h * len(labels) - 6
+            if left > lx + 10 and bottom > ly + 10:
+                rects.append((left, bottom, right, top))
+                rect_cols.append((1.0, 1.0, 1.0, 0.85))
+                for i, (kind, label) in enumerate(zip(spec.legend, labels)):
+                    yy = top - 4 - row_h * (i + 0.5)
+                    self._sample(kind, left + 8, left + 28, yy, spec, rects, rect_cols, p0, p1, seg_cols,
+                                 mk, mk_col, mk_size, mk_shape)
+                    text.add(label, left + 34, yy, "lm", fs - 1)
+
+        if rects:
+            self.rects.set(np.asarray(rects, np.float64), np.asarray(rect_cols, np.float32))
+            self.rects.draw(**dict(u_px, u_min_px=1.0))
+        if p0:
+            self.lines.set(np.asarray(p0, np.float64), np.asarray(p1, np.float64),
+                           np.asarray(seg_cols[:len(p0)], np.float32))
+            self.lines.draw(**dict(u_px, u_width=1.5))
+        if mk:
+            self.markers.set(np.asarray(mk, np.float64), np.asarray(mk_col, np.float32),
+                             np.asarray(mk_size, np.float32), np.asarray(mk_shape, np.float32))
+            self.markers.draw(**dict(u_px, u_space=0.0))
+        key = (W, H, tuple(text.items))
+        if key != self._text_key:
+            self.text.set(text.rasterize())
+            self._text_key = key
+        self.last_text = text
+        if text.items:
+            self.text.draw(**u_px)
+        if spec.readout:
+            rkey = (W, H, spec.readout)
+            if rkey != self._readout_key:
+                small = TextLayer(W, H)
+                small.add(spec.readout, 4, 4, "lb", 10, color=(90, 90, 90, 255))
+                self.readout.set(small.rasterize())
+                self._readout_key = rkey
+            self.readout.draw(**u_px)
+
+    def _sample(self, kind, xa, xb, y, spec, rects, rect_cols, p0, p1, seg_cols, mk, mk_col, mk_size, mk_shape):
+        """A small sample of a glyph between px xa..xb at height y (GL px)."""
+        rc = tuple(float(v) for v in spec.run_color)
+        xm = 0.5 * (xa + xb)
+        if kind == "arc":
+            p0.append((xa, y - 3))
+            p1.append((xb, y + 3))
+            seg_cols.append(rc)
+        elif kind == "beyond":
+            p0.append((xa, y - 3))
+            p1.append((xb, y + 3))
+            seg_cols.append(rc[:3] + (rc[3] * 0.35,))
+        elif kind == "trial":
+            mk.append((xm, y)), mk_col.append(TRIAL_RGBA), mk_size.append(6.0), mk_shape.append(0.0)
+        elif kind == "loose":
+            mk.append((xm, y)), mk_col.append(LOOSE_RGBA), mk_size.append(6.0), mk_shape.append(2.0)
+        elif kind == "owner":
+            for i in range(3):
+                p0.append((xa + 7 * i, y))
+                p1.append((xa + 7 * i + 3.5, y))
+                seg_cols.append(LOOSE_RGBA[:3] + (0.8,))
+        elif kind == "rule":
+            rects.append((xm, y - 6, xm + 1, y + 6))
+            rect_cols.append(RULE_RGBA)
+        elif kind == "envelope":
+            rects.append((xa, y - 5, xb, y + 5))
+            rect_cols.append(rc[:3] + (0.4,))
+        elif kind == "classic":
+            rects.append((xa, y - 1, xb, y + 1))
+            rect_cols.append(rc)
+        elif kind == "flag":
+            mk.append((xm, y)), mk_col.append((0.85, 0.05, 0.05, 1.0)), mk_size.append(7.0), mk_shape.append(2.0)
+        elif kind == "rug":
+            rects.append((xm, y - 4, xm + 1, y + 4))
+            rect_cols.append(MATCH_RGBA)
+
+    def _help(self, text, rects, rect_cols, p0, p1, seg_cols, mk, mk_col, mk_size, mk_shape, view, spec, fs):
+        """A translucent panel over the plot: keys and mouse on the left, glyphs on the right."""
+        W, H = view.size
+        row_h = fs + 5
+        n_rows = max(len(HELP_KEYS), len(GLYPHS)) + 2
+        panel_h = min(H - 8, row_h * n_rows + 20)
+        panel_w = min(W - 8, 980)
+        left = (W - panel_w) / 2
+        top = (H + panel_h) / 2
+        rects.append((left, top - panel_h, left + panel_w, top))
+        rect_cols.append((1.0, 1.0, 1.0, 0.93))
+        for a, b in (((left, top), (left + panel_w, top)), ((left + panel_w, top), (left + panel_w, top - panel_h)),
+                     ((left + panel_w, top - panel_h), (left, top - panel_h)), ((left, top - panel_h), (left, top))):
+            p0.append(a), p1.append(b), seg_cols.append((0.3, 0.3, 0.3, 1.0))
+        # shrink the font until both columns fit
+        size = fs
+        while size > 7 and (row_h * n_rows + 20 > panel_h):
+            size -= 1
+            row_h = size + 5
+        kw = max(text.text_width(k, size, bold=True) for k, _ in HELP_KEYS) + 10
+        half = panel_w * 0.47
+        text.add("help (? or Esc to close)", left + 12, top - 10, "lt", size + 1, bold=True)
+        text.add("glyphs", left + half + 20, top - 10, "lt", size + 1, bold=True)
+        y = top - 14 - 1.8 * row_h
+        for i, (k, v) in enumerate(HELP_KEYS):
+            yy = y - row_h * i
+            text.add(k, left + 12, yy, "lm", size, bold=True)
+            text.add(v, left + 12 + kw, yy, "lm", size)
+        gx = left + half + 20
+        for i, (kind, label) in enumerate(GLYPHS):
+            yy = y - row_h * i
+            self._sample(kind, gx, gx + 20, yy, spec, rects, rect_cols, p0, p1, seg_cols, mk, mk_col, mk_size,
+                         mk_shape)
+            text.add(label, gx + 28, yy, "lm", size)
