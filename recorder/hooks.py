@@ -1,21 +1,30 @@
 """Attach the probe to an unchanged training loop through the optimizer's step hooks.
 
 ``rec = recorder.attach(optimizer, model, loss_fn, path="runs/x.gda")`` is all a
-training loop needs.  What happens at every ``optimizer.step()``:
+training loop needs.  What is captured, and when:
 
-1. pre-hook: snapshot ``w_k`` (flat copy), the gradient norm and the gradient
-   (for the slope at 0), and wrap a closure (LBFGS, CG) so every loss
-   evaluation of a line search is captured as a trial point;
-2. the optimizer steps;
-3. post-hook: ``d_k = w_{k+1} - w_k``, probe phi_k on the grid (the captured
-   mini-batch, or a fixed probe set), compute line statistics, append one row.
+* **The step's data.**  A forward pass of the model with gradients enabled opens
+  a micro-batch (its positional and keyword arguments); the loss module's call
+  adds the target and the loss (or ``loss_from`` takes the loss out of the
+  model's output, for models that compute their own loss).  The micro-batch
+  counts only when ``backward`` reaches that loss: a validation forward (under
+  ``no_grad``, or never back-propagated) is never mistaken for training data,
+  and neither are other recorders' probe forwards.  All micro-batches since
+  the last step are kept (gradient accumulation; up to
+  ``ProbeConfig.max_micro_batches``).  ``rec.observe(inputs, target, **kwargs)``
+  adds a micro-batch by hand (plain-function losses).
+* **The gradient.**  A post-accumulate-grad hook on every parameter copies its
+  gradient at the end of each ``backward``, so the recorded gradient is the one
+  back-propagated since the last step, before any clipping or other change the
+  loop makes before ``step()``; a parameter without a gradient counts as zero.
+* **The step.**  pre-hook: snapshot ``w_k``, wrap a closure (LBFGS, CG) so every
+  loss evaluation of a line search is a trial point; the optimizer steps;
+  post-hook: ``d_k = w_{k+1} - w_k``, probe phi_k on the grid over the step's
+  micro-batches (their mean), compute line statistics, append one row.
 
-The current mini-batch is captured by forward pre-hooks on the model (inputs)
-and on the loss module (target); for a plain-function loss call
-``rec.observe(inputs, target)`` before ``step()``.  The recorder never breaks
-training: every failure inside the hooks is recorded with its message, a
-warning is logged once, parameters are restored, and training goes on
-(``strict=True`` raises instead).
+The recorder never breaks training: every failure inside the hooks is recorded
+with its message, a warning is logged once, parameters are restored, and
+training goes on (``strict=True`` raises instead).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import math
 import platform
 import socket
 import time
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -34,13 +44,20 @@ import torch
 from . import schema
 from ._version import __version__
 from .errors import RecordingError
+from .flat import flat_grad, flatten
 from .linestats import line_stats
-from .probe import LineProbe, ProbeConfig, resolve_config
+from .probe import LineProbe, MicroBatch, ProbeConfig, extract_loss, micro_weights, probing, reduce_loss, \
+    resolve_config, rng_state
 from .store import RecordingWriter
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Recorder", "attach"]
+
+#: What ``slope0`` and ``grad_norm`` are computed from (also stored in the run metadata).
+GRADIENT_NOTE = ("the gradient back-propagated since the previous step, as the backward calls left it "
+                 "(summed over micro-batches, before gradient clipping or any other change made before "
+                 "step()); parameters without a gradient count as zero")
 
 
 def _versions() -> dict:
@@ -83,7 +100,7 @@ def _fingerprint(obj) -> str:
             for x in o:
                 feed(x)
         elif isinstance(o, dict):
-            for k in sorted(o):
+            for k in sorted(o, key=str):
                 feed(o[k])
 
     feed(obj)
@@ -108,29 +125,68 @@ def _device_stats(alphas: np.ndarray, phi: torch.Tensor) -> dict | None:
         return {n: v[0].item() for n, v in out.items()}
 
 
+@dataclass
+class _Line:
+    """The step as a line: w_k, w_{k+1}, d_k and its squared norm."""
+
+    w0: torch.Tensor
+    w1: torch.Tensor
+    d: torch.Tensor
+    dd: float
+
+    @property
+    def step_norm(self) -> float:
+        return math.sqrt(self.dd)
+
+
+@dataclass
+class _StepInfo:
+    """Per-iteration scalars other than phi and its statistics."""
+
+    train_loss: float = math.nan
+    slope0: float = math.nan
+    grad_norm: float = math.nan
+    ls_evals: int = 0
+    lr: float = math.nan
+    native: float = math.nan
+    trials: dict | None = None
+    extra: dict = field(default_factory=dict)
+
+
 class Recorder:
     """Records phi_k for every step of ``optimizer``; see :func:`attach`."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, model: torch.nn.Module, loss_fn: Callable,
-                 path, probe: ProbeConfig | str | None = None, *, run: dict | None = None,
-                 tags: dict | None = None, seed: int | None = None, strict: bool | None = None,
-                 overwrite: bool = True, commit_interval: float = 1.0, distributed: bool | None = None):
+    def __init__(self, optimizer: torch.optim.Optimizer, model: torch.nn.Module, loss_fn: Callable | None = None,
+                 path=None, probe: ProbeConfig | str | None = None, *, loss_from: Any = None,
+                 run: dict | None = None, tags: dict | None = None, seed: int | None = None,
+                 strict: bool | None = None, overwrite: bool = True, commit_interval: float = 1.0,
+                 distributed: bool | None = None, capture: bool = True,
+                 evaluate: Callable[[MicroBatch], Any] | None = None):
+        if path is None:
+            raise ValueError("attach needs path=, the *.gda recording to write")
+        if loss_fn is None and loss_from is None and evaluate is None:
+            raise ValueError("attach needs loss_fn (loss_fn(output, target)) or loss_from (where the model's "
+                             "output holds its loss, e.g. loss_from='loss' for HuggingFace models)")
         self.optimizer = optimizer
         self.model = model
         self.loss_fn = loss_fn
+        self.loss_from = loss_from
         self.config = resolve_config(probe)
         self.strict = self.config.strict if strict is None else bool(strict)
         self.params = [p for g in optimizer.param_groups for p in g["params"]]
-        self.probe = LineProbe(model, loss_fn, self.params, self.config)
+        self.probe = LineProbe(model, loss_fn, self.params, self.config, loss_from=loss_from, evaluate=evaluate)
         self.alphas = self.probe.alphas
         self.iteration = 0
         self.epoch = 0
+        self.strategy = None
         self._batch_id = -1
         self._batch_fp = None
-        self._inputs = None
-        self._target = None
-        self._last_loss_t: torch.Tensor | None = None
-        self._probing = False
+        self._pending: MicroBatch | None = None  # the latest grad-enabled model forward
+        self._micro: list[MicroBatch] = []  # micro-batches back-propagated since the last step
+        self._micro_dropped = 0
+        self._gbuf: torch.Tensor | None = None  # gradient copied at the end of each backward
+        self._grad_seen = False
+        self._offsets = np.cumsum([0] + [p.numel() for p in self.params]).tolist()
         self._pre: dict | None = None
         self._warned: set[str] = set()
         self.failures = 0
@@ -142,6 +198,7 @@ class Recorder:
         if self.distributed:
             self.rank = torch.distributed.get_rank()
         self._handles = []
+        self._devices = sorted({p.device for p in self.params}, key=str)
 
         nparam = sum(p.numel() for p in model.parameters())
         meta = {
@@ -161,6 +218,10 @@ class Recorder:
             "start_time": time.time(),
             "tags": dict(tags or {}),
             "alpha_units": "d_k = w_{k+1} - w_k (alpha = 1 is the step taken)",
+            "gradient": GRADIENT_NOTE if not self.distributed else
+            "p.grad when step() is called (after the all-reduce; after any clipping)",
+            "loss": ("the weighted sum over the step's micro-batches (their mean unless the loss is already "
+                     "normalised over the step); a per-sample loss is averaged"),
             "world_size": torch.distributed.get_world_size() if self.distributed else 1,
         }
         meta.update({k: v for k, v in (run or {}).items() if k != "name"})
@@ -173,42 +234,100 @@ class Recorder:
                     raise
                 self._warn_once("writer", f"gda_gl recorder disabled: {exc}")
                 self.writer = None
-        self._install()
+        self._install(capture)
 
     # -- hooks ---------------------------------------------------------------
-    def _install(self) -> None:
+    def _install(self, capture: bool) -> None:
         self._handles.append(self.optimizer.register_step_pre_hook(self._before_step))
         self._handles.append(self.optimizer.register_step_post_hook(self._after_step))
+        for i, p in enumerate(self.params):
+            if p.requires_grad and hasattr(p, "register_post_accumulate_grad_hook"):
+                self._handles.append(p.register_post_accumulate_grad_hook(self._grad_hook(i)))
+        if not capture:
+            return
         self._handles.append(self.model.register_forward_pre_hook(self._capture_inputs, with_kwargs=True))
+        if self.loss_from is not None:
+            self._handles.append(self.model.register_forward_hook(self._capture_model_loss))
         if isinstance(self.loss_fn, torch.nn.Module):
             self._handles.append(self.loss_fn.register_forward_pre_hook(self._capture_target))
             self._handles.append(self.loss_fn.register_forward_hook(self._capture_loss))
 
+    def _grad_hook(self, i: int):
+        def hook(p):
+            if probing():
+                return
+            try:
+                if self._gbuf is None:
+                    self._gbuf = torch.zeros(self._offsets[-1], dtype=p.dtype, device=p.device)
+                if p.grad is not None:
+                    self._gbuf[self._offsets[i]:self._offsets[i + 1]].copy_(p.grad.detach().reshape(-1))
+                self._grad_seen = True
+            except Exception as exc:  # never break training
+                self._fail(f"capturing the gradient: {type(exc).__name__}: {exc}")
+        return hook
+
+    def _training_forward(self) -> bool:
+        return torch.is_grad_enabled() and not probing()
+
     def _capture_inputs(self, module, args, kwargs):
-        if not self._probing:
-            self._inputs = (args, kwargs)
+        if self._training_forward():
+            rng = rng_state(self._devices) if self.config.replays else None
+            self._pending = MicroBatch(tuple(args), dict(kwargs), rng=rng)
         return None
 
     def _capture_target(self, module, args):
-        if not self._probing and len(args) >= 2:
-            self._target = args[1]
+        if self._training_forward() and self._pending is not None and len(args) >= 2:
+            self._pending.target = args[1]
         return None
 
     def _capture_loss(self, module, args, output):
-        if not self._probing and isinstance(output, torch.Tensor) and output.numel() == 1:
-            self._last_loss_t = output.detach()
+        if self._training_forward() and self._pending is not None:
+            self._watch(output, self._pending)
         return None
 
-    def observe(self, inputs, target, loss: torch.Tensor | float | None = None) -> None:
-        """Tell the recorder the current mini-batch (needed for plain-function losses).
+    def _capture_model_loss(self, module, args, output):
+        if self._training_forward() and self._pending is not None:
+            try:
+                loss = extract_loss(output, self.loss_from)
+            except Exception as exc:
+                self._fail(f"loss_from={self.loss_from!r} found no loss in the model's output: {exc}")
+                return None
+            if loss is not None:
+                self._watch(loss, self._pending)
+        return None
 
-        ``inputs`` is the model's positional input (a tensor or a tuple of tensors).
+    def _watch(self, loss, mb: MicroBatch) -> None:
+        """Count ``mb`` as training data once backward reaches ``loss``."""
+        if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
+            return
+        mb.loss = reduce_loss(loss.detach())
+        if "num_items_in_batch" in mb.kwargs and mb.kwargs["num_items_in_batch"] is not None:
+            mb.weight = 1.0  # HuggingFace: the loss is already normalised over the whole step
+        loss.register_hook(lambda grad: self._commit(mb))
+
+    def _commit(self, mb: MicroBatch) -> None:
+        if probing() or any(m is mb for m in self._micro):
+            return
+        if len(self._micro) >= self.config.max_micro_batches:
+            self._micro_dropped += 1
+            return
+        self._micro.append(mb)
+
+    def add_micro_batch(self, mb: MicroBatch) -> None:
+        """Count ``mb`` as part of the current step's data (integrations call this)."""
+        self._commit(mb)
+
+    def observe(self, inputs, target=None, loss: torch.Tensor | float | None = None, **kwargs) -> None:
+        """Add a micro-batch by hand (needed for plain-function losses); call it for every micro-batch.
+
+        ``inputs`` is the model's positional input (a tensor or a tuple of tensors), ``kwargs`` its
+        keyword arguments, ``target`` the loss function's second argument, ``loss`` the training loss.
         """
         args = inputs if isinstance(inputs, tuple) else (inputs,)
-        self._inputs = (args, {})
-        self._target = target
+        mb = MicroBatch(args, dict(kwargs), target)
         if loss is not None:
-            self._last_loss_t = torch.as_tensor(loss).detach()
+            mb.loss = reduce_loss(torch.as_tensor(loss).detach())
+        self._commit(mb)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -218,18 +337,20 @@ class Recorder:
             self._warned.add(key)
             log.warning("%s", msg)
 
+    def _reset_gradient(self) -> None:
+        if self._gbuf is not None:
+            self._gbuf.zero_()
+        self._grad_seen = False
+
     def _before_step(self, optimizer, args, kwargs):
         self._pre = None
         if self.writer is None and self.rank == 0:
             return None
         try:
-            pre: dict[str, Any] = {"w0": self.probe.flat(), "trials": [], "t0": time.time()}
-            grads = [p.grad for p in self.params]
-            if all(g is not None for g in grads) and grads:
-                g = torch.cat([g.detach().reshape(-1) for g in grads])
-                pre["grad"] = g
-            pre["loss"] = self._last_loss_t
-            self._last_loss_t = None
+            pre: dict[str, Any] = {"w0": self.probe.flat(), "trials": [], "t0": time.time(), "grad": None}
+            if self.distributed or not self._grad_seen:
+                # DDP averages into p.grad after the hooks ran; gradients set by hand bypass them
+                pre["grad_now"] = flat_grad(self.params)
             closure = kwargs.get("closure") if "closure" in kwargs else (args[1] if len(args) > 1 else None)
             self._pre = pre
             if closure is not None:
@@ -246,139 +367,192 @@ class Recorder:
 
     def _wrap_closure(self, closure, pre):
         def wrapped():
+            first = not pre["trials"]
+            start = len(self._micro)
+            if not first:  # a line search re-evaluates: only this evaluation's data and gradient count
+                self._reset_gradient()
             loss = closure()
             try:
-                if not self._probing:
-                    w = self.probe.flat()
-                    grads = [p.grad for p in self.params]
-                    g = torch.cat([x.detach().reshape(-1) for x in grads]) if all(x is not None for x in grads) else None
-                    pre["trials"].append((w, float(loss.detach() if isinstance(loss, torch.Tensor) else loss), g))
+                if not probing():
+                    if not first:
+                        self._micro = self._micro[start:]
+                    g = self._gradient_now()
+                    lv = float(reduce_loss(loss.detach())) if isinstance(loss, torch.Tensor) else float(loss)
+                    pre["trials"].append((self.probe.flat(), lv, g))
             except Exception as exc:
                 self._fail(f"capturing a line-search evaluation: {exc}")
             return loss
 
         return wrapped
 
+    def _gradient_now(self) -> torch.Tensor:
+        """The gradient of the latest backward(s): the hooks' copy, else p.grad (missing as zero)."""
+        if self._grad_seen and self._gbuf is not None and not self.distributed:
+            return self._gbuf.clone()
+        return flat_grad(self.params)
+
     def _after_step(self, optimizer, args, kwargs) -> None:
         pre, self._pre = self._pre, None
         k = self.iteration
         self.iteration += 1
+        micro, dropped = self._micro, self._micro_dropped
+        grad = None
+        if pre is not None and not pre["trials"]:
+            grad = pre.get("grad_now") if "grad_now" in pre else self._gradient_now()
+        self._micro, self._micro_dropped, self._pending = [], 0, None
+        self._reset_gradient()
         if pre is None or (self.writer is None and self.rank == 0):
             return
+        pre["grad"] = grad
         try:
-            self._record(k, pre)
+            self._record(k, pre, micro, dropped)
         except Exception as exc:
             if self.strict:
                 raise
             self._fail(f"iteration {k}: {type(exc).__name__}: {exc}")
 
     # -- one iteration -------------------------------------------------------
-    def _record(self, k: int, pre: dict) -> None:
+    def _record(self, k: int, pre: dict, micro: list[MicroBatch], dropped: int) -> None:
+        line = self._line(pre)
+        info = self._step_info(pre, line, micro)
+        batches, batch = self._probe_data(micro)
+        phi, status, message, stats = self._measure(k, line, batches)
+        if dropped:
+            self._note(k, "micro-batches-dropped",
+                       f"phi and train_loss use the first {len(micro)} of {len(micro) + dropped} micro-batches "
+                       "(ProbeConfig.max_micro_batches)")
+        self._write(k, line, info, batch, phi, status, message, stats)
+
+    def _line(self, pre: dict) -> _Line:
         w0 = pre["w0"]
         w1 = self.probe.flat()
         d = w1 - w0
-        dd = float(torch.dot(d, d)) if d.numel() else 0.0
-        step_norm = math.sqrt(dd)
+        return _Line(w0, w1, d, float(torch.dot(d, d)) if d.numel() else 0.0)
+
+    def _is_line_search(self, trials: list) -> bool:
+        """Several closure evaluations per step, or an optimizer known to search (LBFGS, CG)."""
+        return bool(trials) and (len(trials) > 1 or isinstance(self.optimizer, torch.optim.LBFGS)
+                                 or isinstance(getattr(self.optimizer, "last_line_search", None), dict))
+
+    def _step_info(self, pre: dict, line: _Line, micro: list[MicroBatch]) -> _StepInfo:
+        info = _StepInfo()
         ls = getattr(self.optimizer, "last_line_search", None)
         ls = ls if isinstance(ls, dict) else {}
-        trials = None
-        if pre["trials"]:
-            # a closure optimizer: its evaluations are the line search's trial points, projected onto d
-            # no move (a failed line search): measure along the farthest trial instead (alpha 1 there)
-            ref, rr = d, dd
-            if dd == 0:
-                far = max(pre["trials"], key=lambda t: float(torch.dot(t[0] - w0, t[0] - w0)))[0] - w0
-                ref, rr = far, float(torch.dot(far, far))
-            ta, tl, ts = [], [], []
-            for w, loss, gt in pre["trials"]:
-                ta.append(float(torch.dot(w - w0, ref)) / rr if rr > 0 else math.nan)
-                ts.append(float(torch.dot(gt, ref)) if gt is not None and rr > 0 else math.nan)
-                tl.append(loss)
-            trials = {"alpha": ta, "loss": tl, "slope": ts}
-            at0 = [i for i, (w, _, _) in enumerate(pre["trials"]) if torch.equal(w, w0)]
-            train_loss = tl[at0[0]] if at0 else math.nan
-            slope0 = ts[at0[0]] if at0 else math.nan
-            g0 = pre["trials"][at0[0]][2] if at0 else None
-            grad_norm = float(torch.linalg.vector_norm(g0)) if g0 is not None else math.nan
-            steps = ls.get("trial_steps")
-            if steps is not None and len(steps) == len(ta):
-                # the optimizer's own step lengths are exact: alpha = t / t_accepted (units of d_k)
-                acc = float(ls.get("step", 0.0))
-                trials["alpha"] = [t / acc for t in steps] if acc > 0 else list(steps)
-                if "trial_slopes" in ls and acc > 0:
-                    trials["slope"] = [sl * acc for sl in ls["trial_slopes"]]
+        if self._is_line_search(pre["trials"]):
+            self._trial_points(pre, line, ls, info)
         else:
-            g = pre.get("grad")
-            grad_norm = float(torch.linalg.vector_norm(g)) if g is not None else math.nan
-            slope0 = float(torch.dot(g, d)) if g is not None else math.nan
-            train_loss = float(pre["loss"]) if pre.get("loss") is not None else math.nan
+            g = pre["grad"]
+            if pre["trials"] and g is None:
+                g = pre["trials"][0][2]
+            if g is not None:
+                info.grad_norm = float(torch.linalg.vector_norm(g))
+                info.slope0 = float(torch.dot(g.to(line.d.dtype), line.d))
+            info.train_loss = self._micro_loss(micro)
+            if math.isnan(info.train_loss) and pre["trials"]:
+                info.train_loss = pre["trials"][0][1]
         # an optimizer that knows its line search (recorder.optim.CG) says what it started from
         if "f0" in ls:
-            train_loss = float(ls["f0"])
-        if "d0" in ls and "step" in ls and dd > 0:
-            slope0 = float(ls["d0"]) * float(ls["step"])
+            info.train_loss = float(ls["f0"])
+        if "d0" in ls and "step" in ls and line.dd > 0:
+            info.slope0 = float(ls["d0"]) * float(ls["step"])
         if "grad_norm" in ls:
-            grad_norm = float(ls["grad_norm"])
-        ls_evals = int(ls["evals"]) if "evals" in ls else len(pre["trials"])
-        lr = float(self.optimizer.param_groups[0].get("lr", math.nan))
-        native = float(ls["step"]) if "step" in ls else lr
+            info.grad_norm = float(ls["grad_norm"])
+        info.ls_evals = int(ls["evals"]) if "evals" in ls else (len(pre["trials"]) if info.trials else 0)
+        info.lr = float(self.optimizer.param_groups[0].get("lr", math.nan))
+        info.native = float(ls["step"]) if "step" in ls else info.lr
+        return info
 
-        # which data
+    @staticmethod
+    def _micro_loss(micro: list[MicroBatch]) -> float:
+        """The training loss of the step: the micro-batches' losses, weighted as phi weighs them."""
+        if not micro or any(m.loss is None for m in micro):
+            return math.nan
+        return float(sum(w * float(m.loss) for w, m in zip(micro_weights(micro), micro)))
+
+    def _trial_points(self, pre: dict, line: _Line, ls: dict, info: _StepInfo) -> None:
+        """A closure optimizer's evaluations are the line search's trial points, projected onto d_k."""
+        w0, d, dd = line.w0, line.d, line.dd
+        ref, rr = d, dd
+        if dd == 0:  # no move (a failed line search): measure along the farthest trial (alpha 1 there)
+            far = max(pre["trials"], key=lambda t: float(torch.dot(t[0] - w0, t[0] - w0)))[0] - w0
+            ref, rr = far, float(torch.dot(far, far))
+        ta, tl, ts = [], [], []
+        for w, loss, gt in pre["trials"]:
+            ta.append(float(torch.dot(w - w0, ref)) / rr if rr > 0 else math.nan)
+            ts.append(float(torch.dot(gt.to(ref.dtype), ref)) if gt is not None and rr > 0 else math.nan)
+            tl.append(loss)
+        trials = {"alpha": ta, "loss": tl, "slope": ts}
+        at0 = [i for i, (w, _, _) in enumerate(pre["trials"]) if torch.equal(w, w0)]
+        if at0:
+            info.train_loss = tl[at0[0]]
+            g0 = pre["trials"][at0[0]][2]
+            info.grad_norm = float(torch.linalg.vector_norm(g0)) if g0 is not None else math.nan
+            info.slope0 = float(torch.dot(g0.to(d.dtype), d)) if g0 is not None else math.nan
+        steps = ls.get("trial_steps")
+        if steps is not None and len(steps) == len(ta):
+            # the optimizer's own step lengths are exact: alpha = t / t_accepted (units of d_k)
+            acc = float(ls.get("step", 0.0))
+            trials["alpha"] = [t / acc for t in steps] if acc > 0 else list(steps)
+            if "trial_slopes" in ls and acc > 0:
+                trials["slope"] = [sl * acc for sl in ls["trial_slopes"]]
+        info.trials = trials
+
+    def _probe_data(self, micro: list[MicroBatch]) -> tuple[list[MicroBatch], int]:
+        """The micro-batches phi is measured on, and the batch id (new whenever the data changes)."""
         if self.config.data is not None:
-            data = self.config.data
-            inputs = ((data[0],) if not isinstance(data[0], tuple) else data[0], {})
-            target = data[1]
-            batch = 0
-        else:
-            inputs, target = self._inputs, self._target
-            fp = _fingerprint((inputs, target)) if inputs is not None else None
-            if fp != self._batch_fp:
-                self._batch_fp = fp
-                self._batch_id += 1
-            batch = self._batch_id
+            x, y = self.config.data
+            return [MicroBatch(x if isinstance(x, tuple) else (x,), {}, y)], 0
+        fp = _fingerprint([(m.args, m.kwargs, m.target) for m in micro]) if micro else None
+        if fp != self._batch_fp:
+            self._batch_fp = fp
+            self._batch_id += 1
+        return micro, self._batch_id
 
-        status, message = schema.STATUS_OK, ""
+    def _measure(self, k: int, line: _Line, batches: list[MicroBatch]):
+        """Probe phi_k; returns (phi, status, message, statistics computed on the device or None)."""
         phi = np.full(len(self.alphas), np.nan)
-        stats_dev = None
         if k % max(1, self.config.every):
-            status = schema.STATUS_SKIPPED
-        elif inputs is None or target is None:
-            status, message = schema.STATUS_FAILED, ("no mini-batch captured: use a torch.nn loss module, "
-                                                     "call rec.observe(inputs, target), or give a probe set")
-        else:
-            self._probing = True
-            try:
-                phi_t, strategy = self.probe.measure(w0, w1, inputs, target, distributed=self.distributed,
-                                                     as_tensor=True)
-                stats_dev = _device_stats(self.alphas, phi_t)  # CuPy on CUDA: statistics where phi is
-                phi = phi_t.cpu().numpy()
-                self.strategy = strategy
-            except Exception as exc:
-                if self.strict:
-                    raise
-                status, message = schema.STATUS_FAILED, f"{type(exc).__name__}: {exc}"
-            finally:
-                self._probing = False
-            if status == schema.STATUS_OK and not np.all(np.isfinite(phi)):
-                status, message = schema.STATUS_NONFINITE, "phi has NaN or Inf values"
+            return phi, schema.STATUS_SKIPPED, "", None
+        if not batches:
+            return phi, schema.STATUS_FAILED, ("no mini-batch captured: use a torch.nn loss module, give "
+                                               "loss_from=, call rec.observe(inputs, target), or give a probe set"), None
+        if self.loss_from is None and self.probe.evaluate is None and any(m.target is None for m in batches):
+            return phi, schema.STATUS_FAILED, "no target captured: call rec.observe(inputs, target)", None
+        try:
+            phi_t, self.strategy = self.probe.measure(line.w0, line.w1, batches=batches,
+                                                      distributed=self.distributed, as_tensor=True)
+            stats_dev = _device_stats(self.alphas, phi_t)  # CuPy on CUDA: statistics where phi is
+            phi = phi_t.cpu().numpy()
+        except Exception as exc:
+            if self.strict:
+                raise
+            return phi, schema.STATUS_FAILED, f"{type(exc).__name__}: {exc}", None
+        if not np.all(np.isfinite(phi)):
+            return phi, schema.STATUS_NONFINITE, "phi has NaN or Inf values", stats_dev
+        return phi, schema.STATUS_OK, "", stats_dev
 
+    def _write(self, k: int, line: _Line, info: _StepInfo, batch: int, phi: np.ndarray, status: int,
+               message: str, stats_dev: dict | None) -> None:
         if self.rank != 0 or self.writer is None:
             return
         stats = {}
         if status in (schema.STATUS_OK, schema.STATUS_NONFINITE):
-            if stats_dev is not None:
-                stats = stats_dev
-            else:
-                stats = {n: v[0].item() for n, v in line_stats(self.alphas, phi[None, :], 1.0).items()}
-        self.writer.append(k, phi, trials=trials, epoch=self.epoch, batch=batch, taken_alpha=1.0 if dd > 0 else 0.0,
-                           native_step=native, train_loss=train_loss, step_norm=step_norm, grad_norm=grad_norm,
-                           lr=lr, wall_time=time.time(), status=status, ls_evals=ls_evals, slope0=slope0, **stats)
+            stats = stats_dev if stats_dev is not None else \
+                {n: v[0].item() for n, v in line_stats(self.alphas, phi[None, :], 1.0).items()}
+        self.writer.append(k, phi, trials=info.trials, epoch=self.epoch, batch=batch,
+                           taken_alpha=1.0 if line.dd > 0 else 0.0, native_step=info.native,
+                           train_loss=info.train_loss, step_norm=line.step_norm, grad_norm=info.grad_norm,
+                           lr=info.lr, wall_time=time.time(), status=status, ls_evals=info.ls_evals,
+                           slope0=info.slope0, **stats)
         if message:
             self.failures += status == schema.STATUS_FAILED
-            self.writer.add_event("probe-failed" if status == schema.STATUS_FAILED else "probe-nonfinite",
-                                  message, iteration=k)
+            self._note(k, "probe-failed" if status == schema.STATUS_FAILED else "probe-nonfinite", message)
             self._warn_once(f"status{status}", f"gda_gl probe at iteration {k}: {message} "
                                                "(recorded; training goes on; further ones are only recorded)")
+
+    def _note(self, k: int, kind: str, message: str) -> None:
+        if self.writer is not None:
+            self.writer.add_event(kind, message, iteration=k)
 
     def _fail(self, message: str) -> None:
         self.failures += 1
@@ -423,18 +597,22 @@ class Recorder:
         self.close()
 
 
-def attach(optimizer: torch.optim.Optimizer, model: torch.nn.Module, loss_fn: Callable, path,
+def attach(optimizer: torch.optim.Optimizer, model: torch.nn.Module, loss_fn: Callable | None = None, path=None,
            probe: ProbeConfig | str | None = None, **kwargs) -> Recorder:
     """Record phi_k at every step of ``optimizer`` into ``path``.
 
     Parameters
     ----------
     optimizer : any ``torch.optim.Optimizer`` (SGD, Adam, LBFGS, :class:`recorder.optim.CG`, ...)
-    model : the module being trained (its forward input is captured as the mini-batch)
-    loss_fn : ``loss_fn(output, target)``; an ``nn.Module`` loss is hooked to capture the target
-    path : the ``*.gda`` recording to write (replaced if it exists)
+    model : the module being trained (its grad-enabled forward calls are the mini-batches)
+    loss_fn : ``loss_fn(output, target)``; an ``nn.Module`` loss is hooked to capture the target and
+        the training loss (a per-sample loss, ``reduction='none'`` then ``.mean()``, is averaged);
+        None when the model computes its own loss (give ``loss_from``)
+    path : the ``*.gda`` recording to write
     probe : a preset name (``"cheap"``, ``"standard"``, ``"dense"``) or a :class:`ProbeConfig`
-    **kwargs : ``run`` (extra metadata), ``tags``, ``seed``, ``strict``, ``commit_interval``, ``distributed``
+    **kwargs : ``loss_from`` (where the model's output holds its loss: ``"loss"`` for HuggingFace
+        models called with ``labels=``, an index, or a callable), ``run`` (extra metadata), ``tags``,
+        ``seed``, ``strict``, ``overwrite``, ``commit_interval``, ``distributed``
 
     Returns
     -------

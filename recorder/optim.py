@@ -27,6 +27,8 @@ from typing import Callable
 import torch
 from torch.optim import Optimizer
 
+from .flat import assign, flat_grad, flatten
+
 __all__ = ["CG"]
 
 
@@ -55,21 +57,15 @@ class CG(Optimizer):
         self._state: dict = {}
         self.last_line_search: dict = {}
 
-    # -- flat helpers --------------------------------------------------------
+    # -- flat helpers (recorder.flat) -------------------------------------------
     def _flat(self) -> torch.Tensor:
-        return torch.cat([p.detach().reshape(-1) for p in self._params])
+        return flatten(self._params)
 
     def _flat_grad(self) -> torch.Tensor:
-        return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).detach().reshape(-1)
-                          for p in self._params])
+        return flat_grad(self._params)
 
     def _set(self, flat: torch.Tensor) -> None:
-        off = 0
-        with torch.no_grad():
-            for p in self._params:
-                n = p.numel()
-                p.copy_(flat[off:off + n].view_as(p))
-                off += n
+        assign(self._params, flat)
 
     def _evaluate(self, closure, x: torch.Tensor):
         self._set(x)

@@ -40,11 +40,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from .flat import assign, flatten, unflatten
 from .kernels import stack_points
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ProbeConfig", "PRESETS", "make_grid", "LineProbe", "naive_phi"]
+__all__ = ["ProbeConfig", "PRESETS", "make_grid", "LineProbe", "MicroBatch", "naive_phi", "extract_loss", "probing"]
 
 
 def make_grid(kind: str = "uniform", k: int = 17, alpha_max: float = 2.0,
@@ -70,23 +71,38 @@ def make_grid(kind: str = "uniform", k: int = 17, alpha_max: float = 2.0,
     return g
 
 
+_STRATEGIES = ("auto", "sweep", "batched")
+
+
 @dataclass(frozen=True)
 class ProbeConfig:
-    """What to probe, how often, and how.
+    """What to probe, how often, and how.  Every field is checked on construction (one ``ValueError``
+    lists all problems).
 
     Parameters
     ----------
     grid : ``"uniform"`` or ``"log"`` (ignored when ``alphas`` is given)
-    k : number of alphas
-    alpha_max : largest alpha (1 = the step taken)
-    alphas : explicit grid
-    every : probe every n-th iteration (others are stored as skipped)
-    sub_batch : evaluate on the first ``sub_batch`` samples of the batch (None: all)
+    k : number of alphas (>= 2)
+    alpha_max : largest alpha (> 0; 1 = the step taken)
+    alphas : explicit grid, finite and strictly increasing
+    every : probe every n-th iteration (>= 1; others are stored as skipped)
+    sub_batch : evaluate on the first ``sub_batch`` samples of each mini-batch (None: all)
+    batch_dim : how ``sub_batch`` finds the samples.  ``None``: dimension 0 of every tensor, refusing
+        layouts it cannot tell apart (a target whose first dimension differs from the inputs', an
+        input of shape ``(T, B, ...)`` with ``T == B``); an ``int``: that dimension of every input
+        and target tensor; a callable ``f(args, kwargs, target, n) -> (args, kwargs, target)``: your
+        own slicing
     data : ``None`` for the current mini-batch (the paper's setting), or a fixed
         probe set ``(inputs, target)``: then phi_k(1) = phi_{k+1}(0) and the curve is continuous
     strategy : ``"auto"``, ``"sweep"`` or ``"batched"``
-    eval_mode : probe with the model in eval mode (BatchNorm statistics and dropout untouched)
-    memory_budget : bytes of stacked parameters per batched chunk
+    eval_mode : probe with the model in eval mode (the default: dropout off, BatchNorm running
+        statistics).  ``False`` probes in train mode: see ``replay_rng``
+    replay_rng : in train mode, start every forward of a micro-batch from the RNG state its training
+        forward started from, so every alpha sees the dropout masks and noise of the step (then
+        phi(0) is the training loss on that batch); needs the ``sweep`` strategy
+    max_micro_batches : with gradient accumulation, phi is the loss over all micro-batches since the
+        last step; at most this many are kept (the first ones; a note is recorded when some are left out)
+    memory_budget : bytes of stacked parameters per batched chunk (> 0)
     strict : raise probe errors instead of recording them
     name : preset name, for the run metadata
     """
@@ -97,12 +113,70 @@ class ProbeConfig:
     alphas: tuple[float, ...] | None = None
     every: int = 1
     sub_batch: int | None = None
+    batch_dim: int | Callable | None = None
     data: Any = None
     strategy: str = "auto"
     eval_mode: bool = True
+    replay_rng: bool = True
+    max_micro_batches: int = 64
     memory_budget: int = 256 << 20
     strict: bool = False
     name: str = "custom"
+
+    def __post_init__(self):
+        problems = []
+
+        def is_int(v):
+            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+        def is_num(v):
+            return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+        if self.alphas is None:
+            if self.grid not in ("uniform", "log"):
+                problems.append(f"grid={self.grid!r} (choose 'uniform' or 'log')")
+            if not is_int(self.k) or self.k < 2:
+                problems.append(f"k={self.k!r} (an int >= 2)")
+            if not is_num(self.alpha_max) or not math.isfinite(self.alpha_max) or self.alpha_max <= 0:
+                problems.append(f"alpha_max={self.alpha_max!r} (a finite number > 0)")
+        else:
+            try:
+                a = np.asarray(self.alphas, np.float64)
+                ok = a.ndim == 1 and a.size >= 1 and bool(np.all(np.isfinite(a))) and bool(np.all(np.diff(a) > 0))
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                problems.append(f"alphas={self.alphas!r} (finite values, strictly increasing)")
+        if not is_int(self.every) or self.every < 1:
+            problems.append(f"every={self.every!r} (an int >= 1)")
+        if self.sub_batch is not None and (not is_int(self.sub_batch) or self.sub_batch < 1):
+            problems.append(f"sub_batch={self.sub_batch!r} (None or an int >= 1)")
+        if not (self.batch_dim is None or callable(self.batch_dim)
+                or (is_int(self.batch_dim) and self.batch_dim >= 0)):
+            problems.append(f"batch_dim={self.batch_dim!r} (None, an int >= 0 or a callable)")
+        if self.data is not None and not (isinstance(self.data, (tuple, list)) and len(self.data) == 2):
+            problems.append("data (None or a pair (inputs, target))")
+        if self.strategy not in _STRATEGIES:
+            problems.append(f"strategy={self.strategy!r} (choose {', '.join(map(repr, _STRATEGIES))})")
+        for flag in ("eval_mode", "replay_rng", "strict"):
+            if not isinstance(getattr(self, flag), bool):
+                problems.append(f"{flag}={getattr(self, flag)!r} (True or False)")
+        if self.eval_mode is False and self.replay_rng is True and self.strategy == "batched":
+            problems.append("strategy='batched' with eval_mode=False and replay_rng=True (replaying the "
+                            "step's RNG needs 'sweep' or 'auto')")
+        if not is_int(self.max_micro_batches) or self.max_micro_batches < 1:
+            problems.append(f"max_micro_batches={self.max_micro_batches!r} (an int >= 1)")
+        if not is_int(self.memory_budget) or self.memory_budget < 1:
+            problems.append(f"memory_budget={self.memory_budget!r} (bytes, an int >= 1)")
+        if not isinstance(self.name, str):
+            problems.append(f"name={self.name!r} (a string)")
+        if problems:
+            raise ValueError("invalid ProbeConfig: " + "; ".join(problems))
+
+    @property
+    def replays(self) -> bool:
+        """True when the probe runs in train mode replaying each micro-batch's RNG state."""
+        return not self.eval_mode and self.replay_rng
 
     def alpha_grid(self) -> np.ndarray:
         return make_grid(self.grid, self.k, self.alpha_max, self.alphas)
@@ -112,9 +186,12 @@ class ProbeConfig:
         data = "current mini-batch" if self.data is None else "fixed probe set"
         if self.sub_batch:
             data += f" (first {self.sub_batch} samples)"
+        mode = "eval" if self.eval_mode else ("train, RNG of the step replayed" if self.replay_rng
+                                              else "train, fresh RNG at each alpha")
         return {"preset": self.name, "k": len(g), "every": self.every, "data": data, "strategy": self.strategy,
-                "eval_mode": self.eval_mode,
-                "describe": f"{self.name}: {len(g)} alphas every {self.every} iteration(s) on the {data}"}
+                "eval_mode": self.eval_mode, "mode": mode, "max_micro_batches": self.max_micro_batches,
+                "describe": f"{self.name}: {len(g)} alphas every {self.every} iteration(s) on the {data}, "
+                            f"{mode} mode"}
 
     def with_(self, **kw) -> "ProbeConfig":
         return replace(self, **kw)
@@ -146,63 +223,198 @@ def resolve_config(probe: ProbeConfig | str | None) -> ProbeConfig:
             return PRESETS[probe]
         except KeyError:
             raise ValueError(f"unknown probe preset {probe!r} (choose from {', '.join(PRESETS)})") from None
+    if not isinstance(probe, ProbeConfig):
+        raise ValueError(f"probe must be a preset name or a ProbeConfig, not {type(probe).__name__}")
     return probe
 
 
-# --------------------------------------------------------------------------- helpers
+# --------------------------------------------------------------------------- mini-batches
 
-def _slice_batch(obj, n: int | None, batch_size: int | None):
-    if n is None or batch_size is None:
-        return obj
+@dataclass
+class MicroBatch:
+    """One forward/backward the step's gradient came from.
+
+    ``args``/``kwargs`` are the model call, ``target`` the loss's second argument (None when the
+    model computes its own loss), ``loss`` the training loss seen on it (mean-reduced),
+    ``weight`` its share of the step's loss (None: an equal share, i.e. the mean over the step's
+    micro-batches; a number: that weight, e.g. 1.0 for losses already normalised over the whole
+    step), ``rng`` the RNG states its forward started from (for the train-mode replay).
+    """
+
+    args: tuple
+    kwargs: dict
+    target: Any = None
+    loss: float | None = None
+    weight: float | None = None
+    rng: tuple | None = None
+
+
+def micro_weights(batches: Sequence[MicroBatch]) -> list[float]:
+    """The weights phi sums the micro-batches' losses with (equal shares unless a weight is given)."""
+    n = len(batches)
+    return [1.0 / n if b.weight is None else float(b.weight) for b in batches] if n else []
+
+
+def reduce_loss(loss) -> torch.Tensor:
+    """A scalar loss: a per-sample loss (``reduction='none'``) is averaged, as ``.mean()`` does."""
+    if not isinstance(loss, torch.Tensor):
+        loss = torch.as_tensor(loss)
+    return loss.reshape(()) if loss.numel() == 1 else loss.mean()
+
+
+def extract_loss(output, loss_from):
+    """The loss inside a model's output: ``loss_from`` is an attribute or key name (``"loss"`` for
+    HuggingFace outputs), an index into a tuple, or a callable ``f(output) -> loss``."""
+    if callable(loss_from):
+        return loss_from(output)
+    if isinstance(loss_from, str):
+        if isinstance(output, dict) or hasattr(output, "keys"):
+            try:
+                return output[loss_from]
+            except (KeyError, TypeError):
+                pass
+        return getattr(output, loss_from)
+    return output[loss_from]
+
+
+def _tensors(obj, out: list) -> list:
     if isinstance(obj, torch.Tensor):
-        return obj[:n] if obj.dim() > 0 and obj.shape[0] == batch_size else obj
+        out.append(obj)
+    elif isinstance(obj, (list, tuple)):
+        for o in obj:
+            _tensors(o, out)
+    elif isinstance(obj, dict):
+        for o in obj.values():
+            _tensors(o, out)
+    return out
+
+
+def _map(obj, fn):
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*(_map(o, fn) for o in obj))
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_slice_batch(o, n, batch_size) for o in obj)
+        return type(obj)(_map(o, fn) for o in obj)
     if isinstance(obj, dict):
-        return {k: _slice_batch(v, n, batch_size) for k, v in obj.items()}
+        return type(obj)((k, _map(v, fn)) for k, v in obj.items())
     return obj
 
 
+def sub_batch(args, kwargs, target, n: int, batch_dim=None):
+    """The first ``n`` samples of a mini-batch; see :class:`ProbeConfig` (``sub_batch``, ``batch_dim``).
+
+    Raises ``ValueError`` for layouts where the sample dimension cannot be told.
+    """
+    if callable(batch_dim):
+        return batch_dim(args, kwargs, target, n)
+    inputs = [t for t in _tensors((args, kwargs), []) if t.dim() > 0]
+    targets = [t for t in _tensors(target, []) if t.dim() > 0]
+    hint = ("say which dimension holds the samples with ProbeConfig(batch_dim=...), or pass a callable "
+            "batch_dim=f(args, kwargs, target, n) -> (args, kwargs, target)")
+    if batch_dim is None:
+        if not inputs and not targets:
+            return args, kwargs, target
+        B = int((inputs or targets)[0].shape[0])
+        for t in targets:
+            if t.shape[0] != B:
+                raise ValueError(f"sub_batch: the inputs have {B} rows but the target has shape "
+                                 f"{tuple(t.shape)}; the samples are not along dimension 0 everywhere: {hint}")
+        for t in inputs:
+            if t.dim() >= 3 and t.shape[0] == B and t.shape[1] == B:
+                raise ValueError(f"sub_batch: an input of shape {tuple(t.shape)} is ambiguous (batch-first or "
+                                 f"sequence-first with as many steps as samples?): {hint}")
+
+        def cut(t):
+            return t[:n] if t.dim() > 0 and t.shape[0] == B else t
+
+        return _map(args, cut), _map(kwargs, cut), _map(target, cut)
+    d = int(batch_dim)
+    sizes = {int(t.shape[d]) for t in inputs + targets if t.dim() > d}
+    short = [tuple(t.shape) for t in inputs + targets if t.dim() <= d]
+    if short or len(sizes) > 1:
+        raise ValueError(f"sub_batch: batch_dim={d} does not fit every tensor of the batch (shapes "
+                         f"{[tuple(t.shape) for t in inputs + targets]}); pass a callable batch_dim instead")
+
+    def cut_d(t):
+        return t.narrow(d, 0, min(n, t.shape[d])) if t.dim() > d else t
+
+    return _map(args, cut_d), _map(kwargs, cut_d), _map(target, cut_d)
+
+
 def batch_size_of(obj) -> int | None:
-    if isinstance(obj, torch.Tensor):
-        return int(obj.shape[0]) if obj.dim() > 0 else None
-    if isinstance(obj, (list, tuple)):
-        for o in obj:
-            b = batch_size_of(o)
-            if b is not None:
-                return b
-    if isinstance(obj, dict):
-        for o in obj.values():
-            b = batch_size_of(o)
-            if b is not None:
-                return b
-    return None
+    ts = [t for t in _tensors(obj, []) if t.dim() > 0]
+    return int(ts[0].shape[0]) if ts else None
+
+
+def rng_state(devices: Sequence[torch.device]) -> tuple:
+    """The CPU and CUDA RNG states (for the train-mode replay)."""
+    return torch.get_rng_state(), {d: torch.cuda.get_rng_state(d) for d in devices if d.type == "cuda"}
+
+
+def set_rng_state(state: tuple) -> None:
+    cpu, cuda = state
+    torch.set_rng_state(cpu)
+    for d, s in cuda.items():
+        torch.cuda.set_rng_state(s, d)
+
+
+class _State:
+    """Saved train flags, buffers and RNG states of a model; ``restore_buffers()`` puts the buffers back."""
+
+    def __init__(self, model: torch.nn.Module, devices: Sequence[torch.device]):
+        self.modes = [(m, m.training) for m in model.modules()]
+        self.buffers = [(b, b.detach().clone()) for b in model.buffers()]
+        self.rng = rng_state(devices)
+
+    def restore_buffers(self) -> None:
+        with torch.no_grad():
+            for b, saved in self.buffers:
+                b.copy_(saved)
+
+    def restore(self) -> None:
+        for m, flag in self.modes:
+            m.training = flag
+        with torch.no_grad():
+            for b, saved in self.buffers:
+                if b.dtype != saved.dtype or not torch.equal(b, saved):
+                    b.copy_(saved)
+        set_rng_state(self.rng)
 
 
 @contextlib.contextmanager
 def preserved_state(model: torch.nn.Module, eval_mode: bool, devices: Sequence[torch.device]):
-    """Switch to eval mode (optionally) and restore train flags, buffers and RNG states afterwards."""
-    modes = [(m, m.training) for m in model.modules()]
-    buffers = [(b, b.detach().clone()) for b in model.buffers()]
-    cpu_rng = torch.get_rng_state()
-    cuda_rng = {}
-    for d in devices:
-        if d.type == "cuda":
-            cuda_rng[d] = torch.cuda.get_rng_state(d)
+    """Switch to eval mode (optionally) and restore train flags, buffers and RNG states afterwards.
+
+    Yields the saved state: its ``restore_buffers()`` resets buffers a forward pass changed (running
+    maxima, fake-quant observers, BatchNorm statistics in train mode) so every evaluation sees the
+    buffers of the training step.
+    """
+    state = _State(model, devices)
     try:
         if eval_mode:
             model.eval()
+        yield state
+    finally:
+        state.restore()
+
+
+#: How many probes are running in this process (any recorder): capture hooks ignore their forwards.
+_PROBING = [0]
+
+
+def probing() -> bool:
+    """True while some recorder's probe is evaluating the model (its forwards are not training)."""
+    return _PROBING[0] > 0
+
+
+@contextlib.contextmanager
+def _probing_now():
+    _PROBING[0] += 1
+    try:
         yield
     finally:
-        for m, flag in modes:
-            m.training = flag
-        with torch.no_grad():
-            for b, saved in buffers:
-                if not torch.equal(b, saved) or b.dtype != saved.dtype:
-                    b.copy_(saved)
-        torch.set_rng_state(cpu_rng)
-        for d, s in cuda_rng.items():
-            torch.cuda.set_rng_state(s, d)
+        _PROBING[0] -= 1
 
 
 def _cache_path() -> Path:
@@ -219,19 +431,28 @@ class LineProbe:
     Parameters
     ----------
     model : the module trained
-    loss_fn : ``loss_fn(model_output, target) -> scalar`` (mean reduction for distributed sums)
+    loss_fn : ``loss_fn(model_output, target) -> loss`` (a per-sample loss is averaged; mean
+        reduction for distributed sums); None with ``loss_from`` or ``evaluate``
     params : the parameters the optimizer moves (frozen ones stay where they are)
     config : :class:`ProbeConfig`
+    loss_from : where the loss is in the model's output when the model computes it (``"loss"`` for
+        HuggingFace models called with ``labels=``): see :func:`extract_loss`
+    evaluate : ``evaluate(micro_batch) -> loss`` for training steps that are not ``loss_fn(model(...))``
+        (the Lightning callback's ``training_step``); only the ``sweep`` strategy can use it
     """
 
     model: torch.nn.Module
-    loss_fn: Callable
+    loss_fn: Callable | None
     params: list[torch.nn.Parameter]
     config: ProbeConfig
+    loss_from: Any = None
+    evaluate: Callable | None = None
     _choice: dict = field(default_factory=dict)
     calibration: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if self.loss_fn is None and self.loss_from is None and self.evaluate is None:
+            raise ValueError("the probe needs loss_fn, loss_from or evaluate")
         self.alphas = self.config.alpha_grid()
         self._names = self._param_names()
 
@@ -247,26 +468,33 @@ class LineProbe:
     # -- flat views ----------------------------------------------------------
     def flat(self) -> torch.Tensor:
         """Concatenated copy of the parameters (w_k or w_{k+1})."""
-        with torch.no_grad():
-            return torch.cat([p.detach().reshape(-1) for p in self.params])
+        return flatten(self.params)
 
     def _assign(self, flat: torch.Tensor) -> None:
-        off = 0
-        for p in self.params:
-            n = p.numel()
-            p.data.copy_(flat[off:off + n].view_as(p))
-            off += n
+        assign(self.params, flat)
 
-    def _forward_loss(self, inputs, target) -> torch.Tensor:
-        args, kwargs = inputs
-        out = self.model(*args, **kwargs)
-        return self.loss_fn(out, target).detach().reshape(())
+    def _loss_of(self, out, target):
+        if self.loss_from is not None:
+            return reduce_loss(extract_loss(out, self.loss_from))
+        return reduce_loss(self.loss_fn(out, target))
+
+    def _forward_loss(self, mb: MicroBatch) -> torch.Tensor:
+        if self.evaluate is not None:
+            return reduce_loss(self.evaluate(mb)).detach()
+        return self._loss_of(self.model(*mb.args, **mb.kwargs), mb.target).detach()
 
     # -- strategies ----------------------------------------------------------
-    def sweep(self, w0: torch.Tensor, w1: torch.Tensor, inputs, target) -> torch.Tensor:
-        """In-place sweep; returns (K,) float64 losses; leaves the parameters at w1 bit-for-bit."""
+    def sweep(self, w0: torch.Tensor, w1: torch.Tensor, batches: Sequence[MicroBatch],
+              state: _State | None = None) -> torch.Tensor:
+        """In-place sweep; returns (K,) float64 losses; leaves the parameters at w1 bit-for-bit.
+
+        Before every forward pass the buffers are reset (``state``) and, in the train-mode replay,
+        the micro-batch's RNG state is set, so each alpha sees what the training step saw.
+        """
         alphas = torch.as_tensor(self.alphas, dtype=w0.dtype, device=w0.device)
-        losses = []
+        weights = micro_weights(batches)
+        replay = self.config.replays
+        phi = torch.zeros(len(self.alphas), dtype=torch.float64, device=w0.device)
         buf = torch.empty_like(w0)
         try:
             with torch.no_grad():
@@ -278,54 +506,73 @@ class LineProbe:
                     else:
                         torch.lerp(w0, w1, alphas[j], out=buf)
                         self._assign(buf)
-                    losses.append(self._forward_loss(inputs, target))
+                    for mb, wt in zip(batches, weights):
+                        if state is not None:
+                            state.restore_buffers()
+                        if replay and mb.rng is not None:
+                            set_rng_state(mb.rng)
+                        loss = self._forward_loss(mb).to(torch.float64)
+                        phi[j] += loss if wt == 1.0 else wt * loss
         finally:
             with torch.no_grad():
                 self._assign(w1)
-        return torch.stack(losses).to(torch.float64)
+            if state is not None:
+                state.restore_buffers()
+        return phi
 
-    def batched(self, w0: torch.Tensor, w1: torch.Tensor, inputs, target) -> torch.Tensor:
+    def batched(self, w0: torch.Tensor, w1: torch.Tensor, batches: Sequence[MicroBatch],
+                state: _State | None = None) -> torch.Tensor:
         """Stacked parameter sets through functional_call + vmap, chunked; returns (K,) float64."""
         from torch.func import functional_call, vmap
 
+        if self.evaluate is not None:
+            raise ValueError("the batched strategy needs a model and a loss, not a training-step function")
+        if self.config.replays:
+            raise ValueError("the train-mode RNG replay needs the sweep strategy")
         k = len(self.alphas)
         per_set = w0.numel() * w0.element_size()
         chunk = int(max(1, min(k, self.config.memory_budget // max(per_set, 1))))
         alphas = torch.as_tensor(self.alphas, dtype=w0.dtype, device=w0.device)
-        args, kwargs = inputs
-        shapes = [p.shape for p in self.params]
-        sizes = [p.numel() for p in self.params]
         names = self._names
-
-        def loss_at(flat_params):
-            pieces = torch.split(flat_params, sizes)
-            pd = {n: t.view(s) for n, t, s in zip(names, pieces, shapes)}
-            out = functional_call(self.model, pd, args, kwargs, strict=False)
-            return self.loss_fn(out, target)
-
-        vl = vmap(loss_at)
-        out = []
+        weights = micro_weights(batches)
+        phi = torch.zeros(k, dtype=torch.float64, device=w0.device)
         buf = torch.empty((chunk, w0.numel()), dtype=w0.dtype, device=w0.device)
-        with torch.no_grad():
-            for s in range(0, k, chunk):
-                a = alphas[s:s + chunk]
-                pts = stack_points(w0, w1, a, out=buf[:len(a)])
-                out.append(vl(pts).detach().reshape(-1))
-        return torch.cat(out).to(torch.float64)
+        for mb, wt in zip(batches, weights):
+            def loss_at(flat_params, mb=mb):
+                pd = dict(zip(names, unflatten(flat_params, self.params)))
+                out = functional_call(self.model, pd, mb.args, mb.kwargs, strict=False)
+                return self._loss_of(out, mb.target)
+
+            vl = vmap(loss_at)
+            with torch.no_grad():
+                for s in range(0, k, chunk):
+                    a = alphas[s:s + chunk]
+                    pts = stack_points(w0, w1, a, out=buf[:len(a)])
+                    if state is not None:
+                        state.restore_buffers()
+                    vals = vl(pts).detach().reshape(-1).to(torch.float64)
+                    phi[s:s + len(a)] += vals if wt == 1.0 else wt * vals
+        if state is not None:
+            state.restore_buffers()
+        return phi
 
     # -- choosing ------------------------------------------------------------
-    def _key(self, inputs) -> str:
+    def _key(self, batches: Sequence[MicroBatch]) -> str:
         dev = self.params[0].device
-        shape = [tuple(t.shape) for t in inputs[0] if isinstance(t, torch.Tensor)]
+        mb = batches[0]
+        shape = [tuple(t.shape) for t in _tensors((mb.args, mb.kwargs), [])]
         nparam = sum(p.numel() for p in self.params)
         return (f"{torch.__version__}|{dev.type}|{torch.cuda.get_device_name(dev) if dev.type == 'cuda' else ''}|"
-                f"{type(self.model).__name__}|{nparam}|{len(self.alphas)}|{shape}|{self.config.eval_mode}")
+                f"{type(self.model).__name__}|{nparam}|{len(self.alphas)}|{shape}x{len(batches)}|"
+                f"{self.config.eval_mode}")
 
-    def choose(self, w0, w1, inputs, target) -> str:
+    def choose(self, w0, w1, batches: Sequence[MicroBatch], state: _State | None = None) -> str:
         """The strategy to use now (calibrating on first use when ``strategy='auto'``)."""
         if self.config.strategy in ("sweep", "batched"):
             return self.config.strategy
-        key = self._key(inputs)
+        if self.evaluate is not None or self.config.replays:
+            return "sweep"
+        key = self._key(batches)
         if key in self._choice:
             return self._choice[key]
         cache = _cache_path()
@@ -338,19 +585,24 @@ class LineProbe:
             self.calibration = saved[key]
             return self._choice[key]
         # warm up both (vmap tracing, allocator), then time them in alternation and keep each one's best,
-        # so a burst of load on a shared machine does not decide the choice alone
-        times = {}
+        # so a burst of load on a shared machine does not decide the choice alone; a strategy whose
+        # result is not finite where the other's is (or that raises) is out
+        times, results = {}, {}
         for name in ("sweep", "batched"):
             try:
-                getattr(self, name)(w0, w1, inputs, target)
+                results[name] = getattr(self, name)(w0, w1, batches, state)
                 times[name] = math.inf
             except Exception as exc:  # e.g. a model vmap cannot trace: that strategy is out
                 log.info("probe strategy %s unavailable for %s: %s", name, type(self.model).__name__, exc)
+        if len(results) == 2:
+            fin = {n: bool(torch.isfinite(r).all()) for n, r in results.items()}
+            if fin["sweep"] and not fin["batched"]:
+                times.pop("batched")
         for _ in range(3):
             for name in list(times):
                 _sync(w0.device)
                 t0 = time.perf_counter()
-                getattr(self, name)(w0, w1, inputs, target)
+                getattr(self, name)(w0, w1, batches, state)
                 _sync(w0.device)
                 times[name] = min(times[name], time.perf_counter() - t0)
         for name in ("sweep", "batched"):
@@ -371,24 +623,34 @@ class LineProbe:
             pass
         return choice
 
-    def measure(self, w0: torch.Tensor, w1: torch.Tensor, inputs, target, distributed: bool = False,
-                as_tensor: bool = False) -> tuple[np.ndarray, str]:
-        """phi at the grid for the line from w0 to w1 on (inputs, target).
+    def measure(self, w0: torch.Tensor, w1: torch.Tensor, inputs=None, target=None, distributed: bool = False,
+                as_tensor: bool = False, batches: Sequence[MicroBatch] | None = None) -> tuple[np.ndarray, str]:
+        """phi at the grid for the line from w0 to w1.
 
-        ``inputs`` is ``(args, kwargs)`` of the model call.  The model's parameters must hold w1 on
-        entry and hold it again, bit-for-bit, on return.  Returns (losses as float64 numpy, strategy),
-        or the float64 tensor on the parameters' device with ``as_tensor=True``.
+        The data is ``inputs`` (``(args, kwargs)`` of the model call) with ``target``, or a list of
+        :class:`MicroBatch` (``batches``): then phi is their weighted sum (the mean by default).
+        The model's parameters must hold w1 on entry and hold it again, bit-for-bit, on return.
+        Returns (losses as float64 numpy, strategy), or the float64 tensor on the parameters' device
+        with ``as_tensor=True``.
         """
-        bs = batch_size_of(inputs[0]) or batch_size_of(inputs[1])
+        if batches is None:
+            batches = [MicroBatch(tuple(inputs[0]), dict(inputs[1]), target)]
+        if not batches:
+            raise ValueError("no mini-batch to probe on")
         if self.config.sub_batch:
-            inputs = (_slice_batch(inputs[0], self.config.sub_batch, bs), _slice_batch(inputs[1], self.config.sub_batch, bs))
-            target = _slice_batch(target, self.config.sub_batch, bs)
+            n = self.config.sub_batch
+            cut = []
+            for mb in batches:
+                args, kwargs, tgt = sub_batch(mb.args, mb.kwargs, mb.target, n, self.config.batch_dim)
+                cut.append(replace(mb, args=tuple(args), kwargs=dict(kwargs), target=tgt))
+            batches = cut
         devices = sorted({p.device for p in self.params}, key=str)
-        with preserved_state(self.model, self.config.eval_mode, devices):
-            strategy = self.choose(w0, w1, inputs, target)
-            phi = getattr(self, strategy)(w0, w1, inputs, target)
+        with _probing_now(), preserved_state(self.model, self.config.eval_mode, devices) as state:
+            strategy = self.choose(w0, w1, batches, state)
+            phi = getattr(self, strategy)(w0, w1, batches, state)
         if distributed:
-            phi = _allreduce_mean(phi, batch_size_of(target) or bs or 1)
+            mb = batches[0]
+            phi = _allreduce_mean(phi, batch_size_of(mb.target) or batch_size_of((mb.args, mb.kwargs)) or 1)
         return (phi if as_tensor else phi.cpu().numpy()), strategy
 
 
