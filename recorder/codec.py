@@ -11,6 +11,7 @@ by the reader, so every check on stored bytes lives here.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -18,7 +19,8 @@ import numpy as np
 
 from . import schema
 
-__all__ = ["Iterations", "encode_block", "decode_block", "concat_parts", "as_grid", "json_safe", "trials_arrays"]
+__all__ = ["Iterations", "BlockError", "encode_block", "decode_block", "concat_parts", "as_grid", "json_safe",
+           "trials_arrays", "loads_bounded", "MAX_GRID"]
 
 
 # --------------------------------------------------------------------------- in-memory table
@@ -94,8 +96,33 @@ class Iterations:
 
 # --------------------------------------------------------------------------- block encoding
 
+#: Longest alpha grid a recording may declare (a probe uses tens of alphas).
+MAX_GRID = 1 << 16
+#: Deepest nesting accepted in stored JSON (run metadata is a few levels deep).
+MAX_JSON_DEPTH = 64
+#: Longest JSON text accepted from one ``meta`` value (the model summary is capped at 20,000 characters).
+MAX_JSON_CHARS = 16 << 20
+
+
+class BlockError(ValueError):
+    """Stored block bytes that do not match the schema (the reader adds the file and the block id)."""
+
+
 def encode_block(cols: Mapping[str, np.ndarray], phi: np.ndarray, tcount: np.ndarray,
-                  trials: Mapping[str, np.ndarray]) -> list[bytes]:
+                 trials: Mapping[str, np.ndarray]) -> list[bytes]:
+    """Columns of one block as the BLOBs of :func:`recorder.schema.block_columns`, in that order.
+
+    Parameters
+    ----------
+    cols : name -> (n,) array for every :data:`recorder.schema.ITER_FIELDS`
+    phi : (n, K) values at the alpha grid
+    tcount : (n,) trial points per iteration
+    trials : name -> (sum(tcount),) array for every :data:`recorder.schema.TRIAL_FIELDS`
+
+    Returns
+    -------
+    list of bytes, little-endian raw numpy buffers
+    """
     out = [np.ascontiguousarray(cols[n], schema.ITER_DTYPES[n]).tobytes() for n, _, _ in schema.ITER_FIELDS]
     out.append(np.ascontiguousarray(phi, schema.PHI_DTYPE).tobytes())
     out.append(np.ascontiguousarray(tcount, schema.TRIAL_COUNT_DTYPE).tobytes())
@@ -103,21 +130,147 @@ def encode_block(cols: Mapping[str, np.ndarray], phi: np.ndarray, tcount: np.nda
     return out
 
 
+def _blob(value, name: str, count: int, dtype: np.dtype) -> np.ndarray:
+    """``count`` values of ``dtype`` from one stored BLOB, checking type and length first (no copy)."""
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        kind = "NULL" if value is None else type(value).__name__
+        raise BlockError(f"column {name} is {kind}, expected a BLOB")
+    want = count * dtype.itemsize
+    if len(value) != want:
+        raise BlockError(f"column {name} holds {len(value)} bytes, expected {want} ({count} x {dtype.name})")
+    return np.frombuffer(value, dtype)
+
+
+def decode_block(blobs: Sequence, n, k: int):
+    """Validate and decode the BLOBs of one block; the only decoder of stored bytes.
+
+    Every length is checked against ``n`` and the schema's dtypes *before*
+    anything is allocated, so memory is bounded by the bytes actually stored.
+
+    Parameters
+    ----------
+    blobs : the block's BLOB columns in the order of :func:`recorder.schema.block_columns`
+    n : the block's stored row count
+    k : length of the recording's alpha grid
+
+    Returns
+    -------
+    (cols, phi, tcount, trials) : read-only numpy views of the stored bytes;
+        ``phi`` is (n, k), ``tcount`` (n,), ``trials`` arrays of ``sum(tcount)`` values
+
+    Raises
+    ------
+    BlockError
+        one line describing the first mismatch (wrong type, length, row count, trial counts, order).
+    """
+    names = schema.block_columns()
+    if len(blobs) != len(names):
+        raise BlockError(f"has {len(blobs)} columns, expected {len(names)}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise BlockError(f"row count n is {type(n).__name__}, expected an integer")
+    n = int(n)
+    if n <= 0:
+        raise BlockError(f"row count n = {n} (must be positive)")
+    if k <= 0:
+        raise BlockError("the alpha grid is empty")
+    it = iter(zip(blobs, names))
+    cols = {}
+    for name, dt in schema.ITER_DTYPES.items():
+        value, col = next(it)
+        cols[name] = _blob(value, col, n, dt)
+    value, col = next(it)
+    if isinstance(value, (bytes, bytearray, memoryview)) and len(value) != n * k * schema.PHI_DTYPE.itemsize:
+        raise BlockError(f"column phi holds {len(value)} bytes, expected {n * k * schema.PHI_DTYPE.itemsize} "
+                         f"({n} rows x {k} alphas x float32)")
+    phi = _blob(value, col, n * k, schema.PHI_DTYPE).reshape(n, k)
+    value, col = next(it)
+    tcount = _blob(value, col, n, schema.TRIAL_COUNT_DTYPE)
+    if tcount.min() < 0:
+        raise BlockError("negative trial count")
+    m = int(tcount.sum(dtype=np.int64))
+    trials = {}
+    for name, dt in schema.TRIAL_DTYPES.items():
+        value, col = next(it)
+        if isinstance(value, (bytes, bytearray, memoryview)) and len(value) != m * dt.itemsize:
+            raise BlockError(f"trial counts add up to {m} but column {col} holds {len(value)} bytes "
+                             f"({len(value) / dt.itemsize:g} values)")
+        trials[name] = _blob(value, col, m, dt)
+    iters = cols["iteration"]
+    if n > 1 and not np.all(iters[1:] > iters[:-1]):
+        raise BlockError("iterations are not strictly increasing")
+    return cols, phi, tcount, trials
+
+
 def as_grid(alpha_grid) -> np.ndarray:
-    g = np.asarray(alpha_grid, dtype=np.float64).ravel()
-    if g.size == 0 or not np.all(np.isfinite(g)):
-        raise ValueError("alpha grid must be a non-empty list of finite numbers")
+    """The alpha grid as a validated float64 vector.
+
+    Raises
+    ------
+    ValueError
+        not 1-D, empty, longer than :data:`MAX_GRID`, non-finite or not strictly increasing.
+    """
+    try:
+        g = np.asarray(alpha_grid, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError("alpha grid must be a list of numbers") from None
+    if g.ndim != 1:
+        raise ValueError(f"alpha grid must be 1-D (got shape {g.shape})")
+    if g.size == 0 or g.size > MAX_GRID:
+        raise ValueError(f"alpha grid must have 1 to {MAX_GRID} values (got {g.size})")
+    if not np.all(np.isfinite(g)):
+        raise ValueError("alpha grid must be finite numbers")
+    if g.size > 1 and not np.all(np.diff(g) > 0):
+        raise ValueError("alpha grid must be strictly increasing")
     return g
 
 
-def decode_block(blobs: Sequence[bytes], n: int, k: int):
-    it = iter(blobs)
-    cols = {name: np.frombuffer(next(it), dt).copy() for name, dt in schema.ITER_DTYPES.items()}
-    phi = np.frombuffer(next(it), schema.PHI_DTYPE).reshape(n, k).copy()
-    tcount = np.frombuffer(next(it), schema.TRIAL_COUNT_DTYPE).copy()
-    trials = {name: np.frombuffer(next(it), dt).copy() for name, dt in schema.TRIAL_DTYPES.items()}
-    return cols, phi, tcount, trials
+def json_depth_ok(text: str, max_depth: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the brackets of JSON ``text`` nest at most ``max_depth`` deep (strings skipped), in O(len)."""
+    depth = 0
+    in_str = False
+    esc = False
+    for ch in text:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            if depth > max_depth:
+                return False
+        elif ch in "]}":
+            depth -= 1
+    return True
 
+
+def loads_bounded(text) -> object:
+    """``json.loads`` of a stored value with a size and nesting bound.
+
+    Raises
+    ------
+    ValueError
+        not text, longer than :data:`MAX_JSON_CHARS`, nested deeper than :data:`MAX_JSON_DEPTH`, or not JSON.
+    """
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError("not UTF-8 text") from None
+    if not isinstance(text, str):
+        raise ValueError(f"is {'NULL' if text is None else type(text).__name__}, expected JSON text")
+    if len(text) > MAX_JSON_CHARS:
+        raise ValueError(f"JSON text of {len(text)} characters (at most {MAX_JSON_CHARS})")
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and not json_depth_ok(text):
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"not valid JSON ({str(exc).splitlines()[0][:80]})") from None
 
 
 def json_safe(v):

@@ -1,46 +1,126 @@
 """Read-only access to recordings: :class:`Recording` and :func:`open_recordings`.
 
-Readers open the file read-only (``mode=ro``), validate it before SQLite touches
-it (size, header, application id, schema version) and never modify it.
-``read_new`` returns only rows committed since the previous call: the live tail
-used by ``gda-gl view --follow``.  Blocks are decoded by
-:func:`recorder.codec.decode_block`, the same decoder the writer uses.
+Design
+------
+* A reader never modifies the file.  It opens it read-only (``mode=ro``,
+  ``query_only``, ``trusted_schema=OFF``) after :func:`recorder.fsutil.check_recording_file`
+  has looked at the bytes.  When SQLite cannot read the file without changing
+  it (a hot rollback journal left by a killed writer, a WAL without its shared
+  memory in a read-only directory), the reader copies the file and its journal
+  into a private temporary directory and reads the copy.
+* No SQL stored in the file runs: before anything else is read,
+  :func:`validate_identity` inspects ``sqlite_master`` and refuses views,
+  triggers, virtual tables and generated columns; the reader then selects only
+  the columns the schema declares.
+* Every value read is validated before use: metadata JSON (type, size, nesting
+  depth), the alpha grid, the write-lock record, each block's row count, first
+  and last iteration against the stored bytes (lengths are checked with
+  ``length()``, which SQLite answers from the record header, before a BLOB is
+  loaded), and the block BLOBs themselves through :func:`recorder.codec.decode_block`,
+  the same decoder the writer uses.  Memory is therefore bounded by the bytes
+  the file actually holds.  Every problem is one :class:`RecordingError` line
+  naming the file, the block and the problem.
+* ``read_new`` returns only rows committed since the previous call (the live
+  tail used by ``gda-gl view --follow``); each read is one read transaction, so
+  a writer committing meanwhile is seen either wholly or not at all.
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import os
+import shutil
 import sqlite3
+import tempfile
 import threading
+import weakref
 from pathlib import Path
 from typing import Iterable
+from urllib.request import pathname2url
 
 import numpy as np
 
 from . import schema
-from .codec import Iterations, decode_block
+from .codec import BlockError, Iterations, as_grid, decode_block, loads_bounded
 from .errors import RecordingError
-from .fsutil import check_recording_file
-from .lock import writer_alive
+from .fsutil import check_recording_file, has_journal
+from .lock import parse_lock_record, writer_alive
 
-__all__ = ["Recording", "open_recordings", "sql_error", "read_meta", "validate_identity"]
+__all__ = ["Recording", "open_recordings", "sql_error", "read_meta", "validate_identity", "connect_readonly"]
+
+_META_KEYS = ("run", "alpha_grid", "created_by", "writer")
+_REQUIRED_COLUMNS = {
+    "meta": ("key", "value"),
+    "blocks": ("id", "first_iteration", "last_iteration", "n", *schema.block_columns()),
+    "events": ("id", "iteration", "wall_time", "kind", "message"),
+}
 
 
 def sql_error(path: Path, exc: sqlite3.Error) -> RecordingError:
-    msg = str(exc)
-    if "malformed" in msg or "not a database" in msg or "disk image" in msg:
+    """One line for an SQLite error while reading ``path``."""
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "malformed" in msg or "not a database" in msg or "disk image" in msg or "corrupt" in msg:
         return RecordingError(path, f"corrupt or truncated recording ({msg})")
     if "unable to open" in msg:
         return RecordingError(path, f"cannot be opened ({msg})")
+    if "readonly" in msg:
+        return RecordingError(path, f"cannot be read without changing it ({msg})")
+    if "too big" in msg or isinstance(exc, sqlite3.DataError):
+        return RecordingError(path, f"holds a value too large for a recording ({msg})")
     return RecordingError(path, f"SQLite error: {msg}")
 
 
-def read_meta(con: sqlite3.Connection) -> dict:
-    return {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM meta")}
+def connect_readonly(path: Path, *, snapshot: bool = False) -> sqlite3.Connection:
+    """An SQLite connection that cannot change ``path`` and runs no SQL stored in it.
+
+    ``snapshot=True`` is for a private copy: opened read-write so SQLite may roll
+    back a hot journal in the copy, then made query-only.
+    """
+    uri = "file:" + pathname2url(str(path.resolve())) + ("" if snapshot else "?mode=ro")
+    con = sqlite3.connect(uri, uri=True, timeout=10.0, isolation_level=None, check_same_thread=False)
+    try:
+        con.execute("PRAGMA trusted_schema = OFF")
+        con.execute("PRAGMA query_only = ON")
+    except sqlite3.Error:
+        con.close()
+        raise
+    return con
 
 
-def validate_identity(con: sqlite3.Connection, path: Path) -> None:
+def _canonical(sql) -> str:
+    return " ".join(str(sql).split()) if sql is not None else ""
+
+
+@functools.lru_cache(maxsize=4)
+def _declared_objects(statements: tuple[str, ...]) -> dict[str, tuple[str, str]]:
+    """``name -> (type, canonical sql)`` of what :func:`recorder.schema.create_statements` creates."""
+    con = sqlite3.connect(":memory:")
+    try:
+        for stmt in statements:
+            con.execute(stmt)
+        return {name: (typ, _canonical(sql)) for typ, name, sql in
+                con.execute("SELECT type, name, sql FROM sqlite_master")}
+    finally:
+        con.close()
+
+
+def validate_identity(con: sqlite3.Connection, path: Path, *, exact: bool = False) -> None:
+    """Check application id, schema version and every object in ``sqlite_master``.
+
+    Parameters
+    ----------
+    con : a connection to the file (nothing read from it yet)
+    path : for messages
+    exact : also require every table and index to be exactly what this version's
+        schema declares (the writer, before it appends, so no trigger, default,
+        CHECK or index expression stored in the file can run on an insert)
+
+    Raises
+    ------
+    RecordingError
+        another application's database, a newer or unknown schema version,
+        views, triggers, virtual tables or generated columns, missing tables or columns.
+    """
     app_id = con.execute("PRAGMA application_id").fetchone()[0]
     version = con.execute("PRAGMA user_version").fetchone()[0]
     if app_id != schema.APPLICATION_ID:
@@ -50,11 +130,109 @@ def validate_identity(con: sqlite3.Connection, path: Path) -> None:
                                    f"({schema.SCHEMA_VERSION}); upgrade gda-gl")
     if version < 1:
         raise RecordingError(path, f"unknown recording schema version {version}")
-    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    missing = {"meta", "blocks", "events"} - tables
+    objects = con.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
+    declared = _declared_objects(tuple(schema.create_statements())) if exact else {}
+    tables = set()
+    for typ, name, _tbl, sql in objects:
+        label = str(name)[:60]
+        if typ in ("view", "trigger"):
+            raise RecordingError(path, f"refused: the file stores SQL that would run when it is read or "
+                                       f"written ({typ} {label!r}); a recording holds only its tables")
+        if typ == "table":
+            if _canonical(sql).upper().startswith("CREATE VIRTUAL"):
+                raise RecordingError(path, f"refused: virtual table {label!r} (a recording holds only plain tables)")
+            tables.add(name)
+        elif typ != "index":
+            raise RecordingError(path, f"refused: unexpected schema object {typ!r} {label!r}")
+        if exact and not str(name).startswith("sqlite_autoindex_"):
+            want = declared.get(name)
+            if want is None or want != (typ, _canonical(sql)):
+                raise RecordingError(path, f"refused for writing: {typ} {label!r} is not what the recording "
+                                           f"schema declares (the file was changed outside gda-gl)")
+    missing = set(_REQUIRED_COLUMNS) - tables
     if missing:
         raise RecordingError(path, f"damaged recording (missing tables: {', '.join(sorted(missing))})")
+    for table, required in _REQUIRED_COLUMNS.items():
+        info = con.execute(f'PRAGMA table_xinfo("{table}")').fetchall()
+        generated = [r[1] for r in info if r[6] in (2, 3)]
+        if generated:
+            raise RecordingError(path, f"refused: table {table} has generated column {str(generated[0])[:60]!r} "
+                                       "(SQL stored in the file would run on every read)")
+        lacking = [c for c in required if c not in {r[1] for r in info}]
+        if lacking:
+            raise RecordingError(path, f"damaged recording (table {table} lacks column {lacking[0]})")
 
+
+def read_meta(con: sqlite3.Connection, path: Path) -> dict:
+    """The validated ``meta`` values this version knows (``run``, ``alpha_grid``, ``created_by``, ``writer``).
+
+    Raises
+    ------
+    RecordingError
+        a value that is not bounded JSON of the expected type; no alpha grid.
+    """
+    qs = ", ".join("?" for _ in _META_KEYS)
+    meta: dict = {}
+    for key, value in con.execute(f"SELECT key, value FROM meta WHERE key IN ({qs})", _META_KEYS):
+        if key in meta:
+            raise RecordingError(path, f"damaged metadata (key {key!r} appears twice)")
+        try:
+            meta[key] = loads_bounded(value)
+        except ValueError as exc:
+            raise RecordingError(path, f"damaged metadata ({key}: {exc})") from None
+    if "alpha_grid" not in meta:
+        raise RecordingError(path, "damaged metadata (no alpha grid)")
+    try:
+        meta["alpha_grid"] = as_grid(meta["alpha_grid"])
+    except ValueError as exc:
+        raise RecordingError(path, f"damaged metadata ({exc})") from None
+    run = meta.setdefault("run", {})
+    if not isinstance(run, dict):
+        raise RecordingError(path, f"damaged metadata (run is {type(run).__name__}, expected an object)")
+    if "created_by" in meta and not isinstance(meta["created_by"], str):
+        raise RecordingError(path, "damaged metadata (created_by is not text)")
+    if "writer" in meta:
+        try:
+            meta["writer"] = parse_lock_record(meta["writer"])
+        except ValueError as exc:
+            raise RecordingError(path, f"damaged metadata ({exc})") from None
+    return meta
+
+
+def _guarded(method):
+    """Turn any error of a read method into one :class:`RecordingError` line naming the file."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except RecordingError:
+            raise
+        except sqlite3.Error as exc:
+            raise sql_error(self.path, exc) from None
+        except BlockError as exc:
+            raise RecordingError(self.path, f"damaged block: {exc}") from None
+        except MemoryError:
+            raise RecordingError(self.path, "too large to read into memory") from None
+        except (ValueError, TypeError, OverflowError, IndexError, KeyError) as exc:
+            raise RecordingError(self.path, f"damaged recording ({type(exc).__name__}: {exc})") from None
+
+    return wrapper
+
+
+def _snapshot(path: Path) -> tuple[Path, str]:
+    """Copy ``path`` and its journals into a private temporary directory; returns (copy, directory)."""
+    tmp = tempfile.mkdtemp(prefix="gda-read-")
+    try:
+        dst = Path(tmp) / "snapshot.gda"
+        for suffix in ("-journal", "-wal", ""):  # journals first: a live writer only ever adds to the WAL
+            src = Path(str(path) + suffix)
+            if src.exists():
+                shutil.copyfile(src, str(dst) + suffix)
+        return dst, tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 class Recording:
@@ -67,31 +245,56 @@ class Recording:
     Raises
     ------
     RecordingError
-        the file is missing, unreadable, not a recording, truncated, or of a newer schema.
+        the file is missing, unreadable, not a recording, truncated, damaged,
+        of a newer schema, or stores SQL (views, triggers, generated columns).
     """
 
     def __init__(self, path: str | os.PathLike):
         self.path = check_recording_file(path)
-        try:
-            self._con = sqlite3.connect(f"file:{self.path.resolve()}?mode=ro", uri=True, timeout=10.0,
-                                        check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise sql_error(self.path, exc) from None
-        try:
-            validate_identity(self._con, self.path)
-            self.meta = read_meta(self._con)
-            self.alpha_grid = np.asarray(self.meta["alpha_grid"], np.float64)
-        except RecordingError:
-            self._con.close()
-            raise
-        except sqlite3.Error as exc:
-            self._con.close()
-            raise sql_error(self.path, exc) from None
-        except (KeyError, ValueError) as exc:
-            self._con.close()
-            raise RecordingError(self.path, f"damaged recording metadata ({exc})") from None
-        self._cursor = (0, 0)  # (block id, rows of it already returned) for read_new
         self._lock = threading.Lock()
+        self._cursor = (0, 0)  # (block id, rows of it already returned) for read_new
+        self._tmpdir: str | None = None
+        self._con: sqlite3.Connection | None = None
+        try:
+            self._open(snapshot=False)
+        except sqlite3.Error as exc:
+            self._close_con()
+            if not (has_journal(self.path) and ("readonly" in str(exc) or "unable to open" in str(exc))):
+                raise sql_error(self.path, exc) from None
+            try:  # SQLite would have to change the file to read it: read a private copy instead
+                self._open(snapshot=True)
+            except sqlite3.Error as exc2:
+                self._close_con()
+                raise sql_error(self.path, exc2) from None
+            except BaseException:
+                self._close_con()
+                raise
+        except BaseException:
+            self._close_con()
+            raise
+
+    def _open(self, snapshot: bool) -> None:
+        target = self.path
+        if snapshot:
+            try:
+                target, self._tmpdir = _snapshot(self.path)
+            except OSError as exc:
+                raise RecordingError(self.path, f"cannot be read without changing it, and no private copy could "
+                                                f"be made ({exc.strerror or exc})") from None
+            self._finalizer = weakref.finalize(self, shutil.rmtree, self._tmpdir, True)
+        self._con = connect_readonly(target, snapshot=snapshot)
+        validate_identity(self._con, self.path)
+        self.meta = read_meta(self._con, self.path)
+        self.alpha_grid = self.meta["alpha_grid"]
+        self._index()  # every block header is checked once at open
+
+    def _close_con(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
 
     @property
     def run(self) -> dict:
@@ -100,7 +303,8 @@ class Recording:
 
     @property
     def name(self) -> str:
-        return self.run.get("name") or self.path.stem
+        name = self.run.get("name")
+        return name[:200] if isinstance(name, str) and name.strip() else self.path.stem
 
     def _query(self, sql: str, args=()) -> list:
         try:
@@ -109,17 +313,58 @@ class Recording:
         except sqlite3.Error as exc:
             raise sql_error(self.path, exc) from None
 
+    # -- block headers -------------------------------------------------------
+    def _index(self, where: str = "", args=(), con: sqlite3.Connection | None = None) -> list[tuple[int, int, int, int]]:
+        """Validated ``(id, n, first_iteration, last_iteration)`` of the blocks matching ``where``, by id.
+
+        The stored row count is checked against the byte length of the
+        iteration column (``length()`` reads the record header, not the BLOB),
+        so every later allocation is bounded by bytes the file holds.
+        """
+        sql = ("SELECT id, n, first_iteration, last_iteration, length(f_iteration), typeof(f_iteration) "
+               f"FROM blocks{where} ORDER BY id")
+        if con is None:
+            rows = self._query(sql, args)
+        else:
+            rows = con.execute(sql, args).fetchall()
+        out = []
+        prev_last = None
+        item = schema.ITER_DTYPES["iteration"].itemsize
+        for bid, n, first, last, nbytes, typ in rows:
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (bid, n, first, last)):
+                raise RecordingError(self.path, f"damaged block {bid}: id, n, first_iteration and last_iteration "
+                                                "must be integers")
+            if typ != "blob":
+                raise RecordingError(self.path, f"damaged block {bid}: column f_iteration is {typ}, expected a BLOB")
+            if n <= 0 or n * item != nbytes:
+                raise RecordingError(self.path, f"damaged block {bid}: row count n = {n} does not match its "
+                                                f"{nbytes}-byte iteration column")
+            if first > last or (prev_last is not None and first <= prev_last):
+                raise RecordingError(self.path, f"damaged block {bid}: iterations {first}..{last} out of order")
+            prev_last = last
+            out.append((bid, n, first, last))
+        return out
+
+    @_guarded
     def n_iterations(self) -> int:
         """Number of committed iterations."""
-        return int(self._query("SELECT COALESCE(SUM(n), 0) FROM blocks")[0][0])
+        return sum(r[1] for r in self._index())
 
+    @_guarded
     def iteration_span(self) -> tuple[int, int] | None:
-        r = self._query("SELECT MIN(first_iteration), MAX(last_iteration) FROM blocks")[0]
-        return None if r[0] is None else (int(r[0]), int(r[1]))
+        idx = self._index()
+        return None if not idx else (idx[0][2], idx[-1][3])
 
+    @_guarded
     def writer_info(self) -> dict:
+        """The validated write-lock record (``{}`` when none)."""
         rows = self._query("SELECT value FROM meta WHERE key='writer'")
-        return json.loads(rows[0][0]) if rows else {}
+        if not rows:
+            return {}
+        try:
+            return parse_lock_record(loads_bounded(rows[0][0]))
+        except ValueError as exc:
+            raise RecordingError(self.path, f"damaged metadata ({exc})") from None
 
     def writer_state(self) -> str:
         """``"closed"`` (finished cleanly), ``"live"`` (a writer is appending) or ``"died"``."""
@@ -128,27 +373,56 @@ class Recording:
             return "closed"
         return "live" if writer_alive(info) else "died"
 
-    def events(self, kind: str | None = None) -> list[tuple[int | None, float, str, str]]:
-        sql = "SELECT iteration, wall_time, kind, message FROM events"
-        return self._query(sql + (" WHERE kind = ? ORDER BY id" if kind else " ORDER BY id"),
-                           (kind,) if kind else ())
+    @_guarded
+    def events(self, kind: str | None = None, limit: int | None = None) -> list[tuple[int | None, float, str, str]]:
+        """Events ``(iteration, wall_time, kind, message)`` in order, optionally of one kind and at most ``limit``."""
+        sql = "SELECT id, iteration, wall_time, kind, message FROM events"
+        sql += " WHERE kind = ? ORDER BY id" if kind else " ORDER BY id"
+        args: tuple = (kind,) if kind else ()
+        if limit is not None:
+            sql += " LIMIT ?"
+            args += (int(limit),)
+        out = []
+        for eid, it, wt, k, msg in self._query(sql, args):
+            if it is not None and (isinstance(it, bool) or not isinstance(it, int)):
+                raise RecordingError(self.path, f"damaged event {eid}: iteration is not an integer")
+            if wt is not None and not isinstance(wt, (int, float)):
+                raise RecordingError(self.path, f"damaged event {eid}: wall_time is not a number")
+            if not isinstance(k, str) or not isinstance(msg, str):
+                raise RecordingError(self.path, f"damaged event {eid}: kind and message must be text")
+            out.append((it, None if wt is None else float(wt), k, msg))
+        return out
 
-    def _assemble(self, rows: list, skip_first: int = 0) -> Iterations:
+    # -- blocks --------------------------------------------------------------
+    def _assemble(self, index: list, con: sqlite3.Connection, skip_first: int = 0) -> Iterations:
+        """Decode the blocks of ``index`` (inside the caller's read transaction) into one table."""
         k = len(self.alpha_grid)
-        if not rows:
+        if not index:
             return Iterations.empty(self.alpha_grid)
-        ncols = len(schema.block_columns())
-        total = sum(r[1] for r in rows) - skip_first
+        total = sum(r[1] for r in index) - skip_first
         cols = {n: np.empty(total, dt) for n, dt in schema.ITER_DTYPES.items()}
         phi = np.empty((total, k), schema.PHI_DTYPE)
         tcounts = np.empty(total, np.int64)
         tparts: dict[str, list] = {n: [] for n in schema.TRIAL_DTYPES}
         pos = 0
-        for j, r in enumerate(rows):
-            n = r[1]
+        lo, hi = index[0][0], index[-1][0]
+        cur = con.execute(f"SELECT id, n, {', '.join(schema.block_columns())} FROM blocks WHERE id >= ? AND id <= ? "
+                          "ORDER BY id", (lo, hi))
+        expected = iter(index)
+        for j, r in enumerate(cur):
+            bid, n, first, last = next(expected, (None, None, None, None))
+            if r[0] != bid or r[1] != n:
+                raise RecordingError(self.path, f"damaged block {r[0]}: changed while being read")
+            try:
+                bcols, bphi, tc, btr = decode_block(r[2:], n, k)
+            except BlockError as exc:
+                raise RecordingError(self.path, f"damaged block {bid}: {exc}") from None
+            its = bcols["iteration"]
+            if its[0] != first or its[-1] != last:
+                raise RecordingError(self.path, f"damaged block {bid}: first/last_iteration {first}..{last} "
+                                                f"disagree with its iterations {its[0]}..{its[-1]}")
             s = skip_first if j == 0 else 0
             m = n - s
-            bcols, bphi, tc, btr = decode_block(r[2:2 + ncols], n, k)
             for name in schema.ITER_DTYPES:
                 cols[name][pos:pos + m] = bcols[name][s:]
             phi[pos:pos + m] = bphi[s:]
@@ -157,11 +431,27 @@ class Recording:
             for name in schema.TRIAL_DTYPES:
                 tparts[name].append(btr[name][t0:])
             pos += m
+        if pos != total:
+            raise RecordingError(self.path, "damaged recording: blocks changed while being read")
         off = np.zeros(total + 1, np.int64)
         np.cumsum(tcounts, out=off[1:])
         trials = {n: (np.concatenate(v) if v else np.empty(0, schema.TRIAL_DTYPES[n])) for n, v in tparts.items()}
         return Iterations(self.alpha_grid, cols, phi, off, trials)
 
+    def _read_tx(self, fn):
+        """Run ``fn(con)`` inside one read transaction (a consistent snapshot of the file)."""
+        with self._lock:
+            con = self._con
+            con.execute("BEGIN")
+            try:
+                return fn(con)
+            finally:
+                try:
+                    con.execute("COMMIT")
+                except sqlite3.Error:
+                    pass
+
+    @_guarded
     def read(self, start: int | None = None, stop: int | None = None) -> Iterations:
         """Committed iterations with ``start <= iteration < stop`` (all by default) as numpy columns."""
         cond, args = [], []
@@ -172,10 +462,14 @@ class Recording:
             cond.append("first_iteration < ?")
             args.append(int(stop))
         where = (" WHERE " + " AND ".join(cond)) if cond else ""
-        rows = self._query(f"SELECT id, n, {', '.join(schema.block_columns())} FROM blocks{where} ORDER BY id", args)
-        data = self._assemble(rows)
-        if rows:
-            self._cursor = (rows[-1][0], rows[-1][1]) if start is None and stop is None else self._cursor
+
+        def work(con):
+            index = self._index(where, args, con=con)
+            return index, self._assemble(index, con)
+
+        index, data = self._read_tx(work)
+        if index and start is None and stop is None:
+            self._cursor = (index[-1][0], index[-1][1])
         if start is not None or stop is not None:
             it = data.iteration
             a = 0 if start is None else int(np.searchsorted(it, start))
@@ -183,24 +477,35 @@ class Recording:
             data = data.slice_rows(a, b)
         return data
 
+    @_guarded
     def read_new(self) -> Iterations:
         """Iterations committed since the previous ``read()``/``read_new()`` (the live tail)."""
         bid, seen = self._cursor
-        rows = self._query(f"SELECT id, n, {', '.join(schema.block_columns())} FROM blocks WHERE id >= ? "
-                           "ORDER BY id", (bid,))
-        skip = seen if rows and rows[0][0] == bid else 0
-        data = self._assemble(rows, skip_first=skip)
-        if rows:
-            self._cursor = (rows[-1][0], rows[-1][1])
+
+        def work(con):
+            index = self._index(" WHERE id >= ?", (bid,), con=con)
+            skip = seen if index and index[0][0] == bid else 0
+            if index and skip > index[0][1]:
+                raise RecordingError(self.path, f"damaged block {bid}: it lost rows already read")
+            return index, self._assemble(index, con, skip_first=skip)
+
+        index, data = self._read_tx(work)
+        if index:
+            self._cursor = (index[-1][0], index[-1][1])
         return data
 
     def file_size(self) -> int:
-        size = self.path.stat().st_size
-        wal = Path(str(self.path) + "-wal")
-        return size + (wal.stat().st_size if wal.exists() else 0)
+        """Bytes of the file plus its WAL."""
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += os.stat(str(self.path) + suffix).st_size
+            except OSError:
+                pass
+        return total
 
     def close(self) -> None:
-        self._con.close()
+        self._close_con()
 
     def __enter__(self) -> "Recording":
         return self
@@ -220,4 +525,3 @@ def open_recordings(paths: Iterable[str | os.PathLike]) -> list[Recording]:
             r.close()
         raise
     return out
-

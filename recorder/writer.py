@@ -2,27 +2,54 @@
 
 Design
 ------
-Iterations are buffered in memory and committed as columnar blocks at least
-every ``commit_interval`` seconds by a background thread, and on ``close``.
-The newest block grows (is rewritten) until it holds ``block_rows`` rows, so a
-reader gets few large blocks however often the writer commits.  Every commit
-goes through one method, :meth:`RecordingWriter._write`, in one transaction.
-
-WAL journal where the file system supports it (readers never block the writer
-and see only committed transactions); rollback journal (``DELETE``) on network
-file systems where WAL's shared memory is unsafe.  A process killed with
-``kill -9`` loses at most what it had not committed yet.
-
-One writer per file: the writer records pid, host, process start token and a
-heartbeat in ``meta.writer`` inside an ``IMMEDIATE`` transaction; a second
-writer finds a live holder and gets :class:`RecordingBusyError`.
+* Iterations are validated when they are appended (one bad value raises for
+  that call only; the rows already buffered stay), buffered in memory and
+  committed as columnar blocks at least every ``commit_interval`` seconds by a
+  background thread, and on ``close``.  The newest block grows (is rewritten)
+  until it holds ``block_rows`` rows, so a reader gets few large blocks however
+  often the writer commits.
+* Every commit goes through one method, :meth:`RecordingWriter._write`, in one
+  ``IMMEDIATE`` transaction: blocks, events, :meth:`RecordingWriter._commit_step`
+  (a hook for further per-commit tables, no-op here) and the heartbeat.  The
+  writer's cached state (the tail block, the committed row count) changes only
+  after ``COMMIT`` succeeded, so a failed commit (disk full) leaves the writer
+  exactly as before and the next attempt rewrites the same rows.
+* Full disk while training: after a failed commit, appends no longer retry (the
+  background thread retries every ``commit_interval``), so training keeps its
+  speed.  The buffer is bounded by ``max_buffer_rows``: when it is full and
+  commits keep failing the writer *stops recording* with one warning and drops
+  the newest rows from then on (they are counted in ``rows_dropped``); the rows
+  already buffered are committed as soon as space returns, and everything
+  committed stays readable.
+* WAL journal where the file system supports it (readers never block the writer
+  and see only committed transactions); rollback journal (``DELETE``) on network
+  file systems where WAL's shared memory is unsafe.  A process killed with
+  ``kill -9`` loses at most what it had not committed yet.
+* Never destroy a file: a new recording is built in a temporary file beside the
+  target and put in place atomically (``link`` for a new name, ``rename`` to
+  replace), under an advisory lock on the directory, so two writers started
+  together get one winner and one clear error, and nobody unlinks a file another
+  writer is creating.  Only a gda recording that no live writer holds is ever
+  replaced (``overwrite=True``); any other file (a checkpoint, text, another
+  application's SQLite database, a directory, a FIFO) is refused.
+* Appending first opens the file read-only and checks that every schema object
+  is exactly what :mod:`recorder.schema` declares, so no trigger, view, default
+  or index expression stored in the file can run on an insert.
+* One writer per file: the writer records pid, host, process start token and a
+  heartbeat in ``meta.writer`` inside an ``IMMEDIATE`` transaction; a second
+  writer finds a live holder and gets :class:`RecordingBusyError`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
+import math
+import operator
 import os
+import secrets
 import socket
 import sqlite3
 import threading
@@ -33,15 +60,109 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from . import schema
-from .codec import as_grid, concat_parts, decode_block, encode_block, json_safe, trials_arrays
+from .codec import BlockError, as_grid, concat_parts, decode_block, encode_block, json_safe, trials_arrays
 from .errors import RecordingBusyError, RecordingError
-from .fsutil import NETWORK_FS, check_recording_file, fs_type
+from .fsutil import NETWORK_FS, check_recording_file, fs_type, sniff
 from .lock import HEARTBEAT_S, describe_writer, process_token, writer_alive
-from .reader import read_meta, validate_identity
+from .reader import connect_readonly, read_meta, validate_identity
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl = None
 
 log = logging.getLogger(__name__)
 
 __all__ = ["RecordingWriter"]
+
+_ROW_FIELDS = tuple(name for name, _, _ in schema.ITER_FIELDS if name != "iteration")
+_ROW_DEFAULTS = {name: (math.nan if dt.kind == "f" else 0) for name, dt in schema.ITER_DTYPES.items()}
+_INT_RANGE = {name: (int(np.iinfo(dt).min), int(np.iinfo(dt).max))
+              for name, dt in schema.ITER_DTYPES.items() if dt.kind in "iu"}
+_NAN_ROWS: dict[int, np.ndarray] = {}
+_MAX_EVENTS = 10000
+
+
+def _as_int(name: str, v) -> int:
+    """``v`` as an integer that fits field ``name``'s dtype (``TypeError``/``ValueError`` otherwise)."""
+    if isinstance(v, (int, np.integer)):
+        iv = int(v)
+    elif isinstance(v, (float, np.floating)):
+        if not (math.isfinite(v) and float(v).is_integer()):
+            raise ValueError(f"{name} must be an integer, got {v!r}")
+        iv = int(v)
+    else:
+        try:
+            iv = operator.index(v)
+        except TypeError:
+            raise TypeError(f"{name} must be an integer, got {type(v).__name__} {str(v)[:40]!r}") from None
+    lo, hi = _INT_RANGE[name]
+    if not lo <= iv <= hi:
+        raise ValueError(f"{name} = {iv} is out of range ({lo}..{hi})")
+    return iv
+
+
+def _as_float(name: str, v) -> float:
+    if isinstance(v, (str, bytes)):
+        raise TypeError(f"{name} must be a number, got {type(v).__name__} {str(v)[:40]!r}")
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {type(v).__name__} {str(v)[:40]!r}") from None
+    except OverflowError:
+        raise ValueError(f"{name} = {str(v)[:40]} does not fit a float64") from None
+
+
+_CONVERT = {name: functools.partial(_as_float if dt.kind == "f" else _as_int, name)
+            for name, dt in schema.ITER_DTYPES.items()}
+
+
+def _column(name: str, v, n: int) -> np.ndarray:
+    """A whole column for ``append_arrays``, with the same checks as a single value."""
+    dt = schema.ITER_DTYPES[name]
+    a = np.asarray(v)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"column {name} must be numbers, got dtype {a.dtype}")
+    a = np.broadcast_to(a, (n,)) if a.ndim == 0 else a
+    if a.shape != (n,):
+        raise ValueError(f"column {name} has shape {a.shape}, expected ({n},)")
+    if dt.kind in "iu":
+        lo, hi = _INT_RANGE[name]
+        if a.dtype.kind == "f" and not (np.all(np.isfinite(a)) and np.all(a == np.round(a))):
+            raise ValueError(f"column {name} must hold integers")
+        if a.size and (a.min() < lo or a.max() > hi):
+            raise ValueError(f"column {name} has values out of range ({lo}..{hi})")
+    return np.ascontiguousarray(a, dt)
+
+
+@contextlib.contextmanager
+def _dir_lock(directory: Path):
+    """Advisory exclusive lock on a directory (serialises writers installing files there); best effort."""
+    fd = None
+    if fcntl is not None:
+        try:
+            fd = os.open(directory, os.O_RDONLY)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            log.debug("%s: no directory lock (%s)", directory, exc)
+            if fd is not None:
+                os.close(fd)
+                fd = None
+    try:
+        yield
+    finally:
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 class RecordingWriter:
@@ -50,27 +171,41 @@ class RecordingWriter:
     Parameters
     ----------
     path : path of the recording
-    alpha_grid : the probe's alphas (units of the step; 1 = the step taken)
+    alpha_grid : the probe's alphas (units of the step; 1 = the step taken); 1-D, finite, strictly increasing
     run : run metadata (JSON-serialisable dict), see :mod:`recorder.schema`
-    overwrite : replace an existing recording (refused while a live writer holds it)
+    overwrite : replace an existing *recording* (refused while a live writer holds it; any file that
+        is not a gda recording is never replaced)
     append : continue an existing recording (same alpha grid) instead of creating one
     commit_interval : seconds between commits at most (default 1.0)
     block_rows : rows per block (default: about 2 MiB of phi per block, 256..8192 rows)
     journal : ``"auto"`` (WAL unless on a network file system), ``"wal"`` or ``"delete"``
+    max_buffer_rows : rows kept in memory while commits fail (default ``max(8 * block_rows, 32768)``);
+        beyond it the writer stops recording and drops the newest rows
 
     Raises
     ------
     RecordingError, RecordingBusyError
+        the path cannot be written, is not a recording, exists (without overwrite/append), is held by a
+        live writer, or (append) differs in alpha grid or stores schema objects gda-gl did not create.
+    ValueError
+        a bad alpha grid or parameter.
     """
 
     def __init__(self, path: str | os.PathLike, alpha_grid: Sequence[float], run: Mapping | None = None, *,
                  overwrite: bool = False, append: bool = False, commit_interval: float = 1.0,
-                 block_rows: int | None = None, journal: str = "auto"):
+                 block_rows: int | None = None, journal: str = "auto", max_buffer_rows: int | None = None):
         self.path = Path(path)
         self.alpha_grid = as_grid(alpha_grid)
         self.commit_interval = float(commit_interval)
+        if not (self.commit_interval > 0 and math.isfinite(self.commit_interval)):
+            raise ValueError("commit_interval must be a positive number of seconds")
+        if journal not in ("auto", "wal", "delete"):
+            raise ValueError("journal must be 'auto', 'wal' or 'delete'")
         k = len(self.alpha_grid)
         self.block_rows = int(block_rows or max(256, min(8192, (2 << 20) // (4 * k))))
+        if self.block_rows < 1:
+            raise ValueError("block_rows must be positive")
+        self.max_buffer_rows = int(max_buffer_rows or max(8 * self.block_rows, 32768))
         self._lock = threading.RLock()
         self._pending: list[tuple[dict, np.ndarray, np.ndarray, dict]] = []
         self._pending_rows = 0
@@ -80,70 +215,166 @@ class RecordingWriter:
         self._last_iteration: int | None = None
         self._closed = False
         self.error: BaseException | None = None
+        self.stopped = False
+        self.rows_dropped = 0
         self._last_heartbeat = 0.0
+        self._last_failure = 0.0
         self.rows_committed = 0
+        self._con: sqlite3.Connection | None = None
+        self.journal_mode = ""
 
-        if self.path.exists() and append:
-            check_recording_file(self.path)
-            self._con = self._connect(journal)
-            try:
-                validate_identity(self._con, self.path)
-            except RecordingError:
-                self._con.close()
-                raise
-            meta = read_meta(self._con)
-            if not np.array_equal(np.asarray(meta.get("alpha_grid", []), np.float64), self.alpha_grid):
-                self._con.close()
-                raise RecordingError(self.path, "cannot append: the alpha grid differs from the recording's")
-            self._acquire()
-            self._load_tail()
-        else:
-            if self.path.exists() or Path(str(self.path) + "-wal").exists():
-                if not overwrite:
-                    raise RecordingError(self.path, "already exists (pass overwrite=True or append=True)")
-                self._refuse_if_live()
-                for suffix in ("", "-wal", "-shm", "-journal"):
-                    try:
-                        os.unlink(str(self.path) + suffix)
-                    except FileNotFoundError:
-                        pass
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise RecordingError(self.path, f"cannot be created ({exc.strerror or exc})") from None
-            self._con = self._connect(journal)
-            with self._con:
-                for stmt in schema.create_statements():
-                    self._con.execute(stmt)
-                from ._version import __version__
-                meta = {"run": dict(run or {}), "alpha_grid": self.alpha_grid.tolist(),
-                        "created_by": f"gda_gl {__version__}"}
-                self._con.executemany("INSERT INTO meta(key, value) VALUES (?, ?)",
-                                      [(k, json.dumps(json_safe(v), allow_nan=False, default=str))
-                                       for k, v in meta.items()])
-            self._acquire()
+        try:
+            kind = sniff(self.path)
+            if kind == "missing" or not append:
+                self._create(run, kind, overwrite, journal)
+            else:
+                self._open_append(kind, journal)
+        except sqlite3.Error as exc:
+            self._abandon()
+            raise RecordingError(self.path, f"cannot be opened for writing ({exc})") from None
+        except OSError as exc:
+            self._abandon()
+            raise RecordingError(self.path, f"cannot be written ({exc.strerror or exc})") from None
+        except BaseException:
+            self._abandon()
+            raise
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"gda-writer:{self.path.name}", daemon=True)
         self._thread.start()
 
+    def _abandon(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    # -- creating and opening ------------------------------------------------
+    def _refuse_existing(self, kind: str, overwrite: bool) -> None:
+        """Refuse to replace anything but a gda recording that no live writer holds (``overwrite`` given)."""
+        if kind == "dir":
+            raise RecordingError(self.path, "is a directory; refusing to replace it")
+        if kind == "special":
+            raise RecordingError(self.path, "is not a regular file (a FIFO, device or socket); refusing to replace it")
+        if kind == "other":
+            raise RecordingError(self.path, "exists and is not a gda recording; refusing to replace it")
+        try:
+            con = connect_readonly(self.path)
+        except sqlite3.Error as exc:
+            raise RecordingError(self.path, f"exists and cannot be checked ({exc}); refusing to replace it") from None
+        try:
+            try:
+                app_id = con.execute("PRAGMA application_id").fetchone()[0]
+            except sqlite3.Error as exc:
+                raise RecordingError(self.path, f"exists and is not a readable gda recording ({exc}); "
+                                                "refusing to replace it") from None
+            if app_id != schema.APPLICATION_ID:
+                raise RecordingError(self.path, "is an SQLite database of another application; refusing to replace it")
+            if not overwrite:
+                raise RecordingError(self.path, "already exists (pass overwrite=True or append=True)")
+            try:
+                row = con.execute("SELECT value FROM meta WHERE key='writer'").fetchone()
+                info = json.loads(row[0]) if row and isinstance(row[0], str) and len(row[0]) < 65536 else None
+            except (sqlite3.Error, ValueError, RecursionError):
+                info = None
+        finally:
+            con.close()
+        if info is not None and writer_alive(info):
+            raise RecordingBusyError(self.path, f"is being written by another writer ({describe_writer(info)})")
+
+    def _create(self, run: Mapping | None, kind: str, overwrite: bool, journal: str) -> None:
+        if kind != "missing":
+            self._refuse_existing(kind, overwrite)  # early, clear refusal; re-checked under the lock
+        parent = self.path.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RecordingError(self.path, f"cannot be created ({exc.strerror or exc})") from None
+        tmp = parent / f".gda-{os.getpid()}-{secrets.token_hex(6)}.tmp"
+        try:
+            self._build(tmp, run)
+            with _dir_lock(parent):
+                kind = sniff(self.path)
+                leftovers = [str(self.path) + s for s in ("-journal", "-wal", "-shm") if os.path.lexists(str(self.path) + s)]
+                if kind != "missing":
+                    self._refuse_existing(kind, overwrite)
+                elif leftovers and not overwrite:
+                    raise RecordingError(self.path, f"a leftover {Path(leftovers[0]).name} exists beside it "
+                                                    "(pass overwrite=True to start afresh)")
+                for extra in leftovers:  # a stale journal would be applied to the new file
+                    _unlink(extra)
+                if kind == "missing":
+                    try:
+                        os.link(tmp, self.path)  # fails if someone created the name meanwhile
+                    except FileExistsError:
+                        kind = sniff(self.path)
+                        self._refuse_existing(kind, overwrite)
+                        os.replace(tmp, self.path)
+                    except OSError:  # no hard links here: the directory lock serialises writers
+                        os.replace(tmp, self.path)
+                else:
+                    os.replace(tmp, self.path)
+        finally:
+            _unlink(str(tmp))
+            _unlink(str(tmp) + "-journal")
+        self._con = self._connect(journal)
+
+    def _build(self, tmp: Path, run: Mapping | None) -> None:
+        """Write an empty recording holding our write lock to ``tmp`` (rollback journal, closed after)."""
+        from ._version import __version__
+
+        meta = {"run": dict(run or {}), "alpha_grid": self.alpha_grid.tolist(),
+                "created_by": f"gda_gl {__version__}", "writer": self._writer_info("open")}
+        rows = [(k, json.dumps(json_safe(v), allow_nan=False, default=str)) for k, v in meta.items()]
+        con = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            con.execute("BEGIN")
+            for stmt in schema.create_statements():
+                con.execute(stmt)
+            con.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", rows)
+            con.execute("COMMIT")
+        finally:
+            con.close()
+
+    def _open_append(self, kind: str, journal: str) -> None:
+        if kind in ("dir", "special", "other"):
+            self._refuse_existing(kind, False)
+        check_recording_file(self.path)
+        ro = connect_readonly(self.path)  # validate before anything can write to the file
+        try:
+            validate_identity(ro, self.path, exact=True)
+            meta = read_meta(ro, self.path)
+        finally:
+            ro.close()
+        if not np.array_equal(meta["alpha_grid"], self.alpha_grid):
+            raise RecordingError(self.path, "cannot append: the alpha grid differs from the recording's")
+        self._con = self._connect(journal, validate=True)
+        self._acquire()
+        self._load_tail()
+
     # -- connection and lock -------------------------------------------------
-    def _connect(self, journal: str) -> sqlite3.Connection:
+    def _connect(self, journal: str, validate: bool = False) -> sqlite3.Connection:
         try:
             con = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise RecordingError(self.path, f"cannot be created or opened for writing ({exc})") from None
-        if journal == "auto":
-            fstype = fs_type(self.path)
-            journal = "delete" if fstype in NETWORK_FS else "wal"
-            if journal == "delete":
-                log.info("%s is on %s: using the rollback journal instead of WAL", self.path, fstype)
-        mode = con.execute(f"PRAGMA journal_mode={'WAL' if journal == 'wal' else 'DELETE'}").fetchone()[0]
-        if journal == "wal" and mode.lower() != "wal":
-            log.warning("%s: WAL not available (journal_mode=%s); using the rollback journal", self.path, mode)
-            con.execute("PRAGMA journal_mode=DELETE")
-        self.journal_mode = con.execute("PRAGMA journal_mode").fetchone()[0].lower()
-        # NORMAL is crash-safe against process death in WAL mode; FULL for the rollback journal.
-        con.execute(f"PRAGMA synchronous={'NORMAL' if self.journal_mode == 'wal' else 'FULL'}")
+        try:
+            con.execute("PRAGMA trusted_schema = OFF")
+            if validate:  # the same checks again on this connection, before any write
+                validate_identity(con, self.path, exact=True)
+            if journal == "auto":
+                fstype = fs_type(self.path)
+                journal = "delete" if fstype in NETWORK_FS else "wal"
+                if journal == "delete":
+                    log.info("%s is on %s: using the rollback journal instead of WAL", self.path, fstype)
+            mode = con.execute(f"PRAGMA journal_mode={'WAL' if journal == 'wal' else 'DELETE'}").fetchone()[0]
+            if journal == "wal" and mode.lower() != "wal":
+                log.warning("%s: WAL not available (journal_mode=%s); using the rollback journal", self.path, mode)
+                con.execute("PRAGMA journal_mode=DELETE")
+            self.journal_mode = con.execute("PRAGMA journal_mode").fetchone()[0].lower()
+            # NORMAL is crash-safe against process death in WAL mode; FULL for the rollback journal.
+            con.execute(f"PRAGMA synchronous={'NORMAL' if self.journal_mode == 'wal' else 'FULL'}")
+        except BaseException:
+            con.close()
+            raise
         return con
 
     def _writer_info(self, state: str) -> dict:
@@ -151,26 +382,18 @@ class RecordingWriter:
         return {"pid": pid, "host": socket.gethostname(), "token": process_token(pid), "heartbeat": time.time(),
                 "state": state}
 
-    def _refuse_if_live(self) -> None:
-        try:
-            con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5.0)
-            try:
-                row = con.execute("SELECT value FROM meta WHERE key='writer'").fetchone()
-            finally:
-                con.close()
-        except sqlite3.Error:
-            return
-        if row and writer_alive(json.loads(row[0])):
-            info = json.loads(row[0])
-            raise RecordingBusyError(self.path, f"is being written by another writer ({describe_writer(info)})")
-
     def _acquire(self) -> None:
         con = self._con
         con.execute("BEGIN IMMEDIATE")
         try:
             row = con.execute("SELECT value FROM meta WHERE key='writer'").fetchone()
             if row:
-                info = json.loads(row[0])
+                try:
+                    info = json.loads(row[0]) if isinstance(row[0], str) and len(row[0]) < 65536 else None
+                except (ValueError, RecursionError):
+                    info = None
+                if not isinstance(info, dict):
+                    raise RecordingError(self.path, "cannot append: the write-lock record is damaged")
                 if writer_alive(info):
                     raise RecordingBusyError(self.path,
                                              f"is being written by another writer ({describe_writer(info)})")
@@ -179,19 +402,31 @@ class RecordingWriter:
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
-            con.close()
             raise
 
     def _load_tail(self) -> None:
-        row = self._con.execute(f"SELECT id, n, {', '.join(schema.block_columns())} FROM blocks "
-                                "ORDER BY id DESC LIMIT 1").fetchone()
-        total = self._con.execute("SELECT COALESCE(SUM(n), 0), MAX(last_iteration) FROM blocks").fetchone()
-        self.rows_committed = int(total[0])
-        self._last_iteration = None if total[1] is None else int(total[1])
+        con = self._con
+        k = len(self.alpha_grid)
+        total, last_it = 0, None
+        item = schema.ITER_DTYPES["iteration"].itemsize
+        for bid, n, first, last, nbytes in con.execute(
+                "SELECT id, n, first_iteration, last_iteration, length(f_iteration) FROM blocks ORDER BY id"):
+            if not all(isinstance(v, int) for v in (bid, n, first, last)) or n <= 0 or n * item != nbytes \
+                    or first > last or (last_it is not None and first <= last_it):
+                raise RecordingError(self.path, f"cannot append: damaged block {bid}")
+            total += n
+            last_it = last
+        self.rows_committed = total
+        self._last_iteration = last_it
+        row = con.execute(f"SELECT id, n, {', '.join(schema.block_columns())} FROM blocks "
+                          "ORDER BY id DESC LIMIT 1").fetchone()
         if row is None:
             return
         bid, n = row[0], row[1]
-        cols, phi, tcount, trials = decode_block(row[2:], n, len(self.alpha_grid))
+        try:
+            cols, phi, tcount, trials = decode_block(row[2:], n, k)
+        except BlockError as exc:
+            raise RecordingError(self.path, f"cannot append: damaged block {bid}: {exc}") from None
         if n < self.block_rows:
             self._tail = (bid, cols, phi, tcount, trials)
 
@@ -200,37 +435,81 @@ class RecordingWriter:
                trials: Mapping[str, Sequence] | None = None, **fields) -> None:
         """Append one iteration.
 
+        Every value is checked here: a bad one raises for this call only, and the
+        rows appended before stay buffered.  Commit failures (a full disk) do not
+        raise here: they are logged once and retried in the background.
+
         Parameters
         ----------
-        iteration : strictly larger than the previous one
+        iteration : an integer strictly larger than the previous one
         phi : (K,) values at the alpha grid (NaN where not measured); all NaN when None
         trials : optional dict with ``alpha``, ``loss`` and optionally ``slope``, ``order`` sequences
         **fields : any of :data:`recorder.schema.ITER_FIELDS`; missing floats are NaN, ints 0
+
+        Raises
+        ------
+        RecordingError : the writer is closed
+        TypeError, ValueError : a value of the wrong type or out of range, an unknown field,
+            a non-increasing iteration
         """
         if self._closed:
             raise RecordingError(self.path, "writer is closed")
+        iteration = _as_int("iteration", iteration)
         row = [iteration]
         for name in _ROW_FIELDS:
-            row.append(fields.pop(name, _ROW_DEFAULTS[name]))
+            v = fields.pop(name, None)
+            row.append(_ROW_DEFAULTS[name] if v is None else _CONVERT[name](v))
         if fields:
             raise TypeError(f"unknown iteration fields: {', '.join(sorted(fields))}")
         k = len(self.alpha_grid)
-        phi_arr = _NAN_ROWS.get(k) if phi is None else np.array(phi, schema.PHI_DTYPE).reshape(k)
-        if phi_arr is None:
-            phi_arr = _NAN_ROWS.setdefault(k, np.full(k, np.nan, schema.PHI_DTYPE))
+        if phi is None:
+            phi_arr = _NAN_ROWS.get(k)
+            if phi_arr is None:
+                phi_arr = _NAN_ROWS.setdefault(k, np.full(k, np.nan, schema.PHI_DTYPE))
+        else:
+            phi_arr = np.array(phi, schema.PHI_DTYPE)
+            if phi_arr.size != k:
+                raise ValueError(f"phi has {phi_arr.size} values, expected {k} (one per alpha)")
+            phi_arr = phi_arr.reshape(k)
         tr = trials_arrays(trials) if trials is not None else None
         with self._lock:
             if self._last_iteration is not None and iteration <= self._last_iteration:
                 raise ValueError("iterations must be strictly increasing (the recording is append-only)")
+            if self._full():
+                return
             self._rows.append((row, phi_arr, tr))
             self._pending_rows += 1
-            self._last_iteration = int(iteration)
-            big = self._pending_rows >= self.block_rows
+            self._last_iteration = iteration
+            big = self._pending_rows >= self.block_rows and self.error is None
         if big:
+            self._flush_quietly()
+
+    def _full(self) -> bool:
+        """Whether the buffer is full while commits fail: then stop recording (lock held)."""
+        if self._pending_rows < self.max_buffer_rows or self.error is None:
+            return False
+        if not self.stopped:
+            self.stopped = True
+            log.warning("%s: recording stopped: commits keep failing (%s) and %d rows are buffered; they are "
+                        "committed when space returns, later iterations are not recorded", self.path,
+                        getattr(self.error, "problem", self.error), self._pending_rows)
+            self._events.append((self._last_iteration, time.time(), "recording-stopped",
+                                 f"commits failed ({getattr(self.error, 'problem', self.error)}); iterations "
+                                 f"after {self._last_iteration} were not recorded"))
+        self.rows_dropped += 1
+        return True
+
+    def _flush_quietly(self) -> None:
+        try:
             self.flush()
+        except RecordingError:
+            pass  # logged once in flush(); the background thread retries
 
     def _rows_to_chunk(self) -> None:
-        """Turn the per-iteration rows collected by append() into one columnar chunk (lock held)."""
+        """Turn the per-iteration rows collected by append() into one columnar chunk (lock held).
+
+        The values were validated by append(), so the conversion cannot fail half-way.
+        """
         rows, self._rows = self._rows, []
         if not rows:
             return
@@ -247,113 +526,157 @@ class RecordingWriter:
 
     def append_arrays(self, columns: Mapping[str, np.ndarray], phi: np.ndarray,
                       trial_count: np.ndarray | None = None, trials: Mapping[str, np.ndarray] | None = None) -> None:
-        """Append many iterations at once (columnar); used by bulk importers and benchmarks."""
+        """Append many iterations at once (columnar); used by bulk importers and benchmarks.
+
+        Everything is validated before anything is buffered (all or nothing).
+        """
         if self._closed:
             raise RecordingError(self.path, "writer is closed")
-        it = np.asarray(columns["iteration"], np.int64)
+        unknown = set(columns) - set(schema.ITER_DTYPES)
+        if unknown:
+            raise TypeError(f"unknown iteration fields: {', '.join(sorted(unknown))}")
+        it = _column("iteration", columns["iteration"], np.asarray(columns["iteration"]).size)
         n = len(it)
         if n == 0:
             return
-        phi = np.asarray(phi, schema.PHI_DTYPE).reshape(n, len(self.alpha_grid))
-        if np.any(np.diff(it) <= 0) or (self._last_iteration is not None and it[0] <= self._last_iteration):
-            raise ValueError("iterations must be strictly increasing (the recording is append-only)")
+        phi = np.asarray(phi, schema.PHI_DTYPE)
+        if phi.size != n * len(self.alpha_grid):
+            raise ValueError(f"phi has {phi.size} values, expected {n} x {len(self.alpha_grid)}")
+        phi = phi.reshape(n, len(self.alpha_grid))
         cols = {}
         for name, dt in schema.ITER_DTYPES.items():
             v = columns.get(name)
-            cols[name] = (np.full(n, np.nan if dt.kind == "f" else 0, dt) if v is None
-                          else np.ascontiguousarray(np.broadcast_to(np.asarray(v, dt), (n,))))
-        tcount = np.zeros(n, schema.TRIAL_COUNT_DTYPE) if trial_count is None else \
-            np.asarray(trial_count, schema.TRIAL_COUNT_DTYPE)
-        tr = trials_arrays(trials, total=int(tcount.sum()))
+            cols[name] = (np.full(n, np.nan if dt.kind == "f" else 0, dt) if v is None else _column(name, v, n))
+        if trial_count is None:
+            tcount = np.zeros(n, schema.TRIAL_COUNT_DTYPE)
+        else:
+            tc = np.asarray(trial_count)
+            if tc.shape != (n,) or tc.dtype.kind not in "iu" or (n and tc.min() < 0):
+                raise ValueError(f"trial_count must be {n} non-negative integers")
+            tcount = tc.astype(schema.TRIAL_COUNT_DTYPE)
+        tr = trials_arrays(trials, total=int(tcount.sum(dtype=np.int64)))
         with self._lock:
+            if np.any(np.diff(it) <= 0) or (self._last_iteration is not None and it[0] <= self._last_iteration):
+                raise ValueError("iterations must be strictly increasing (the recording is append-only)")
+            if self._full():
+                self.rows_dropped += n - 1
+                return
             self._rows_to_chunk()
             self._pending.append((cols, phi, tcount, tr))
             self._pending_rows += n
             self._last_iteration = int(it[-1])
-            big = self._pending_rows >= self.block_rows
+            big = self._pending_rows >= self.block_rows and self.error is None
         if big:
-            self.flush()
+            self._flush_quietly()
 
     def add_event(self, kind: str, message: str, iteration: int | None = None) -> None:
         """Record an event (probe failure, note); committed with the next flush."""
+        it = None if iteration is None else _as_int("iteration", iteration)
         with self._lock:
-            self._events.append((iteration, time.time(), kind, message))
+            if len(self._events) < _MAX_EVENTS:
+                self._events.append((it, time.time(), str(kind), str(message)))
 
     # -- committing ----------------------------------------------------------
     def flush(self) -> None:
-        """Commit everything appended so far (also called every ``commit_interval`` s)."""
+        """Commit everything appended so far (also called every ``commit_interval`` s).
+
+        Raises
+        ------
+        RecordingError
+            the commit failed (logged once per failure streak); nothing buffered is lost.
+        """
         with self._lock:
+            if self._con is None:
+                return
             self._rows_to_chunk()
-            pending, self._pending, self._pending_rows = self._pending, [], 0
-            events, self._events = self._events, []
+            pending, events = self._pending, self._events
             if not pending and not events and time.time() - self._last_heartbeat < HEARTBEAT_S:
                 return
             try:
                 self._write(pending, events)
             except sqlite3.Error as exc:
-                # keep the data for the next attempt; report once
-                self._pending = pending + self._pending
-                self._pending_rows = sum(len(p[1]) for p in self._pending)
-                self._events = events + self._events
+                # the writer's state is unchanged (see _write); keep the data for the next attempt, report once
                 err = RecordingError(self.path, f"cannot write ({exc})")
                 if self.error is None:
                     log.error("%s", err)
                 self.error = err
+                self._last_failure = time.time()
                 raise err from None
+            self._pending, self._pending_rows, self._events = [], 0, []
+            if self.error is not None:
+                log.warning("%s: commits succeed again; nothing buffered was lost", self.path)
             self.error = None
 
     def _write(self, pending, events) -> None:
+        """Commit ``pending`` chunks and ``events`` in one transaction; the only place blocks are written.
+
+        The writer's cached tail and row count change only after ``COMMIT``, so a
+        failure anywhere (disk full at the last page) leaves it as before.
+        """
         con = self._con
-        cols_sql = schema.block_columns()
         con.execute("BEGIN IMMEDIATE")
         try:
-            if pending:
-                parts = [p for p in pending]
-                if self._tail is not None:
-                    bid, *tail = self._tail
-                    parts.insert(0, tuple(tail))
-                else:
-                    bid = None
-                cols, phi, tcount, trials = concat_parts(parts)
-                n = len(phi)
-                start = 0
-                while start < n:
-                    stop = min(n, start + self.block_rows)
-                    blk = ({k: v[start:stop] for k, v in cols.items()}, phi[start:stop], tcount[start:stop])
-                    t0, t1 = int(tcount[:start].sum()), int(tcount[:stop].sum())
-                    btr = {k: v[t0:t1] for k, v in trials.items()}
-                    blobs = encode_block(blk[0], blk[1], blk[2], btr)
-                    first, last = int(blk[0]["iteration"][0]), int(blk[0]["iteration"][-1])
-                    if bid is not None:
-                        sets = ", ".join(f"{c} = ?" for c in cols_sql)
-                        con.execute(f"UPDATE blocks SET first_iteration = ?, last_iteration = ?, n = ?, {sets} "
-                                    "WHERE id = ?", (first, last, stop - start, *blobs, bid))
-                        cur_id = bid
-                        bid = None
-                    else:
-                        qs = ", ".join("?" for _ in range(len(cols_sql) + 3))
-                        cur = con.execute(f"INSERT INTO blocks(first_iteration, last_iteration, n, "
-                                          f"{', '.join(cols_sql)}) VALUES ({qs})",
-                                          (first, last, stop - start, *blobs))
-                        cur_id = cur.lastrowid
-                    full = (stop - start) >= self.block_rows
-                    new_tail = None if full else (cur_id, blk[0], blk[1], blk[2], btr)
-                    start = stop
-                self._tail = new_tail
-                self.rows_committed += sum(len(p[1]) for p in pending)
+            new_tail, written = self._write_blocks(con, pending) if pending else (self._tail, [])
             if events:
                 con.executemany("INSERT INTO events(iteration, wall_time, kind, message) VALUES (?, ?, ?, ?)",
                                 events)
+            self._commit_step(con, written)
             con.execute("UPDATE meta SET value = ? WHERE key = 'writer'",
                         (json.dumps(self._writer_info("open")),))
             con.execute("COMMIT")
-            self._last_heartbeat = time.time()
         except BaseException:
             try:
                 con.execute("ROLLBACK")
             except sqlite3.Error:
-                pass
+                pass  # SQLite already rolled back (e.g. SQLITE_FULL at COMMIT)
             raise
+        self._tail = new_tail
+        self.rows_committed += sum(len(p[1]) for p in pending)
+        self._last_heartbeat = time.time()
+
+    def _write_blocks(self, con: sqlite3.Connection, pending) -> tuple[tuple | None, list]:
+        """Insert/update blocks for ``pending`` (inside the transaction); returns (new tail, written blocks).
+
+        ``written`` lists ``(block_id, cols, phi, tcount, trials)`` of every block row
+        inserted or rewritten, for :meth:`_commit_step`.
+        """
+        cols_sql = schema.block_columns()
+        parts = list(pending)
+        bid = None
+        if self._tail is not None:
+            bid, *tail = self._tail
+            parts.insert(0, tuple(tail))
+        cols, phi, tcount, trials = concat_parts(parts)
+        n = len(phi)
+        start = 0
+        new_tail = None
+        written = []
+        csum = np.zeros(n + 1, np.int64)
+        np.cumsum(tcount, out=csum[1:])
+        while start < n:
+            stop = min(n, start + self.block_rows)
+            bcols = {k: v[start:stop] for k, v in cols.items()}
+            btr = {k: v[int(csum[start]):int(csum[stop])] for k, v in trials.items()}
+            bphi, btc = phi[start:stop], tcount[start:stop]
+            blobs = encode_block(bcols, bphi, btc, btr)
+            first, last = int(bcols["iteration"][0]), int(bcols["iteration"][-1])
+            if bid is not None:
+                sets = ", ".join(f"{c} = ?" for c in cols_sql)
+                con.execute(f"UPDATE blocks SET first_iteration = ?, last_iteration = ?, n = ?, {sets} "
+                            "WHERE id = ?", (first, last, stop - start, *blobs, bid))
+                cur_id, bid = bid, None
+            else:
+                qs = ", ".join("?" for _ in range(len(cols_sql) + 3))
+                cur = con.execute(f"INSERT INTO blocks(first_iteration, last_iteration, n, "
+                                  f"{', '.join(cols_sql)}) VALUES ({qs})", (first, last, stop - start, *blobs))
+                cur_id = cur.lastrowid
+            written.append((cur_id, bcols, bphi, btc, btr))
+            new_tail = None if (stop - start) >= self.block_rows else (cur_id, bcols, bphi, btc, btr)
+            start = stop
+        return new_tail, written
+
+    def _commit_step(self, con: sqlite3.Connection, written: list) -> None:
+        """Extra work in the commit's transaction (e.g. derived tables); ``written`` as from :meth:`_write_blocks`."""
 
     def _run(self) -> None:
         while not self._wake.wait(self.commit_interval):
@@ -365,7 +688,13 @@ class RecordingWriter:
                 log.exception("%s: unexpected error in the commit thread", self.path)
 
     def close(self) -> None:
-        """Commit what is pending, release the write lock and compact to one file where possible."""
+        """Commit what is pending, release the write lock and compact to one file where possible.
+
+        Raises
+        ------
+        RecordingError
+            the final commit failed (what was committed before stays readable).
+        """
         if self._closed:
             return
         self._wake.set()
@@ -374,6 +703,9 @@ class RecordingWriter:
             self.flush()
         finally:
             self._closed = True
+            if self.rows_dropped:
+                log.warning("%s: %d iterations were not recorded (recording stopped on write errors)",
+                            self.path, self.rows_dropped)
             try:
                 with self._lock:
                     self._con.execute("UPDATE meta SET value = ? WHERE key = 'writer'",
@@ -394,10 +726,3 @@ class RecordingWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-
-_ROW_FIELDS = tuple(name for name, _, _ in schema.ITER_FIELDS if name != "iteration")
-_ROW_DEFAULTS = {name: (np.nan if dt.kind == "f" else 0) for name, dt in schema.ITER_DTYPES.items()}
-_NAN_ROWS: dict[int, np.ndarray] = {}
-
