@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scene import CLASS_COLORS, NONFINITE_COLOR, Frame, RunData, build_frame, fit_y_range, stat_colors, transform_y
+from recorder import stats
+
+from .scene import CLASS_COLORS, NONFINITE_COLOR, Frame, RunData, compose, resolve_view, stat_colors
 from .state import ViewState
 from .textlayer import TextLayer
 from .view import View
@@ -25,10 +27,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Layout", "CurveRenderer", "resolve_view", "STAT_LABELS"]
 
-STAT_LABELS = {"efficiency": "step efficiency", "step_class": "step class", "curvature": "curvature phi''",
-               "cockpit_alpha": "Cockpit alpha", "slope0": "slope phi'(0)", "ls_evals": "line-search evaluations",
-               "grad_norm": "gradient norm", "step_norm": "step norm", "lr": "learning rate"}
-CLASS_LABELS = {0: "unknown", 1: "undershoot", 2: "near-optimal", 3: "overshoot"}
+STAT_LABELS = {s.name: s.title for s in stats.STATISTICS}
+CLASS_LABELS = dict(stats.CLASS_NAMES)
 
 BG = (1.0, 1.0, 1.0, 1.0)
 AXIS = (0.25, 0.25, 0.25, 1.0)
@@ -64,28 +64,6 @@ class Layout:
                 max(1, self.height - self.bottom - self.top))
 
 
-def resolve_view(runs: list[RunData], state: ViewState, plot_w: int) -> tuple[tuple[float, float],
-                                                                              tuple[float, float]]:
-    """The x range (iterations) and y range (display units) to draw: the state's, or fitted to the data."""
-    if state.x_range is not None:
-        x0, x1 = state.x_range
-    elif state.iteration_range is not None:
-        x0, x1 = float(state.iteration_range[0]), float(state.iteration_range[1])
-    else:
-        spans = [r.x_span for r in runs if len(r.data)]
-        x0 = min((s[0] for s in spans), default=0.0)
-        x1 = max((s[1] for s in spans), default=1.0)
-    if x1 <= x0:
-        x1 = x0 + 1.0
-    if state.y_range is not None:
-        y0, y1 = (float(v) for v in transform_y(np.asarray(state.y_range, np.float64), state.log_y))
-        if not (math.isfinite(y0) and math.isfinite(y1)) or y1 <= y0:
-            y0, y1 = fit_y_range(runs, x0, x1, state.log_y, plot_w)
-    else:
-        y0, y1 = fit_y_range(runs, x0, x1, state.log_y, plot_w)
-    return (x0, x1), (y0, y1)
-
-
 def axis_ticks(plot, view, log_y: bool, px_per_x_tick: int = 110) -> tuple[np.ndarray, np.ndarray]:
     """Tick positions (x in iterations or alpha, y in display units) for a plot rectangle."""
     _, _, pw, ph = plot
@@ -116,15 +94,18 @@ class CurveRenderer:
         self.last_view = None
 
     def draw(self, runs: list[RunData], state: ViewState, layout: Layout, title: str | None = None) -> Frame:
-        """Draw the whole figure for ``state`` into the bound framebuffer (viewport = layout size)."""
+        """Compose and draw the figure for ``state`` (see :func:`gda_gl.scene.compose`); returns the Frame."""
+        view, frame = compose(runs, state, layout.plot, (layout.width, layout.height))
+        self.draw_frame(view, frame, layout, title)
+        return frame
+
+    def draw_frame(self, view: View, frame: Frame, layout: Layout, title: str | None = None) -> None:
+        """Draw ``frame`` as described by ``view`` into the bound framebuffer (viewport = layout size)."""
         from vispy import gloo
 
         px, py, pw, ph = layout.plot
-        (x0, x1), (y0, y1) = resolve_view(runs, state, pw)
-        frame = build_frame(runs, state, (x0, x1), (y0, y1), (pw, ph))
-        self.last_frame = frame
-        self.last_view = View(float(x0), float(x1), float(y0), float(y1), bool(state.log_y), layout.plot,
-                              (layout.width, layout.height))
+        x0, x1, y0, y1 = view.x0, view.x1, view.y0, view.y1
+        self.last_frame, self.last_view = frame, view
         sx, sy = pw / (x1 - x0), ph / (y1 - y0)
         u = {"u_resolution": (float(layout.width), float(layout.height)), "u_plot_origin": (float(px), float(py)),
              "u_scale": (float(sx), float(sy)), "u_space": 0.0, "u_min_px": 0.0, "u_pin_top": 0.0,
@@ -140,8 +121,9 @@ class CurveRenderer:
         text = TextLayer(layout.width, layout.height)
 
         # grid and ticks (px space)
+        log_y = view.log_y
         view = ((x0, x1), (y0, y1))
-        xt, yt = axis_ticks(layout.plot, view, state.log_y)
+        xt, yt = axis_ticks(layout.plot, view, log_y)
         self.draw_grid(u, layout.plot, view, xt, yt)
 
         # plot contents, clipped to the plot rectangle
@@ -180,22 +162,21 @@ class CurveRenderer:
 
         # frame box, tick marks and tick labels
         fs = 11 if layout.width >= 400 else 9
-        self.draw_box_and_labels(u, text, layout.plot, view, xt, yt, state.log_y, fs)
-        self._epoch_labels(text, runs, x0, x1, px, py, sx, pw, fs)
+        self.draw_box_and_labels(u, text, layout.plot, view, xt, yt, log_y, fs)
+        self._epoch_labels(text, frame.epoch_marks, px, py, sx, pw, fs)
         text.add("iteration", px + pw / 2, 6, "mb", fs + 1)
-        text.add("loss (log)" if state.log_y else "loss", 12, py + ph / 2, "mm", fs + 1, rotate=True)
+        text.add("loss (log)" if log_y else "loss", 12, py + ph / 2, "mm", fs + 1, rotate=True)
         if title is None:
-            title = " vs ".join(r.name for r in runs)
+            title = frame.title
             if frame.mode == "detail":
                 title += "  (each arc: phi_k over [0, step]; lighter: beyond the step)"
         text.add(title, layout.width / 2, layout.height - 8, "mt", fs + 2, bold=True)
-        if len(runs) > 1 and state.color_by == "none":
-            self._legend(text, runs, px, py, pw, ph, u, fs)
-        if state.color_by != "none" and frame.stat_range is not None:
-            self._colorbar(text, state.color_by, frame.stat_range, layout, u, fs)
+        if len(frame.legend) > 1 and not frame.color_by:
+            self._legend(text, frame.legend, px, py, pw, ph, u, fs)
+        if frame.color_by and frame.stat_range is not None:
+            self._colorbar(text, frame.color_by, frame.stat_range, layout, u, fs)
         self._set_text(text)
         self.overlay.draw(**u)
-        return frame
 
     def draw_grid(self, u: dict, plot, view, xt, yt) -> None:
         """Light grid lines at the ticks (px space)."""
@@ -235,26 +216,22 @@ class CurveRenderer:
             self.overlay.set(text.rasterize())
             self._text_key = key
 
-    def _epoch_labels(self, text, runs, x0, x1, px, py, sx, pw, fs) -> None:
-        if not runs:
-            return
-        r = runs[0]
-        sel = (r.epoch_starts >= x0) & (r.epoch_starts <= x1)
-        xs, eps = r.epoch_starts[sel], r.epoch_of_start[sel]
-        if 0 < len(xs) <= max(1, pw // 70):
-            for x, e in zip(xs, eps):
-                text.add(f"epoch {e}", px + (x - x0) * sx, py - 24, "mt", fs - 1, color=(90, 90, 140, 255))
+    def _epoch_labels(self, text, marks, px, py, sx, pw, fs) -> None:
+        """Epoch starts under the x axis, when they are few enough to read (x relative to the view origin)."""
+        if 0 < len(marks) <= max(1, pw // 70):
+            for x, e in marks:
+                text.add(f"epoch {e}", px + x * sx, py - 24, "mt", fs - 1, color=(90, 90, 140, 255))
 
-    def _legend(self, text, runs, px, py, pw, ph, u, fs) -> None:
+    def _legend(self, text, entries, px, py, pw, ph, u, fs) -> None:
         rects, colors = [], []
         x = px + pw - 10
         y = py + ph - 14
-        width = max(text.text_width(r.name, fs) for r in runs) + 28
-        for i, r in enumerate(runs):
+        width = max(text.text_width(name, fs) for name, _ in entries) + 28
+        for i, (name, color) in enumerate(entries):
             yy = y - 16 * i
             rects.append((x - width, yy - 2, x - width + 16, yy + 2))
-            colors.append(r.color)
-            text.add(r.name, x - width + 22, yy, "lm", fs)
+            colors.append(color)
+            text.add(name, x - width + 22, yy, "lm", fs)
         self.rects.set(np.asarray(rects), np.asarray(colors))
         self.rects.draw(**dict(u, u_space=1.0, u_min_px=1.0))
 

@@ -1,0 +1,211 @@
+"""Where the pyramid lives: the ``lod`` table of a schema-2 file, or memory for a schema-1 file.
+
+:func:`write_chunks` stores what :class:`recorder.pyramid.PyramidBuilder`
+reports as changed (inside the writer's commit transaction).  Readers go
+through a :class:`ChunkSource`: :class:`SqlChunks` reads chunks from the file
+through a small LRU cache (a chunk is at most 4096 buckets, ~1.5 MB decoded),
+:class:`MemoryChunks` holds a pyramid built in memory, for schema-1 files
+(never modified on disk) and for runs that exist only in memory.  Both answer
+the same questions, so everything above them has one code path.
+
+Every chunk read from a file is validated (its BLOB against the declared
+layout, its buckets with :func:`recorder.pyramid.validate_buckets`, its span
+against the table's columns) before it is used; a damaged chunk raises
+:class:`LodError` with one line saying which level and chunk.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import OrderedDict
+from typing import Mapping
+
+import numpy as np
+
+from . import pyramid
+from .colcodec import CodecError, pack_columns, unpack_columns
+
+__all__ = ["LodError", "write_chunks", "ChunkSource", "SqlChunks", "MemoryChunks", "decode_chunk"]
+
+_NAMES = [n for n, _, _ in pyramid.BUCKET_FIELDS]
+_DTYPES = [d for _, d, _ in pyramid.BUCKET_FIELDS]
+_MAX_LEVELS = 40
+
+
+class LodError(ValueError):
+    """Damaged pyramid data (message names the level and chunk)."""
+
+
+def encode_chunk(recs: Mapping[str, np.ndarray]) -> bytes:
+    return pack_columns([np.asarray(recs[n], d) for n, d in zip(_NAMES, _DTYPES)])
+
+
+def write_chunks(con: sqlite3.Connection, changed) -> None:
+    """Store changed chunks ``(level, chunk, buckets)`` (call inside the commit transaction)."""
+    rows = []
+    for level, chunk, recs in changed:
+        n = len(recs["rows"])
+        rows.append((level, chunk, n, int(recs["first_it"][0]), int(recs["last_it"][-1]), encode_chunk(recs)))
+    con.executemany("INSERT OR REPLACE INTO lod(level, chunk, n, first_iteration, last_iteration, data) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+
+def decode_chunk(level, chunk, n, first, last, blob) -> dict[str, np.ndarray]:
+    """Validate and decode one stored chunk."""
+    where = f"pyramid level {level} chunk {chunk}"
+    for name, v in (("level", level), ("chunk", chunk), ("n", n), ("first_iteration", first),
+                    ("last_iteration", last)):
+        if not isinstance(v, int):
+            raise LodError(f"{where}: {name} is {type(v).__name__}, not an integer")
+    if not 0 <= level < _MAX_LEVELS or chunk < 0 or not 1 <= n <= pyramid.CHUNK:
+        raise LodError(f"{where}: level, chunk or bucket count out of range (n = {n})")
+    try:
+        cols = unpack_columns(blob, n, _DTYPES, _NAMES)
+    except CodecError as exc:
+        raise LodError(f"{where}: {exc}") from None
+    recs = dict(zip(_NAMES, cols))
+    try:
+        pyramid.validate_buckets(recs, level, where)
+    except ValueError as exc:
+        raise LodError(str(exc)) from None
+    if int(recs["first_it"][0]) != first or int(recs["last_it"][-1]) != last:
+        raise LodError(f"{where}: span does not match its table row")
+    return recs
+
+
+class ChunkSource:
+    """Read access to a pyramid: bucket counts per level and chunks by index."""
+
+    def counts(self) -> list[int]:
+        """Buckets per level (finest first); empty for an empty run."""
+        raise NotImplementedError
+
+    def chunk(self, level: int, chunk: int) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def refresh(self) -> None:
+        """Notice chunks written since the last call (live runs)."""
+
+    # -- derived ---------------------------------------------------------------
+    def buckets(self, level: int, first: int, stop: int) -> dict[str, np.ndarray]:
+        """Buckets ``[first, stop)`` of ``level`` (clipped to what exists)."""
+        counts = self.counts()
+        if level >= len(counts):
+            raise LodError(f"pyramid level {level} missing (the pyramid has {len(counts)})")
+        stop = min(stop, counts[level])
+        first = max(0, first)
+        if stop <= first:
+            return {n: np.empty(0, d) for n, d in zip(_NAMES, _DTYPES)}
+        parts = []
+        for c in range(first // pyramid.CHUNK, (stop - 1) // pyramid.CHUNK + 1):
+            recs = self.chunk(level, c)
+            base = c * pyramid.CHUNK
+            a, b = max(first, base) - base, min(stop, base + len(recs["rows"])) - base
+            parts.append({k: v[a:b] for k, v in recs.items()})
+        if len(parts) == 1:
+            return parts[0]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def top(self) -> dict[str, np.ndarray] | None:
+        """The single bucket of the top level (whole-run summary), or None for an empty run."""
+        counts = self.counts()
+        if not counts:
+            return None
+        recs = self.buckets(len(counts) - 1, 0, 1)
+        if len(recs["rows"]) != 1:
+            raise LodError(f"pyramid top level {len(counts) - 1} has {counts[-1]} buckets, expected 1")
+        return recs
+
+
+class MemoryChunks(ChunkSource):
+    """A pyramid held in memory (schema-1 files, in-memory runs); grows with :meth:`add`."""
+
+    def __init__(self, alphas: np.ndarray):
+        self.builder = pyramid.PyramidBuilder(alphas)
+        self._chunks: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+
+    def add(self, cols: Mapping[str, np.ndarray], phi: np.ndarray) -> None:
+        for level, c, recs in self.builder.add(cols, phi):
+            self._chunks[(level, c)] = recs
+        for key in [k for k in self._chunks if k[0] >= self.builder.levels]:
+            del self._chunks[key]
+
+    def counts(self) -> list[int]:
+        return self.builder.counts()
+
+    def chunk(self, level: int, chunk: int) -> dict[str, np.ndarray]:
+        try:
+            return self._chunks[(level, chunk)]
+        except KeyError:
+            raise LodError(f"pyramid level {level} chunk {chunk} missing") from None
+
+
+class SqlChunks(ChunkSource):
+    """The ``lod`` table of a schema-2 file, read through an LRU cache of decoded chunks.
+
+    Parameters
+    ----------
+    query : callable(sql, args) -> rows (the reader's locked, error-mapping query)
+    cache_chunks : decoded chunks kept (each at most ~1.5 MB)
+    """
+
+    def __init__(self, query, cache_chunks: int = 48):
+        self._query = query
+        self._cache: OrderedDict[tuple[int, int], tuple[int, dict]] = OrderedDict()
+        self._max = cache_chunks
+        self._lock = threading.Lock()
+        self._counts: list[int] = []
+        self.refresh()
+
+    def refresh(self) -> None:
+        rows = self._query("SELECT level, MAX(chunk), COUNT(*), "
+                           "SUM(CASE WHEN chunk = (SELECT MAX(chunk) FROM lod l2 WHERE l2.level = lod.level) "
+                           "THEN n ELSE 0 END) FROM lod GROUP BY level ORDER BY level")
+        counts = []
+        for i, (level, max_chunk, n_chunks, last_n) in enumerate(rows):
+            if not all(isinstance(v, int) for v in (level, max_chunk, n_chunks, last_n)):
+                raise LodError("pyramid index has non-integer entries")
+            if level != i:
+                raise LodError(f"pyramid level {i} missing")
+            if n_chunks != max_chunk + 1:
+                raise LodError(f"pyramid level {level}: chunks missing ({n_chunks} of {max_chunk + 1})")
+            counts.append(max_chunk * pyramid.CHUNK + last_n)
+        for i in range(1, len(counts)):
+            if counts[i] != -(-counts[i - 1] // pyramid.FANOUT):
+                raise LodError(f"pyramid level {i} has {counts[i]} buckets, level {i - 1} needs "
+                               f"{-(-counts[i - 1] // pyramid.FANOUT)}")
+        if counts and counts[-1] != 1:
+            raise LodError(f"pyramid top level {len(counts) - 1} has {counts[-1]} buckets, expected 1")
+        with self._lock:
+            if counts != self._counts:
+                # the newest chunk of every level may have grown: forget it
+                for key in [k for k in self._cache if k[0] >= len(counts) or
+                            k[1] >= (counts[k[0]] - 1) // pyramid.CHUNK]:
+                    del self._cache[key]
+            self._counts = counts
+
+    def counts(self) -> list[int]:
+        return list(self._counts)
+
+    def chunk(self, level: int, chunk: int) -> dict[str, np.ndarray]:
+        key = (level, chunk)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit[1]
+        rows = self._query("SELECT level, chunk, n, first_iteration, last_iteration, data FROM lod "
+                           "WHERE level = ? AND chunk = ?", (level, chunk))
+        if not rows:
+            raise LodError(f"pyramid level {level} chunk {chunk} missing")
+        recs = decode_chunk(*rows[0])
+        expect = min(pyramid.CHUNK, self._counts[level] - chunk * pyramid.CHUNK) if level < len(self._counts) \
+            else len(recs["rows"])
+        if len(recs["rows"]) != expect:
+            raise LodError(f"pyramid level {level} chunk {chunk}: {len(recs['rows'])} buckets, expected {expect}")
+        with self._lock:
+            self._cache[key] = (len(recs["rows"]), recs)
+            while len(self._cache) > self._max:
+                self._cache.popitem(last=False)
+        return recs

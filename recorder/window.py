@@ -1,0 +1,319 @@
+"""Windows onto a run of any length: buckets at the right level, rows of a range, a whole-run summary.
+
+:class:`RunWindows` is what a viewer reads instead of the whole run.  Its
+answers are bounded by the request, never by the run:
+
+* :meth:`RunWindows.envelope` returns the pyramid buckets covering
+  ``[x0, x1)`` at the coarsest level that still gives at least one bucket per
+  pixel column (or ``None`` when the window holds so few rows that drawing
+  them one by one is cheaper), reading only the chunks that overlap.
+* :meth:`RunWindows.rows` returns the rows of a range, decoding only the
+  blocks that overlap through an LRU cache bounded in bytes.
+* :meth:`RunWindows.summary` is the top bucket: counts, sums, extremes of the
+  whole run, in O(1).
+
+Three backings share this code: a schema-2 file (blocks and the stored
+``lod`` table), a schema-1 file (blocks; the pyramid is built in memory by
+one streaming pass when opened, the file is never modified), and an
+in-memory :class:`~recorder.codec.Iterations` (tests, runs made in Python).
+:meth:`RunWindows.refresh` picks up rows committed since the last call (live
+runs): it reads only new blocks and the pyramid chunks that changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from . import pyramid, schema
+from .codec import Iterations
+from .errors import RecordingError
+from .lodstore import ChunkSource, LodError, MemoryChunks, SqlChunks
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RunWindows", "Envelope"]
+
+#: decoded rows kept by the block cache of one run (bytes)
+BLOCK_CACHE_BYTES = 96 << 20
+
+
+class Envelope:
+    """Pyramid buckets covering a window (``level`` >= 0), with their iteration spans."""
+
+    def __init__(self, level: int, recs: dict[str, np.ndarray]):
+        self.level = level
+        self.recs = recs
+
+    def __len__(self) -> int:
+        return len(self.recs["rows"])
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.recs[name]
+
+    @property
+    def x0(self) -> np.ndarray:
+        return self.recs["first_it"].astype(np.float64)
+
+    @property
+    def x1(self) -> np.ndarray:
+        return self.recs["last_it"].astype(np.float64) + 1.0
+
+
+def _nbytes(data: Iterations) -> int:
+    return int(data.phi.nbytes + sum(v.nbytes for v in data.columns.values()) +
+               sum(v.nbytes for v in data.trials.values()) + data.trial_offsets.nbytes)
+
+
+class RunWindows:
+    """Windowed access to one run (see the module docstring).
+
+    Use :meth:`from_recording` or :meth:`from_iterations`.
+    """
+
+    def __init__(self, alpha_grid: np.ndarray, name: str):
+        self.alpha_grid = np.asarray(alpha_grid, np.float64)
+        self.name = name
+        self.recording = None
+        self.chunks: ChunkSource = MemoryChunks(self.alpha_grid)
+        self._mem: Iterations | None = None
+        self._index = np.empty((0, 4), np.int64)   # block id, first, last, n
+        self._row0 = np.zeros(1, np.int64)          # first row of each block, then the total
+        self._cache: OrderedDict[int, tuple[int, Iterations]] = OrderedDict()
+        self._cache_bytes = 0
+        self._lock = threading.RLock()
+        self._memory_index = True                   # pyramid built here (schema 1 / memory)
+        self.decoded_blocks = 0                     # for tests: how many blocks were decoded
+
+    # -- construction --------------------------------------------------------------
+    @classmethod
+    def from_iterations(cls, data: Iterations, name: str = "run") -> "RunWindows":
+        w = cls(data.alpha_grid, name)
+        w._mem = data
+        if len(data):
+            w.chunks.add(data.columns, data.phi)
+        return w
+
+    @classmethod
+    def from_recording(cls, rec) -> "RunWindows":
+        """Windows onto an open :class:`~recorder.reader.Recording` (kept open; closed by the caller)."""
+        w = cls(rec.alpha_grid, rec.name)
+        w.recording = rec
+        w._memory_index = not rec.has_stored_pyramid()
+        if not w._memory_index:
+            try:
+                w.chunks = SqlChunks(rec._query)
+            except LodError as exc:
+                raise RecordingError(rec.path, f"damaged pyramid ({exc})") from None
+        w.refresh()
+        return w
+
+    # -- live growth -------------------------------------------------------------------
+    def refresh(self) -> int:
+        """Notice rows committed since the last call; returns how many arrived."""
+        if self.recording is None:
+            return 0
+        rec = self.recording
+        with self._lock:
+            old_total = int(self._row0[-1])
+            rows = rec._query("SELECT id, first_iteration, last_iteration, n FROM blocks ORDER BY id")
+            idx = np.array(rows, dtype=object).reshape(-1, 4) if rows else np.empty((0, 4), object)
+            for r in rows:
+                if not all(isinstance(v, int) and not isinstance(v, bool) for v in r) or r[3] <= 0 or r[3] > 1 << 26:
+                    raise RecordingError(rec.path, f"damaged block index (block {r[0]!r})")
+            idx = idx.astype(np.int64)
+            if len(idx) > 1 and (np.any(idx[1:, 1] <= idx[:-1, 2]) or np.any(idx[:, 2] < idx[:, 1])):
+                raise RecordingError(rec.path, "damaged block index (iteration spans overlap)")
+            row0 = np.zeros(len(idx) + 1, np.int64)
+            np.cumsum(idx[:, 3], out=row0[1:])
+            # the newest block may have grown: forget its decoded copy
+            if len(self._index):
+                last_id = int(self._index[-1, 0])
+                self._drop(last_id)
+            self._index, self._row0 = idx, row0
+            total = int(row0[-1])
+            if self._memory_index:
+                if total > self.chunks.builder.n_rows:
+                    self._ingest(self.chunks.builder.n_rows)
+            else:
+                try:
+                    self.chunks.refresh()
+                except LodError as exc:
+                    raise RecordingError(rec.path, f"damaged pyramid ({exc})") from None
+                counts = self.chunks.counts()
+                if total and (not counts or counts[0] != -(-total // pyramid.BASE_ROWS)):
+                    raise RecordingError(rec.path, f"damaged pyramid (level 0 has {counts[0] if counts else 0} "
+                                                   f"buckets for {total} rows)")
+            return total - old_total
+
+    def _ingest(self, from_row: int) -> None:
+        """Feed rows from ``from_row`` on into the in-memory pyramid, block by block (streaming)."""
+        b = int(np.searchsorted(self._row0, from_row, side="right")) - 1
+        for j in range(max(0, b), len(self._index)):
+            data = self._block(j, cache=False)
+            skip = max(0, from_row - int(self._row0[j]))
+            if skip >= len(data):
+                continue
+            part = data.slice_rows(skip, len(data)) if skip else data
+            self.chunks.add(part.columns, part.phi)
+
+    # -- rows --------------------------------------------------------------------------
+    @property
+    def n_rows(self) -> int:
+        if self._mem is not None:
+            return len(self._mem)
+        return int(self._row0[-1])
+
+    def span(self) -> tuple[float, float] | None:
+        """(first iteration, last iteration + 1), or None for an empty run."""
+        if self._mem is not None:
+            it = self._mem.iteration
+            return (float(it[0]), float(it[-1]) + 1.0) if len(it) else None
+        if not len(self._index):
+            return None
+        return float(self._index[0, 1]), float(self._index[-1, 2]) + 1.0
+
+    def _drop(self, block_id: int) -> None:
+        hit = self._cache.pop(block_id, None)
+        if hit is not None:
+            self._cache_bytes -= hit[0]
+
+    def _block(self, j: int, cache: bool = True) -> Iterations:
+        bid, first, last, n = (int(v) for v in self._index[j])
+        with self._lock:
+            hit = self._cache.get(bid)
+            if hit is not None:
+                self._cache.move_to_end(bid)
+                return hit[1]
+        data = self.recording.read_block(bid)
+        self.decoded_blocks += 1
+        if len(data) != n or (n and (int(data.iteration[0]) != first or int(data.iteration[-1]) != last)):
+            raise RecordingError(self.recording.path, f"damaged block {bid} (its rows do not match the index)")
+        if cache:
+            size = _nbytes(data)
+            with self._lock:
+                self._cache[bid] = (size, data)
+                self._cache_bytes += size
+                while self._cache_bytes > BLOCK_CACHE_BYTES and len(self._cache) > 1:
+                    _, (sz, _) = self._cache.popitem(last=False)
+                    self._cache_bytes -= sz
+        return data
+
+    def rows(self, x0: float, x1: float, max_rows: int | None = None) -> Iterations:
+        """Rows whose iteration lies in ``[x0, x1)``; at most ``max_rows`` (the first ones) when given."""
+        lo = _ikey(math.ceil(x0)) if math.isfinite(x0) else -(2 ** 62)
+        hi = _ikey(math.ceil(x1)) if math.isfinite(x1) else 2 ** 62
+        if self._mem is not None:
+            it = self._mem.iteration
+            a, b = int(np.searchsorted(it, lo)), int(np.searchsorted(it, hi))
+            if max_rows is not None:
+                b = min(b, a + max_rows)
+            return self._mem.slice_rows(a, b)
+        with self._lock:
+            idx = self._index
+            j0 = int(np.searchsorted(idx[:, 2], lo))          # first block whose last >= lo
+            j1 = int(np.searchsorted(idx[:, 1], hi))          # blocks with first < hi
+            parts, got = [], 0
+            for j in range(j0, j1):
+                d = self._block(j)
+                it = d.iteration
+                a, b = int(np.searchsorted(it, lo)), int(np.searchsorted(it, hi))
+                if max_rows is not None:
+                    b = min(b, a + max_rows - got)
+                if b > a:
+                    parts.append(d.slice_rows(a, b))
+                    got += b - a
+                if max_rows is not None and got >= max_rows:
+                    break
+        if not parts:
+            return Iterations.empty(self.alpha_grid)
+        return Iterations.concat(parts)
+
+    def rows_in_range(self, x0: float, x1: float) -> int:
+        """Number of rows with iteration in ``[x0, x1)`` (exact for memory runs, block-interpolated for files)."""
+        if self._mem is not None:
+            it = self._mem.iteration
+            return int(np.searchsorted(it, _ikey(math.ceil(x1))) - np.searchsorted(it, _ikey(math.ceil(x0))))
+        idx = self._index
+        if not len(idx):
+            return 0
+        first, last, n = idx[:, 1].astype(np.float64), idx[:, 2].astype(np.float64), idx[:, 3].astype(np.float64)
+        lo = np.clip((x0 - first) / (last - first + 1.0), 0.0, 1.0)
+        hi = np.clip((x1 - first) / (last - first + 1.0), 0.0, 1.0)
+        return int(round(float(np.sum((hi - lo) * n))))
+
+    def row_of(self, iteration: int) -> Iterations | None:
+        """The one row of ``iteration``, or None."""
+        d = self.rows(iteration, iteration + 1)
+        return d if len(d) == 1 and int(d.iteration[0]) == int(iteration) else None
+
+    # -- buckets -----------------------------------------------------------------------
+    def choose_level(self, x0: float, x1: float, columns: int) -> int | None:
+        """Coarsest level with at least one bucket per pixel column, or None to draw rows."""
+        counts = self.chunks.counts()
+        if not counts or columns <= 0:
+            return None
+        per_col = self.rows_in_range(x0, x1) / columns
+        if per_col < pyramid.BASE_ROWS:
+            return None
+        level = int(math.floor(math.log(per_col / pyramid.BASE_ROWS, pyramid.FANOUT) + 1e-9))
+        return max(0, min(level, len(counts) - 1))
+
+    def envelope(self, x0: float, x1: float, columns: int, level: int | None = -1) -> Envelope | None:
+        """Buckets overlapping ``[x0, x1)`` at ``level`` (chosen for ``columns`` when -1); None: draw rows."""
+        if level == -1:
+            level = self.choose_level(x0, x1, columns)
+        if level is None:
+            return None
+        return Envelope(level, self.buckets_between(level, x0, x1))
+
+    def buckets_between(self, level: int, x0: float, x1: float) -> dict[str, np.ndarray]:
+        """Buckets of ``level`` whose iteration span overlaps ``[x0, x1)``."""
+        counts = self.chunks.counts()
+        if level >= len(counts):
+            raise LodError(f"pyramid level {level} missing")
+        size = pyramid.bucket_rows(level)
+        total = self.n_rows
+        r0 = self._row_estimate(x0)
+        r1 = self._row_estimate(x1)
+        b0 = max(0, r0 // size - 1)
+        b1 = min(counts[level], r1 // size + 2)
+        recs = self.chunks.buckets(level, b0, b1)
+        # widen until the fetched buckets cover the window (the estimate is exact for memory runs)
+        while b0 > 0 and len(recs["rows"]) and recs["first_it"][0] > x0:
+            b0 = max(0, b0 - max(1, (b1 - b0)))
+            recs = self.chunks.buckets(level, b0, b1)
+        while b1 < counts[level] and len(recs["rows"]) and recs["last_it"][-1] + 1 < x1:
+            b1 = min(counts[level], b1 + max(1, (b1 - b0)))
+            recs = self.chunks.buckets(level, b0, b1)
+        keep = (recs["last_it"] + 1 > x0) & (recs["first_it"] < x1)
+        a, b = (int(np.argmax(keep)), len(keep) - int(np.argmax(keep[::-1]))) if keep.any() else (0, 0)
+        del total
+        return {k: v[a:b] for k, v in recs.items()}
+
+    def _row_estimate(self, x: float) -> int:
+        """Row index of the first row with iteration >= x (exact in memory; interpolated in a block for files)."""
+        if self._mem is not None:
+            return int(np.searchsorted(self._mem.iteration, _ikey(math.ceil(x)) if math.isfinite(x) else
+                                       (2 ** 62 if x > 0 else -(2 ** 62))))
+        idx = self._index
+        if not len(idx) or not math.isfinite(x):
+            return 0 if (not math.isfinite(x) and x < 0) or not len(idx) else int(self._row0[-1])
+        j = int(np.searchsorted(idx[:, 2], _ikey(math.ceil(x))))
+        if j >= len(idx):
+            return int(self._row0[-1])
+        first, last, n = (float(v) for v in idx[j, 1:4])
+        frac = min(1.0, max(0.0, (x - first) / (last - first + 1.0)))
+        return int(self._row0[j]) + int(frac * n)
+
+    def summary(self) -> dict[str, np.ndarray] | None:
+        """The whole run as one bucket (see :data:`recorder.pyramid.BUCKET_FIELDS`), or None when empty."""
+        return self.chunks.top()
+
+
+def _ikey(v: float) -> int:
+    return int(max(min(v, 2 ** 62), -(2 ** 62)))
