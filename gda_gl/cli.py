@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import os
+import stat
 import sys
+from pathlib import Path
 
 from recorder._version import __version__
 from recorder.errors import RecordingError
@@ -21,6 +25,123 @@ EXIT_BAD_INPUT = 2
 
 class UsageError(Exception):
     """Bad command-line input that is not about a recording file."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``gda-gl CMD: error: ...`` and exit status 2, no usage block."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        msg = " ".join(str(message).split())
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {msg} (see '{self.prog} -h')\n")
+
+
+#: Iteration numbers are int64; a range end beyond this is certainly a typo.
+_MAX_ITERATION = float(2 ** 62)
+
+
+def _short(path) -> str:
+    text = os.fspath(path)
+    return text if len(text) <= 120 else text[:60] + "..." + text[-40:]
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        try:
+            return os.path.realpath(a) == os.path.realpath(b)
+        except (OSError, ValueError):
+            return False
+
+
+def _looks_like(path: Path, kind: str) -> bool:
+    """Whether an existing file is one gda-gl writes as ``kind`` (so replacing it loses nothing of anyone's)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError:
+        return False
+    if kind == "png":
+        return head.startswith(b"\x89PNG\r\n\x1a\n")
+    if kind == "json":
+        return head.lstrip().startswith(b"{") or head == b""
+    from .compare import COLUMNS
+
+    return head.startswith(",".join(COLUMNS).encode()) or head == b""
+
+
+def check_output(text: str, kind: str, inputs=()) -> Path:
+    """Validate an output path before any work is done.
+
+    The name must end in ``.png`` / ``.csv``; an existing file may be replaced
+    only if it is a regular file of that kind (a PNG, or a CSV table written by
+    ``gda-gl compare``) and not one of the command's inputs; the nearest existing
+    parent must be a writable directory (missing directories are created when
+    writing).
+
+    Raises
+    ------
+    UsageError
+        one line naming the path and the problem.
+    """
+    p = Path(text)
+    name = _short(text)
+    want = "." + kind
+    if p.suffix.lower() != want:
+        got = f"'{p.suffix}'" if p.suffix else "no extension"
+        raise UsageError(f"{name}: the output must be a {want} file (got {got})")
+    for inp in inputs:
+        if inp and _same_file(p, Path(inp)):
+            raise UsageError(f"{name}: is an input of this command; refusing to write over it")
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        st = None
+    except NotADirectoryError:
+        raise UsageError(f"{name}: a parent is not a directory") from None
+    except OSError as exc:
+        raise UsageError(f"{name}: cannot be written ({exc.strerror or exc})") from None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            raise UsageError(f"{name}: is a directory")
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(f"{name}: is not a regular file (a FIFO, device or socket); refusing to write to it")
+        if not _looks_like(p, kind):
+            raise UsageError(f"{name}: exists and is not a {kind.upper()} written by gda-gl; refusing to "
+                             "overwrite it")
+    parent = p.parent if str(p.parent) else Path(".")
+    try:
+        while not parent.exists():
+            parent = parent.parent
+    except OSError as exc:
+        raise UsageError(f"{name}: cannot be written ({exc.strerror or exc})") from None
+    if not parent.is_dir():
+        raise UsageError(f"{name}: {_short(parent)} is not a directory")
+    try:
+        ro = bool(os.statvfs(parent).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        ro = False
+    if ro or not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{name}: cannot be written (no write permission in {_short(parent)})")
+    return p
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename (no half-written outputs)."""
+    from .export import write_file_atomic
+
+    try:
+        write_file_atomic(path, data)
+    except OSError as exc:
+        raise UsageError(f"{_short(path)}: cannot be written ({exc.strerror or exc})") from None
+
+
+def _check_inputs(paths) -> None:
+    """Refuse inputs that are not regular files before anything opens them (FIFOs would block)."""
+    from recorder.fsutil import check_recording_file
+
+    for p in paths:
+        check_recording_file(p)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -42,7 +163,10 @@ def _parse_range(text: str) -> tuple[float | None, float | None]:
         lo = float(a) if a.strip() else None
         hi = float(b) if b.strip() else None
     except ValueError:
-        raise UsageError(f"--range {text!r}: expected A:B (iterations, either side may be empty)") from None
+        raise UsageError(f"--range {text[:80]!r}: expected A:B (iterations, either side may be empty)") from None
+    for v in (lo, hi):
+        if v is not None and not (math.isfinite(v) and abs(v) <= _MAX_ITERATION):
+            raise UsageError(f"--range {text[:80]!r}: iterations must be finite numbers within +-2**62")
     if lo is not None and hi is not None and hi <= lo:
         raise UsageError(f"--range {text!r}: the end must be larger than the start")
     return lo, hi
@@ -52,7 +176,7 @@ def _parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise UsageError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 1600x900") from None
+        raise UsageError(f"--size {text[:80]!r}: expected WIDTHxHEIGHT, e.g. 1600x900") from None
     if not (64 <= w <= 16384 and 64 <= h <= 16384):
         raise UsageError(f"--size {text!r}: width and height must be within 64..16384")
     return w, h
@@ -81,17 +205,30 @@ def load_runs(paths: list[str]):
     return runs
 
 
+def load_state(path: str):
+    """A ViewState from a JSON file, refusing non-regular files and bad values in one line."""
+    from .state import ViewState
+
+    name = _short(path)
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(f"{name}: not a regular file, not a view state")
+        if st.st_size > (1 << 20):
+            raise UsageError(f"{name}: {st.st_size} bytes is too large for a view state")
+        return ViewState.load(path)
+    except OSError as exc:
+        raise UsageError(f"{name}: cannot read the view state ({exc.strerror or exc})") from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise UsageError(f"{name}: not a view state ({' '.join(str(exc).split())[:200]})") from None
+
+
 def view_state_from_args(args: argparse.Namespace):
     """A ViewState from --state plus the command-line overrides."""
     from .state import ViewState
 
     if getattr(args, "state", None):
-        try:
-            st = ViewState.load(args.state)
-        except OSError as exc:
-            raise UsageError(f"{args.state}: cannot read the view state ({exc.strerror or exc})") from None
-        except ValueError as exc:
-            raise UsageError(f"{args.state}: not a view state ({exc})") from None
+        st = load_state(args.state)
     else:
         st = ViewState()
     if getattr(args, "range", None):
@@ -112,6 +249,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     size = _parse_size(args.size)
+    _check_inputs(args.runs)
+    output = check_output(args.output, "png", inputs=[*args.runs, args.state])
     state = view_state_from_args(args)
     runs = load_runs(args.runs)
     if state.x_range is not None and None in state.x_range:
@@ -128,7 +267,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
             highlight_mask(runs[0].data, state.highlight)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    from .export import Offscreen, save_png
+    from .export import Offscreen, encode_png
     from .gl.backend import BackendError
     from .render import CurveRenderer, Layout
 
@@ -148,7 +287,9 @@ def _cmd_render(args: argparse.Namespace) -> int:
         image = target.read()
     finally:
         target.close()
-    out = save_png(image, args.output)
+    check_output(args.output, "png", inputs=[*args.runs, args.state])  # again: drawing took a while
+    write_atomic(output, encode_png(image))
+    out = output
     log.info("rendered %s in %.2f s", out, time.perf_counter() - t0)
     print(f"wrote {out} ({size[0]}x{size[1]})")
     return 0
@@ -160,6 +301,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import record_demo
     from .gl.backend import has_display
 
+    out_dir = Path(args.out)
+    try:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise UsageError(f"--out {_short(args.out)}: exists and is not a directory")
+    except OSError as exc:
+        raise UsageError(f"--out {_short(args.out)}: cannot be used ({exc.strerror or exc})") from None
     runs = record_demo(args.out, sweep=args.sweep, quick=args.quick, quiet=args.quiet)
     from recorder.store import Recording
 
@@ -203,24 +350,36 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     from .compare import format_table, run_summary, to_csv
 
+    _check_inputs(args.runs)
+    csv_out = check_output(args.csv, "csv", inputs=args.runs) if args.csv else None
+    png_out = check_output(args.png, "png", inputs=args.runs) if args.png else None
+    if csv_out is not None and png_out is not None and _same_file(csv_out, png_out):
+        raise UsageError(f"{_short(args.csv)}: --csv and --png name the same file")
+    size = _parse_size(args.size) if args.png else None
+    state = view_state_from_args(args) if args.png else None
     runs = load_runs(args.runs)
     rows = [run_summary(r.name, r.data) for r in runs]
     print(format_table(rows))
-    if args.csv:
-        Path(args.csv).write_text(to_csv(rows))
+    if csv_out is not None:
+        write_atomic(csv_out, to_csv(rows).encode())
         print(f"wrote {args.csv}")
-    if args.png:
-        from .export import Offscreen, save_png
+    if png_out is not None:
+        from .export import Offscreen, encode_png
         from .explorer.stacked import draw_stacked
+        from .gl.backend import BackendError
 
-        size = _parse_size(args.size)
-        target = Offscreen(*size)
+        try:
+            target = Offscreen(*size)
+        except BackendError as exc:
+            raise UsageError(str(exc)) from None
         try:
             with target:
-                draw_stacked(runs, view_state_from_args(args), size)
-            save_png(target.read(), args.png)
+                draw_stacked(runs, state, size)
+            image = target.read()
         finally:
             target.close()
+        check_output(args.png, "png", inputs=args.runs)
+        write_atomic(png_out, encode_png(image))
         print(f"wrote {args.png}")
     return 0
 
@@ -237,19 +396,14 @@ def _cmd_view(args: argparse.Namespace) -> int:
     except ImportError:
         raise UsageError("the viewer needs the gui extra: pip install 'gda-gl[gui]'") from None
     for p in args.runs:  # validate every file before a window opens
+        from pathlib import Path
+
         from recorder.store import Recording
 
         Recording(p).close()
     if args.state:
-        from .state import ViewState
-
-        from pathlib import Path
-
         if Path(args.state).exists():
-            try:
-                ViewState.load(args.state)
-            except ValueError as exc:
-                raise UsageError(f"{args.state}: not a view state ({exc})") from None
+            load_state(args.state)
     return run_viewer(args.runs, follow=args.follow, state_file=args.state, exit_after=args.exit_after,
                       screenshot=args.screenshot)
 
@@ -259,13 +413,32 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from benchmarks.runner import main as bench_main
     except ImportError:
         raise UsageError("the benchmarks package is not installed (run from a checkout: python -m benchmarks)") from None
-    argv = (["--quick"] if args.quick else []) + (["--only", args.only] if args.only else []) + \
+    import importlib.util
+
+    from benchmarks.runner import SUITES
+
+    suites = list(SUITES) if not args.only else [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in suites if s not in SUITES]
+    if unknown:
+        raise UsageError(f"--only: unknown suite(s) {', '.join(unknown)} (choose from {', '.join(SUITES)})")
+    needs = {"render": "matplotlib", "probe": "sklearn"}
+    skipped = [f"{s} (needs {needs[s]})" for s in suites
+               if s in needs and importlib.util.find_spec(needs[s]) is None]
+    runnable = [s for s in suites if not (s in needs and importlib.util.find_spec(needs[s]) is None)]
+    if skipped:
+        print(f"gda-gl bench: skipped {', '.join(skipped)}: pip install 'gda-gl[bench]' to run "
+              f"{'them' if len(skipped) > 1 else 'it'}", file=sys.stderr)
+    if not runnable:
+        return 0
+    if args.json:
+        check_output(args.json, "json")
+    argv = (["--quick"] if args.quick else []) + ["--only", ",".join(runnable)] + \
         (["--json", args.json] if args.json else [])
     return bench_main(argv)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="gda-gl",
         description="Gradient descent analysis: record phi_k(alpha) = L(w_k + alpha d_k) during PyTorch "
                     "training and draw the enhanced training error curve.")
@@ -338,7 +511,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a one-line usage error (status 2)
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):
@@ -357,3 +533,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        name = f"{_short(exc.filename)}: " if getattr(exc, "filename", None) else ""
+        print(f"gda-gl: error: {name}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except MemoryError:
+        print("gda-gl: error: out of memory", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # a bug: one line, the traceback only with -v
+        if args.verbose:
+            log.error("traceback of the unexpected error", exc_info=True)
+        msg = " ".join(str(exc).split())[:300]
+        print(f"gda-gl: error: unexpected {type(exc).__name__}: {msg} (run with -v for details)", file=sys.stderr)
+        return 1

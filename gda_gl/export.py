@@ -7,7 +7,10 @@ the NVIDIA EGL driver on GPU workstations); the backend is chosen by
 
 from __future__ import annotations
 
+import io
 import logging
+import os
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +21,7 @@ from .state import ViewState
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Offscreen", "render_image", "save_png"]
+__all__ = ["Offscreen", "render_image", "save_png", "encode_png", "write_file_atomic"]
 
 
 class Offscreen:
@@ -76,10 +79,38 @@ def render_image(runs: list[RunData], state: ViewState, size: tuple[int, int] = 
             target.close()
 
 
-def save_png(image: np.ndarray, path: str | Path) -> Path:
+def encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes of an RGBA or RGB uint8 image (rows top-down); the alpha channel is dropped."""
     from PIL import Image
 
+    buf = io.BytesIO()
+    Image.fromarray(image[..., :3] if image.shape[-1] == 4 else image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_file_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``.
+
+    A reader (or a crash) never sees a half-written file, and a failure leaves
+    whatever was at ``path`` untouched.  Missing parent directories are created.
+    """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image[..., :3] if image.shape[-1] == 4 else image).save(p)
+    tmp = p.parent / f".gda-out-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    try:
+        with open(tmp, "xb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
     return p
+
+
+def save_png(image: np.ndarray, path: str | Path) -> Path:
+    """Write ``image`` as a PNG at ``path`` (atomically; parent directories are created)."""
+    return write_file_atomic(path, encode_png(image))

@@ -10,11 +10,42 @@ scale); ``None`` means "fit to the data".
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
 __all__ = ["ViewState", "COLOR_BY_CHOICES"]
+
+#: Bounds of stored ranges: iterations are int64 (and a float64 x axis keeps them apart up to 2**53);
+#: losses are finite float64 with room for padding.
+_X_BOUND = float(2 ** 62)
+_Y_BOUND = 1e300
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a number a view state may hold")
+
+
+def _number(key: str, v, *, integer: bool, bound: float):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"{key} must hold numbers")
+    if not (math.isfinite(v) and abs(v) <= bound):
+        raise ValueError(f"{key} holds {v!r}, outside +-{bound:g}")
+    if integer:
+        if not float(v).is_integer():
+            raise ValueError(f"{key} must hold integers")
+        return int(v)
+    return float(v)
+
+
+def _range(key: str, v, *, integer: bool, bound: float) -> tuple:
+    if not (isinstance(v, list) and len(v) == 2):
+        raise ValueError(f"{key} must be a list of two numbers")
+    lo, hi = (_number(key, x, integer=integer, bound=bound) for x in v)
+    if hi < lo or (not integer and hi == lo):
+        raise ValueError(f"{key} must be increasing (got {lo:g}, {hi:g})")
+    return lo, hi
 
 COLOR_BY_CHOICES = ("none", "efficiency", "step_class", "curvature", "cockpit_alpha", "slope0", "ls_evals",
                     "grad_norm", "step_norm", "lr")
@@ -61,21 +92,41 @@ class ViewState:
 
     @classmethod
     def from_json(cls, text: str) -> "ViewState":
-        d = json.loads(text)
+        """Parse and validate a saved state.
+
+        Raises
+        ------
+        ValueError
+            not a JSON object, unknown fields, NaN/Infinity, ranges that are not two finite
+            increasing numbers within bounds, fields of the wrong type.
+        """
+        from recorder.codec import json_depth_ok
+
+        if len(text) > (1 << 20) or not json_depth_ok(text, 8):
+            raise ValueError("too large or too deeply nested")
+        d = json.loads(text, parse_constant=_reject_constant)
         if not isinstance(d, dict):
             raise ValueError("a view state is a JSON object")
         known = {f.name for f in fields(cls) if not f.name.startswith("_")}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown view state fields: {', '.join(sorted(unknown))}")
+            raise ValueError(f"unknown view state fields: {', '.join(sorted(unknown)[:5])}")
         for k in ("x_range", "y_range", "iteration_range", "epoch_range"):
             if d.get(k) is not None:
-                if not (isinstance(d[k], list) and len(d[k]) == 2):
-                    raise ValueError(f"{k} must be a list of two numbers")
-                d[k] = tuple(float(v) if k in ("x_range", "y_range") else int(v) for v in d[k])
+                d[k] = _range(k, d[k], integer=k in ("iteration_range", "epoch_range"),
+                              bound=_Y_BOUND if k == "y_range" else _X_BOUND)
+        for k in ("log_y", "show_loose", "show_trials", "show_rules", "show_envelope", "follow"):
+            if k in d and not isinstance(d[k], bool):
+                raise ValueError(f"{k} must be true or false")
+        if "color_by" in d and d["color_by"] not in COLOR_BY_CHOICES:
+            raise ValueError(f"unknown statistic {str(d['color_by'])[:40]!r}")
+        if d.get("highlight") is not None and not (isinstance(d["highlight"], str) and len(d["highlight"]) <= 200):
+            raise ValueError("highlight must be a short text")
+        if d.get("selected") is not None:
+            d["selected"] = _number("selected", d["selected"], integer=True, bound=_X_BOUND)
         st = cls(**d)
-        if st.color_by not in COLOR_BY_CHOICES:
-            raise ValueError(f"unknown statistic {st.color_by!r}")
+        if st.log_y and st.y_range is not None and st.y_range[0] <= 0:
+            raise ValueError("y_range must be positive on a log axis")
         return st
 
     def save(self, path: str | Path) -> None:

@@ -38,7 +38,20 @@ def describe_grid(grid: np.ndarray) -> str:
 
 
 def _fmt_time(t: float) -> str:
-    return _dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+    """Local date and time of unix time ``t``; values no clock produces are shown as numbers."""
+    try:
+        if not (0 <= t < 253402214400):  # 1970 .. 9999
+            raise ValueError
+        return _dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):
+        return f"{t:g} (not a date)"
+
+
+def _text(v, limit: int = 200) -> str:
+    """A metadata value as one short line (metadata come from the file: any JSON type)."""
+    s = v if isinstance(v, str) else str(v)
+    s = s.splitlines()[0] if s.strip() else ""
+    return s[:limit]
 
 
 def info_text(rec: Recording) -> str:
@@ -61,12 +74,17 @@ def info_text(rec: Recording) -> str:
     wt = wt[np.isfinite(wt)]
     span = (f"{_fmt_time(wt.min())} .. {_fmt_time(wt.max())} ({wt.max() - wt.min():.1f} s)" if len(wt)
             else "unknown")
-    hyper = run.get("hyperparameters") or {}
-    hyper_s = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in hyper.items()
-                       if v not in (None, False) and k not in ("foreach", "fused", "differentiable", "capturable"))
-    model = run.get("model_name") or (run.get("model") or "?").splitlines()[0]
+    hyper = run.get("hyperparameters")
+    hyper = hyper if isinstance(hyper, dict) else {}
+    hyper_s = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={_text(v, 60)}" for k, v in hyper.items()
+                       if not isinstance(v, (dict, list)) and v is not None and v is not False
+                       and k not in ("foreach", "fused", "differentiable", "capturable"))[:400]
+    model = _text(run.get("model_name") or run.get("model") or "?")
     pc = run.get("parameter_count")
-    failures = rec.events("probe-failed")
+    pc = pc if isinstance(pc, int) and not isinstance(pc, bool) else None
+    failures = rec.events("probe-failed", limit=1)
+    probe = run.get("probe")
+    probe_s = _text(probe.get("describe", "")) if isinstance(probe, dict) else ""
     lines = [
         f"{rec.path}",
         f"  run           {rec.name}",
@@ -75,9 +93,9 @@ def info_text(rec: Recording) -> str:
         f"  samples       {probed * len(rec.alpha_grid):,} ({len(rec.alpha_grid)} alphas x {probed:,} probed "
         f"iterations), {int(data.trial_offsets[-1]):,} line-search trial points",
         f"  alpha grid    {describe_grid(rec.alpha_grid)}",
-        f"  optimizer     {run.get('optimizer', '?')} {hyper_s}".rstrip(),
+        f"  optimizer     {_text(run.get('optimizer', '?'), 80)} {hyper_s}".rstrip(),
         f"  model         {model}" + (f" ({pc:,} parameters)" if isinstance(pc, int) else ""),
-        f"  probe         {run.get('probe', {}).get('describe', '') if isinstance(run.get('probe'), dict) else ''}".rstrip(),
+        f"  probe         {probe_s}".rstrip(),
         f"  probe status  {counts['ok']:,} ok, {counts['non-finite']:,} non-finite, {counts['failed']:,} failed, "
         f"{counts['skipped']:,} skipped",
         f"  time span     {span}",
@@ -86,5 +104,5 @@ def info_text(rec: Recording) -> str:
     ]
     if failures:
         it0, _, _, msg = failures[0]
-        lines.append(f"  first failure iteration {it0}: {msg}")
+        lines.append(f"  first failure iteration {it0}: {_text(msg, 300)}")
     return "\n".join(ln for ln in lines if ln.strip().split()[1:] or ln == lines[0])

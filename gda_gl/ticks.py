@@ -13,12 +13,19 @@ def linear_ticks(lo: float, hi: float, target: int = 6) -> np.ndarray:
     """About ``target`` round values in [lo, hi] (steps 1, 2, 5 x 10^n)."""
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
         return np.empty(0)
-    raw = (hi - lo) / max(1, target)
-    mag = 10 ** math.floor(math.log10(raw))
+    raw = hi / max(1, target) - lo / max(1, target)  # (hi - lo) itself may overflow near 1e308
+    if not (math.isfinite(raw) and raw > 0):
+        return np.array([lo, hi], float)
+    mag = 10.0 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
     first = math.ceil(lo / step) * step
-    n = int(math.floor((hi - first) / step + 1e-9)) + 1
-    return first + step * np.arange(max(0, n))
+    count = hi / step - first / step + 1e-9
+    if not (math.isfinite(first) and math.isfinite(count)) or count > 1000:
+        return np.array([lo, hi], float)
+    n = int(math.floor(count)) + 1
+    with np.errstate(over="ignore", invalid="ignore"):
+        ticks = first + step * np.arange(max(0, n))
+    return ticks[np.isfinite(ticks)]
 
 
 def log_ticks(lo_exp: float, hi_exp: float, target: int = 6) -> np.ndarray:
@@ -27,7 +34,9 @@ def log_ticks(lo_exp: float, hi_exp: float, target: int = 6) -> np.ndarray:
         return np.empty(0)
     span = hi_exp - lo_exp
     if span < 1.0:  # less than a decade: linear ticks in value space, placed in log space
-        vals = linear_ticks(10 ** lo_exp, 10 ** hi_exp, target)
+        if hi_exp >= 308 or lo_exp <= -307:  # 10**x overflows (or is subnormal): decades only
+            return np.array([lo_exp, hi_exp], float)
+        vals = linear_ticks(10.0 ** lo_exp, 10.0 ** hi_exp, target)
         return np.log10(vals[vals > 0])
     every = max(1, int(math.ceil(span / target)))
     decades = np.arange(math.ceil(lo_exp), math.floor(hi_exp) + 1)
