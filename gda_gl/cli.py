@@ -193,15 +193,16 @@ def load_runs(paths: list[str]):
     runs = []
     try:
         for i, rec in enumerate(recs):
-            data = rec.read()
-            if len(data) == 0:
+            # windows onto the file: only what a frame needs is ever read (the recording stays open)
+            run = RunData.from_recording(rec, name=rec.name, color=RUN_COLORS[i % len(RUN_COLORS)])
+            if len(run) == 0:
                 raise RecordingError(rec.path, f"recording holds no iterations (writer {rec.writer_state()})")
-            run = RunData(data, name=rec.name, color=RUN_COLORS[i % len(RUN_COLORS)])
             run.path = rec.path
             runs.append(run)
-    finally:
+    except BaseException:
         for rec in recs:
             rec.close()
+        raise
     return runs
 
 
@@ -261,10 +262,10 @@ def _cmd_render(args: argparse.Namespace) -> int:
             raise UsageError(f"--range {args.range!r} is empty for these runs ({lo:g}..{hi:g})")
         state.x_range = (lo, hi)
     if state.highlight:
-        from .scene import highlight_mask
+        from .scene import parse_filter
 
         try:
-            highlight_mask(runs[0].data, state.highlight)
+            parse_filter(state.highlight)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     from .export import Offscreen, encode_png
@@ -348,7 +349,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .compare import format_table, run_summary, to_csv
+    from .compare import format_table, summary_from_bucket, to_csv
 
     _check_inputs(args.runs)
     csv_out = check_output(args.csv, "csv", inputs=args.runs) if args.csv else None
@@ -358,7 +359,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     size = _parse_size(args.size) if args.png else None
     state = view_state_from_args(args) if args.png else None
     runs = load_runs(args.runs)
-    rows = [run_summary(r.name, r.data) for r in runs]
+    rows = [summary_from_bucket(r.name, r.windows.summary()) for r in runs]
     print(format_table(rows))
     if csv_out is not None:
         write_atomic(csv_out, to_csv(rows).encode())
@@ -400,12 +401,15 @@ def _cmd_view(args: argparse.Namespace) -> int:
 
         from recorder.store import Recording
 
+        if args.follow and not Path(p).exists():
+            log.info("%s does not exist yet: the window waits for it (--follow)", p)
+            continue
         Recording(p).close()
     if args.state:
         if Path(args.state).exists():
             load_state(args.state)
     return run_viewer(args.runs, follow=args.follow, state_file=args.state, exit_after=args.exit_after,
-                      screenshot=args.screenshot)
+                      screenshot=args.screenshot, fps=args.fps)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -422,9 +426,20 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if unknown:
         raise UsageError(f"--only: unknown suite(s) {', '.join(unknown)} (choose from {', '.join(SUITES)})")
     needs = {"render": "matplotlib", "probe": "sklearn"}
-    skipped = [f"{s} (needs {needs[s]})" for s in suites
-               if s in needs and importlib.util.find_spec(needs[s]) is None]
-    runnable = [s for s in suites if not (s in needs and importlib.util.find_spec(needs[s]) is None)]
+
+    def missing(suite: str) -> bool:
+        mod = needs.get(suite)
+        if mod is None:
+            return False
+        if mod in sys.modules:
+            return sys.modules[mod] is None
+        try:
+            return importlib.util.find_spec(mod) is None
+        except (ImportError, ValueError):
+            return True
+
+    skipped = [f"{s} (needs {needs[s]})" for s in suites if missing(s)]
+    runnable = [s for s in suites if not missing(s)]
     if skipped:
         print(f"gda-gl bench: skipped {', '.join(skipped)}: pip install 'gda-gl[bench]' to run "
               f"{'them' if len(skipped) > 1 else 'it'}", file=sys.stderr)
@@ -480,7 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Explore recordings: overview first, zoom and filter, details on demand. "
                                    "Press ? in the window for every control.")
     q.add_argument("runs", nargs="+", metavar="RUN.gda")
-    q.add_argument("--follow", action="store_true", help="follow a run that is still being recorded")
+    q.add_argument("--follow", action="store_true", help="follow a run that is still being recorded "
+                   "(a file that does not exist yet is waited for)")
+    q.add_argument("--fps", action="store_true", help="show the frame-time readout (key R toggles it)")
     q.add_argument("--state", metavar="F", help="restore the view from F (JSON) and save it back on exit or S")
     q.add_argument("--exit-after", type=float, metavar="S", help=argparse.SUPPRESS)
     q.add_argument("--screenshot", metavar="PNG", help=argparse.SUPPRESS)

@@ -1,6 +1,7 @@
 """Quantities for comparing runs (the paper's hyperparameter analysis). Compute only, no drawing.
 
-Per run: iterations, final loss, mean line-search evaluations, loose ends per
+Per run (from the whole-run pyramid bucket, :func:`summary_from_bucket`; :func:`run_summary` is
+the plain twin over every row): iterations, final loss (the classic curve's last value), mean line-search evaluations, loose ends per
 100 iterations (trial points beyond the accepted step), shares of
 overshooting / undershooting steps among classified ones, mean step efficiency.
 """
@@ -14,21 +15,42 @@ import math
 import numpy as np
 
 from recorder import schema
+from recorder.pyramid import classic_values
 from recorder.store import Iterations
 
-__all__ = ["run_summary", "COLUMNS", "format_table", "to_csv"]
+__all__ = ["run_summary", "summary_from_bucket", "COLUMNS", "format_table", "to_csv"]
 
 COLUMNS = ("run", "iterations", "final loss", "mean line-search evals", "loose ends / 100 it", "overshoot share",
            "undershoot share", "mean efficiency")
 
 
+def summary_from_bucket(name: str, top: dict | None) -> dict:
+    """The comparison row of a run from its whole-run pyramid bucket (O(1), whatever the run's length).
+
+    :func:`run_summary` is the plain twin computed from every row; both define the final loss as the
+    classic curve's last value (phi_k(0) of the last iteration, or its training loss where not probed).
+    """
+    if top is None:
+        return {"run": name, "iterations": 0, **{c: math.nan for c in COLUMNS[2:]}}
+    g = {k: v[0] for k, v in top.items()}
+    n = int(g["rows"])
+    searched = int(g["searched"])
+    classified = n - int(g[f"step_class:{schema.CLASS_UNKNOWN}"])
+    eff_n = int(g["efficiency:count"])
+    return {"run": name, "iterations": n, "final loss": float(g["cl_last"]),
+            "mean line-search evals": float(g["ls_evals:sum"]) / searched if searched else 0.0,
+            "loose ends / 100 it": 100.0 * int(g["loose_ends"]) / n if n else math.nan,
+            "overshoot share": int(g[f"step_class:{schema.CLASS_OVERSHOOT}"]) / classified if classified else math.nan,
+            "undershoot share": int(g[f"step_class:{schema.CLASS_UNDERSHOOT}"]) / classified if classified
+            else math.nan,
+            "mean efficiency": float(g["efficiency:sum"]) / eff_n if eff_n else math.nan}
+
+
 def run_summary(name: str, d: Iterations) -> dict:
+    """The comparison row of a run computed from every row (the plain twin of :func:`summary_from_bucket`)."""
     n = len(d)
-    loss = d["train_loss"]
-    fin = loss[np.isfinite(loss)]
-    if len(fin) == 0 and n:
-        p0 = d.phi[:, 0].astype(np.float64)
-        fin = p0[np.isfinite(p0)]
+    classic = classic_values(d.alpha_grid, d.phi, d["train_loss"]) if n else np.empty(0)
+    fin = classic[-1:]
     counts = np.diff(d.trial_offsets)
     rows = np.repeat(np.arange(n), counts)
     taken = d["taken_alpha"][rows] if n else np.empty(0)

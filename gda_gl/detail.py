@@ -23,9 +23,16 @@ __all__ = ["draw_detail", "detail_numbers", "fitted_parabola", "ARMIJO_RHO"]
 ARMIJO_RHO = 0.05  # Rasmussen's RHO = SIG / 2, the sufficient-decrease constant of the paper's line search
 
 
-def detail_numbers(run: RunData, row: int) -> dict:
-    """The numbers shown for one line search (shared by the PNG export and the explorer panel)."""
-    d = run.data
+def detail_numbers(d, row: int) -> dict:
+    """The numbers shown for one line search (shared by the PNG export and the explorer panel).
+
+    Parameters
+    ----------
+    d : rows (:class:`~recorder.codec.Iterations`, e.g. the one-row window of the step) or a RunData
+    row : the row in ``d``
+    """
+    if isinstance(d, RunData):
+        d = d.data
     tr = d.trials_of(row)
     out = {"iteration": int(d.iteration[row]), "epoch": int(d["epoch"][row]), "batch": int(d["batch"][row]),
            "loss phi(0)": float(d.phi[row, 0]) if d.alpha_grid[0] == 0 else float(d["train_loss"][row]),
@@ -37,6 +44,32 @@ def detail_numbers(run: RunData, row: int) -> dict:
            "evaluations": int(d["ls_evals"][row]), "trial points": len(tr["alpha"]),
            "loose ends": int(np.sum(tr["alpha"] > d["taken_alpha"][row] * (1 + 1e-9)))}
     return out
+
+
+def _legend(run: RunData) -> list[tuple[str, tuple]]:
+    """(label, RGBA 0-255) of the details view's glyphs; names as in :mod:`gda_gl.overlays`."""
+    rc = tuple(int(255 * c) for c in run.color[:3])
+    return [("phi_k (arc)", rc + (255,)), ("beyond the step", rc + (120,)), ("trial points (order)", (40, 40, 40, 255)),
+            ("loose ends: trials beyond the step", (242, 140, 25, 255)), ("grid minimum", (217, 51, 38, 255)),
+            ("fitted parabola", (140, 77, 178, 255)), (f"Armijo line (rho={ARMIJO_RHO})", (90, 90, 90, 255)),
+            ("accepted alpha", (25, 158, 64, 255))]
+
+
+def _wrap_legend(text: TextLayer, legend, width: float, fs: int) -> list[list]:
+    """Split legend entries into lines no wider than ``width`` pixels."""
+    lines, cur, used = [], [], 0.0
+    for label, col in legend:
+        if text.text_width(label, fs) + 14 > width:
+            label = label.split(":")[0]
+        w = text.text_width(label, fs) + 14
+        if cur and used + w > width:
+            lines.append(cur)
+            cur, used = [], 0.0
+        cur.append((label, col))
+        used += w
+    if cur:
+        lines.append(cur)
+    return lines
 
 
 def _fmt(v) -> str:
@@ -57,21 +90,27 @@ def draw_detail(self: CurveRenderer, run: RunData, iteration: int, layout: Layou
     """Draw the details of one line search with ``self``'s GL programs; returns the numbers shown."""
     from vispy import gloo
 
-    d = run.data
-    try:
-        row = d.row_of(iteration)
-    except KeyError:
+    d = run.windows.row_of(int(iteration)) if len(run) else None
+    if d is None:
         from recorder.errors import RecordingError
 
+        span = run.x_span
         raise RecordingError(getattr(run, "path", run.name), f"iteration {iteration} is not in the recording "
-                                                             f"(it holds {d.iteration[0]}..{d.iteration[-1]})") from None
+                                                             f"(it holds {span[0]:.0f}..{span[1] - 1:.0f})")
+    row = 0
     a = d.alpha_grid
     phi = d.phi[row].astype(np.float64)
     tr = d.trials_of(row)
     taken = float(d["taken_alpha"][row]) if d["taken_alpha"][row] > 0 else 1.0
-    nums = detail_numbers(run, row)
-    layout = Layout(layout.width, layout.height, left=layout.left, right=max(layout.right, 250), bottom=layout.bottom,
-                    top=layout.top)
+    nums = detail_numbers(d, row)
+    fs = 11 if layout.width >= 360 and layout.height >= 200 else 9
+    legend = _legend(run)
+    right = int(min(250, max(150, 0.3 * layout.width)))
+    # the legend runs along the top, wrapped into as many lines as the plot's width needs
+    text0 = TextLayer(layout.width, layout.height)
+    lines = _wrap_legend(text0, legend, layout.width - layout.left - right - 8, fs - 1)
+    top = layout.top + (fs + 6) * len(lines) + 4
+    layout = Layout(layout.width, layout.height, left=layout.left, right=right, bottom=layout.bottom, top=top)
     px, py, pw, ph = layout.plot
     ax = np.concatenate([a, tr["alpha"][np.isfinite(tr["alpha"])], [0.0, taken]])
     x0, x1 = float(ax.min()), float(ax.max())
@@ -98,7 +137,6 @@ def draw_detail(self: CurveRenderer, run: RunData, iteration: int, layout: Layou
     gloo.set_clear_color(BG)
     gloo.clear(color=True)
     text = TextLayer(layout.width, layout.height)
-    fs = 11
 
     def rel(x, y):
         return np.stack([np.asarray(x, np.float64) - x0, transform_y(y, log_y) - y0], axis=-1)
@@ -165,24 +203,39 @@ def draw_detail(self: CurveRenderer, run: RunData, iteration: int, layout: Layou
     self.markers.draw(**u)
     gloo.set_state(scissor_test=False)
     for (xa_, ya_), order, okk in zip(tp, tr["order"], okt):
-        if okk:
-            text.add(str(int(order) + 1), px + xa_ * sx + 7, py + ya_ * sy + 7, "lb", fs - 1, color=(20, 20, 20, 255))
+        lx_, ly_ = px + xa_ * sx + 7, py + ya_ * sy + 7
+        if okk and px <= lx_ <= px + pw - fs and py <= ly_ <= py + ph - fs:  # labels stay inside the plot
+            text.add(str(int(order) + 1), lx_, ly_, "lb", fs - 1, color=(20, 20, 20, 255))
     self.draw_box_and_labels(u, text, layout.plot, view, xt, yt, log_y, fs)
-    text.add("alpha (units of the step d_k; 1 = step taken)", px + pw / 2, 6, "mb", fs + 1)
+    xlabel = "alpha (units of the step d_k; 1 = step taken)"
+    if text.text_width(xlabel, fs + 1) > pw:
+        xlabel = "alpha (1 = step taken)"
+    text.add(xlabel, px + pw / 2, 4, "mb", fs + 1)
     text.add("phi_k(alpha) (log)" if log_y else "phi_k(alpha)", 12, py + ph / 2, "mm", fs + 1, rotate=True)
-    text.add(f"{run.name}: line search of iteration {nums['iteration']}", layout.width / 2, layout.height - 8, "mt",
-             fs + 2, bold=True)
-    tx = px + pw + 16
-    ty_ = py + ph - 4
-    for i, (k, v) in enumerate(nums.items()):
-        text.add(f"{k}", tx, ty_ - 17 * i, "lt", fs)
-        text.add(_fmt(v), layout.width - 12, ty_ - 17 * i, "rt", fs, bold=True)
-    legend = [("phi_k on the grid", tuple(int(255 * c) for c in run.color[:3]) + (255,)),
-              ("trial points (order)", (40, 40, 40, 255)), ("loose ends", (242, 140, 25, 255)),
-              ("grid minimum", (217, 51, 38, 255)), ("fitted parabola", (140, 77, 178, 255)),
-              (f"Armijo line (rho={ARMIJO_RHO})", (90, 90, 90, 255)), ("accepted alpha", (25, 158, 64, 255))]
-    for i, (label, col) in enumerate(legend):
-        text.add(label, tx, py + 8 + 16 * (len(legend) - 1 - i), "lb", fs - 1, color=col)
+    title = f"{run.name}: line search of iteration {nums['iteration']}"
+    if text.text_width(title, fs + 2, bold=True) > layout.width - 8:
+        title = f"{run.name}: iteration {nums['iteration']}"
+    text.add(title, layout.width / 2, layout.height - 6, "mt", fs + 2, bold=True)
+    # the legend: one or more lines under the title, each entry in its colour
+    y = layout.height - 6 - (fs + 8)
+    for line in lines:
+        x = px
+        for label, col in line:
+            text.add(label, x, y, "lt", fs - 1, color=col)
+            x += text.text_width(label, fs - 1) + 14
+        y -= fs + 6
+    # the numbers: a column right of the plot, as many rows as fit (all of them are in the panel)
+    tx = px + pw + 14
+    row_h = fs + 5
+    top_y = layout.height - 6 - (fs + 8)
+    n_fit = max(0, int((top_y - 4) // row_h))
+    items = list(nums.items())
+    if len(items) > n_fit:
+        items = items[:max(0, n_fit - 1)] + ([("...", f"{len(nums) - n_fit + 1} more")] if n_fit else [])
+    for i, (k, v) in enumerate(items):
+        text.add(f"{k}", tx, top_y - row_h * i, "lt", fs)
+        text.add(_fmt(v), layout.width - 8, top_y - row_h * i, "rt", fs, bold=True)
+    self.last_detail_text = text
     self._set_text(text)
     self.overlay.draw(**u)
     return nums

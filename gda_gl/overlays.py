@@ -112,20 +112,19 @@ def loose_connectors(runs, view: View, show_loose: bool) -> tuple[np.ndarray, np
     """
     p0s, p1s = [], []
     for run in runs:
-        d = run.data
-        if len(d) == 0:
+        if len(run) == 0:
             continue
         a = np.asarray(run.alphas, np.float64)
         amax = float(a.max()) if len(a) else 1.0
-        # a loose end can sit far right of its step: look back far enough for the largest trial alpha
-        r0, r1 = run.rows_in(view.x0, view.x1)
+        # a loose end can sit far right of its step: look back far enough for the largest trial alphas
+        d = run.rows_reaching(view.x0 - 64.0, view.x1)
+        if len(d) == 0:
+            continue
         off = d.trial_offsets
-        lo_row = max(0, r0 - 64)
-        ta, tb = int(off[lo_row]), int(off[r1])
+        ta, tb = int(off[0]), int(off[-1])
         if tb <= ta:
             continue
-        counts = np.diff(off[lo_row:r1 + 1])
-        rows = np.repeat(np.arange(lo_row, r1), counts)
+        rows = np.repeat(np.arange(len(d)), np.diff(off))
         alpha = np.asarray(d.trials["alpha"][ta:tb], np.float64)
         loss = np.asarray(d.trials["loss"][ta:tb], np.float64)
         t = np.asarray(d["taken_alpha"][rows], np.float64)
@@ -315,9 +314,9 @@ class Overlays:
             p1.append((xb, y + 3))
             seg_cols.append(rc[:3] + (rc[3] * 0.35,))
         elif kind == "trial":
-            mk.append((xm, y)), mk_col.append(TRIAL_RGBA), mk_size.append(6.0), mk_shape.append(0.0)
+            mk.append((xm, y)), mk_col.append(TRIAL_RGBA), mk_size.append(7.0), mk_shape.append(0.0)
         elif kind == "loose":
-            mk.append((xm, y)), mk_col.append(LOOSE_RGBA), mk_size.append(6.0), mk_shape.append(2.0)
+            mk.append((xm, y)), mk_col.append(LOOSE_RGBA), mk_size.append(10.0), mk_shape.append(2.0)
         elif kind == "owner":
             for i in range(3):
                 p0.append((xa + 7 * i, y))
@@ -333,7 +332,7 @@ class Overlays:
             rects.append((xa, y - 1, xb, y + 1))
             rect_cols.append(rc)
         elif kind == "flag":
-            mk.append((xm, y)), mk_col.append((0.85, 0.05, 0.05, 1.0)), mk_size.append(7.0), mk_shape.append(2.0)
+            mk.append((xm, y)), mk_col.append((0.85, 0.05, 0.05, 1.0)), mk_size.append(10.0), mk_shape.append(2.0)
         elif kind == "rug":
             rects.append((xm, y - 4, xm + 1, y + 4))
             rect_cols.append(MATCH_RGBA)

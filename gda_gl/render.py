@@ -21,7 +21,7 @@ from .scene import CLASS_COLORS, NONFINITE_COLOR, Frame, RunData, compose, resol
 from .state import ViewState
 from .textlayer import TextLayer
 from .view import View
-from .ticks import format_tick, linear_ticks, log_ticks
+from .ticks import format_ticks, linear_ticks, log_ticks
 
 log = logging.getLogger(__name__)
 
@@ -202,12 +202,10 @@ class CurveRenderer:
         p1 = np.concatenate([box[:, 2:], np.asarray(tick_p1, np.float64).reshape(-1, 2)])
         self.axes.set(p0, p1, AXIS)
         self.axes.draw(**dict(u, u_space=1.0, u_width=1.0))
-        xstep = xt[1] - xt[0] if len(xt) > 1 else None
-        for v in xt:
-            text.add(format_tick(v, xstep), px + (v - x0) * sx, py - 8, "mt", fs)
-        ystep = yt[1] - yt[0] if len(yt) > 1 else None
-        for v in yt:
-            text.add(format_tick(v, ystep, log=log_y), px - 8, py + (v - y0) * sy, "rm", fs)
+        for v, label in zip(xt, format_ticks(xt)):
+            text.add(label, px + (v - x0) * sx, py - 8, "mt", fs)
+        for v, label in zip(yt, format_ticks(yt, log=log_y)):
+            text.add(label, px - 8, py + (v - y0) * sy, "rm", fs)
 
     def _set_text(self, text: TextLayer) -> None:
         """Rasterise and upload the text layer only when its content changed."""
@@ -253,9 +251,9 @@ class CurveRenderer:
             rects = np.stack([np.full(n, x0), edges[:-1], np.full(n, x0 + w), edges[1:]], axis=1)
             vals = rng[0] + (np.arange(n) + 0.5) / n * (rng[1] - rng[0])
             self.rects.set(rects, stat_colors(vals, name, rng))
-            for v in linear_ticks(rng[0], rng[1], 5):
-                text.add(format_tick(v, (rng[1] - rng[0]) / 5), x0 + w + 4, py + (v - rng[0]) / (rng[1] - rng[0]) * ph,
-                         "lm", fs - 1)
+            ticks = linear_ticks(rng[0], rng[1], 5)
+            for v, label in zip(ticks, format_ticks(ticks)):
+                text.add(label, x0 + w + 4, py + (v - rng[0]) / (rng[1] - rng[0]) * ph, "lm", fs - 1)
         self.rects.draw(**dict(u, u_space=1.0, u_min_px=1.0))
         text.add(STAT_LABELS.get(name, name), x0 + w / 2 + 10, layout.height - 14, "mt", fs - 1)
 

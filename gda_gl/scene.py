@@ -41,7 +41,7 @@ from .state import ViewState
 from .view import View
 
 __all__ = ["RunData", "Frame", "compose", "build_frame", "resolve_view", "fit_y_range", "RUN_COLORS",
-           "CLASS_COLORS", "stat_colors", "stat_color_range", "highlight_mask", "highlight_buckets", "transform_y"]
+           "CLASS_COLORS", "stat_colors", "parse_filter", "stat_color_range", "highlight_mask", "highlight_buckets", "transform_y"]
 
 RUN_COLORS = np.array([
     [0.12, 0.47, 0.71, 1.0], [0.84, 0.15, 0.16, 1.0], [0.17, 0.63, 0.17, 1.0], [0.58, 0.40, 0.74, 1.0],
@@ -75,13 +75,14 @@ class RunData:
     name, color : legend entry
     """
 
-    #: runs longer than this are never loaded whole through :attr:`data`
-    MAX_WHOLE_ROWS = 2_000_000
+    #: recordings longer than this are never loaded whole through :attr:`data` (use the windows)
+    MAX_WHOLE_ROWS = 1_000_000
 
     def __init__(self, source, name: str = "run", color=None):
         self.name = name
         self.color = np.asarray(color if color is not None else RUN_COLORS[0], np.float32)
         self.visible = True
+        self._whole: Iterations | None = None  # all rows of a recording-backed run, loaded on first use of .data
         if isinstance(source, RunWindows):
             self.windows = source
             self._grow = None
@@ -116,9 +117,11 @@ class RunData:
         """All rows (in-memory runs, or recordings of at most :attr:`MAX_WHOLE_ROWS` rows)."""
         if self._grow is not None:
             return self.windows._mem
-        if len(self) > self.MAX_WHOLE_ROWS:
-            raise MemoryError(f"{self.name}: {len(self):,} rows are too many to load whole; use windows")
-        return self.windows.rows(-math.inf, math.inf)
+        if self._whole is None or len(self._whole) != len(self):
+            if len(self) > self.MAX_WHOLE_ROWS:
+                raise MemoryError(f"{self.name}: {len(self):,} rows are too many to load whole; use windows")
+            self._whole = self.windows.rows(-math.inf, math.inf)
+        return self._whole
 
     @property
     def x_span(self) -> tuple[float, float]:
@@ -141,7 +144,7 @@ class RunData:
         for k, g in trials.items():
             g.append(new.trials[k])
         self.windows._mem = self._publish()
-        self.windows.chunks.add(new.columns, new.phi)
+        self.windows.chunks.add(new.columns, new.phi, np.diff(new.trial_offsets), new.trials["alpha"])
 
     def refresh(self) -> int:
         """Pick up rows a writer committed since the last call (recording-backed runs)."""
@@ -276,7 +279,7 @@ _OPS = ("<=", ">=", "<", ">")
 FILTER_HELP = "overshoot, undershoot, near-optimal, failed, nonfinite, STAT<VALUE, STAT>VALUE"
 
 
-def _parse_filter(cond: str):
+def parse_filter(cond: str):
     c = cond.replace(" ", "")
     if c in _CLASS_FILTERS:
         return ("class", _CLASS_FILTERS[c])
@@ -303,7 +306,7 @@ def highlight_mask(data: Iterations, cond: str | None) -> np.ndarray | None:
     """Rows matching a filter condition (others are faded), or None for no filter."""
     if not cond:
         return None
-    kind, arg = _parse_filter(cond)
+    kind, arg = parse_filter(cond)
     if kind == "class":
         return data["step_class"] == arg
     if kind == "status":
@@ -328,7 +331,7 @@ def highlight_buckets(recs: dict, cond: str | None) -> tuple[np.ndarray | None, 
     """
     if not cond:
         return None, None, True
-    kind, arg = _parse_filter(cond)
+    kind, arg = parse_filter(cond)
     if kind in ("class", "status"):
         col = recs[f"{'step_class' if kind == 'class' else 'status'}:{arg}"].astype(np.int64)
         return col > 0, int(col.sum()), True
@@ -373,7 +376,8 @@ def _gather(runs: list[RunData], x0: float, x1: float, width_px: int) -> tuple[l
         w = _Window(r, None, None, rows)
         if mode == "overview":
             prev = None
-            w.recs = pyramid.row_records(r.alphas, rows.columns, rows.phi, prev)
+            w.recs = pyramid.row_records(r.alphas, rows.columns, rows.phi, prev, np.diff(rows.trial_offsets),
+                                         rows.trials["alpha"])
         out.append(w)
     return out, mode
 

@@ -61,18 +61,18 @@ def info_text(rec: Recording) -> str:
     ------
     RecordingError : the recording holds no iterations
     """
-    data = rec.read()
-    n = len(data)
+    from recorder.window import RunWindows
+
+    top = RunWindows.from_recording(rec).summary()   # the whole-run pyramid bucket: O(1) in the run's length
+    n = 0 if top is None else int(top["rows"][0])
     if n == 0:
         raise RecordingError(rec.path, f"recording holds no iterations (writer {rec.writer_state()})")
     run = rec.run
-    it = data.iteration
-    status = data["status"]
-    counts = {name: int(np.count_nonzero(status == code)) for code, name in schema.STATUS_NAMES.items()}
+    g = {k: v[0] for k, v in top.items()}
+    counts = {name: int(g[f"status:{code}"]) for code, name in schema.STATUS_NAMES.items()}
     probed = n - counts["skipped"]
-    wt = data["wall_time"]
-    wt = wt[np.isfinite(wt)]
-    span = (f"{_fmt_time(wt.min())} .. {_fmt_time(wt.max())} ({wt.max() - wt.min():.1f} s)" if len(wt)
+    wmin, wmax = float(g["wall_time:min"]), float(g["wall_time:max"])
+    span = (f"{_fmt_time(wmin)} .. {_fmt_time(wmax)} ({wmax - wmin:.1f} s)" if int(g["wall_time:count"])
             else "unknown")
     hyper = run.get("hyperparameters")
     hyper = hyper if isinstance(hyper, dict) else {}
@@ -88,10 +88,10 @@ def info_text(rec: Recording) -> str:
     lines = [
         f"{rec.path}",
         f"  run           {rec.name}",
-        f"  iterations    {n:,} ({it[0]}..{it[-1]}), epochs {int(data['epoch'].min())}..{int(data['epoch'].max())}, "
-        f"{len(np.unique(data['batch'])):,} mini-batches",
+        f"  iterations    {n:,} ({int(g['first_it'])}..{int(g['last_it'])}), epochs {int(g['epoch_first'])}.."
+        f"{int(g['epoch_last'])}, {int(g['batch_changes']) + 1:,} mini-batches",
         f"  samples       {probed * len(rec.alpha_grid):,} ({len(rec.alpha_grid)} alphas x {probed:,} probed "
-        f"iterations), {int(data.trial_offsets[-1]):,} line-search trial points",
+        f"iterations), {int(g['trials']):,} line-search trial points, {int(g['loose_ends']):,} loose ends",
         f"  alpha grid    {describe_grid(rec.alpha_grid)}",
         f"  optimizer     {_text(run.get('optimizer', '?'), 80)} {hyper_s}".rstrip(),
         f"  model         {model}" + (f" ({pc:,} parameters)" if isinstance(pc, int) else ""),
@@ -100,7 +100,9 @@ def info_text(rec: Recording) -> str:
         f"{counts['skipped']:,} skipped",
         f"  time span     {span}",
         f"  writer        {rec.writer_state()}",
-        f"  file size     {human_bytes(rec.file_size())}",
+        f"  file size     {human_bytes(rec.file_size())} ({rec.file_size() / n:.0f} bytes per iteration), "
+        f"schema {rec.version}" + ("" if rec.has_stored_pyramid() else " (indexed in memory; 'gda-gl upgrade' "
+                                                                       "stores the index)"),
     ]
     if failures:
         it0, _, _, msg = failures[0]

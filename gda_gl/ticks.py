@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-__all__ = ["linear_ticks", "log_ticks", "format_tick"]
+__all__ = ["linear_ticks", "log_ticks", "format_tick", "format_ticks"]
 
 
 def linear_ticks(lo: float, hi: float, target: int = 6) -> np.ndarray:
@@ -48,20 +48,92 @@ def log_ticks(lo_exp: float, hi_exp: float, target: int = 6) -> np.ndarray:
     return decades.astype(float)
 
 
+def _decimals(step: float) -> int:
+    """Fewest decimals that show multiples of ``step`` exactly (0.25 -> 2, 0.5 -> 1, 5 -> 0)."""
+    for d in range(0, 13):
+        if abs(round(step, d) - step) <= 1e-9 * abs(step):
+            return d
+    return 12
+
+
+def _sci(v: float, exp: int, decimals: int = 0) -> str:
+    """``v`` as mantissa x 10**exp written like 1.5e-5 (no '+', no zero padding)."""
+    m = v / 10.0 ** exp
+    txt = f"{m:.{decimals}f}"
+    return "0" if float(txt) == 0 else f"{txt}e{exp}"
+
+
+def _sig(val: float, digits: int = 3) -> str:
+    """A positive value with at most ``digits`` significant digits, plain or ``1.5e-5`` style, no trailing zeros."""
+    if val <= 0 or not math.isfinite(val):
+        return f"{val:g}"
+    exp = math.floor(math.log10(val))
+    if -3 <= exp <= 4:
+        d = max(0, digits - 1 - exp)
+        txt = f"{round(val, d):,.{d}f}"
+        return txt.rstrip("0").rstrip(".") if "." in txt else txt
+    m = f"{val / 10.0 ** exp:.{digits - 1}f}".rstrip("0").rstrip(".")
+    return f"{m}e{exp}"
+
+
 def format_tick(v: float, step: float | None = None, log: bool = False) -> str:
-    """Short label: integers without decimals, large/small values in engineering style."""
+    """One tick label; labels of one axis are consistent when they share ``step``.
+
+    Linear axes: as many decimals as the step needs (0.25 -> "0.50"), thousands separators
+    ("800,000" beside "1,000,000", never "1e+06"), and a shared power of ten only for steps
+    beyond 1e12 or below 1e-4 ("14e-5").  Log axes (``v`` in log10 units): decades as plain
+    numbers from 0.001 to 10,000, else "1e-5"; other values with three significant digits.
+    Prefer :func:`format_ticks` for a whole axis.
+    """
+    if not math.isfinite(v):
+        return ""
     if log:
-        val = 10 ** v
         exp = round(v)
         if abs(v - exp) < 1e-9:
-            return f"1e{exp}" if abs(exp) > 2 else f"{val:g}"
-        return f"{val:.3g}"
-    if v == 0:
+            return _sig(10.0 ** exp) if -3 <= exp <= 4 else f"1e{exp}"
+        return _sig(10.0 ** v)
+    if step is None or not (math.isfinite(step) and step > 0):
+        if float(v).is_integer() and abs(v) < 1e15:
+            return f"{int(v):,}"
+        return _sig(abs(v)) if v > 0 else "-" + _sig(abs(v))
+    if abs(v) < step * 1e-9:
         return "0"
-    a = abs(v)
-    if a >= 1e6 or a < 1e-3:
-        return f"{v:.3g}"
-    if step is not None and step >= 1 and float(v).is_integer():
-        return f"{int(v):,}"
-    decimals = 0 if step is None or step >= 1 else min(6, int(math.ceil(-math.log10(step))))
-    return f"{v:.{decimals}f}"
+    if step >= 1e12 or step < 1e-4:
+        exp = math.floor(math.log10(step))
+        return _sci(v, exp, _decimals(step / 10.0 ** exp))
+    return f"{v:,.{_decimals(step)}f}"
+
+
+def format_ticks(values, log: bool = False) -> list[str]:
+    """Labels for all ticks of one axis, in one style.
+
+    Linear: the step is the ticks' spacing (see :func:`format_tick`).  Log (values in log10
+    units): all plain or all ``1eN`` for decades; ticks placed linearly inside less than a
+    decade are formatted as a linear axis of their values.
+    """
+    vals = [float(v) for v in values]
+    if not vals:
+        return []
+    if not log:
+        diffs = [b - a for a, b in zip(vals, vals[1:]) if b - a > 0]
+        return [format_tick(v, min(diffs) if diffs else None) for v in vals]
+    exps = [round(v) for v in vals]
+    if all(abs(v - e) < 1e-9 for v, e in zip(vals, exps)):
+        plain = all(-3 <= e <= 4 for e in exps)
+        return [_sig(10.0 ** e) if plain else f"1e{e}" for e in exps]
+    lin = [10.0 ** v for v in vals]
+    if len(lin) >= 2 and lin[-1] / lin[0] < 10.0:
+        diffs = [b - a for a, b in zip(lin, lin[1:]) if b - a > 0]
+        step = float(f"{min(diffs):.2g}")
+        if step >= 1e-4:
+            return [f"{x:,.{_decimals(step)}f}" for x in lin]
+    plain = all(1e-3 <= x < 1e5 for x in lin)
+    out = []
+    for x in lin:
+        if plain:
+            out.append(_sig(x))
+        else:
+            exp = math.floor(math.log10(x))
+            m = f"{x / 10.0 ** exp:.2f}".rstrip("0").rstrip(".")
+            out.append(f"{m}e{exp}")
+    return out

@@ -18,6 +18,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from . import schema
+from .colcodec import CodecError, compress_array, decompress_array
 
 __all__ = ["Iterations", "BlockError", "encode_block", "decode_block", "concat_parts", "as_grid", "json_safe",
            "trials_arrays", "loads_bounded", "MAX_GRID"]
@@ -109,7 +110,7 @@ class BlockError(ValueError):
 
 
 def encode_block(cols: Mapping[str, np.ndarray], phi: np.ndarray, tcount: np.ndarray,
-                 trials: Mapping[str, np.ndarray]) -> list[bytes]:
+                 trials: Mapping[str, np.ndarray], version: int = schema.SCHEMA_VERSION) -> list[bytes]:
     """Columns of one block as the BLOBs of :func:`recorder.schema.block_columns`, in that order.
 
     Parameters
@@ -119,19 +120,29 @@ def encode_block(cols: Mapping[str, np.ndarray], phi: np.ndarray, tcount: np.nda
     tcount : (n,) trial points per iteration
     trials : name -> (sum(tcount),) array for every :data:`recorder.schema.TRIAL_FIELDS`
 
+    version : schema version to write (2: each column a Blosc2 frame; 1: raw little-endian bytes)
+
     Returns
     -------
-    list of bytes, little-endian raw numpy buffers
+    list of bytes
     """
-    out = [np.ascontiguousarray(cols[n], schema.ITER_DTYPES[n]).tobytes() for n, _, _ in schema.ITER_FIELDS]
-    out.append(np.ascontiguousarray(phi, schema.PHI_DTYPE).tobytes())
-    out.append(np.ascontiguousarray(tcount, schema.TRIAL_COUNT_DTYPE).tobytes())
-    out += [np.ascontiguousarray(trials[n], schema.TRIAL_DTYPES[n]).tobytes() for n, _, _ in schema.TRIAL_FIELDS]
-    return out
+    dtypes = schema.ITER_DTYPES if version >= 2 else schema.ITER_DTYPES_V1
+    arrays = [np.ascontiguousarray(cols[n], dtypes[n]) for n, _, _ in schema.ITER_FIELDS]
+    arrays.append(np.ascontiguousarray(phi, schema.PHI_DTYPE))
+    arrays.append(np.ascontiguousarray(tcount, schema.TRIAL_COUNT_DTYPE))
+    arrays += [np.ascontiguousarray(trials[n], schema.TRIAL_DTYPES[n]) for n, _, _ in schema.TRIAL_FIELDS]
+    if version >= 2:
+        return [compress_array(a) for a in arrays]
+    return [a.tobytes() for a in arrays]
 
 
-def _blob(value, name: str, count: int, dtype: np.dtype) -> np.ndarray:
+def _blob(value, name: str, count: int, dtype: np.dtype, version: int = 1) -> np.ndarray:
     """``count`` values of ``dtype`` from one stored BLOB, checking type and length first (no copy)."""
+    if version >= 2:
+        try:
+            return decompress_array(value, count, dtype, f"column {name}")
+        except CodecError as exc:
+            raise BlockError(str(exc)) from None
     if not isinstance(value, (bytes, bytearray, memoryview)):
         kind = "NULL" if value is None else type(value).__name__
         raise BlockError(f"column {name} is {kind}, expected a BLOB")
@@ -141,7 +152,13 @@ def _blob(value, name: str, count: int, dtype: np.dtype) -> np.ndarray:
     return np.frombuffer(value, dtype)
 
 
-def decode_block(blobs: Sequence, n, k: int):
+#: most rows a stored block may hold (the writer's blocks hold at most 8192)
+MAX_BLOCK_ROWS = 1 << 16
+#: most bytes of phi one stored block may hold
+MAX_BLOCK_PHI_BYTES = 256 << 20
+
+
+def decode_block(blobs: Sequence, n, k: int, version: int = schema.SCHEMA_VERSION):
     """Validate and decode the BLOBs of one block; the only decoder of stored bytes.
 
     Every length is checked against ``n`` and the schema's dtypes *before*
@@ -152,6 +169,8 @@ def decode_block(blobs: Sequence, n, k: int):
     blobs : the block's BLOB columns in the order of :func:`recorder.schema.block_columns`
     n : the block's stored row count
     k : length of the recording's alpha grid
+    version : the file's schema version (1: raw columns, float64 statistics; 2: compressed columns);
+        columns are returned with the current dtypes (:data:`recorder.schema.ITER_DTYPES`) either way
 
     Returns
     -------
@@ -173,28 +192,36 @@ def decode_block(blobs: Sequence, n, k: int):
         raise BlockError(f"row count n = {n} (must be positive)")
     if k <= 0:
         raise BlockError("the alpha grid is empty")
+    if version >= 2 and (n > MAX_BLOCK_ROWS or n * k * schema.PHI_DTYPE.itemsize > MAX_BLOCK_PHI_BYTES):
+        raise BlockError(f"row count n = {n} is more than a block can hold")
+    raw = version < 2
     it = iter(zip(blobs, names))
     cols = {}
-    for name, dt in schema.ITER_DTYPES.items():
+    stored = schema.ITER_DTYPES if version >= 2 else schema.ITER_DTYPES_V1
+    for name, dt in stored.items():
         value, col = next(it)
-        cols[name] = _blob(value, col, n, dt)
+        arr = _blob(value, col, n, dt, version)
+        want = schema.ITER_DTYPES[name]
+        cols[name] = arr if arr.dtype == want else arr.astype(want)
     value, col = next(it)
-    if isinstance(value, (bytes, bytearray, memoryview)) and len(value) != n * k * schema.PHI_DTYPE.itemsize:
+    if raw and isinstance(value, (bytes, bytearray, memoryview)) and len(value) != n * k * schema.PHI_DTYPE.itemsize:
         raise BlockError(f"column phi holds {len(value)} bytes, expected {n * k * schema.PHI_DTYPE.itemsize} "
                          f"({n} rows x {k} alphas x float32)")
-    phi = _blob(value, col, n * k, schema.PHI_DTYPE).reshape(n, k)
+    phi = _blob(value, col, n * k, schema.PHI_DTYPE, version).reshape(n, k)
     value, col = next(it)
-    tcount = _blob(value, col, n, schema.TRIAL_COUNT_DTYPE)
+    tcount = _blob(value, col, n, schema.TRIAL_COUNT_DTYPE, version)
     if tcount.min() < 0:
         raise BlockError("negative trial count")
     m = int(tcount.sum(dtype=np.int64))
     trials = {}
     for name, dt in schema.TRIAL_DTYPES.items():
         value, col = next(it)
-        if isinstance(value, (bytes, bytearray, memoryview)) and len(value) != m * dt.itemsize:
+        if raw and isinstance(value, (bytes, bytearray, memoryview)) and len(value) != m * dt.itemsize:
             raise BlockError(f"trial counts add up to {m} but column {col} holds {len(value)} bytes "
                              f"({len(value) / dt.itemsize:g} values)")
-        trials[name] = _blob(value, col, m, dt)
+        if not raw and m > 64 * MAX_BLOCK_ROWS:
+            raise BlockError(f"trial counts add up to {m}, more than a block can hold")
+        trials[name] = _blob(value, col, m, dt, version)
     iters = cols["iteration"]
     if n > 1 and not np.all(iters[1:] > iters[:-1]):
         raise BlockError("iterations are not strictly increasing")

@@ -26,7 +26,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["pack_columns", "unpack_columns", "CodecError", "MAGIC"]
+__all__ = ["pack_columns", "unpack_columns", "compress_array", "decompress_array", "CodecError", "MAGIC"]
 
 MAGIC = 0x47444332
 _HEAD = struct.Struct("<II")
@@ -41,6 +41,48 @@ def _blosc():
     import blosc2
 
     return blosc2
+
+
+def compress_array(a: np.ndarray) -> bytes:
+    """One array as a Blosc2 frame (byte shuffle for multi-byte items + Zstandard level 1)."""
+    b2 = _blosc()
+    a = np.ascontiguousarray(a)
+    raw = a.tobytes()
+    return b2.compress(raw, typesize=max(1, a.dtype.itemsize), clevel=_CLEVEL, codec=b2.Codec.ZSTD,
+                       filter=b2.Filter.SHUFFLE if a.dtype.itemsize > 1 else b2.Filter.NOFILTER)
+
+
+def decompress_array(blob, count: int, dtype, name: str = "column") -> np.ndarray:
+    """The ``count`` values of ``dtype`` in a frame made by :func:`compress_array`.
+
+    The frame's declared sizes are checked against ``count`` before anything is decompressed.
+
+    Raises
+    ------
+    CodecError
+    """
+    dt = np.dtype(dtype)
+    if not isinstance(blob, (bytes, bytearray, memoryview)):
+        kind = "NULL" if blob is None else type(blob).__name__
+        raise CodecError(f"{name} is {kind}, expected a BLOB")
+    expect = count * dt.itemsize
+    b2 = _blosc()
+    try:
+        nbytes, cbytes, _ = b2.get_cbuffer_sizes(bytes(blob[:32]) if len(blob) >= 32 else bytes(blob))
+    except Exception:  # noqa: BLE001 - any failure to parse the header is damage
+        raise CodecError(f"{name}: not a compressed buffer ({len(blob)} bytes)") from None
+    if nbytes != expect or cbytes != len(blob):
+        raise CodecError(f"{name}: declares {nbytes} bytes in {cbytes}, expected {expect} ({count} x {dt.name}) "
+                         f"in {len(blob)}")
+    if expect == 0:
+        return np.empty(0, dt)
+    try:
+        raw = b2.decompress(bytes(blob))
+    except Exception as exc:  # noqa: BLE001
+        raise CodecError(f"{name}: does not decompress ({exc})") from None
+    if raw is None or len(raw) != expect:
+        raise CodecError(f"{name}: decompressed to the wrong size")
+    return np.frombuffer(raw, dt)
 
 
 def pack_columns(columns: Sequence[np.ndarray]) -> bytes:

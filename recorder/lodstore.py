@@ -125,8 +125,9 @@ class MemoryChunks(ChunkSource):
         self.builder = pyramid.PyramidBuilder(alphas)
         self._chunks: dict[tuple[int, int], dict[str, np.ndarray]] = {}
 
-    def add(self, cols: Mapping[str, np.ndarray], phi: np.ndarray) -> None:
-        for level, c, recs in self.builder.add(cols, phi):
+    def add(self, cols: Mapping[str, np.ndarray], phi: np.ndarray, tcount: np.ndarray | None = None,
+            trial_alpha: np.ndarray | None = None) -> None:
+        for level, c, recs in self.builder.add(cols, phi, tcount, trial_alpha):
             self._chunks[(level, c)] = recs
         for key in [k for k in self._chunks if k[0] >= self.builder.levels]:
             del self._chunks[key]

@@ -11,7 +11,9 @@ Perfetto's min/max/last counter mipmaps, nothing is sampled away):
 * per statistic of :data:`recorder.stats.FLOAT_AGGREGATED`: min, max, sum and
   count of finite values; per code statistic (step class, probe status): a
   count per code,
-* iteration span, row count, epoch span and the number of batch changes.
+* iteration span, row count, epoch span and the number of batch changes,
+* line-search counts: rows with a line search, trial points, loose ends
+  (trial points beyond the accepted step).
 
 Every field reduces with one of six associative operations (min, max, sum,
 first, last) declared in :data:`BUCKET_FIELDS`, so level 0 is "merge rows in
@@ -27,6 +29,7 @@ Compute only (numpy); storage is :mod:`recorder.store`'s business.
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Iterator, Mapping
 
@@ -48,7 +51,8 @@ def _fields() -> tuple[tuple[str, np.dtype, str], ...]:
     f = [("rows", _I4, "sum"), ("first_it", _I8, "first"), ("last_it", _I8, "last"),
          ("env_lo", _F4, "min"), ("env_hi", _F4, "max"), ("cl_lo", _F4, "min"), ("cl_hi", _F4, "max"),
          ("cl_first", _F4, "first"), ("cl_last", _F4, "last"),
-         ("epoch_first", _I4, "first"), ("epoch_last", _I4, "last"), ("batch_changes", _I4, "sum")]
+         ("epoch_first", _I4, "first"), ("epoch_last", _I4, "last"), ("batch_changes", _I4, "sum"),
+         ("searched", _I4, "sum"), ("trials", _I4, "sum"), ("loose_ends", _I4, "sum")]
     for name in stats.FLOAT_AGGREGATED:
         f += [(f"{name}:min", _F8, "min"), (f"{name}:max", _F8, "max"), (f"{name}:sum", _F8, "sum"),
               (f"{name}:count", _I4, "sum")]
@@ -103,14 +107,27 @@ def classic_values(alphas: np.ndarray, phi: np.ndarray, train_loss: np.ndarray) 
     return np.where(np.isfinite(c), c, np.asarray(train_loss, _F4))
 
 
+def loose_counts(taken: np.ndarray, tcount: np.ndarray | None, trial_alpha: np.ndarray | None) -> np.ndarray:
+    """Per row, the trial points beyond the accepted step (alpha > taken): the paper's loose ends."""
+    n = len(taken)
+    if tcount is None or trial_alpha is None or len(trial_alpha) == 0:
+        return np.zeros(n, _I4)
+    t = np.where(np.isfinite(taken) & (taken > 0), taken, 1.0)
+    rows = np.repeat(np.arange(n), np.asarray(tcount, np.int64))
+    beyond = trial_alpha > t[rows] * (1 + 1e-9)
+    return np.bincount(rows[beyond], minlength=n).astype(_I4)
+
+
 def row_records(alphas: np.ndarray, cols: Mapping[str, np.ndarray], phi: np.ndarray,
-                prev_batch: int | None) -> dict[str, np.ndarray]:
+                prev_batch: int | None, tcount: np.ndarray | None = None,
+                trial_alpha: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Every row as a bucket of one (the input of :func:`merge` for level 0).
 
     Parameters
     ----------
     alphas : (K,) grid; cols : the rows' columns (:data:`recorder.stats.STATISTICS`); phi : (n, K)
     prev_batch : batch id of the row before the first one (None at the start of the run)
+    tcount, trial_alpha : trial points per row and their concatenated alphas (None: no trials)
     """
     n = len(cols["iteration"])
     classic = classic_values(alphas, phi, cols["train_loss"])
@@ -125,7 +142,10 @@ def row_records(alphas: np.ndarray, cols: Mapping[str, np.ndarray], phi: np.ndar
     cl = np.where(np.isfinite(classic), classic, np.nan).astype(_F4)
     out = {"rows": np.ones(n, _I4), "first_it": it, "last_it": it, "env_lo": lo, "env_hi": hi, "cl_lo": cl,
            "cl_hi": cl, "cl_first": classic.astype(_F4), "cl_last": classic.astype(_F4), "epoch_first": ep,
-           "epoch_last": ep, "batch_changes": change}
+           "epoch_last": ep, "batch_changes": change,
+           "searched": (np.asarray(cols["ls_evals"]) > 0).astype(_I4),
+           "trials": np.zeros(n, _I4) if tcount is None else np.asarray(tcount, _I4),
+           "loose_ends": loose_counts(np.asarray(cols["taken_alpha"], np.float64), tcount, trial_alpha)}
     for name in stats.FLOAT_AGGREGATED:
         v = np.asarray(cols[name], np.float64)
         fin = np.isfinite(v)
@@ -204,7 +224,8 @@ class PyramidBuilder:
     @classmethod
     def resume(cls, alphas: np.ndarray, n_rows: int, last_chunks: list[tuple[int, dict[str, np.ndarray]]],
                tail_cols: Mapping[str, np.ndarray] | None, tail_phi: np.ndarray | None,
-               prev_batch: int | None) -> "PyramidBuilder":
+               prev_batch: int | None, tail_tcount: np.ndarray | None = None,
+               tail_trial_alpha: np.ndarray | None = None) -> "PyramidBuilder":
         """Continue a stored pyramid (appending to an existing recording).
 
         Parameters
@@ -220,10 +241,20 @@ class PyramidBuilder:
             b._levels.append((ci * CHUNK, dict(recs)))
             b._counts.append(ci * CHUNK + len(recs["rows"]))
         if tail_cols is not None and len(tail_cols["iteration"]):
-            b._tail_rows = row_records(b.alphas, tail_cols, tail_phi, prev_batch)
+            b._tail_rows = row_records(b.alphas, tail_cols, tail_phi, prev_batch, tail_tcount, tail_trial_alpha)
             b._prev_batch = int(tail_cols["batch"][-1])
         else:
             b._prev_batch = prev_batch
+        return b
+
+    def copy(self) -> "PyramidBuilder":
+        """An independent copy (arrays are never modified in place, so sharing them is safe).
+
+        The writer adds a commit's rows to a copy and keeps it only once the transaction committed.
+        """
+        b = PyramidBuilder.__new__(PyramidBuilder)
+        b.alphas, b.n_rows, b._tail_rows, b._prev_batch = self.alphas, self.n_rows, self._tail_rows, self._prev_batch
+        b._levels, b._counts = list(self._levels), list(self._counts)
         return b
 
     @property
@@ -234,12 +265,14 @@ class PyramidBuilder:
         """Buckets per level."""
         return list(self._counts)
 
-    def add(self, cols: Mapping[str, np.ndarray], phi: np.ndarray) -> list[tuple[int, int, dict[str, np.ndarray]]]:
-        """Add rows; returns the changed chunks as ``(level, chunk index, buckets)``, coarse levels last."""
+    def add(self, cols: Mapping[str, np.ndarray], phi: np.ndarray, tcount: np.ndarray | None = None,
+            trial_alpha: np.ndarray | None = None) -> list[tuple[int, int, dict[str, np.ndarray]]]:
+        """Add rows (with their trial points, if any); returns the changed chunks as
+        ``(level, chunk index, buckets)``, coarse levels last."""
         n = len(cols["iteration"])
         if n == 0:
             return []
-        recs = row_records(self.alphas, cols, phi, self._prev_batch)
+        recs = row_records(self.alphas, cols, phi, self._prev_batch, tcount, trial_alpha)
         self._prev_batch = int(np.asarray(cols["batch"])[-1])
         first_bucket = self.n_rows // BASE_ROWS
         if self._tail_rows is not None:
@@ -277,9 +310,13 @@ class PyramidBuilder:
         return changed
 
 
-def reference_buckets(alphas: np.ndarray, cols: Mapping[str, np.ndarray], phi: np.ndarray, level: int
+def reference_buckets(alphas: np.ndarray, cols: Mapping[str, np.ndarray], phi: np.ndarray, level: int,
+                      tcount: np.ndarray | None = None, trial_alpha: np.ndarray | None = None
                       ) -> dict[str, np.ndarray]:
     """Plain twin: the buckets of ``level`` computed from the rows one bucket at a time (no merging tree)."""
+    off = np.zeros(len(cols["iteration"]) + 1, np.int64)
+    if tcount is not None:
+        np.cumsum(tcount, out=off[1:])
     size = bucket_rows(level)
     n = len(cols["iteration"])
     classic = classic_values(alphas, phi, cols["train_loss"])
@@ -305,6 +342,15 @@ def reference_buckets(alphas: np.ndarray, cols: Mapping[str, np.ndarray], phi: n
             out["epoch_first"].append(cols["epoch"][a])
             out["epoch_last"].append(cols["epoch"][b - 1])
             out["batch_changes"].append(sum(1 for i in range(max(a, 1), b) if batch[i] != batch[i - 1]))
+            out["searched"].append(int(np.count_nonzero(np.asarray(cols["ls_evals"][sl]) > 0)))
+            out["trials"].append(int(off[b] - off[a]))
+            loose = 0
+            for i in range(a, b):
+                t = float(cols["taken_alpha"][i])
+                t = t if math.isfinite(t) and t > 0 else 1.0
+                if trial_alpha is not None:
+                    loose += int(np.count_nonzero(trial_alpha[off[i]:off[i + 1]] > t * (1 + 1e-9)))
+            out["loose_ends"].append(loose)
             for name in stats.FLOAT_AGGREGATED:
                 v = np.asarray(cols[name][sl], np.float64)
                 f = v[np.isfinite(v)]

@@ -41,7 +41,7 @@ from urllib.request import pathname2url
 import numpy as np
 
 from . import schema
-from .codec import BlockError, Iterations, as_grid, decode_block, loads_bounded
+from .codec import MAX_BLOCK_ROWS, BlockError, Iterations, as_grid, decode_block, loads_bounded
 from .errors import RecordingError
 from .fsutil import check_recording_file, has_journal
 from .lock import parse_lock_record, writer_alive
@@ -49,6 +49,8 @@ from .lock import parse_lock_record, writer_alive
 __all__ = ["Recording", "open_recordings", "sql_error", "read_meta", "validate_identity", "connect_readonly"]
 
 _META_KEYS = ("run", "alpha_grid", "created_by", "writer")
+_ALL_BLOBS = ",".join("blob" for _ in schema.block_columns())
+_LOD_COLUMNS = ("level", "chunk", "n", "first_iteration", "last_iteration", "data")
 _REQUIRED_COLUMNS = {
     "meta": ("key", "value"),
     "blocks": ("id", "first_iteration", "last_iteration", "n", *schema.block_columns()),
@@ -149,10 +151,16 @@ def validate_identity(con: sqlite3.Connection, path: Path, *, exact: bool = Fals
             if want is None or want != (typ, _canonical(sql)):
                 raise RecordingError(path, f"refused for writing: {typ} {label!r} is not what the recording "
                                            f"schema declares (the file was changed outside gda-gl)")
-    missing = set(_REQUIRED_COLUMNS) - tables
+    required_tables = dict(_REQUIRED_COLUMNS)
+    if version >= 2:
+        required_tables["lod"] = _LOD_COLUMNS
+    if exact and version != schema.SCHEMA_VERSION:
+        raise RecordingError(path, f"cannot append to a schema-{version} recording (this gda-gl writes "
+                                   f"schema {schema.SCHEMA_VERSION}); run 'gda-gl upgrade' to make a copy to append to")
+    missing = set(required_tables) - tables
     if missing:
         raise RecordingError(path, f"damaged recording (missing tables: {', '.join(sorted(missing))})")
-    for table, required in _REQUIRED_COLUMNS.items():
+    for table, required in required_tables.items():
         info = con.execute(f'PRAGMA table_xinfo("{table}")').fetchall()
         generated = [r[1] for r in info if r[6] in (2, 3)]
         if generated:
@@ -284,6 +292,7 @@ class Recording:
             self._finalizer = weakref.finalize(self, shutil.rmtree, self._tmpdir, True)
         self._con = connect_readonly(target, snapshot=snapshot)
         validate_identity(self._con, self.path)
+        self.version = int(self._con.execute("PRAGMA user_version").fetchone()[0])
         self.meta = read_meta(self._con, self.path)
         self.alpha_grid = self.meta["alpha_grid"]
         self._index()  # every block header is checked once at open
@@ -321,8 +330,10 @@ class Recording:
         iteration column (``length()`` reads the record header, not the BLOB),
         so every later allocation is bounded by bytes the file holds.
         """
-        sql = ("SELECT id, n, first_iteration, last_iteration, length(f_iteration), typeof(f_iteration) "
-               f"FROM blocks{where} ORDER BY id")
+        # typeof() of every BLOB column, like length(), is answered from the record header
+        kinds = " || ',' || ".join(f"typeof({c})" for c in schema.block_columns())
+        sql = ("SELECT id, n, first_iteration, last_iteration, length(f_iteration), typeof(f_iteration), "
+               f"{kinds} FROM blocks{where} ORDER BY id")
         if con is None:
             rows = self._query(sql, args)
         else:
@@ -330,13 +341,15 @@ class Recording:
         out = []
         prev_last = None
         item = schema.ITER_DTYPES["iteration"].itemsize
-        for bid, n, first, last, nbytes, typ in rows:
+        names = schema.block_columns()
+        for bid, n, first, last, nbytes, typ, kinds in rows:
             if not all(isinstance(v, int) and not isinstance(v, bool) for v in (bid, n, first, last)):
                 raise RecordingError(self.path, f"damaged block {bid}: id, n, first_iteration and last_iteration "
                                                 "must be integers")
-            if typ != "blob":
-                raise RecordingError(self.path, f"damaged block {bid}: column f_iteration is {typ}, expected a BLOB")
-            if n <= 0 or n * item != nbytes:
+            if kinds != _ALL_BLOBS:
+                bad = next((c, k) for c, k in zip(names, str(kinds).split(",")) if k != "blob")
+                raise RecordingError(self.path, f"damaged block {bid}: column {bad[0]} is {bad[1]}, expected a BLOB")
+            if n <= 0 or (self.version < 2 and n * item != nbytes) or (self.version >= 2 and n > MAX_BLOCK_ROWS):
                 raise RecordingError(self.path, f"damaged block {bid}: row count n = {n} does not match its "
                                                 f"{nbytes}-byte iteration column")
             if first > last or (prev_last is not None and first <= prev_last):
@@ -414,7 +427,7 @@ class Recording:
             if r[0] != bid or r[1] != n:
                 raise RecordingError(self.path, f"damaged block {r[0]}: changed while being read")
             try:
-                bcols, bphi, tc, btr = decode_block(r[2:], n, k)
+                bcols, bphi, tc, btr = decode_block(r[2:], n, k, self.version)
             except BlockError as exc:
                 raise RecordingError(self.path, f"damaged block {bid}: {exc}") from None
             its = bcols["iteration"]
@@ -493,6 +506,19 @@ class Recording:
         if index:
             self._cursor = (index[-1][0], index[-1][1])
         return data
+
+    @_guarded
+    def read_block(self, block_id: int) -> Iterations:
+        """The rows of one block (validated); what windowed readers decode through their cache."""
+        def work(con):
+            index = self._index(" WHERE id = ?", (int(block_id),), con=con)
+            return self._assemble(index, con)
+
+        return self._read_tx(work)
+
+    def has_stored_pyramid(self) -> bool:
+        """Whether the file stores its level-of-detail pyramid (schema 2); schema-1 files are indexed in memory."""
+        return self.version >= 2
 
     def file_size(self) -> int:
         """Bytes of the file plus its WAL."""

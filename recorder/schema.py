@@ -1,7 +1,9 @@
-"""The recording format (``*.gda``): one SQLite file, schema version 1.
+"""The recording format (``*.gda``): one SQLite file, schema version 2 (version 1 still read).
 
-This module is the single place the format is documented; the writer and the
-reader in :mod:`recorder.store` both take every name, dtype and code from here.
+This module is the single place the format is documented; the writer, the
+reader and the pyramid take every name, dtype and code from here (and the
+per-iteration statistics from :mod:`recorder.stats`, where each is declared
+once).
 
 File identity
 -------------
@@ -20,17 +22,41 @@ Tables
 
 ``blocks``
     Iterations in blocks of up to ``block_rows`` rows (a few thousand), one row
-    per block, columnar inside: every per-iteration field is one BLOB holding a
-    little-endian numpy array of ``n`` values (dtype in :data:`ITER_FIELDS`).
-    ``phi`` is ``n x K`` float32, row-major.  Trial points are ragged:
-    ``trial_count`` (int32, per iteration) says how many of the concatenated
-    ``trial_*`` arrays belong to each iteration, in order.  Columns:
-    ``id INTEGER PRIMARY KEY, first_iteration, last_iteration, n``, then one
-    BLOB per field.  The newest block may be rewritten with more rows while a
-    writer appends (it grows until full); rows once committed never change.
+    per block, columnar inside: every per-iteration field is one BLOB holding
+    ``n`` values (dtype in :data:`ITER_FIELDS`).  ``phi`` is ``n x K`` float32,
+    row-major.  Trial points are ragged: ``trial_count`` (int32, per
+    iteration) says how many of the concatenated ``trial_*`` arrays belong to
+    each iteration, in order.  Columns: ``id INTEGER PRIMARY KEY,
+    first_iteration, last_iteration, n``, then one BLOB per field (names from
+    :func:`block_columns`).  The newest block may be rewritten with more rows
+    while a writer appends (it grows until full); rows once committed never
+    change.
+
+    * Version 2: each BLOB is a Blosc2 frame (byte shuffle + Zstandard level 1)
+      of the little-endian array, see :mod:`recorder.colcodec`; statistics
+      that need no more are float32 (:data:`ITER_FIELDS`).  Lossless: NaN
+      payloads and +-Inf round-trip bit-exactly.
+    * Version 1: each BLOB is the raw little-endian array, with the dtypes of
+      :data:`ITER_FIELDS_V1` (all floats float64).
+
+``lod`` (version 2 only): the level-of-detail pyramid (:mod:`recorder.pyramid`)
+    ``lod(level INTEGER, chunk INTEGER, n INTEGER, first_iteration INTEGER,
+    last_iteration INTEGER, data BLOB, PRIMARY KEY(level, chunk))``.  Level
+    ``l`` buckets ``64 * 4**l`` consecutive rows; chunk ``c`` of a level holds
+    its buckets ``[4096 c, 4096 (c + 1))``; ``data`` is a packed column set
+    (:func:`recorder.colcodec.pack_columns`) of the fields in
+    :data:`recorder.pyramid.BUCKET_FIELDS`, ``n`` values each.  The top level
+    has one bucket: the whole-run summary.  The writer updates the newest
+    chunk of every level in the same transaction as the blocks, so the
+    pyramid always describes exactly the committed rows.
 
 ``events(id INTEGER PRIMARY KEY, iteration INTEGER, wall_time REAL, kind TEXT, message TEXT)``
     Probe failures with their message, writer notes.
+
+Version 1 files (written by gda_gl 0.1) are opened read-only and indexed in
+memory when opened (a streaming pass over their blocks); they are never
+modified.  ``gda-gl upgrade OLD.gda NEW.gda`` writes a version-2 copy with a
+stored pyramid.
 
 Run metadata (``meta.run``)
 ---------------------------
@@ -42,60 +68,39 @@ caller adds.
 
 Per-iteration fields
 --------------------
-See :data:`ITER_FIELDS`.  Alphas are in units of the update direction
+See :data:`recorder.stats.STATISTICS` (name, dtype, description, how each
+aggregates).  Alphas are in units of the update direction
 ``d_k = w_{k+1} - w_k``; ``taken_alpha`` is 1.0 when the step was taken along
 ``d_k`` and ``native_step`` is the optimizer's own step length (the learning
 rate, or the line search's accepted step along its search direction).
 Line statistics (``min_alpha`` ... ``cockpit_alpha``) are computed by
-:mod:`recorder.linestats`.  NaN and +-Inf are stored bit-exactly.
+:mod:`recorder.linestats`.
 
-No pickle anywhere: everything is SQL scalars, JSON and raw numpy bytes.
+No pickle anywhere: everything is SQL scalars, JSON and numpy bytes.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: versions this release reads
+READABLE_VERSIONS = (1, 2)
 APPLICATION_ID = 0x47444131  # "GDA1"
 
-#: Probe status codes (``status`` column).
-STATUS_OK = 0
-STATUS_NONFINITE = 1
-STATUS_FAILED = 2
-STATUS_SKIPPED = 3
-STATUS_NAMES = {STATUS_OK: "ok", STATUS_NONFINITE: "non-finite", STATUS_FAILED: "failed", STATUS_SKIPPED: "skipped"}
+from .stats import (CLASS_NAMES, CLASS_NEAR_OPTIMAL, CLASS_OVERSHOOT, CLASS_UNDERSHOOT,  # noqa: E402,F401
+                    CLASS_UNKNOWN, STATISTICS, STATUS_FAILED, STATUS_NAMES, STATUS_NONFINITE, STATUS_OK,
+                    STATUS_SKIPPED)
 
-#: Step classes (``step_class`` column).
-CLASS_UNKNOWN = 0
-CLASS_UNDERSHOOT = 1
-CLASS_NEAR_OPTIMAL = 2
-CLASS_OVERSHOOT = 3
-CLASS_NAMES = {CLASS_UNKNOWN: "unknown", CLASS_UNDERSHOOT: "undershoot", CLASS_NEAR_OPTIMAL: "near-optimal",
-               CLASS_OVERSHOOT: "overshoot"}
+#: (name, little-endian dtype, description) of every scalar per-iteration field (schema 2).
+ITER_FIELDS: tuple[tuple[str, str, str], ...] = tuple((s.name, s.dtype, s.description) for s in STATISTICS)
 
-#: (name, little-endian dtype, description) of every scalar per-iteration field.
-ITER_FIELDS: tuple[tuple[str, str, str], ...] = (
-    ("iteration", "<i8", "global iteration number, strictly increasing"),
-    ("epoch", "<i4", "epoch the iteration belongs to"),
-    ("batch", "<i8", "mini-batch id; changes when the data the loss is measured on changes"),
-    ("taken_alpha", "<f8", "accepted step in units of d_k (1.0 normally)"),
-    ("native_step", "<f8", "the optimizer's own step length (lr or line-search step)"),
-    ("train_loss", "<f8", "training loss the optimizer saw at w_k"),
-    ("step_norm", "<f8", "||w_{k+1} - w_k||"),
-    ("grad_norm", "<f8", "||grad L(w_k)|| (NaN when unknown)"),
-    ("lr", "<f8", "learning rate of the first parameter group"),
-    ("wall_time", "<f8", "unix time when the step finished"),
-    ("status", "<i1", "probe status: 0 ok, 1 non-finite, 2 failed, 3 skipped"),
-    ("ls_evals", "<i4", "loss evaluations of the optimizer's line search (0 without one)"),
-    ("min_alpha", "<f8", "alpha of the grid minimum of phi"),
-    ("min_phi", "<f8", "grid minimum of phi"),
-    ("efficiency", "<f8", "(phi(0) - phi(taken)) / (phi(0) - min phi)"),
-    ("step_class", "<i1", "0 unknown, 1 undershoot, 2 near-optimal, 3 overshoot"),
-    ("curvature", "<f8", "phi'' of the least-squares parabola along d_k"),
-    ("slope0", "<f8", "phi'(0) = grad . d_k where a gradient is known"),
-    ("cockpit_alpha", "<f8", "step position on the parabola: -1 start, 0 valley floor, +1 opposite wall"),
-)
+_V1_FLOAT64 = {"train_loss", "step_norm", "grad_norm", "min_alpha", "min_phi", "efficiency", "curvature", "slope0",
+               "cockpit_alpha"}
+#: the same fields as stored by schema version 1 (every float as float64)
+ITER_FIELDS_V1: tuple[tuple[str, str, str], ...] = tuple(
+    (n, "<f8" if n in _V1_FLOAT64 else d, desc) for n, d, desc in ITER_FIELDS)
+ITER_DTYPES_V1: dict[str, np.dtype] = {name: np.dtype(dt) for name, dt, _ in ITER_FIELDS_V1}
 ITER_DTYPES: dict[str, np.dtype] = {name: np.dtype(dt) for name, dt, _ in ITER_FIELDS}
 
 PHI_DTYPE = np.dtype("<f4")
@@ -111,8 +116,7 @@ TRIAL_DTYPES: dict[str, np.dtype] = {name: np.dtype(dt) for name, dt, _ in TRIAL
 TRIAL_COUNT_DTYPE = np.dtype("<i4")
 
 #: Numeric fields a viewer may colour by or filter on.
-STAT_FIELDS = ("efficiency", "step_class", "curvature", "slope0", "cockpit_alpha", "min_alpha", "min_phi",
-               "train_loss", "step_norm", "grad_norm", "lr", "ls_evals", "status")
+STAT_FIELDS = tuple(s.name for s in STATISTICS if s.aggregate is not None)
 
 
 def block_columns() -> list[str]:
@@ -125,7 +129,7 @@ def block_columns() -> list[str]:
 
 
 def create_statements() -> list[str]:
-    """The SQL that creates an empty schema-version-1 recording."""
+    """The SQL that creates an empty recording of the current schema version."""
     blob_cols = ",\n    ".join(f"{c} BLOB NOT NULL" for c in block_columns())
     return [
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -136,6 +140,9 @@ def create_statements() -> list[str]:
     n INTEGER NOT NULL,
     {blob_cols}
 )""",
+        "CREATE TABLE lod (level INTEGER NOT NULL, chunk INTEGER NOT NULL, n INTEGER NOT NULL, "
+        "first_iteration INTEGER NOT NULL, last_iteration INTEGER NOT NULL, data BLOB NOT NULL, "
+        "PRIMARY KEY (level, chunk)) WITHOUT ROWID",
         "CREATE TABLE events (id INTEGER PRIMARY KEY, iteration INTEGER, wall_time REAL, kind TEXT NOT NULL, "
         "message TEXT NOT NULL)",
         f"PRAGMA application_id = {APPLICATION_ID}",

@@ -82,7 +82,7 @@ STATISTICS: tuple[Statistic, ...] = (
     Statistic("grad_norm", "<f4", "||grad L(w_k)||, of the gradient as backward produced it (NaN when unknown)",
               "gradient norm", colormap="viridis"),
     Statistic("lr", "<f8", "learning rate of the first parameter group", "learning rate", colormap="viridis"),
-    Statistic("wall_time", "<f8", "unix time when the step finished", "wall time", None, fmt=".3f"),
+    Statistic("wall_time", "<f8", "unix time when the step finished", "wall time", fmt=".3f"),
     Statistic("status", "<i1", "probe status: 0 ok, 1 non-finite, 2 failed, 3 skipped", "probe status", "codes",
               _STATUS_CODES, fmt="d"),
     Statistic("ls_evals", "<i4", "loss evaluations of the optimizer's line search (0 without one)",

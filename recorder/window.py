@@ -95,7 +95,7 @@ class RunWindows:
         w = cls(data.alpha_grid, name)
         w._mem = data
         if len(data):
-            w.chunks.add(data.columns, data.phi)
+            w.chunks.add(data.columns, data.phi, np.diff(data.trial_offsets), data.trials["alpha"])
         return w
 
     @classmethod
@@ -159,7 +159,7 @@ class RunWindows:
             if skip >= len(data):
                 continue
             part = data.slice_rows(skip, len(data)) if skip else data
-            self.chunks.add(part.columns, part.phi)
+            self.chunks.add(part.columns, part.phi, np.diff(part.trial_offsets), part.trials["alpha"])
 
     # -- rows --------------------------------------------------------------------------
     @property

@@ -60,7 +60,9 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from . import schema
-from .codec import BlockError, as_grid, concat_parts, decode_block, encode_block, json_safe, trials_arrays
+from .lodstore import LodError, decode_chunk, write_chunks
+from .pyramid import BASE_ROWS, CHUNK, PyramidBuilder
+from .codec import MAX_BLOCK_ROWS, BlockError, as_grid, concat_parts, decode_block, encode_block, json_safe, trials_arrays
 from .errors import RecordingBusyError, RecordingError
 from .fsutil import NETWORK_FS, check_recording_file, fs_type, sniff
 from .lock import HEARTBEAT_S, describe_writer, process_token, writer_alive
@@ -222,6 +224,7 @@ class RecordingWriter:
         self.rows_committed = 0
         self._con: sqlite3.Connection | None = None
         self.journal_mode = ""
+        self._pyramid = PyramidBuilder(self.alpha_grid)
 
         try:
             kind = sniff(self.path)
@@ -349,6 +352,7 @@ class RecordingWriter:
         self._con = self._connect(journal, validate=True)
         self._acquire()
         self._load_tail()
+        self._resume_pyramid()
 
     # -- connection and lock -------------------------------------------------
     def _connect(self, journal: str, validate: bool = False) -> sqlite3.Connection:
@@ -411,7 +415,7 @@ class RecordingWriter:
         item = schema.ITER_DTYPES["iteration"].itemsize
         for bid, n, first, last, nbytes in con.execute(
                 "SELECT id, n, first_iteration, last_iteration, length(f_iteration) FROM blocks ORDER BY id"):
-            if not all(isinstance(v, int) for v in (bid, n, first, last)) or n <= 0 or n * item != nbytes \
+            if not all(isinstance(v, int) for v in (bid, n, first, last)) or n <= 0 or n > MAX_BLOCK_ROWS or nbytes is None \
                     or first > last or (last_it is not None and first <= last_it):
                 raise RecordingError(self.path, f"cannot append: damaged block {bid}")
             total += n
@@ -429,6 +433,53 @@ class RecordingWriter:
             raise RecordingError(self.path, f"cannot append: damaged block {bid}: {exc}") from None
         if n < self.block_rows:
             self._tail = (bid, cols, phi, tcount, trials)
+
+    def _resume_pyramid(self) -> None:
+        """Continue the stored pyramid: the newest chunk of every level, the rows of the partial bucket."""
+        con = self._con
+        last_chunks = []
+        try:
+            for level, c in con.execute("SELECT level, MAX(chunk) FROM lod GROUP BY level ORDER BY level").fetchall():
+                row = con.execute("SELECT level, chunk, n, first_iteration, last_iteration, data FROM lod "
+                                  "WHERE level = ? AND chunk = ?", (level, c)).fetchone()
+                last_chunks.append((c, decode_chunk(*row)))
+        except LodError as exc:
+            raise RecordingError(self.path, f"cannot append: damaged pyramid ({exc})") from None
+        total = self.rows_committed
+        rem = total % BASE_ROWS
+        tail_cols = tail_phi = None
+        prev_batch = None
+        if total:
+            k = len(self.alpha_grid)
+            need = rem + 1
+            parts = []
+            for row in con.execute(f"SELECT id, n, {', '.join(schema.block_columns())} FROM blocks "
+                                   "ORDER BY id DESC LIMIT 2"):
+                try:
+                    cols, phi, tc, tr = decode_block(row[2:], row[1], k)
+                except BlockError as exc:
+                    raise RecordingError(self.path, f"cannot append: damaged block {row[0]}: {exc}") from None
+                parts.insert(0, (cols, phi, tc, tr["alpha"]))
+                if sum(len(p[1]) for p in parts) >= need:
+                    break
+            cols = {name: np.concatenate([p[0][name] for p in parts]) for name in parts[0][0]}
+            phi = np.concatenate([p[1] for p in parts])
+            tc = np.concatenate([p[2] for p in parts]).astype(np.int64)
+            ta = np.concatenate([p[3] for p in parts])
+            m = len(phi)
+            prev_batch = int(cols["batch"][m - rem - 1]) if m > rem else None
+            tail_tc = tail_ta = None
+            if rem:
+                tail_cols = {name: v[m - rem:] for name, v in cols.items()}
+                tail_phi = phi[m - rem:]
+                tail_tc = tc[m - rem:]
+                tail_ta = ta[int(tc[:m - rem].sum()):]
+        counts_ok = (not last_chunks and total == 0) or (
+            last_chunks and last_chunks[0][0] * CHUNK + len(last_chunks[0][1]["rows"]) == -(-total // BASE_ROWS))
+        if not counts_ok:
+            raise RecordingError(self.path, "cannot append: the stored pyramid does not match the rows")
+        self._pyramid = PyramidBuilder.resume(self.alpha_grid, total, last_chunks, tail_cols, tail_phi, prev_batch,
+                                              tail_tc if total else None, tail_ta if total else None)
 
     # -- appending -----------------------------------------------------------
     def append(self, iteration: int, phi: Sequence[float] | np.ndarray | None = None, *,
@@ -614,9 +665,13 @@ class RecordingWriter:
         failure anywhere (disk full at the last page) leaves it as before.
         """
         con = self._con
+        pyr = self._pyramid.copy() if pending else self._pyramid
         con.execute("BEGIN IMMEDIATE")
         try:
             new_tail, written = self._write_blocks(con, pending) if pending else (self._tail, [])
+            if pending:
+                new_cols, new_phi, new_tc, new_tr = concat_parts(list(pending))
+                write_chunks(con, pyr.add(new_cols, new_phi, new_tc, new_tr["alpha"]))
             if events:
                 con.executemany("INSERT INTO events(iteration, wall_time, kind, message) VALUES (?, ?, ?, ?)",
                                 events)
@@ -631,6 +686,7 @@ class RecordingWriter:
                 pass  # SQLite already rolled back (e.g. SQLITE_FULL at COMMIT)
             raise
         self._tail = new_tail
+        self._pyramid = pyr
         self.rows_committed += sum(len(p[1]) for p in pending)
         self._last_heartbeat = time.time()
 
@@ -650,7 +706,7 @@ class RecordingWriter:
         n = len(phi)
         start = 0
         new_tail = None
-        written = []
+        written: list = []
         csum = np.zeros(n + 1, np.int64)
         np.cumsum(tcount, out=csum[1:])
         while start < n:

@@ -49,7 +49,7 @@ def test_round_trip_with_nonfinite_and_ragged_trials(tmp_path):
         d = rec.read()
         assert len(d) == n
         assert d.phi.tobytes() == phi.tobytes()  # bit-exact, NaN payload included
-        assert d["train_loss"].tobytes() == losses.tobytes()
+        assert d["train_loss"].tobytes() == losses.astype(np.float32).tobytes()  # float32 since schema 2
         np.testing.assert_array_equal(d.iteration, 10 + 3 * np.arange(n))
         np.testing.assert_array_equal(d["batch"], np.arange(n) // 20)
         assert list(d["status"][2:7]) == [0, 1, 1, 1, 0]

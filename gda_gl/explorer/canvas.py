@@ -197,8 +197,8 @@ class ExplorerCanvas(app.Canvas):
             hit = c.iteration_at(c.px_to_data(*pos)[0])
             if hit is None:
                 return
-            run, r = hit
-            idx, k = c.runs.index(run), int(run.data.iteration[r])
+            run, k = hit
+            idx = c.runs.index(run)
         c.select(idx, k)
         c.zoom_to_iteration(k)
 

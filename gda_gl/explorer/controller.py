@@ -21,8 +21,12 @@ out (:meth:`display_state` returned it), so a frame that takes longer than the
 animation still ends with the target on screen.  Pixel coordinates are the
 toolkit's: origin at the top-left of the canvas.
 
-Run data is read only through :func:`_rows` / :func:`_trials` and
-``run.x_span`` / ``run.rows_in`` so a windowed data source can stand behind it.
+Run data is read only through the run's windows (``run.rows_reaching``,
+``run.rows``, ``run.row_at``, ``run.windows.row_of``, ``run.x_span``,
+``len(run)``, ``run.reach``, ``run.visible``), never whole, so recordings of
+any length work; :meth:`ExplorerController.matches` is the one place that
+reads a whole column (the highlight filter), and falls back to the drawn
+window when a run is too long to load.
 """
 
 from __future__ import annotations
@@ -124,12 +128,14 @@ def interpolate_view(a: tuple[float, float], b: tuple[float, float], e: float,
     return _van_wijk(a, b, e)
 
 
-def _rows(run: RunData, r0: int, r1: int):
-    """Iterations, phi samples and accepted alphas (<= 0 or NaN as 1) of rows r0..r1."""
-    d = run.data
-    t = np.asarray(d["taken_alpha"][r0:r1], np.float64)
+def _arrays(d):
+    """Iterations, phi samples and accepted alphas (<= 0 or NaN as 1) of a window of rows."""
+    t = np.asarray(d["taken_alpha"], np.float64)
     t = np.where(np.isfinite(t) & (t > 0), t, 1.0)
-    return d.iteration[r0:r1].astype(np.float64), np.asarray(d.phi[r0:r1], np.float64), t
+    return d.iteration.astype(np.float64), np.asarray(d.phi, np.float64), t
+
+
+MAX_PICK_ROWS = 8192  # rows searched for the nearest arc (zoomed far out: the ones nearest the cursor)
 
 
 class ExplorerController:
@@ -157,7 +163,6 @@ class ExplorerController:
         self._last_growth: dict[str, float] = {}
         self.drawn_view: View | None = None   # set by the canvas after each frame: what is on screen
         self.drawn_mode: str | None = None    # "overview" or "detail", of the drawn frame
-        self.hidden: set[int] = set()         # indices of runs not drawn
         self.selected_run: int | None = None
         self.show_help = False
         self.show_legend = True
@@ -166,6 +171,7 @@ class ExplorerController:
         self._grow: list[Callable[[], None]] = []
         self._matches_key = None
         self._matches = np.empty(0, np.int64)
+        self.matches_whole = True
         if self.state.x_range is None:
             self.state.x_range = self.full_x_range()
 
@@ -191,10 +197,10 @@ class ExplorerController:
         self.size = (max(1, int(width)), max(1, int(height)))
 
     def visible_runs(self) -> list[RunData]:
-        return [r for i, r in enumerate(self.runs) if i not in self.hidden]
+        return [r for r in self.runs if getattr(r, "visible", True)]
 
     def full_x_range(self) -> tuple[float, float]:
-        spans = [r.x_span for r in self.runs if len(r.data)]
+        spans = [r.x_span for r in self.runs if len(r)]
         if not spans:
             return (0.0, 1.0)
         lo = min(s[0] for s in spans)
@@ -203,7 +209,7 @@ class ExplorerController:
 
     def _reach(self) -> float:
         """How far right of x = k + 1 a step's drawn arc reaches (the alpha grid's end / the step)."""
-        return max((float(r.alphas.max()) for r in self.runs if len(r.alphas)), default=1.0)
+        return max((float(r.reach) for r in self.runs), default=1.0)
 
     def x_bounds(self) -> tuple[float, float]:
         """The widest x range one may zoom out to: about ZOOM_OUT_LIMIT times the run."""
@@ -355,14 +361,11 @@ class ExplorerController:
 
     # -- picking and details -------------------------------------------------
     def iteration_at(self, x: float) -> tuple[RunData, int] | None:
-        """The run and row whose segment [k, k+1) contains x (first visible run that has one)."""
+        """The run and iteration whose segment [k, k+1) contains x (first visible run that has one)."""
         for run in self.visible_runs():
-            it = run.data.iteration
-            if len(it) == 0:
-                continue
-            r = int(np.searchsorted(it, int(math.floor(x)), side="right")) - 1
-            if 0 <= r < len(it) and it[r] <= x < it[r] + 1:
-                return run, r
+            row = run.row_at(x) if len(run) else None
+            if row is not None and len(row):
+                return run, int(row.iteration[0])
         return None
 
     def nearest_arc(self, px: float, py: float, max_px: float = HOVER_PX) -> dict | None:
@@ -380,15 +383,17 @@ class ExplorerController:
         tol_x = max_px / sx
         best = None
         for i, run in enumerate(self.runs):
-            if i in self.hidden or len(run.data) == 0:
+            if not getattr(run, "visible", True) or len(run) == 0:
                 continue
-            r0, r1 = run.rows_in(xc - tol_x, xc + tol_x)
-            if r1 <= r0:
+            xa, xb = xc - tol_x, xc + tol_x
+            n = run.windows.rows_in_range(xa - run.reach, xb + 1)
+            if n > MAX_PICK_ROWS:  # zoomed far out: the rows nearest the cursor column are enough
+                half = 0.5 * (xb - xa + run.reach + 1) * MAX_PICK_ROWS / n
+                xa, xb = xc - half, xc + half
+            win = run.rows_reaching(xa, xb)
+            if len(win) == 0:
                 continue
-            if r1 - r0 > 4096:  # zoomed far out: the rows nearest the cursor column are enough
-                c = int(np.searchsorted(run.data.iteration, int(math.floor(xc)), side="left"))
-                r0, r1 = max(r0, c - 2048), min(r1, c + 2048)
-            it, phi, t = _rows(run, r0, r1)
+            it, phi, t = _arrays(win)
             a = np.asarray(run.alphas, np.float64)
             X = lx + (it[:, None] + a[None, :] / t[:, None] - v.x0) * sx
             Y = ly + (_display(phi, v.log_y) - v.y0) * sy
@@ -410,8 +415,7 @@ class ExplorerController:
             if d <= max_px and (best is None or d < best["dist_px"]):
                 rr, ss = divmod(j, len(a) - 1)
                 alpha = float(a[ss] + u.flat[j] * (a[ss + 1] - a[ss]))
-                best = {"run": run, "run_index": i, "row": r0 + rr, "iteration": int(it[rr]), "alpha": alpha,
-                        "dist_px": d}
+                best = {"run": run, "run_index": i, "iteration": int(it[rr]), "alpha": alpha, "dist_px": d}
         return best
 
     def hover(self, px: float, py: float) -> dict | None:
@@ -424,12 +428,13 @@ class ExplorerController:
         info = {"x": x, "loss": y}
         near = self.nearest_arc(px, py)
         if near is not None:
-            run, r = near["run"], near["row"]
+            run, k = near["run"], near["iteration"]
         else:
             hit = self.iteration_at(x)
-            run, r = hit if hit is not None else (None, None)
-        if run is not None:
-            it, phi, t = _rows(run, r, r + 1)
+            run, k = hit if hit is not None else (None, None)
+        row = run.windows.row_of(k) if run is not None else None
+        if row is not None:
+            it, phi, t = _arrays(row)
             alpha = (x - it[0]) * t[0]
             fin = np.isfinite(phi[0])
             a = np.asarray(run.alphas, np.float64)
@@ -463,11 +468,8 @@ class ExplorerController:
             order.remove(self.selected_run)
             order.insert(0, self.selected_run)
         for i in order:
-            it = self.runs[i].data.iteration
-            if len(it) and it[0] <= k <= it[-1]:
-                j = int(np.searchsorted(it, k))
-                if j < len(it) and it[j] == k:
-                    return self.runs[i]
+            if len(self.runs[i]) and self.runs[i].windows.row_of(int(k)) is not None:
+                return self.runs[i]
         return None
 
     def details(self) -> dict | None:
@@ -477,21 +479,35 @@ class ExplorerController:
         run = self.selected_run_data()
         if run is None:
             return None
-        return dict(detail_numbers(run, run.data.row_of(self.state.selected)), run=run.name)
+        return dict(detail_numbers(run.windows.row_of(int(self.state.selected)), 0), run=run.name)
 
     # -- filters -------------------------------------------------------------
     def matches(self) -> np.ndarray:
-        """Iterations matching the highlight filter (all visible runs, sorted, unique; cached per data size)."""
-        key = (self.state.highlight, tuple(sorted(self.hidden)), tuple(len(r.data) for r in self.runs))
-        if key == self._matches_key:
+        """Iterations matching the highlight filter (visible runs, sorted, unique; cached per data size).
+
+        A run too long to load whole contributes the matches of the drawn window only
+        (``self.matches_whole`` is then False).
+        """
+        base = (self.state.highlight, tuple(bool(getattr(r, "visible", True)) for r in self.runs),
+                tuple(len(r) for r in self.runs))
+        vkey = None if self.drawn_view is None else (self.drawn_view.x0, self.drawn_view.x1)
+        if self._matches_key is not None and self._matches_key[0] == base and \
+                (self.matches_whole or self._matches_key[1] == vkey):
             return self._matches
-        parts = []
+        parts, whole = [], True
         for run in self.visible_runs():
-            m = highlight_mask(run.data, self.state.highlight)
+            if len(run) == 0:
+                continue
+            try:
+                d = run.data
+            except MemoryError:
+                v = self.view()
+                d, whole = run.rows(math.floor(v.x0), v.x1), False
+            m = highlight_mask(d, self.state.highlight)
             if m is not None:
-                parts.append(run.data.iteration[m])
+                parts.append(d.iteration[m])
         self._matches = np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
-        self._matches_key = key
+        self._matches_key, self.matches_whole = (base, vkey), whole
         return self._matches
 
     def match_summary(self) -> str:
@@ -505,7 +521,8 @@ class ExplorerController:
         v = self.view()
         lo = int(np.searchsorted(m, math.floor(v.x0), side="left"))
         hi = int(np.searchsorted(m, math.ceil(v.x1), side="left"))
-        return f"highlight {self.state.highlight}: {len(m):,} steps ({max(0, hi - lo):,} in view)"
+        total = f"{len(m):,} steps" if self.matches_whole else "in the drawn window only"
+        return f"highlight {self.state.highlight}: {total} ({max(0, hi - lo):,} in view)"
 
     def jump_match(self, direction: int = 1) -> int | None:
         """Zoom onto the next (+1) or previous (-1) matching iteration after the selection / view centre."""
@@ -543,21 +560,35 @@ class ExplorerController:
         """Filter by epochs ``lo..hi`` (inclusive): the view spans their iterations."""
         xs = []
         for run in self.visible_runs():
-            e = run.data["epoch"]
+            if len(run) == 0:
+                continue
+            try:
+                d = run.data  # epochs: a whole column
+            except MemoryError:
+                continue  # too long to load: epochs filter the runs that can be loaded
+            e = d["epoch"]
             sel = (e >= lo) & (e <= hi)
             if sel.any():
-                it = run.data.iteration[sel]
+                it = d.iteration[sel]
                 xs += [float(it.min()), float(it.max()) + 1.0]
         if xs:
             self.state.update(epoch_range=(lo, hi))
             self.set_x_range((min(xs), max(xs)))
 
     def max_epoch(self) -> int:
-        return max((int(r.data["epoch"].max()) for r in self.runs if len(r.data)), default=0)
+        """The last run's last epoch (epochs never decrease): read from the last row only."""
+        out = 0
+        for r in self.runs:
+            if len(r):
+                last = r.row_at(r.x_span[1] - 0.5)
+                if last is not None and len(last):
+                    out = max(out, int(last["epoch"][-1]))
+        return out
 
     # -- runs ------------------------------------------------------------------
     def set_run_visible(self, index: int, visible: bool) -> None:
-        (self.hidden.discard if visible else self.hidden.add)(index)
+        self.runs[index].visible = bool(visible)
+        self._matches_key = None
         self.request_redraw()
 
     def set_run_color(self, index: int, rgba) -> None:
@@ -573,12 +604,10 @@ class ExplorerController:
             w = csv.writer(fh)
             header = None
             for run in self.visible_runs():
-                d = run.data
-                if len(d) == 0:
+                if len(run) == 0:
                     continue
-                r0, r1 = run.rows_in(v.x0, v.x1)
-                it = d.iteration[r0:r1]
-                sel = np.nonzero((it + 1 > v.x0) & (it < v.x1))[0] + r0
+                d = run.rows(math.floor(v.x0), v.x1)
+                sel = np.nonzero(d.iteration + 1 > v.x0)[0]
                 cols = list(d.columns)
                 if header is None:
                     header = ["run", *cols]
@@ -668,13 +697,15 @@ class ExplorerController:
         for p in list(self.pending):
             if not Path(p).exists():
                 continue
+            rec = None
             try:
                 rec = Recording(p)
-                data = rec.read()
+                run = RunData.from_recording(rec, color=RUN_COLORS[len(self.runs) % len(RUN_COLORS)])
             except Exception as exc:  # still being created: try again at the next poll
                 log.debug("%s not readable yet: %s", p, exc)
+                if rec is not None:
+                    rec.close()
                 continue
-            run = RunData(data, name=rec.name, color=RUN_COLORS[len(self.runs) % len(RUN_COLORS)])
             self.runs.append(run)
             self.recordings.append(rec)
             self.pending.remove(p)
@@ -690,10 +721,14 @@ class ExplorerController:
         total = 0
         opened = self._open_pending() if self.pending else 0
         for rec, run in zip(self.recordings, self.runs):
-            new = rec.read_new()
-            if len(new):
+            if run.in_memory:
+                new = rec.read_new()
+                n = len(new)
                 run.extend(new)
-                total += len(new)
+            else:
+                n = run.refresh()
+            if n:
+                total += n
                 self._last_growth[run.name] = self.clock()
             state = rec.writer_state()
             idle = self.clock() - self._last_growth.get(run.name, self.clock())
@@ -704,7 +739,7 @@ class ExplorerController:
             else:
                 self.live_status[run.name] = "finished"
         if opened:
-            total += sum(len(r.data) for r in self.runs[-opened:])
+            total += sum(len(r) for r in self.runs[-opened:])
         if total:
             self._matches_key = None
             if self.state.follow:

@@ -1,0 +1,405 @@
+"""Drive the real explorer window (Qt under Xvfb) with synthetic input; write results as JSON plus screenshots.
+
+usage: qt_drive.py OUT_DIR RUN_A.gda RUN_B.gda FOLLOW_PATH
+
+Each scenario records what the state and the screen showed; tests/test_explorer_window.py asserts on it.
+Run under ``xvfb-run`` with ``QT_QPA_PLATFORM=xcb``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+OUT = Path(sys.argv[1])
+RUN_A, RUN_B, FOLLOW = sys.argv[2], sys.argv[3], sys.argv[4]
+results: dict = {}
+
+
+def main() -> None:
+    from PyQt6 import QtCore, QtGui, QtWidgets
+    from PyQt6.QtTest import QTest
+
+    from gda_gl.explorer.app import build_window
+    from gda_gl.explorer.controller import ANIMATION_S
+
+    w = build_window([RUN_A, RUN_B])
+    w.show((1500, 850))
+    c, cv = w.ctrl, w.canvas
+    native = cv.native
+
+    def wait(ms=60):
+        QTest.qWait(ms)
+
+    def settle(timeout=8.0):
+        """Process events until the animation has ended and the last frame is drawn."""
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            wait(30)
+            if not c.animating and not cv.pending_redraw:
+                wait(30)
+                if not c.animating and not cv.pending_redraw:
+                    return True
+        return False
+
+    def grab(widget=None, name=None):
+        img = (widget or native).grabFramebuffer() if hasattr(widget or native, "grabFramebuffer") else \
+            (widget or native).grab().toImage()
+        img = img.convertToFormat(QtGui.QImage.Format.Format_RGB888)
+        ptr = img.constBits()
+        ptr.setsize(img.sizeInBytes())
+        arr = np.frombuffer(ptr, np.uint8).reshape(img.height(), img.bytesPerLine())[:, :img.width() * 3]
+        arr = arr.reshape(img.height(), img.width(), 3).copy()
+        if name:
+            img.save(str(OUT / name))
+        return arr
+
+    def mouse(kind, pos, button=QtCore.Qt.MouseButton.LeftButton, buttons=None,
+              mods=QtCore.Qt.KeyboardModifier.NoModifier):
+        types = {"press": QtCore.QEvent.Type.MouseButtonPress, "release": QtCore.QEvent.Type.MouseButtonRelease,
+                 "move": QtCore.QEvent.Type.MouseMove, "double": QtCore.QEvent.Type.MouseButtonDblClick}
+        if buttons is None:
+            buttons = button if kind in ("press", "move", "double") and button != QtCore.Qt.MouseButton.NoButton \
+                else QtCore.Qt.MouseButton.NoButton
+        lp = QtCore.QPointF(float(pos[0]), float(pos[1]))
+        gp = QtCore.QPointF(native.mapToGlobal(lp.toPoint()))
+        ev = QtGui.QMouseEvent(types[kind], lp, gp, button, buttons, mods)
+        QtWidgets.QApplication.sendEvent(native, ev)
+
+    def hover_at(pos):
+        mouse("move", pos, button=QtCore.Qt.MouseButton.NoButton)
+
+    def wheel(pos, steps, mods=QtCore.Qt.KeyboardModifier.NoModifier):
+        lp = QtCore.QPointF(float(pos[0]), float(pos[1]))
+        gp = QtCore.QPointF(native.mapToGlobal(lp.toPoint()))
+        ev = QtGui.QWheelEvent(lp, gp, QtCore.QPoint(0, 0), QtCore.QPoint(0, int(120 * steps)),
+                               QtCore.Qt.MouseButton.NoButton, mods, QtCore.Qt.ScrollPhase.NoScrollPhase, False)
+        QtWidgets.QApplication.sendEvent(native, ev)
+
+    def key(text):
+        special = {"Home": QtCore.Qt.Key.Key_Home, "Escape": QtCore.Qt.Key.Key_Escape}
+        native.setFocus()
+        if text in special:
+            QTest.keyClick(native, special[text])
+        else:
+            QTest.keyClicks(native, text)
+
+    settle()
+    wait(300)
+
+    def scenario(name):
+        def deco(fn):
+            try:
+                results[name] = fn()
+            except Exception:
+                results[name] = {"error": traceback.format_exc()}
+            return fn
+        return deco
+
+    full = c.full_x_range()
+
+    @scenario("widgets_follow_state")
+    def _():
+        out = {}
+        key("h")
+        wait()
+        out["highlight_state"], out["highlight_combo"] = c.state.highlight, w.highlight.currentText()
+        key("c")
+        wait()
+        out["color_state"], out["color_combo"] = c.state.color_by, w.color.currentText()
+        key("l")
+        wait()
+        out["log_state"], out["log_check"] = c.state.log_y, w.checks["log_y"].isChecked()
+        key("+")
+        settle()
+        out["x_range"] = list(c.state.x_range)
+        out["it_spin"] = [w.it_lo.value(), w.it_hi.value()]
+        # the combo box edits the state too (both directions)
+        w.highlight.setCurrentText("none")
+        w.color.setCurrentText("none")
+        key("l")
+        key("Home")
+        settle()
+        out["after_reset"] = [c.state.highlight, c.state.color_by, c.state.log_y]
+        return out
+
+    @scenario("pick_two_runs")
+    def _():
+        # zoom where both runs' arcs are drawn; click within 2 px of run a's or b's arc
+        c.set_x_range((60.0, 75.0))
+        settle()
+        v = c.drawn_view
+        rng = np.random.default_rng(1)
+        trials, ok = [], 0
+        runs = c.runs
+        for i in range(24):
+            ri = i % 2
+            run = runs[ri]
+            k = int(rng.integers(61, 73))
+            row = run.data.row_of(k)
+            a = float(rng.uniform(0.15, 0.85))
+            t = float(run.data["taken_alpha"][row])
+            phi = float(np.interp(a, run.alphas, run.data.phi[row]))
+            px, py = v.data_to_px(k + a / t, phi)
+            # skip points where the other run's arc passes within 5 px (ambiguous by construction)
+            other = runs[1 - ri]
+            orow = other.data.row_of(k)
+            ophi = float(np.interp(a, other.alphas, other.data.phi[orow]))
+            if abs(v.data_to_px(k + a / t, ophi)[1] - py) < 6:
+                continue
+            dy = float(rng.uniform(-2.0, 2.0))
+            mouse("press", (px, py + dy))
+            mouse("release", (px, py + dy))
+            wait(20)
+            got = (c.selected_run, c.state.selected)
+            trials.append({"want": [ri, k], "got": list(got)})
+            ok += got == (ri, k)
+        # hover names the run and step under the cursor
+        run = runs[1]
+        row = run.data.row_of(66)
+        phi = float(np.interp(0.5, run.alphas, run.data.phi[row]))
+        pos = v.data_to_px(66.5, phi)
+        hover_at(pos)
+        wait(150)
+        status_b = w.win.statusBar().currentMessage()
+        return {"trials": trials, "ok": ok, "status_b": status_b}
+
+    @scenario("status_after_zoom")
+    def _():
+        c.set_x_range((100.0, 140.0))
+        settle()
+        lay = c.layout
+        pos = (lay.left + 0.2 * lay.plot[2], c.size[1] / 2)
+        hover_at(pos)
+        wait(150)
+        before = w.win.statusBar().currentMessage()
+        key("+")
+        settle()
+        wait(250)
+        after = w.win.statusBar().currentMessage()
+        x_now = c.drawn_view.px_to_data(*pos)[0]
+        v = c.drawn_view
+        return {"before": before, "after": after, "x_now": x_now, "y_range_data": list(v.y_range_data),
+                "hover_loss": c.hover_info["loss"] if c.hover_info else None}
+
+    @scenario("box_zoom")
+    def _():
+        key("Home")
+        settle()
+        lay = c.layout
+        p0 = (lay.left + 200, 120)
+        p1 = (lay.left + 420, 300)
+        sh = QtCore.Qt.KeyboardModifier.ShiftModifier
+        mouse("press", p0, mods=sh)
+        mouse("move", ((p0[0] + p1[0]) / 2, (p0[1] + p1[1]) / 2), mods=sh)
+        mouse("move", p1, mods=sh)
+        wait(150)
+        img = grab(name="box_zoom_drag.png")
+        expect = c.drawn_view.px_to_data(*p0)[0], c.drawn_view.px_to_data(*p1)[0]
+        mouse("release", p1, mods=sh)
+        settle()
+        edge = img[int(p0[1]), int(p0[0]) + 5:int(p1[0]) - 5].astype(int)
+        outline = np.all(np.abs(edge - np.array([53, 96, 192])) < 60, axis=1).mean()
+        inside = img[int(p0[1]) + 5:int(p1[1]) - 5, int(p0[0]) + 5:int(p1[0]) - 5].astype(int)
+        return {"outline_fraction": float(outline), "x_range": list(c.state.x_range), "expect": list(expect),
+                "y_range": c.state.y_range, "inside_mean": inside.reshape(-1, 3).mean(axis=0).tolist()}
+
+    @scenario("y_zoom_autofit")
+    def _():
+        key("Home")
+        settle()
+        h0 = c.drawn_view.y1 - c.drawn_view.y0
+        lay = c.layout
+        wheel((lay.left + 300, 200), 2, mods=QtCore.Qt.KeyboardModifier.ControlModifier)
+        settle()
+        h1 = c.drawn_view.y1 - c.drawn_view.y0
+        fixed, check_off = c.state.y_range is not None, not w.autofit.isChecked()
+        key("a")
+        settle()
+        return {"h0": h0, "h1": h1, "fixed": fixed, "autofit_check_off": check_off,
+                "auto_again": c.state.y_range is None and w.autofit.isChecked()}
+
+    @scenario("zoom_out_bound")
+    def _():
+        key("Home")
+        settle()
+        for _ in range(8):
+            key("-")
+            wait(20)
+        for _ in range(6):
+            wheel((c.layout.left + 50, 200), -3)
+            wait(20)
+        settle()
+        return {"width": c.state.x_range[1] - c.state.x_range[0], "full": full[1] - full[0],
+                "drawn": [c.drawn_view.x0, c.drawn_view.x1]}
+
+    @scenario("help_overlay")
+    def _():
+        key("Home")
+        settle()
+        blue = lambda im: int(np.sum(np.all(np.abs(im.astype(int) - [31, 120, 181]) < 40, axis=2)))  # noqa: E731
+        base = blue(grab())
+        key("?")
+        settle()
+        img = grab(name="help_overlay.png")
+        shown = c.show_help
+        modal = QtWidgets.QApplication.activeModalWidget() is not None
+        # the panel hides most of the plot
+        covered = blue(img)
+        key("Escape")
+        settle()
+        return {"shown": shown, "modal": modal, "blue_before": base, "blue_with_help": covered,
+                "closed": not c.show_help, "blue_after": blue(grab())}
+
+    @scenario("double_click_flight")
+    def _():
+        key("Home")
+        settle()
+        drawn = []
+        orig = cv.on_draw
+
+        def spy(event=None):
+            orig(event)
+            drawn.append((c.drawn_view.x0, c.drawn_view.x1))
+
+        cv.events.draw.disconnect(cv.on_draw)
+        cv.events.draw.connect(spy)
+        try:
+            run = c.runs[0]
+            k = 237
+            row = run.data.row_of(k)
+            v = c.drawn_view
+            px, py = v.data_to_px(k + 0.5, float(np.interp(0.5, run.alphas, run.data.phi[row])))
+            drawn.clear()
+            mouse("double", (px, py))
+            settle()
+        finally:
+            cv.events.draw.disconnect(spy)
+            cv.events.draw.connect(cv.on_draw)
+        return {"k": k, "selected": c.state.selected, "frames": drawn, "target": list(c.state.x_range)}
+
+    @scenario("slow_frames")
+    def _():
+        # every frame takes twice the animation: each zoom must still end with its target on screen
+        r = cv.renderer
+        orig = r.draw
+
+        def slow(*a, **kw):
+            out = orig(*a, **kw)
+            time.sleep(2 * ANIMATION_S)
+            return out
+
+        r.draw = slow
+        misses = []
+        try:
+            lay = c.layout
+            actions = [lambda: key("+"), lambda: key("+"), lambda: wheel((lay.left + 100, 200), 2),
+                       lambda: key("-"), lambda: key("Home"), lambda: key("+"), lambda: key("Home"),
+                       lambda: key("Home")]
+            for i, act in enumerate(actions):
+                act()
+                settle(timeout=10)
+                d = (c.drawn_view.x0, c.drawn_view.x1)
+                if d != tuple(c.state.x_range):
+                    misses.append([i, list(d), list(c.state.x_range)])
+        finally:
+            r.draw = orig
+        return {"misses": misses, "n": len(actions)}
+
+    @scenario("details_layout")
+    def _():
+        out = {}
+        for size in ((1500, 850), (900, 560)):
+            w.win.resize(*size)
+            wait(300)
+            c.select(0, 120)
+            settle()
+            wait(300)
+            d = w.detail.native
+            img = grab(d, name=f"details_{size[0]}x{size[1]}.png")
+            blue = int(np.sum(np.all(np.abs(img.astype(int) - [31, 120, 181]) < 40, axis=2)))
+            out[f"{size[0]}x{size[1]}"] = {"visible": d.isVisible(), "height": d.height(), "width": d.width(),
+                                           "blue_px": blue, "drawn": list(w.detail.drawn or []),
+                                           "window": [w.win.width(), w.win.height()]}
+        w.win.resize(1500, 850)
+        wait(200)
+        return out
+
+    @scenario("screenshots")
+    def _():
+        w.win.resize(1500, 850)
+        c.select(None, None)
+        key("Home")
+        settle()
+        wait(200)
+        w.win.grab().save(str(OUT / "window_overview.png"))
+        c.set_x_range((40.0, 100.0))
+        settle()
+        wait(200)
+        w.win.grab().save(str(OUT / "window_zoom.png"))
+        run = c.runs[0]
+        c.select(0, 61)
+        c.zoom_to_iteration(61)
+        settle()
+        wait(300)
+        w.win.grab().save(str(OUT / "window_step.png"))
+        return {"ok": True}
+
+    @scenario("follow_missing_file")
+    def _():
+        from recorder.store import RecordingWriter
+        from conftest import parabola_phi
+
+        w.win.close()
+        f = build_window([FOLLOW], follow=True)
+        f.show((1000, 700))
+        fc = f.ctrl
+        wait(800)
+        out = {"runs_before": len(fc.runs), "title_before": f.win.windowTitle()}
+        grid = np.linspace(0.0, 2.0, 16)
+        phi = parabola_phi(100, grid)
+        wr = RecordingWriter(FOLLOW, grid, {"name": "follow"}, overwrite=True, commit_interval=0.05)
+        for i in range(50):
+            wr.append(i, phi[i], train_loss=float(phi[i, 0]), taken_alpha=1.0)
+        wr.flush()
+        t0 = time.time()
+        while time.time() - t0 < 6 and not (fc.runs and len(fc.runs[0].data) >= 50):
+            wait(100)
+        wait(400)
+        out["runs_after"] = len(fc.runs)
+        out["rows_1"] = len(fc.runs[0].data) if fc.runs else 0
+        out["x_1"] = list(fc.state.x_range)
+        out["spin_max_1"] = f.it_hi.maximum()
+        for i in range(50, 100):
+            wr.append(i, phi[i], train_loss=float(phi[i, 0]), taken_alpha=1.0)
+        wr.flush()
+        t0 = time.time()
+        while time.time() - t0 < 6 and not (len(fc.runs[0].data) >= 100):
+            wait(100)
+        wait(500)
+        out["rows_2"] = len(fc.runs[0].data)
+        out["x_2"] = list(fc.state.x_range)
+        out["drawn_2"] = [f.canvas.controller.drawn_view.x0, f.canvas.controller.drawn_view.x1]
+        out["spin_max_2"] = f.it_hi.maximum()
+        wr.close()
+        f.win.close()
+        return out
+
+    (OUT / "results.json").write_text(json.dumps(results, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception:
+        results["fatal"] = traceback.format_exc()
+        (OUT / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    sys.exit(0)
