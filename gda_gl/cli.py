@@ -557,9 +557,15 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         print("gda-gl: error: out of memory", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except Exception as exc:  # a bug: one line, the traceback only with -v
+    except Exception as exc:
+        msg = " ".join(str(exc).split())[:300]
+        if isinstance(exc, ValueError) and type(exc).__module__.startswith("recorder."):
+            # a damaged recording found by a recorder module below the reader (codec, pyramid)
+            names = ", ".join(_short(r) for r in getattr(args, "runs", None) or []) or "recording"
+            print(f"gda-gl: error: {names}: damaged recording ({msg})", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        # a bug: one line, the traceback only with -v
         if args.verbose:
             log.error("traceback of the unexpected error", exc_info=True)
-        msg = " ".join(str(exc).split())[:300]
         print(f"gda-gl: error: unexpected {type(exc).__name__}: {msg} (run with -v for details)", file=sys.stderr)
         return 1
