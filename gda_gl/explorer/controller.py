@@ -57,6 +57,7 @@ MIN_WIDTH = 0.02          # the narrowest view, in iterations
 VAN_WIJK_RHO = 1.4        # zoom/pan trade-off of the smooth path (van Wijk and Nuij 2003 recommend ~1.4)
 PICK_PX = 8.0             # a click this close to a drawn arc selects it
 HOVER_PX = 14.0           # the hover readout names the nearest arc within this distance
+BEYOND_PENALTY_PX = 5.0   # picking prefers solid arcs: a light part counts as this much farther
 
 HELP = help_text()
 
@@ -397,11 +398,10 @@ class ExplorerController:
             a = np.asarray(run.alphas, np.float64)
             X = lx + (it[:, None] + a[None, :] / t[:, None] - v.x0) * sx
             Y = ly + (_display(phi, v.log_y) - v.y0) * sy
-            keep_seg = np.ones((len(it), len(a) - 1), bool)
-            if not self.state.show_loose:
-                keep_seg = a[None, 1:] <= t[:, None] * (1 + 1e-9)
             if len(a) < 2:
                 continue
+            main = a[None, 1:] <= t[:, None] * (1 + 1e-9)
+            keep_seg = main if not self.state.show_loose else np.ones_like(main)
             x0s, y0s, x1s, y1s = X[:, :-1], Y[:, :-1], X[:, 1:], Y[:, 1:]
             dx, dy = x1s - x0s, y1s - y0s
             L2 = dx * dx + dy * dy
@@ -409,10 +409,11 @@ class ExplorerController:
                 u = np.clip(((px - x0s) * dx + (gy - y0s) * dy) / np.where(L2 > 0, L2, 1.0), 0.0, 1.0)
             qx, qy = x0s + u * dx, y0s + u * dy
             dist = np.hypot(qx - px, qy - gy)
-            dist = np.where(keep_seg & np.isfinite(dist), dist, np.inf)
+            # the solid arc wins over a light one (beyond a neighbour's step) crossing it nearby
+            dist = np.where(keep_seg & np.isfinite(dist), dist + np.where(main, 0.0, BEYOND_PENALTY_PX), np.inf)
             j = int(np.argmin(dist))
             d = float(dist.flat[j])
-            if d <= max_px and (best is None or d < best["dist_px"]):
+            if d - (0.0 if main.flat[j] else BEYOND_PENALTY_PX) <= max_px and (best is None or d < best["dist_px"]):
                 rr, ss = divmod(j, len(a) - 1)
                 alpha = float(a[ss] + u.flat[j] * (a[ss + 1] - a[ss]))
                 best = {"run": run, "run_index": i, "iteration": int(it[rr]), "alpha": alpha, "dist_px": d}
