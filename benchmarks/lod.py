@@ -1,5 +1,6 @@
-"""LOD suite: envelope pyramid build against one numpy min/max pass (the memory-bandwidth floor),
-and incremental extension for a live run."""
+"""LOD suite: pyramid ingest (what the writer does at every commit) against one numpy min/max pass over
+the same data (the memory-bandwidth floor) and tsdownsample's MinMax (Rust, SIMD) as a reference, and
+incremental growth for a live run."""
 
 from __future__ import annotations
 
@@ -12,29 +13,73 @@ from .common import timeit
 NAME = "lod"
 
 
+def _columns(n: int, rng) -> dict:
+    from recorder import stats
+
+    cols = {}
+    for s in stats.STATISTICS:
+        dt = np.dtype(s.dtype)
+        if s.name == "iteration":
+            cols[s.name] = np.arange(n, dtype=dt)
+        elif s.name in ("batch", "epoch"):
+            cols[s.name] = (np.arange(n) // (20 if s.name == "batch" else 50_000)).astype(dt)
+        elif s.codes:
+            cols[s.name] = rng.integers(0, 3, n).astype(dt)
+        elif dt.kind == "f":
+            cols[s.name] = rng.random(n).astype(dt)
+        else:
+            cols[s.name] = rng.integers(0, 5, n).astype(dt)
+    cols["taken_alpha"] = np.ones(n)
+    return cols
+
+
 def run(quick: bool = False) -> dict:
-    from gda_gl.lod import EnvelopePyramid, row_envelope
+    from recorder import pyramid, stats
 
     rng = np.random.default_rng(0)
     rows = []
-    for n, k in ((1_000_000, 16), (1_000_000, 64)):
+    sizes = ((1_000_000, 16),) if quick else ((1_000_000, 16), (1_000_000, 64), (10_000_000, 16))
+    for n, k in sizes:
         phi = rng.random((n, k), dtype=np.float32)
         grid = np.linspace(0, 2, k)
-        taken = np.ones(n)
-        it = np.arange(n)
-        t_floor = timeit(lambda: (phi.min(axis=1), phi.max(axis=1)), repeat=3)
-        t_env = timeit(lambda: row_envelope(grid, phi, taken), repeat=3)
-        lo, hi = row_envelope(grid, phi, taken)
-        t_pyr = timeit(lambda: EnvelopePyramid(it, lo, hi, phi[:, 0]), repeat=3)
-        pyr = EnvelopePyramid(it[:-1000], lo[:-1000], hi[:-1000], phi[:-1000, 0])
+        cols = _columns(n, rng)
+        agg = [cols[s] for s in stats.FLOAT_AGGREGATED]
+
+        def floor():
+            phi.min(axis=1), phi.max(axis=1)
+            for a in agg:
+                a.min(), a.max()
+
+        block = 65536  # rows per commit: about one second of a fast training loop
+
+        def ingest():
+            b = pyramid.PyramidBuilder(grid)
+            for a in range(0, n, block):
+                b.add({c: v[a:a + block] for c, v in cols.items()}, phi[a:a + block])
+            return b
+
+        t_floor = timeit(floor, repeat=3)
+        t_ingest = timeit(ingest, repeat=1 if n > 2_000_000 else 3)
+        row = {"rows x K": f"{n:,} x {k}", "numpy min+max floor s": t_floor, "pyramid ingest s": t_ingest,
+               "ingest x floor": t_ingest / t_floor}
+        try:
+            from tsdownsample import MinMaxDownsampler
+
+            flat = phi.ravel()
+            t_ts = timeit(lambda: MinMaxDownsampler().downsample(flat, n_out=2 * (n // 64)), repeat=3)
+            row["tsdownsample MinMax (phi only) s"] = t_ts
+        except Exception:  # noqa: BLE001 - optional reference
+            row["tsdownsample MinMax (phi only) s"] = float("nan")
+        # live growth: ten commits of 100 rows after n - 1000 rows
+        b = pyramid.PyramidBuilder(grid)
+        for a in range(0, n - 1000, block):
+            e = min(n - 1000, a + block)
+            b.add({c: v[a:e] for c, v in cols.items()}, phi[a:e])
         t0 = time.perf_counter()
-        for s in range(n - 1000, n, 100):  # ten live updates of 100 iterations
-            pyr.extend(it[s:s + 100], lo[s:s + 100], hi[s:s + 100], phi[s:s + 100, 0])
-        t_ext = (time.perf_counter() - t0) / 10
-        full = EnvelopePyramid(it, lo, hi, phi[:, 0])
-        assert all(np.array_equal(a, b, equal_nan=True) for la, lb in zip(pyr.levels, full.levels)
-                   for a, b in zip(la, lb))
-        rows.append({"rows x K": f"{n:,} x {k}", "numpy min+max (floor) s": t_floor, "row envelope s": t_env,
-                     "pyramid levels s": t_pyr, "build x floor": (t_env + t_pyr) / t_floor,
-                     "extend +100 rows ms": 1e3 * t_ext, "levels": len(full.levels)})
+        for s in range(n - 1000, n, 100):
+            b.add({c: v[s:s + 100] for c, v in cols.items()}, phi[s:s + 100])
+        row["commit of +100 rows ms"] = 1e3 * (time.perf_counter() - t0) / 10
+        row["levels"] = b.levels
+        rows.append(row)
+        del phi, cols
     return {"lod": rows}

@@ -126,9 +126,20 @@ class MemoryChunks(ChunkSource):
         self._chunks: dict[tuple[int, int], dict[str, np.ndarray]] = {}
 
     def add(self, cols: Mapping[str, np.ndarray], phi: np.ndarray, tcount: np.ndarray | None = None,
-            trial_alpha: np.ndarray | None = None) -> None:
-        for level, c, recs in self.builder.add(cols, phi, tcount, trial_alpha):
-            self._chunks[(level, c)] = recs
+            trial_alpha: np.ndarray | None = None, step: int = 1 << 16) -> None:
+        """Add rows, ``step`` at a time (bounded temporary memory however many rows are given)."""
+        n = len(cols["iteration"])
+        off = None
+        if tcount is not None:
+            off = np.zeros(n + 1, np.int64)
+            np.cumsum(tcount, out=off[1:])
+        for a in range(0, n, step):
+            b = min(n, a + step)
+            part = {k: v[a:b] for k, v in cols.items()}
+            tc = None if off is None else tcount[a:b]
+            ta = None if off is None or trial_alpha is None else trial_alpha[off[a]:off[b]]
+            for level, c, recs in self.builder.add(part, phi[a:b], tc, ta):
+                self._chunks[(level, c)] = recs
         for key in [k for k in self._chunks if k[0] >= self.builder.levels]:
             del self._chunks[key]
 

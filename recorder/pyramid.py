@@ -89,9 +89,14 @@ def row_envelope(alphas: np.ndarray, phi: np.ndarray, taken: np.ndarray, classic
         if np.all(t == t[0]):
             ncols = max(1, int(np.searchsorted(alphas, t[0] * (1 + 1e-9), side="right")))
             sub = phi[:, :ncols]
-            if not np.isfinite(sub).all():
-                sub = np.where(np.isfinite(sub), sub, np.nan)
-            lo, hi = np.fmin.reduce(sub, axis=1), np.fmax.reduce(sub, axis=1)
+            # plain min/max first; only rows where they are not finite need the NaN/Inf-skipping pass
+            lo, hi = sub.min(axis=1), sub.max(axis=1)
+            bad = ~(np.isfinite(lo) & np.isfinite(hi))
+            if bad.any():
+                sb = sub[bad]
+                sb = np.where(np.isfinite(sb), sb, np.nan)
+                lo, hi = lo.copy(), hi.copy()
+                lo[bad], hi[bad] = np.fmin.reduce(sb, axis=1), np.fmax.reduce(sb, axis=1)
         else:
             mask = (alphas[None, :] <= t[:, None] * (1 + 1e-9)) & np.isfinite(phi)
             masked = np.where(mask, phi, np.nan)
@@ -120,7 +125,7 @@ def loose_counts(taken: np.ndarray, tcount: np.ndarray | None, trial_alpha: np.n
 
 def row_records(alphas: np.ndarray, cols: Mapping[str, np.ndarray], phi: np.ndarray,
                 prev_batch: int | None, tcount: np.ndarray | None = None,
-                trial_alpha: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                trial_alpha: np.ndarray | None = None, with_stats: bool = True) -> dict[str, np.ndarray]:
     """Every row as a bucket of one (the input of :func:`merge` for level 0).
 
     Parameters
@@ -146,6 +151,8 @@ def row_records(alphas: np.ndarray, cols: Mapping[str, np.ndarray], phi: np.ndar
            "searched": (np.asarray(cols["ls_evals"]) > 0).astype(_I4),
            "trials": np.zeros(n, _I4) if tcount is None else np.asarray(tcount, _I4),
            "loose_ends": loose_counts(np.asarray(cols["taken_alpha"], np.float64), tcount, trial_alpha)}
+    if not with_stats:
+        return out
     for name in stats.FLOAT_AGGREGATED:
         v = np.asarray(cols[name], np.float64)
         fin = np.isfinite(v)
@@ -161,19 +168,87 @@ def row_records(alphas: np.ndarray, cols: Mapping[str, np.ndarray], phi: np.ndar
     return out
 
 
+_STAT_FIELDS = {f"{n}:{a}" for n in stats.FLOAT_AGGREGATED for a in ("min", "max", "sum", "count")} | \
+    {f"{n}:{c}" for n in stats.CODE_AGGREGATED for c, _ in stats.STAT_BY_NAME[n].codes}
+
+
+def raw_rows(alphas: np.ndarray, cols: Mapping[str, np.ndarray], phi: np.ndarray, prev_batch: int | None,
+             tcount: np.ndarray | None = None, trial_alpha: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Rows in the form :func:`merge_rows` reduces: the bucket-of-one fields of :func:`row_records` except the
+    statistics, which stay raw columns (the fast ingest path: no per-row min/max/sum/count copies)."""
+    out = row_records(alphas, cols, phi, prev_batch, tcount, trial_alpha, with_stats=False)
+    for name in stats.FLOAT_AGGREGATED + stats.CODE_AGGREGATED:
+        out[name] = np.asarray(cols[name])
+    return out
+
+
+def _groups(v: np.ndarray, factor: int):
+    """(full groups as an (m, factor) view, the short last group or None)."""
+    full = len(v) // factor
+    g = v[:full * factor].reshape(full, factor)
+    rest = v[full * factor:]
+    return g, (rest if len(rest) else None)
+
+
+def merge_rows(raw: Mapping[str, np.ndarray], factor: int) -> dict[str, np.ndarray]:
+    """Level-0 buckets from :func:`raw_rows` (equal to ``merge(row_records(...), factor)``)."""
+    out = merge({k: v for k, v in raw.items() if k in BUCKET_DTYPES}, factor)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for name in stats.FLOAT_AGGREGATED:
+            parts = {a: [] for a in ("min", "max", "sum", "count")}
+            for g in _groups(raw[name], factor):
+                if g is None:
+                    continue
+                g = g.reshape(-1, g.shape[-1]) if g.ndim == 2 else g[None, :]
+                # min and max first: a group whose min and max are finite holds only finite values
+                mn, mx = g.min(axis=1), g.max(axis=1)
+                sm = g.sum(axis=1, dtype=np.float64)
+                cnt = np.full(len(g), g.shape[1], np.int64)
+                bad = ~(np.isfinite(mn) & np.isfinite(mx))
+                if bad.any():
+                    gb = g[bad]
+                    fin = np.isfinite(gb)
+                    gn = np.where(fin, gb, np.nan)
+                    mn, mx = mn.copy(), mx.copy()
+                    mn[bad], mx[bad] = np.fmin.reduce(gn, axis=1), np.fmax.reduce(gn, axis=1)
+                    sm[bad] = np.where(fin, gb, 0).sum(axis=1, dtype=np.float64)
+                    cnt[bad] = fin.sum(axis=1)
+                parts["min"].append(mn)
+                parts["max"].append(mx)
+                parts["sum"].append(sm)
+                parts["count"].append(cnt)
+            for a, lst in parts.items():
+                key = f"{name}:{a}"
+                out[key] = np.concatenate(lst).astype(BUCKET_DTYPES[key], copy=False) if lst else \
+                    np.empty(0, BUCKET_DTYPES[key])
+        for name in stats.CODE_AGGREGATED:
+            gs = [g.reshape(-1, g.shape[-1]) if g.ndim == 2 else g[None, :] for g in _groups(raw[name], factor)
+                  if g is not None]
+            for code, _ in stats.STAT_BY_NAME[name].codes:
+                key = f"{name}:{code}"
+                out[key] = np.concatenate([(g == code).sum(axis=1) for g in gs]).astype(_I4) if gs else \
+                    np.empty(0, _I4)
+    return out
+
+
 def merge(records: Mapping[str, np.ndarray], factor: int) -> dict[str, np.ndarray]:
-    """Reduce consecutive groups of ``factor`` buckets (the last group may be short) into one each."""
+    """Reduce consecutive groups of ``factor`` buckets (the last group may be short) into one each.
+
+    Fields absent from ``records`` are absent from the result."""
     m = len(records["rows"])
     nb = -(-m // factor)
     pad = nb * factor - m
     out: dict[str, np.ndarray] = {}
     if m == 0:
-        return {name: np.empty(0, dt) for name, dt, _ in BUCKET_FIELDS}
+        return {name: np.empty(0, dt) for name, dt, _ in BUCKET_FIELDS if name in records}
     last_idx = np.minimum(np.arange(nb) * factor + factor - 1, m - 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         for name, dt, op in BUCKET_FIELDS:
-            v = records[name]
+            v = records.get(name)
+            if v is None:
+                continue
             if op == "first":
                 out[name] = np.ascontiguousarray(v[::factor], dt)
                 continue
@@ -241,7 +316,7 @@ class PyramidBuilder:
             b._levels.append((ci * CHUNK, dict(recs)))
             b._counts.append(ci * CHUNK + len(recs["rows"]))
         if tail_cols is not None and len(tail_cols["iteration"]):
-            b._tail_rows = row_records(b.alphas, tail_cols, tail_phi, prev_batch, tail_tcount, tail_trial_alpha)
+            b._tail_rows = raw_rows(b.alphas, tail_cols, tail_phi, prev_batch, tail_tcount, tail_trial_alpha)
             b._prev_batch = int(tail_cols["batch"][-1])
         else:
             b._prev_batch = prev_batch
@@ -272,7 +347,7 @@ class PyramidBuilder:
         n = len(cols["iteration"])
         if n == 0:
             return []
-        recs = row_records(self.alphas, cols, phi, self._prev_batch, tcount, trial_alpha)
+        recs = raw_rows(self.alphas, cols, phi, self._prev_batch, tcount, trial_alpha)
         self._prev_batch = int(np.asarray(cols["batch"])[-1])
         first_bucket = self.n_rows // BASE_ROWS
         if self._tail_rows is not None:
@@ -281,7 +356,7 @@ class PyramidBuilder:
         rem = self.n_rows % BASE_ROWS
         self._tail_rows = _take(recs, len(recs["rows"]) - rem) if rem else None
         changed: list[tuple[int, int, dict]] = []
-        buckets = merge(recs, BASE_ROWS)
+        buckets = merge_rows(recs, BASE_ROWS)
         level = 0
         while True:
             end = first_bucket + len(buckets["rows"])
