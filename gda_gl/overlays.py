@@ -198,6 +198,7 @@ class Overlays:
 
         self.rects = RectBatch()
         self.lines = SegmentBatch()
+        self.owner = SegmentBatch()
         self.markers = MarkerBatch()
         self.text = Overlay()
         self.readout = Overlay()
@@ -220,19 +221,23 @@ class Overlays:
         mk, mk_col, mk_size, mk_shape = [], [], [], []
         text = TextLayer(W, H)
 
-        # owner lines of far loose ends (data units -> px), dotted
+        # owner lines of far loose ends (data units -> px), dotted, clipped to the plot
         if spec.connectors is not None and len(spec.connectors[0]):
             a, b = spec.connectors
             sx, sy = pw / (view.x1 - view.x0), ph / (view.y1 - view.y0)
             qa = np.stack([lx + (a[:, 0] - view.x0) * sx, ly + (a[:, 1] - view.y0) * sy], axis=1)
             qb = np.stack([lx + (b[:, 0] - view.x0) * sx, ly + (b[:, 1] - view.y0) * sy], axis=1)
-            for s, e in zip(qa, qb):
-                n = int(max(2, min(200, np.hypot(*(e - s)) / 6)))
-                ts = np.linspace(0, 1, n + 1)
-                pts = s[None] + (e - s)[None] * ts[:, None]
-                p0 += list(pts[:-1:2])
-                p1 += list(pts[1::2])
-            seg_cols += [(LOOSE_RGBA[0], LOOSE_RGBA[1], LOOSE_RGBA[2], 0.8)] * (len(p0) - len(seg_cols))
+            c0, c1 = [], []
+            for s_, e_ in zip(qa, qb):
+                n = int(max(2, min(400, np.hypot(*(e_ - s_)) / 6)))
+                pts = s_[None] + (e_ - s_)[None] * np.linspace(0, 1, n + 1)[:, None]
+                c0 += list(pts[:-1:2])
+                c1 += list(pts[1::2])
+            self.owner.set(np.asarray(c0, np.float64), np.asarray(c1, np.float64), LOOSE_RGBA[:3] + (0.85,))
+            gloo.set_state(scissor_test=True)
+            gloo.gl.glScissor(int(lx), int(ly), int(pw), int(ph))
+            self.owner.draw(**dict(u_px, u_width=1.4))
+            gloo.set_state(scissor_test=False)
 
         # highlight rug along the bottom of the plot
         if spec.rug is not None and len(spec.rug):

@@ -1,0 +1,139 @@
+"""The real explorer window under Xvfb, driven with synthetic Qt input (tests/helpers/qt_drive.py).
+
+One subprocess runs every scenario against one window (start-up dominates the cost) and writes
+``results.json`` plus framebuffer grabs; each test asserts on one scenario's state and pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, write_synthetic
+
+DRIVER = Path(__file__).parent / "helpers" / "qt_drive.py"
+
+
+def _has_gui():
+    try:
+        import PyQt6  # noqa: F401
+    except ImportError:
+        return False
+    return shutil.which("xvfb-run") is not None
+
+
+pytestmark = pytest.mark.skipif(not _has_gui(), reason="needs PyQt6 and xvfb-run (installed by scripts/setup.sh)")
+
+
+@pytest.fixture(scope="module")
+def drive(tmp_path_factory):
+    d = tmp_path_factory.mktemp("window")
+    a = write_synthetic(d / "a.gda", n=300, batch_every=20)
+    b = write_synthetic(d / "b.gda", n=200, curvature=3.0)
+    out = d / "out"
+    out.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), QT_QPA_PLATFORM="xcb")
+    env.pop("GDA_GL_BACKEND", None)
+    res = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable, str(DRIVER), str(out),
+                          str(a), str(b), str(d / "follow.gda")], capture_output=True, text=True, timeout=240,
+                         env=env, cwd=str(ROOT))
+    path = out / "results.json"
+    assert path.exists(), res.stderr[-3000:]
+    results = json.loads(path.read_text())
+    assert "fatal" not in results, results["fatal"]
+    return results, out
+
+
+def _get(drive, name):
+    results, _ = drive
+    r = results[name]
+    assert "error" not in r, r["error"]
+    return r
+
+
+def test_widgets_follow_keys(drive):
+    r = _get(drive, "widgets_follow_state")
+    assert r["highlight_state"] == r["highlight_combo"] == "overshoot"
+    assert r["color_state"] == r["color_combo"] == "efficiency"
+    assert r["log_state"] and r["log_check"]
+    x0, x1 = r["x_range"]
+    assert r["it_spin"] == [int(np.floor(x0)), int(np.ceil(x1)) - 1]
+    assert r["after_reset"] == [None, "none", False]  # and the widgets edit the state
+
+
+def test_clicks_select_the_right_run_and_step(drive):
+    r = _get(drive, "pick_two_runs")
+    assert len(r["trials"]) >= 16 and r["ok"] == len(r["trials"]), r["trials"]
+    assert {t["want"][0] for t in r["trials"]} == {0, 1}
+    assert r["status_b"].startswith("b: step 66,")
+
+
+def test_status_line_is_refreshed_after_a_zoom(drive):
+    r = _get(drive, "status_after_zoom")
+    k = int(np.floor(r["x_now"]))
+    assert f"step {k:,}," in r["after"] and r["after"] != r["before"]
+    lo, hi = r["y_range_data"]
+    assert lo <= r["hover_loss"] <= hi
+
+
+def test_box_zoom_draws_a_rectangle_and_zooms_there(drive):
+    r = _get(drive, "box_zoom")
+    assert r["outline_fraction"] > 0.4
+    assert r["x_range"] == pytest.approx(r["expect"])
+    assert r["y_range"] is not None
+
+
+def test_y_zoom_and_autofit(drive):
+    r = _get(drive, "y_zoom_autofit")
+    assert r["h1"] < 0.8 * r["h0"] and r["fixed"] and r["autofit_check_off"] and r["auto_again"]
+
+
+def test_zoom_out_is_bounded(drive):
+    r = _get(drive, "zoom_out_bound")
+    assert r["width"] <= 1.1 * (r["full"] + 1.0) + 1e-6
+
+
+def test_help_is_a_non_modal_overlay(drive):
+    r = _get(drive, "help_overlay")
+    assert r["shown"] and not r["modal"] and r["closed"]
+    assert r["blue_with_help"] < 0.5 * r["blue_before"] and r["blue_after"] == r["blue_before"]
+
+
+def test_double_click_keeps_the_step_on_screen(drive):
+    r = _get(drive, "double_click_flight")
+    k = r["k"]
+    assert r["selected"] == k and r["frames"]
+    for x0, x1 in r["frames"]:
+        assert x0 <= k + 0.5 <= x1
+    assert r["frames"][-1] == pytest.approx(r["target"])
+    assert r["target"][0] <= k and r["target"][1] >= k + 1
+
+
+def test_slow_frames_end_on_the_target(drive):
+    r = _get(drive, "slow_frames")
+    assert r["misses"] == [] and r["n"] >= 8
+
+
+def test_details_panel_scales_and_shows_at_900x560(drive):
+    r = _get(drive, "details_layout")
+    big, small = r["1500x850"], r["900x560"]
+    for s in (big, small):
+        assert s["visible"] and s["drawn"] == ["a", 120] and s["blue_px"] > 100
+    assert small["height"] >= 160 and big["height"] > small["height"] * 1.3
+    _, out = drive
+    assert (out / "details_900x560.png").exists()
+
+
+def test_follow_waits_for_the_file_and_grows(drive):
+    r = _get(drive, "follow_missing_file")
+    assert r["runs_before"] == 0 and "waiting" in r["title_before"]
+    assert r["runs_after"] == 1 and r["rows_1"] == 50 and r["spin_max_1"] == 49
+    assert r["rows_2"] == 100 and r["spin_max_2"] == 99
+    assert r["x_2"][0] == 0.0 and r["x_2"][1] >= 100 and r["drawn_2"] == r["x_2"]
