@@ -760,8 +760,7 @@ class RecordingWriter:
         finally:
             self._closed = True
             if self.rows_dropped:
-                log.warning("%s: %d iterations were not recorded (recording stopped on write errors)",
-                            self.path, self.rows_dropped)
+                log.warning("%s: %d iterations were not recorded (writes kept failing)", self.path, self.rows_dropped)
             try:
                 with self._lock:
                     self._con.execute("UPDATE meta SET value = ? WHERE key = 'writer'",
