@@ -157,6 +157,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_upgrade(args: argparse.Namespace) -> int:
+    from recorder.upgrade import upgrade
+
+    _check_inputs([args.source])
+    rows = upgrade(args.source, args.target)
+    print(f"wrote {args.target}: {rows:,} iterations, schema 2 with a stored pyramid ({args.source} unchanged)")
+    return 0
+
+
 def _parse_range(text: str) -> tuple[float | None, float | None]:
     try:
         a, b = text.split(":")
@@ -464,6 +473,13 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("info", help="summarise recordings", description="Summarise one or more recordings.")
     q.add_argument("runs", nargs="+", metavar="RUN.gda")
     q.set_defaults(func=_cmd_info)
+
+    q = sub.add_parser("upgrade", help="write a schema-2 copy of an older recording",
+                       description="Write a schema-2 copy of a recording (compressed blocks, stored level-of-detail "
+                                   "pyramid). The source is never modified; the target must not exist.")
+    q.add_argument("source", metavar="OLD.gda")
+    q.add_argument("target", metavar="NEW.gda")
+    q.set_defaults(func=_cmd_upgrade)
 
     from .state import COLOR_BY_CHOICES
 

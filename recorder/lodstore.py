@@ -162,15 +162,36 @@ class SqlChunks(ChunkSource):
     cache_chunks : decoded chunks kept (each at most ~1.5 MB)
     """
 
-    def __init__(self, query, cache_chunks: int = 48):
+    def __init__(self, query, cache_chunks: int = 48, path=None):
         self._query = query
+        self._path = path
         self._cache: OrderedDict[tuple[int, int], tuple[int, dict]] = OrderedDict()
         self._max = cache_chunks
         self._lock = threading.Lock()
         self._counts: list[int] = []
         self.refresh()
 
+    def _fail(self, exc: LodError):
+        """A damaged pyramid as the reader's one-line error (when the file is known)."""
+        if self._path is None:
+            return exc
+        from .errors import RecordingError
+
+        return RecordingError(self._path, f"damaged pyramid: {exc}")
+
     def refresh(self) -> None:
+        try:
+            self._refresh()
+        except LodError as exc:
+            raise self._fail(exc) from None
+
+    def chunk(self, level: int, chunk: int) -> dict[str, np.ndarray]:
+        try:
+            return self._chunk(level, chunk)
+        except LodError as exc:
+            raise self._fail(exc) from None
+
+    def _refresh(self) -> None:
         rows = self._query("SELECT level, MAX(chunk), COUNT(*), "
                            "SUM(CASE WHEN chunk = (SELECT MAX(chunk) FROM lod l2 WHERE l2.level = lod.level) "
                            "THEN n ELSE 0 END) FROM lod GROUP BY level ORDER BY level")
@@ -200,7 +221,7 @@ class SqlChunks(ChunkSource):
     def counts(self) -> list[int]:
         return list(self._counts)
 
-    def chunk(self, level: int, chunk: int) -> dict[str, np.ndarray]:
+    def _chunk(self, level: int, chunk: int) -> dict[str, np.ndarray]:
         key = (level, chunk)
         with self._lock:
             hit = self._cache.get(key)

@@ -105,10 +105,7 @@ class RunWindows:
         w.recording = rec
         w._memory_index = not rec.has_stored_pyramid()
         if not w._memory_index:
-            try:
-                w.chunks = SqlChunks(rec._query)
-            except LodError as exc:
-                raise RecordingError(rec.path, f"damaged pyramid ({exc})") from None
+            w.chunks = SqlChunks(rec._query, path=rec.path)
         w.refresh()
         return w
 
@@ -140,10 +137,7 @@ class RunWindows:
                 if total > self.chunks.builder.n_rows:
                     self._ingest(self.chunks.builder.n_rows)
             else:
-                try:
-                    self.chunks.refresh()
-                except LodError as exc:
-                    raise RecordingError(rec.path, f"damaged pyramid ({exc})") from None
+                self.chunks.refresh()
                 counts = self.chunks.counts()
                 if total and (not counts or counts[0] != -(-total // pyramid.BASE_ROWS)):
                     raise RecordingError(rec.path, f"damaged pyramid (level 0 has {counts[0] if counts else 0} "
