@@ -22,6 +22,7 @@ _LAZY = {
     "Recorder": "recorder.hooks",
     "ProbeConfig": "recorder.probe",
     "PRESETS": "recorder.probe",
+    "MicroBatch": "recorder.probe",
     "Recording": "recorder.store",
     "RecordingWriter": "recorder.store",
     "open_recordings": "recorder.store",

@@ -271,8 +271,11 @@ class Recorder:
 
     def _capture_inputs(self, module, args, kwargs):
         if self._training_forward():
-            rng = rng_state(self._devices) if self.config.replays else None
-            self._pending = MicroBatch(tuple(args), dict(kwargs), rng=rng)
+            try:
+                rng = rng_state(self._devices) if self.config.replays else None
+                self._pending = MicroBatch(tuple(args), dict(kwargs), rng=rng)
+            except Exception as exc:  # never break training
+                self._fail(f"capturing the model's inputs: {type(exc).__name__}: {exc}")
         return None
 
     def _capture_target(self, module, args):
@@ -290,20 +293,23 @@ class Recorder:
             try:
                 loss = extract_loss(output, self.loss_from)
             except Exception as exc:
-                self._fail(f"loss_from={self.loss_from!r} found no loss in the model's output: {exc}")
+                self._fail(f"loss_from={self.loss_from!r} found no loss in the model's output: "
+                           f"{type(exc).__name__}: {exc}")
                 return None
-            if loss is not None:
-                self._watch(loss, self._pending)
+            self._watch(loss, self._pending)
         return None
 
     def _watch(self, loss, mb: MicroBatch) -> None:
         """Count ``mb`` as training data once backward reaches ``loss``."""
         if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
             return
-        mb.loss = reduce_loss(loss.detach())
-        if "num_items_in_batch" in mb.kwargs and mb.kwargs["num_items_in_batch"] is not None:
-            mb.weight = 1.0  # HuggingFace: the loss is already normalised over the whole step
-        loss.register_hook(lambda grad: self._commit(mb))
+        try:
+            mb.loss = reduce_loss(loss.detach())
+            if mb.kwargs.get("num_items_in_batch") is not None:
+                mb.weight = 1.0  # HuggingFace: the loss is already normalised over the whole step
+            loss.register_hook(lambda grad: self._commit(mb))
+        except Exception as exc:  # never break training
+            self._fail(f"watching the loss: {type(exc).__name__}: {exc}")
 
     def _commit(self, mb: MicroBatch) -> None:
         if probing() or any(m is mb for m in self._micro):

@@ -20,9 +20,17 @@ Strategies
     ``$GDA_GL_CACHE/probe-calibration.json`` (default ``~/.cache/gda_gl``).
 
 alpha = 0 and alpha = 1 use w_k and w_{k+1} exactly, so phi_k(0) and phi_k(1)
-are the losses at those weights bit-for-bit.  The probe runs under
-``torch.no_grad`` in eval mode by default, and leaves parameters, buffers,
-gradients, train/eval flags and RNG states exactly as it found them.
+are the losses at those weights bit-for-bit.  The data is a list of
+:class:`MicroBatch` (all the micro-batches of a step with gradient
+accumulation: phi is their mean, or their weighted sum).  The probe runs under
+``torch.no_grad`` in eval mode by default; ``ProbeConfig(eval_mode=False)``
+probes in train mode and replays each micro-batch's RNG state at every alpha
+(same dropout masks as the training step).  Buffers are reset before every
+evaluation (a forward that updates running statistics or observers does not
+leak into the next alpha), and parameters, buffers, gradients, train/eval
+flags and RNG states are left exactly as the probe found them.  While a probe
+runs, :func:`probing` is true in the whole process, so no recorder takes its
+forward passes for training data.
 """
 
 from __future__ import annotations

@@ -322,6 +322,28 @@ def test_loss_from_a_model_that_computes_its_own_loss(tmp_path):
         assert d["train_loss"][k] == pytest.approx(step["micro"][0][2], rel=1e-6)
 
 
+def test_a_wrong_loss_from_is_recorded_and_training_goes_on(tmp_path, caplog):
+    torch.manual_seed(0)
+    model = OwnLoss()
+    twin = OwnLoss()
+    twin.load_state_dict(model.state_dict())
+
+    def loop(m, opt):
+        for x, y in batches(2):
+            opt.zero_grad()
+            m(x, labels=y).loss.backward()
+            opt.step()
+
+    loop(twin, torch.optim.SGD(twin.parameters(), lr=0.5))
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    with recorder.attach(opt, model, path=tmp_path / "wrong.gda", loss_from="no_such_field", probe=ProbeConfig(k=3)):
+        loop(model, opt)
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), twin.parameters()))
+    with Recording(tmp_path / "wrong.gda") as r:
+        assert list(r.read()["status"]) == [schema.STATUS_FAILED] * 2
+        assert any("no_such_field" in e[3] for e in r.events("recorder-error"))
+
+
 def test_observe_keeps_keyword_arguments(tmp_path):
     torch.manual_seed(0)
     model = OwnLoss()
