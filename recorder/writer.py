@@ -64,7 +64,7 @@ from .lodstore import LodError, decode_chunk, write_chunks
 from .pyramid import BASE_ROWS, CHUNK, PyramidBuilder
 from .codec import MAX_BLOCK_ROWS, BlockError, as_grid, concat_parts, decode_block, encode_block, json_safe, trials_arrays
 from .errors import RecordingBusyError, RecordingError
-from .fsutil import NETWORK_FS, check_recording_file, fs_type, sniff
+from .fsutil import NETWORK_FS, check_recording_file, fs_type, has_journal, sniff
 from .lock import HEARTBEAT_S, describe_writer, process_token, writer_alive
 from .reader import connect_readonly, read_meta, validate_identity
 
@@ -341,15 +341,26 @@ class RecordingWriter:
         if kind in ("dir", "special", "other"):
             self._refuse_existing(kind, False)
         check_recording_file(self.path)
-        ro = connect_readonly(self.path)  # validate before anything can write to the file
+        meta = None
         try:
-            validate_identity(ro, self.path, exact=True)
-            meta = read_meta(ro, self.path)
-        finally:
-            ro.close()
-        if not np.array_equal(meta["alpha_grid"], self.alpha_grid):
+            ro = connect_readonly(self.path)  # validate before anything can write to the file
+            try:
+                validate_identity(ro, self.path, exact=True)
+                meta = read_meta(ro, self.path)
+            finally:
+                ro.close()
+        except sqlite3.Error as exc:
+            # a hot journal left by a writer killed mid-commit cannot be read read-only: validate on the
+            # read-write connection below, after SQLite's own crash recovery (a rollback runs no stored SQL)
+            if not (has_journal(self.path) and "readonly" in str(exc)):
+                raise
+        if meta is not None and not np.array_equal(meta["alpha_grid"], self.alpha_grid):
             raise RecordingError(self.path, "cannot append: the alpha grid differs from the recording's")
         self._con = self._connect(journal, validate=True)
+        if meta is None:
+            meta = read_meta(self._con, self.path)
+            if not np.array_equal(meta["alpha_grid"], self.alpha_grid):
+                raise RecordingError(self.path, "cannot append: the alpha grid differs from the recording's")
         self._acquire()
         self._load_tail()
         self._resume_pyramid()

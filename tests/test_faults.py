@@ -383,6 +383,11 @@ def test_hot_rollback_journal_is_read_without_changing_anything(tmp_path):
 
     assert main(["info", str(p)]) == 0
     assert (_sha(p), _sha(journal)) == digests  # nothing rolled back in place
+    # a writer resuming the recording lets SQLite recover it, then appends
+    with RecordingWriter(p, GRID, append=True, journal="delete") as w:
+        w.append(200, _phi(200))
+    assert not journal.exists()
+    _check_rows(p, range(201))
 
 
 def _check_rows_ro(p: Path, iterations) -> None:
