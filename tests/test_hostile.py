@@ -323,11 +323,17 @@ def test_decoder_property_based():
     value = st.one_of(st.none(), st.integers(-2 ** 63, 2 ** 63 - 1), st.text(max_size=20),
                       st.binary(max_size=600))
 
+    import inspect
+
+    versions = [1, schema.SCHEMA_VERSION] if "version" in inspect.signature(decode_block).parameters else [None]
+
     @hypothesis.settings(max_examples=300, deadline=None, derandomize=True)
-    @hypothesis.given(st.lists(value, min_size=ncols, max_size=ncols), st.integers(-3, 70), st.integers(1, 9))
-    def fuzz(blobs, n, k):
+    @hypothesis.given(st.lists(value, min_size=ncols, max_size=ncols), st.integers(-3, 70), st.integers(1, 9),
+                      st.sampled_from(versions))
+    def fuzz(blobs, n, k, version):
         try:
-            cols, phi, tcount, trials = decode_block(blobs, n, k)
+            cols, phi, tcount, trials = (decode_block(blobs, n, k) if version is None
+                                         else decode_block(blobs, n, k, version))
         except BlockError as exc:
             assert "\n" not in str(exc)
             return
@@ -336,6 +342,31 @@ def test_decoder_property_based():
         assert all(len(v) == int(tcount.sum()) for v in trials.values())
 
     fuzz()
+    # near-valid inputs: a valid raw (schema 1) block with one column cut, padded or retyped
+    if versions != [None]:
+        n, k = 5, 3
+        good = [np.zeros(n, dt).tobytes() for dt in schema.ITER_DTYPES_V1.values()] if hasattr(
+            schema, "ITER_DTYPES_V1") else None
+        if good is not None:
+            good[0] = np.arange(n, dtype=np.int64).tobytes()
+            good += [np.zeros((n, k), schema.PHI_DTYPE).tobytes(), np.zeros(n, schema.TRIAL_COUNT_DTYPE).tobytes()]
+            good += [b"" for _ in schema.TRIAL_DTYPES]
+            decode_block(good, n, k, 1)
+
+            @hypothesis.settings(max_examples=200, deadline=None, derandomize=True)
+            @hypothesis.given(st.integers(0, ncols - 1), st.integers(-9, 9), st.sampled_from(["cut", "pad", "none"]))
+            def near(j, delta, how):
+                bad = list(good)
+                if how == "none":
+                    bad[j] = None
+                elif delta and (how == "pad" or len(bad[j]) > 0):
+                    bad[j] = bad[j][:max(0, len(bad[j]) - abs(delta))] if how == "cut" else bad[j] + bytes(abs(delta))
+                else:
+                    return
+                with pytest.raises(BlockError):
+                    decode_block(bad, n, k, 1)
+
+            near()
 
 
 def test_decoder_round_trip_and_every_truncation():
