@@ -20,6 +20,7 @@ Names used everywhere (help, legend, details panel, README):
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,7 +109,8 @@ def loose_connectors(runs, view: View, show_loose: bool) -> tuple[np.ndarray, np
 
     A trial point with alpha beyond the last grid alpha sits at x = k + alpha / taken, possibly over
     a neighbouring step.  Its line starts at the end of its own step's drawn arc: the last grid
-    point when the part beyond the step is shown, else the accepted step (k + 1).
+    point when the part beyond the step is shown, else the accepted step (k + 1).  Only steps
+    that start in the view get lines (a step left of the view would cross the whole plot).
     """
     p0s, p1s = [], []
     for run in runs:
@@ -139,7 +141,7 @@ def loose_connectors(runs, view: View, show_loose: bool) -> tuple[np.ndarray, np
         phi = np.asarray(d.phi[rows], np.float64)
         end_y = np.array([np.interp(ae, a, ph) if np.isfinite(ph).all() else np.nan for ae, ph in zip(a_end, phi)])
         ex = it + a_end / t
-        sel = (np.maximum(tx, ex) >= view.x0) & (np.minimum(tx, ex) <= view.x1) & np.isfinite(end_y)
+        sel = (it >= math.floor(view.x0)) & (it <= view.x1) & np.isfinite(end_y)
         if not sel.any():
             continue
         ty = _disp(loss[sel], view)
@@ -233,7 +235,7 @@ class Overlays:
                 pts = s_[None] + (e_ - s_)[None] * np.linspace(0, 1, n + 1)[:, None]
                 c0 += list(pts[:-1:2])
                 c1 += list(pts[1::2])
-            self.owner.set(np.asarray(c0, np.float64), np.asarray(c1, np.float64), LOOSE_RGBA[:3] + (0.85,))
+            self.owner.set(np.asarray(c0, np.float64), np.asarray(c1, np.float64), LOOSE_RGBA[:3] + (0.6,))
             gloo.set_state(scissor_test=True)
             gloo.gl.glScissor(int(lx), int(ly), int(pw), int(ph))
             self.owner.draw(**dict(u_px, u_width=1.4))

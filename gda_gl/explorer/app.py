@@ -54,8 +54,17 @@ def _detail_canvas(controller, parent):
             k = ctrl.state.selected
             gloo.set_viewport(0, 0, w, h)
             if run is None:
+                from ..textlayer import TextLayer
+
                 gloo.set_clear_color("white")
                 gloo.clear(color=True)
+                gloo.set_state(blend=True, blend_func=("src_alpha", "one_minus_src_alpha", "one",
+                                                       "one_minus_src_alpha"))
+                text = TextLayer(int(w), int(h))
+                text.add("click a step (or press D over it) to see its line search here", w / 2, h / 2, "mm", 12,
+                         color=(120, 120, 120, 255))
+                self.renderer._set_text(text)
+                self.renderer.overlay.draw(u_resolution=(float(w), float(h)))
                 self.drawn = None
                 return
             lay = Layout(int(w), int(h), left=56, right=18, bottom=44, top=26)
