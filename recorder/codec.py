@@ -86,13 +86,11 @@ class Iterations:
         parts = list(parts)
         if len(parts) == 1:
             return parts[0]
-        grid = parts[0].alpha_grid
-        counts = np.concatenate([np.diff(p.trial_offsets) for p in parts])
+        cols, phi, counts, trials = concat_parts([(p.columns, p.phi, np.diff(p.trial_offsets), p.trials)
+                                                  for p in parts])
         off = np.zeros(len(counts) + 1, np.int64)
         np.cumsum(counts, out=off[1:])
-        return Iterations(grid, {k: np.concatenate([p.columns[k] for p in parts]) for k in parts[0].columns},
-                          np.concatenate([p.phi for p in parts]), off,
-                          {k: np.concatenate([p.trials[k] for p in parts]) for k in parts[0].trials})
+        return Iterations(parts[0].alpha_grid, cols, phi, off, trials)
 
 
 # --------------------------------------------------------------------------- block encoding
@@ -337,6 +335,7 @@ def trials_arrays(trials: Mapping[str, Sequence] | None, total: int | None = Non
 
 
 def concat_parts(parts):
+    """Concatenate ``(cols, phi, tcount, trials)`` chunks row-wise (the one concatenator of block data)."""
     if len(parts) == 1:
         return parts[0]
     cols = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
