@@ -14,12 +14,20 @@ from typing import Iterable, Sequence
 
 import torch
 
-__all__ = ["flatten", "flat_grad", "assign", "unflatten", "numel"]
+__all__ = ["flatten", "flat_grad", "assign", "unflatten", "numel", "offsets"]
 
 
 def numel(params: Iterable[torch.Tensor]) -> int:
     """Total number of elements of ``params``."""
     return sum(p.numel() for p in params)
+
+
+def offsets(params: Sequence[torch.Tensor]) -> list[int]:
+    """Where each parameter starts in the flat vector, plus the total: ``flat[o[i]:o[i + 1]]`` is ``params[i]``."""
+    out = [0]
+    for p in params:
+        out.append(out[-1] + p.numel())
+    return out
 
 
 def flatten(tensors: Iterable[torch.Tensor]) -> torch.Tensor:

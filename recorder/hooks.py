@@ -35,7 +35,7 @@ import math
 import platform
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -44,7 +44,7 @@ import torch
 from . import schema
 from ._version import __version__
 from .errors import RecordingError
-from .flat import flat_grad, flatten
+from .flat import flat_grad, offsets
 from .linestats import line_stats
 from .probe import LineProbe, MicroBatch, ProbeConfig, extract_loss, micro_weights, probing, reduce_loss, \
     resolve_config, rng_state
@@ -150,7 +150,6 @@ class _StepInfo:
     lr: float = math.nan
     native: float = math.nan
     trials: dict | None = None
-    extra: dict = field(default_factory=dict)
 
 
 class Recorder:
@@ -186,7 +185,7 @@ class Recorder:
         self._micro_dropped = 0
         self._gbuf: torch.Tensor | None = None  # gradient copied at the end of each backward
         self._grad_seen = False
-        self._offsets = np.cumsum([0] + [p.numel() for p in self.params]).tolist()
+        self._offsets = offsets(self.params)
         self._pre: dict | None = None
         self._warned: set[str] = set()
         self.failures = 0

@@ -324,6 +324,8 @@ def sub_batch(args, kwargs, target, n: int, batch_dim=None):
         if not inputs and not targets:
             return args, kwargs, target
         B = int((inputs or targets)[0].shape[0])
+        if B <= n:  # nothing to cut
+            return args, kwargs, target
         for t in targets:
             if t.shape[0] != B:
                 raise ValueError(f"sub_batch: the inputs have {B} rows but the target has shape "
@@ -340,6 +342,8 @@ def sub_batch(args, kwargs, target, n: int, batch_dim=None):
     d = int(batch_dim)
     sizes = {int(t.shape[d]) for t in inputs + targets if t.dim() > d}
     short = [tuple(t.shape) for t in inputs + targets if t.dim() <= d]
+    if sizes and max(sizes) <= n:
+        return args, kwargs, target
     if short or len(sizes) > 1:
         raise ValueError(f"sub_batch: batch_dim={d} does not fit every tensor of the batch (shapes "
                          f"{[tuple(t.shape) for t in inputs + targets]}); pass a callable batch_dim instead")
