@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .common import machine, table
 
-SUITES = ("probe", "store", "lod", "render")
+SUITES = ("probe", "store", "lod", "render", "scale")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 NOTES = {
@@ -22,6 +22,12 @@ NOTES = {
              "against hand-rolled CSV / JSON lines (measured on 20k-100k rows, scaled per row) and one "
              "numpy.save/load (the floor).",
     "lod": "Level of detail: envelope + pyramid build against one numpy min/max pass, and live extension.",
+    "scale": "Very long runs (issue 9): synthetic recordings written with the public RecordingWriter, then, each in a "
+             "fresh process from process start: `gda-gl info`, `gda-gl render` to a PNG, and the explorer's first "
+             "frame and the animated zoom from the whole run to one step (41 frames, controller + renderer on the "
+             "offscreen target; cold = empty caches, warm = the same path again). Peak memory is the process's "
+             "ru_maxrss. Targets: info <= 0.3 s, render <= 2 s, <= 400 MB at 1e7; first frame <= 1.5 s, warm zoom "
+             "frames <= 1.5x the overview frame, cold <= 150 ms, <= 600 MB at 3e7.",
     "render": "Frames at 1600x900 on the offscreen target (draw + read back): overview and a 200-iteration zoom, "
               "level of detail on, off (one plain GL line strip of every sample), and matplotlib Agg "
               "(defaults, path simplification on) drawing the same samples.",

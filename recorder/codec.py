@@ -118,7 +118,7 @@ def encode_block(cols: Mapping[str, np.ndarray], phi: np.ndarray, tcount: np.nda
     tcount : (n,) trial points per iteration
     trials : name -> (sum(tcount),) array for every :data:`recorder.schema.TRIAL_FIELDS`
 
-    version : schema version to write (2: each column a Blosc2 frame; 1: raw little-endian bytes)
+    version : schema version to write (2: each column a Zstandard frame of its shuffled bytes; 1: raw bytes)
 
     Returns
     -------

@@ -32,8 +32,8 @@ Tables
     while a writer appends (it grows until full); rows once committed never
     change.
 
-    * Version 2: each BLOB is a Blosc2 frame (byte shuffle + Zstandard level 1)
-      of the little-endian array, see :mod:`recorder.colcodec`; statistics
+    * Version 2: each BLOB is a Zstandard frame (level 1) of the byte-shuffled array
+      (see :mod:`recorder.colcodec`); statistics
       that need no more are float32 (:data:`ITER_FIELDS`).  Lossless: NaN
       payloads and +-Inf round-trip bit-exactly.
     * Version 1: each BLOB is the raw little-endian array, with the dtypes of
