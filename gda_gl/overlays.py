@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -78,6 +79,12 @@ HELP_KEYS = (
     ("S", "save the view state"),
     ("? / F1 / Esc", "this help on / off"),
 )
+
+
+@lru_cache(maxsize=512)
+def _width(text: str, size: int, bold: bool = False) -> float:
+    """Pixel width of a label (cached: the legend and help are laid out every frame)."""
+    return TextLayer(1, 1).text_width(text, size, bold)
 
 
 def help_text() -> str:
@@ -266,7 +273,7 @@ class Overlays:
             self._help(text, rects, rect_cols, p0, p1, seg_cols, mk, mk_col, mk_size, mk_shape, view, spec, fs)
         elif spec.legend:
             labels = [dict(GLYPHS)[k].split(":")[0].split(" (")[0] for k in spec.legend]
-            wmax = max(text.text_width(s, fs - 1) for s in labels) + 40
+            wmax = max(_width(s, fs - 1) for s in labels) + 40
             row_h = fs + 6
             top = ly + ph - 6 - spec.legend_offset
             right = lx + pw - 6
@@ -363,7 +370,7 @@ class Overlays:
         while size > 7 and (row_h * n_rows + 20 > panel_h):
             size -= 1
             row_h = size + 5
-        kw = max(text.text_width(k, size, bold=True) for k, _ in HELP_KEYS) + 10
+        kw = max(_width(k, size, True) for k, _ in HELP_KEYS) + 10
         half = panel_w * 0.47
         text.add("help (? or Esc to close)", left + 12, top - 10, "lt", size + 1, bold=True)
         text.add("glyphs", left + half + 20, top - 10, "lt", size + 1, bold=True)
