@@ -109,6 +109,10 @@ def draw_detail(self: CurveRenderer, run: RunData, iteration: int, layout: Layou
     # the legend runs along the top, wrapped into as many lines as the plot's width needs
     text0 = TextLayer(layout.width, layout.height)
     lines = _wrap_legend(text0, legend, layout.width - layout.left - right - 8, fs - 1)
+    if len(lines) > 1 and layout.height - layout.top - layout.bottom - (fs + 6) * len(lines) < 110:
+        # short canvas: one legend line (the essentials), the plot keeps its height; ? explains the rest
+        lines = _wrap_legend(text0, [legend[i] for i in (0, 1, 3, 7)], layout.width - layout.left - right - 8,
+                             fs - 1)[:1]
     top = layout.top + (fs + 6) * len(lines) + 4
     layout = Layout(layout.width, layout.height, left=layout.left, right=right, bottom=layout.bottom, top=top)
     px, py, pw, ph = layout.plot
