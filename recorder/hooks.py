@@ -253,7 +253,7 @@ class Recorder:
 
     def _grad_hook(self, i: int):
         def hook(p):
-            if probing():
+            if probing() or not self._active:
                 return
             try:
                 if self._gbuf is None:
@@ -266,7 +266,7 @@ class Recorder:
         return hook
 
     def _training_forward(self) -> bool:
-        return torch.is_grad_enabled() and not probing()
+        return torch.is_grad_enabled() and not probing() and self._active
 
     def _capture_inputs(self, module, args, kwargs):
         if self._training_forward():
@@ -310,8 +310,13 @@ class Recorder:
         except Exception as exc:  # never break training
             self._fail(f"watching the loss: {type(exc).__name__}: {exc}")
 
+    @property
+    def _active(self) -> bool:
+        """Whether steps are recorded here (rank 0 with a writer, or any other rank of a distributed run)."""
+        return self.writer is not None or self.rank != 0
+
     def _commit(self, mb: MicroBatch) -> None:
-        if probing() or any(m is mb for m in self._micro):
+        if probing() or not self._active or any(m is mb for m in self._micro):
             return
         if len(self._micro) >= self.config.max_micro_batches:
             self._micro_dropped += 1
@@ -353,10 +358,10 @@ class Recorder:
             return None
         try:
             pre: dict[str, Any] = {"w0": self.probe.flat(), "trials": [], "t0": time.time(), "grad": None}
-            if self.distributed or not self._grad_seen:
+            closure = kwargs.get("closure") if "closure" in kwargs else (args[1] if len(args) > 1 else None)
+            if closure is None and (self.distributed or not self._grad_seen):
                 # DDP averages into p.grad after the hooks ran; gradients set by hand bypass them
                 pre["grad_now"] = flat_grad(self.params)
-            closure = kwargs.get("closure") if "closure" in kwargs else (args[1] if len(args) > 1 else None)
             self._pre = pre
             if closure is not None:
                 wrapped = self._wrap_closure(closure, pre)
