@@ -425,7 +425,7 @@ def test_two_recorders_do_not_see_each_others_probes(tmp_path):
 
 # --------------------------------------------------------------------------- item 10: ProbeConfig
 
-def test_probe_config_refuses_nonsense_with_one_message():
+def test_probe_config_refuses_nonsense_with_one_message(tmp_path):
     with pytest.raises(ValueError) as err:
         ProbeConfig(every=0, sub_batch=-5, strategy="fast", alphas=(2.0, 1.0, 0.0), memory_budget=0,
                     max_micro_batches=0, batch_dim=-1, eval_mode="no")
@@ -440,8 +440,9 @@ def test_probe_config_refuses_nonsense_with_one_message():
             ProbeConfig(**bad)
     ProbeConfig(alphas=(-0.5, 0.0, 1.0, 3.0), sub_batch=4, batch_dim=1, every=3)  # sensible ones pass
     with pytest.raises(ValueError, match="ProbeConfig"):
-        recorder.attach(torch.optim.SGD(MLP().parameters(), lr=0.1), MLP(), nn.CrossEntropyLoss(), "x.gda",
-                        probe={"k": 5})
+        recorder.attach(torch.optim.SGD(MLP().parameters(), lr=0.1), MLP(), nn.CrossEntropyLoss(),
+                        tmp_path / "x.gda", probe={"k": 5})
+    assert not (tmp_path / "x.gda").exists()
 
 
 # --------------------------------------------------------------------------- item 12: train-mode replay
