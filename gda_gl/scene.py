@@ -361,7 +361,21 @@ class _Window:
     rows: Iterations | None = None  # visible rows (level None)
 
 
-def _gather(runs: list[RunData], x0: float, x1: float, width_px: int) -> tuple[list[_Window], str]:
+def _needed_stats(state: ViewState | None) -> set:
+    """Statistics a frame reads from rows drawn as buckets: colour-by, the highlight's, the probe status."""
+    need = {"status"}
+    if state is None:
+        return need
+    if state.color_by not in (None, "none"):
+        need.add(state.color_by)
+    if state.highlight:
+        kind, arg = parse_filter(state.highlight)
+        need.add({"class": "step_class", "status": "status"}.get(kind) or arg[0])
+    return need
+
+
+def _gather(runs: list[RunData], x0: float, x1: float, width_px: int, state: ViewState | None = None
+            ) -> tuple[list[_Window], str]:
     """Ask each run for the window it must draw; decide overview or detail for the frame."""
     runs = [r for r in runs if r.visible and len(r)]
     total = sum(r.windows.rows_in_range(x0 - r.reach, x1) for r in runs)
@@ -376,8 +390,8 @@ def _gather(runs: list[RunData], x0: float, x1: float, width_px: int) -> tuple[l
         w = _Window(r, None, None, rows)
         if mode == "overview":
             prev = None
-            w.recs = pyramid.row_records(r.alphas, rows.columns, rows.phi, prev, np.diff(rows.trial_offsets),
-                                         rows.trials["alpha"])
+            w.recs = pyramid.row_records(r.alphas, rows.columns, rows.phi, prev, None, None,
+                                         with_stats=_needed_stats(state))
         out.append(w)
     return out, mode
 
@@ -395,7 +409,9 @@ def _merge_columns(recs: dict, x0: float, x1: float, width_px: int) -> dict:
     ends = np.concatenate([starts[1:], [n]]) - 1
     out = {}
     for name, dt, op in pyramid.BUCKET_FIELDS:
-        v = recs[name]
+        v = recs.get(name)
+        if v is None:
+            continue
         if op == "first":
             out[name] = v[starts]
         elif op == "last":
@@ -483,7 +499,7 @@ def compose(runs: list[RunData], state: ViewState, plot: tuple[int, int, int, in
     """
     x0, x1 = resolve_x(runs, state)
     width_px = max(1, int(plot[2]))
-    wins, mode = _gather(runs, x0, x1, width_px)
+    wins, mode = _gather(runs, x0, x1, width_px, state)
     y0, y1 = _resolve_y(wins, state, x0, x1)
     view = View(x0, x1, y0, y1, bool(state.log_y), tuple(int(v) for v in plot), tuple(int(v) for v in size))
     frame = build_frame(wins, mode, state, view)

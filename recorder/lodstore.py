@@ -169,7 +169,6 @@ class SqlChunks(ChunkSource):
         self._max = cache_chunks
         self._lock = threading.Lock()
         self._counts: list[int] = []
-        self.refresh()
 
     def _fail(self, exc: LodError):
         """A damaged pyramid as the reader's one-line error (when the file is known)."""
@@ -179,9 +178,10 @@ class SqlChunks(ChunkSource):
 
         return RecordingError(self._path, f"damaged pyramid: {exc}")
 
-    def refresh(self) -> None:
+    def refresh(self, query=None) -> None:
+        """Re-read the pyramid's shape (``query``: run it on this connection, e.g. inside a read transaction)."""
         try:
-            self._refresh()
+            self._refresh(query or self._query)
         except LodError as exc:
             raise self._fail(exc) from None
 
@@ -191,8 +191,8 @@ class SqlChunks(ChunkSource):
         except LodError as exc:
             raise self._fail(exc) from None
 
-    def _refresh(self) -> None:
-        rows = self._query("SELECT level, MAX(chunk), COUNT(*), "
+    def _refresh(self, query) -> None:
+        rows = query("SELECT level, MAX(chunk), COUNT(*), "
                            "SUM(CASE WHEN chunk = (SELECT MAX(chunk) FROM lod l2 WHERE l2.level = lod.level) "
                            "THEN n ELSE 0 END) FROM lod GROUP BY level ORDER BY level")
         counts = []
@@ -211,11 +211,10 @@ class SqlChunks(ChunkSource):
         if counts and counts[-1] != 1:
             raise LodError(f"pyramid top level {len(counts) - 1} has {counts[-1]} buckets, expected 1")
         with self._lock:
-            if counts != self._counts:
-                # the newest chunk of every level may have grown: forget it
-                for key in [k for k in self._cache if k[0] >= len(counts) or
-                            k[1] >= (counts[k[0]] - 1) // pyramid.CHUNK]:
-                    del self._cache[key]
+            # the newest chunk of every level may have grown (a partial bucket fills in place): forget it
+            for key in [k for k in self._cache if k[0] >= len(counts) or
+                        k[1] >= (counts[k[0]] - 1) // pyramid.CHUNK]:
+                del self._cache[key]
             self._counts = counts
 
     def counts(self) -> list[int]:
@@ -235,6 +234,9 @@ class SqlChunks(ChunkSource):
         recs = decode_chunk(*rows[0])
         expect = min(pyramid.CHUNK, self._counts[level] - chunk * pyramid.CHUNK) if level < len(self._counts) \
             else len(recs["rows"])
+        if len(recs["rows"]) > expect and (chunk + 1) * pyramid.CHUNK >= self._counts[level]:
+            # the newest chunk of a live run grew since refresh(): keep the buckets the refresh knew
+            recs = {k: v[:expect] for k, v in recs.items()}
         if len(recs["rows"]) != expect:
             raise LodError(f"pyramid level {level} chunk {chunk}: {len(recs['rows'])} buckets, expected {expect}")
         with self._lock:

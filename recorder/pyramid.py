@@ -40,7 +40,7 @@ from . import stats
 __all__ = ["BASE_ROWS", "FANOUT", "CHUNK", "BUCKET_FIELDS", "BUCKET_DTYPES", "row_records", "row_envelope",
            "merge", "PyramidBuilder", "reference_buckets", "bucket_rows", "validate_buckets"]
 
-BASE_ROWS = 64
+BASE_ROWS = 16
 FANOUT = 4
 CHUNK = 4096  # buckets per stored chunk; a multiple of FANOUT so parents never straddle chunks
 
@@ -125,7 +125,7 @@ def loose_counts(taken: np.ndarray, tcount: np.ndarray | None, trial_alpha: np.n
 
 def row_records(alphas: np.ndarray, cols: Mapping[str, np.ndarray], phi: np.ndarray,
                 prev_batch: int | None, tcount: np.ndarray | None = None,
-                trial_alpha: np.ndarray | None = None, with_stats: bool = True) -> dict[str, np.ndarray]:
+                trial_alpha: np.ndarray | None = None, with_stats: bool | set = True) -> dict[str, np.ndarray]:
     """Every row as a bucket of one (the input of :func:`merge` for level 0).
 
     Parameters
@@ -133,6 +133,7 @@ def row_records(alphas: np.ndarray, cols: Mapping[str, np.ndarray], phi: np.ndar
     alphas : (K,) grid; cols : the rows' columns (:data:`recorder.stats.STATISTICS`); phi : (n, K)
     prev_batch : batch id of the row before the first one (None at the start of the run)
     tcount, trial_alpha : trial points per row and their concatenated alphas (None: no trials)
+    with_stats : True for every statistic's fields, False for none, or a set of statistic names
     """
     n = len(cols["iteration"])
     classic = classic_values(alphas, phi, cols["train_loss"])
@@ -153,7 +154,10 @@ def row_records(alphas: np.ndarray, cols: Mapping[str, np.ndarray], phi: np.ndar
            "loose_ends": loose_counts(np.asarray(cols["taken_alpha"], np.float64), tcount, trial_alpha)}
     if not with_stats:
         return out
+    wanted = None if with_stats is True else set(with_stats)
     for name in stats.FLOAT_AGGREGATED:
+        if wanted is not None and name not in wanted:
+            continue
         v = np.asarray(cols[name], np.float64)
         fin = np.isfinite(v)
         vn = np.where(fin, v, np.nan)
@@ -162,6 +166,8 @@ def row_records(alphas: np.ndarray, cols: Mapping[str, np.ndarray], phi: np.ndar
         out[f"{name}:sum"] = np.where(fin, v, 0.0)
         out[f"{name}:count"] = fin.astype(_I4)
     for name in stats.CODE_AGGREGATED:
+        if wanted is not None and name not in wanted:
+            continue
         v = np.asarray(cols[name])
         for code, _ in stats.STAT_BY_NAME[name].codes:
             out[f"{name}:{code}"] = (v == code).astype(_I4)

@@ -117,7 +117,15 @@ class RunWindows:
         rec = self.recording
         with self._lock:
             old_total = int(self._row0[-1])
-            rows = rec._query("SELECT id, first_iteration, last_iteration, n FROM blocks ORDER BY id")
+
+            def snapshot(con):
+                # the block index and the pyramid's shape from one read transaction: they agree
+                rows = con.execute("SELECT id, first_iteration, last_iteration, n FROM blocks ORDER BY id").fetchall()
+                if not self._memory_index:
+                    self.chunks.refresh(lambda sql, args=(): con.execute(sql, args).fetchall())
+                return rows
+
+            rows = rec._read_tx(snapshot)
             idx = np.array(rows, dtype=object).reshape(-1, 4) if rows else np.empty((0, 4), object)
             for r in rows:
                 if not all(isinstance(v, int) and not isinstance(v, bool) for v in r) or r[3] <= 0 or r[3] > 1 << 26:
@@ -137,7 +145,6 @@ class RunWindows:
                 if total > self.chunks.builder.n_rows:
                     self._ingest(self.chunks.builder.n_rows)
             else:
-                self.chunks.refresh()
                 counts = self.chunks.counts()
                 if total and (not counts or counts[0] != -(-total // pyramid.BASE_ROWS)):
                     raise RecordingError(rec.path, f"damaged pyramid (level 0 has {counts[0] if counts else 0} "
@@ -185,6 +192,8 @@ class RunWindows:
                 return hit[1]
         data = self.recording.read_block(bid)
         self.decoded_blocks += 1
+        if j == len(self._index) - 1 and len(data) > n and int(data.iteration[n - 1]) == last:
+            data = data.slice_rows(0, n)  # the newest block grew since refresh(): keep what the index knows
         if len(data) != n or (n and (int(data.iteration[0]) != first or int(data.iteration[-1]) != last)):
             raise RecordingError(self.recording.path, f"damaged block {bid} (its rows do not match the index)")
         if cache:
