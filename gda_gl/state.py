@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
+from recorder import stats as _stats
+
 __all__ = ["ViewState", "COLOR_BY_CHOICES"]
 
 #: Bounds of stored ranges: iterations are int64 (and a float64 x axis keeps them apart up to 2**53);
@@ -47,8 +49,8 @@ def _range(key: str, v, *, integer: bool, bound: float) -> tuple:
         raise ValueError(f"{key} must be increasing (got {lo:g}, {hi:g})")
     return lo, hi
 
-COLOR_BY_CHOICES = ("none", "efficiency", "step_class", "curvature", "cockpit_alpha", "slope0", "ls_evals",
-                    "grad_norm", "step_norm", "lr")
+#: "none" and the statistics declared colourable in :data:`recorder.stats.COLOR_BY`
+COLOR_BY_CHOICES = ("none",) + _stats.COLOR_BY
 
 
 @dataclass

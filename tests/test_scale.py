@@ -396,3 +396,31 @@ def test_damaged_pyramid_gets_one_line_and_exit_2(tmp_path, damage):
         assert len(lines) == 1 and "bad.gda" in lines[0] and "pyramid" in lines[0], (cmd, res.stderr)
         assert "Traceback" not in res.stderr
     assert _sha(bad) == before
+
+
+@pytest.mark.gl
+def test_colour_by_and_highlight_show_in_the_overview_of_a_long_recording(tmp_path):
+    """Zoomed out to 250 rows per pixel column, colours and fading come from the pyramid's aggregates."""
+    n, k = 400_000, 4
+    grid = np.linspace(0, 2, k)
+    it = np.arange(n)
+    phi = np.tile(np.linspace(1.0, 1.2, k, dtype=np.float32), (n, 1))
+    eff = np.where(it < n // 2, 0.05, 0.95)
+    cls = np.where(it < n // 4, schema.CLASS_OVERSHOOT, schema.CLASS_UNDERSHOOT)
+    path = tmp_path / "c.gda"
+    with RecordingWriter(path, grid, commit_interval=3600) as w:
+        w.append_arrays({"iteration": it, "train_loss": phi[:, 0], "taken_alpha": np.ones(n), "efficiency": eff,
+                         "step_class": cls}, phi)
+    img = _render_png([path, "--color-by", "efficiency"], tmp_path, "e.png")
+    ink = (np.abs(img - 255).sum(axis=2) > 60) & ~((np.abs(img[:, :, 0] - img[:, :, 1]) < 12) &
+                                                    (np.abs(img[:, :, 1] - img[:, :, 2]) < 12))
+    cols = np.nonzero(ink[40:-60].any(axis=0))[0]
+    left = img[40:-60, cols.min() + 40][ink[40:-60, cols.min() + 40]].mean(axis=0)
+    right = img[40:-60, cols.max() - 120][ink[40:-60, cols.max() - 120]].mean(axis=0)
+    # viridis: low efficiency is purple (blue > green), high is yellow (green > blue)
+    assert left[2] > left[1] and right[1] > right[2], (left, right)
+    img = _render_png([path, "--highlight", "overshoot"], tmp_path, "h.png")
+    sat = img.max(axis=2) - img.min(axis=2)  # the run's blue, solid where matching, faded elsewhere
+    a = sat[40:-60, cols.min() + 40].max()
+    b = sat[40:-60, cols.max() - 120].max()
+    assert a > 2 * b, (a, b)
