@@ -145,7 +145,7 @@ def _check_inputs(paths) -> None:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from recorder.store import Recording
+    from recorder.reader import Recording  # not recorder.store: info never needs the writer
 
     from .summary import info_text
 

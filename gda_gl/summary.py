@@ -8,7 +8,7 @@ import numpy as np
 
 from recorder import schema
 from recorder.errors import RecordingError
-from recorder.store import Recording
+from recorder.reader import Recording
 
 __all__ = ["describe_grid", "info_text", "human_bytes"]
 

@@ -79,7 +79,8 @@ STATISTICS: tuple[Statistic, ...] = (
     Statistic("train_loss", "<f4", "training loss the optimizer saw at w_k (mean over micro-batches)",
               "training loss", colormap="viridis"),
     Statistic("step_norm", "<f4", "||w_{k+1} - w_k||", "step norm", colormap="viridis"),
-    Statistic("grad_norm", "<f4", "||grad L(w_k)||, of the gradient as backward produced it (NaN when unknown)",
+    Statistic("grad_norm", "<f4", "||g|| of the step's gradient as backward produced it (summed over micro-batches, before "
+              "clipping; NaN when unknown)",
               "gradient norm", colormap="viridis"),
     Statistic("lr", "<f8", "learning rate of the first parameter group", "learning rate", colormap="viridis"),
     Statistic("wall_time", "<f8", "unix time when the step finished", "wall time", fmt=".3f"),
@@ -95,7 +96,7 @@ STATISTICS: tuple[Statistic, ...] = (
               _CLASS_CODES, colormap="classes", fmt="d"),
     Statistic("curvature", "<f4", "phi'' of the least-squares parabola along d_k", "curvature phi''",
               colormap="viridis"),
-    Statistic("slope0", "<f4", "phi'(0) = grad . d_k where a gradient is known", "slope phi'(0)",
+    Statistic("slope0", "<f4", "phi'(0) = g . d_k with g the gradient before clipping (see grad_norm)", "slope phi'(0)",
               colormap="viridis"),
     Statistic("cockpit_alpha", "<f4", "step position on the parabola: -1 start, 0 valley floor, +1 opposite wall",
               "Cockpit alpha", colormap="viridis", color_range=(-1.0, 1.0), fmt=".3f"),
