@@ -83,10 +83,17 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _cell(v):
+    """Text cells that a spreadsheet would run as a formula (names come from the files) get a leading quote."""
+    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + v
+    return v
+
+
 def to_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(COLUMNS))
     w.writeheader()
     for r in rows:
-        w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
+        w.writerow({k: (repr(v) if isinstance(v, float) else _cell(v)) for k, v in r.items()})
     return buf.getvalue()

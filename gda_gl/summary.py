@@ -51,7 +51,7 @@ def _text(v, limit: int = 200) -> str:
     """A metadata value as one short line (metadata come from the file: any JSON type)."""
     s = v if isinstance(v, str) else str(v)
     s = s.splitlines()[0] if s.strip() else ""
-    return s[:limit]
+    return "".join(ch if ch.isprintable() else "?" for ch in s[:limit])
 
 
 def info_text(rec: Recording) -> str:

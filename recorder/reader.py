@@ -312,8 +312,11 @@ class Recording:
 
     @property
     def name(self) -> str:
+        """The run's name for display: printable characters only (no terminal escapes from the file)."""
         name = self.run.get("name")
-        return name[:200] if isinstance(name, str) and name.strip() else self.path.stem
+        if not (isinstance(name, str) and name.strip()):
+            return self.path.stem
+        return "".join(ch if ch.isprintable() else "?" for ch in name[:200])
 
     def _query(self, sql: str, args=()) -> list:
         try:

@@ -543,3 +543,17 @@ def test_diverging_run_renders_on_a_linear_axis(tmp_path, capsys):
     rc, _, err = _run(["render", str(p), "-o", str(out)], capsys)
     assert rc == 0, err
     assert out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_names_from_a_file_cannot_inject_terminal_escapes_or_formulas(tmp_path, capsys):
+    p = tmp_path / "evil.gda"
+    with RecordingWriter(p, GRID, {"name": "=HYPERLINK(\"x\")\x1b[2J\x07", "optimizer": "SGD\x1b]0;pwned\x07"}) as w:
+        for i in range(5):
+            w.append(i, GRID)
+    rc, out, err = _run(["info", str(p)], capsys)
+    assert rc == 0 and "\x1b" not in out and "\x07" not in out
+    csv = tmp_path / "t.csv"
+    rc, out, err = _run(["compare", str(p), "--csv", str(csv)], capsys)
+    assert rc == 0 and "\x1b" not in out
+    row = csv.read_text().splitlines()[1]
+    assert row.startswith("'=") or row.startswith("\"'=")
