@@ -6,7 +6,7 @@ usage (from the repository root, after ``gda-gl demo --out /tmp/demo --no-window
         .venv/bin/python docs/explorer/screenshots.py /tmp/demo/demo-cg.gda /tmp/demo/demo-sgd.gda
 
 Writes docs/explorer/{overview,zoom,step}.png: the real window (Qt, VisPy), grabbed after the
-animation landed, saved with a 128-colour palette to keep them small.
+animation landed, saved with a 256-colour palette to keep them small.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def main(paths: list[str]) -> None:
     def shot(name):
         path = OUT / f"{name}.png"
         w.win.grab().save(str(path))
-        Image.open(path).convert("RGB").quantize(128).save(path, optimize=True)
+        Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)
         print(path)
 
     run = c.runs[0]
