@@ -208,3 +208,22 @@ def test_details_text_never_overlaps_and_stays_inside(tmp_path_factory, size):
             assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (ta, tb)
     blue = np.all(np.abs(img - np.array([31, 120, 181])) < 40, axis=2).sum()
     assert blue > 100  # the curve itself is drawn
+
+
+@pytest.mark.gl
+def test_x_exports_the_view_as_png_and_the_visible_rows_as_csv(tmp_path):
+    p = write_synthetic(tmp_path / "x.gda", n=80)
+    c, cv = _canvas(p, size=(600, 400))
+    try:
+        c.set_x_range((10.0, 30.0), animate=False)
+        _settle(cv)
+        msg = cv.export(tmp_path)
+        pngs, csvs = list(tmp_path.glob("gda_gl-view-*.png")), list(tmp_path.glob("gda_gl-view-*.csv"))
+        assert len(pngs) == 1 and len(csvs) == 1 and "20 rows" in msg
+        from PIL import Image
+
+        assert Image.open(pngs[0]).size == (600, 400)
+        rows = csvs[0].read_text().splitlines()
+        assert len(rows) == 21 and rows[1].split(",")[1] == "10"
+    finally:
+        cv.close()
