@@ -280,3 +280,19 @@ def test_visible_rows_csv_and_run_visibility(recs, tmp_path):
     c.set_run_visible(1, False)
     assert c.visible_rows_csv(tmp_path / "rows.csv") == 10
     assert [r.name for r in c.visible_runs()] == ["a"]
+
+
+def test_highlight_of_a_long_run_reads_the_view_not_the_run(recs, monkeypatch):
+    import gda_gl.explorer.controller as ctl
+
+    c, clock = _ctrl(recs)
+    monkeypatch.setattr(ctl, "MATCH_ROWS", 50)  # pretend run a (300 rows) is too long to filter whole
+    c.state.update(highlight="batch>5")
+    c.set_x_range((100.0, 140.0), animate=False)
+    m = c.matches()
+    assert not c.matches_whole and m.min() >= 100 and m.max() < 140
+    c.drawn_match = (17, False)
+    assert c.match_summary() == "highlight batch>5: at most 17 in view"
+    c.set_x_range((0.0, 300.0), animate=False)  # more than MATCH_ROWS rows in view: none read
+    c.drawn_view = None
+    assert len(c.matches()) == 0

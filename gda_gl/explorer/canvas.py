@@ -80,6 +80,7 @@ class ExplorerCanvas(app.Canvas):
         view = self.renderer.last_view
         c.drawn_view = view
         c.drawn_mode = frame.mode
+        c.drawn_match = (getattr(frame, "match_count", None), getattr(frame, "match_exact", True))
         self.overlays.draw(view, self._overlay_spec(st, frame.mode, runs))
         if c.show_readout:
             from vispy import gloo

@@ -137,6 +137,7 @@ def _arrays(d):
 
 
 MAX_PICK_ROWS = 8192  # rows searched for the nearest arc (zoomed far out: the ones nearest the cursor)
+MATCH_ROWS = 200_000  # the highlight filter reads whole runs up to this many rows (else the drawn window)
 
 
 class ExplorerController:
@@ -164,6 +165,7 @@ class ExplorerController:
         self._last_growth: dict[str, float] = {}
         self.drawn_view: View | None = None   # set by the canvas after each frame: what is on screen
         self.drawn_mode: str | None = None    # "overview" or "detail", of the drawn frame
+        self.drawn_match: tuple | None = None  # (rows matching the highlight in the drawn frame, exact?)
         self.selected_run: int | None = None
         self.show_help = False
         self.show_legend = True
@@ -484,14 +486,17 @@ class ExplorerController:
 
     # -- filters -------------------------------------------------------------
     def matches(self) -> np.ndarray:
-        """Iterations matching the highlight filter (visible runs, sorted, unique; cached per data size).
+        """Iterations matching the highlight filter (visible runs, sorted, unique; cached).
 
-        A run too long to load whole contributes the matches of the drawn window only
-        (``self.matches_whole`` is then False).
+        Runs of at most :data:`MATCH_ROWS` rows are filtered whole; a longer run contributes the
+        matches among the rows in the drawn view when those are at most :data:`MATCH_ROWS`, else
+        none (the frame's bucket counts, ``drawn_match``, then give the number in view).
+        ``matches_whole`` says whether the result covers every visible run completely.
         """
         base = (self.state.highlight, tuple(bool(getattr(r, "visible", True)) for r in self.runs),
                 tuple(len(r) for r in self.runs))
-        vkey = None if self.drawn_view is None else (self.drawn_view.x0, self.drawn_view.x1)
+        v = self.view()
+        vkey = (v.x0, v.x1)
         if self._matches_key is not None and self._matches_key[0] == base and \
                 (self.matches_whole or self._matches_key[1] == vkey):
             return self._matches
@@ -499,11 +504,13 @@ class ExplorerController:
         for run in self.visible_runs():
             if len(run) == 0:
                 continue
-            try:
+            if len(run) <= MATCH_ROWS:
                 d = run.data
-            except MemoryError:
-                v = self.view()
-                d, whole = run.rows(math.floor(v.x0), v.x1), False
+            else:
+                whole = False
+                if run.windows.rows_in_range(math.floor(v.x0), v.x1) > MATCH_ROWS:
+                    continue
+                d = run.rows(math.floor(v.x0), v.x1)
             m = highlight_mask(d, self.state.highlight)
             if m is not None:
                 parts.append(d.iteration[m])
@@ -522,8 +529,12 @@ class ExplorerController:
         v = self.view()
         lo = int(np.searchsorted(m, math.floor(v.x0), side="left"))
         hi = int(np.searchsorted(m, math.ceil(v.x1), side="left"))
-        total = f"{len(m):,} steps" if self.matches_whole else "in the drawn window only"
-        return f"highlight {self.state.highlight}: {total} ({max(0, hi - lo):,} in view)"
+        if self.matches_whole:
+            return f"highlight {self.state.highlight}: {len(m):,} steps ({max(0, hi - lo):,} in view)"
+        count, exact = self.drawn_match if self.drawn_match is not None else (None, True)
+        if count is None:
+            return f"highlight {self.state.highlight}: {max(0, hi - lo):,} in view"
+        return f"highlight {self.state.highlight}: {'' if exact else 'at most '}{count:,} in view"
 
     def jump_match(self, direction: int = 1) -> int | None:
         """Zoom onto the next (+1) or previous (-1) matching iteration after the selection / view centre."""
