@@ -201,6 +201,7 @@ class ExplorerWindow:
         form.addWidget(QtWidgets.QLabel("selected step"))
         form.addWidget(self.numbers)
         form.addStretch(1)
+        self._fit_panel()
 
         self.update_ranges()
         ctrl.state.observe(self.sync)
@@ -236,6 +237,12 @@ class ExplorerWindow:
         self.status_timer.timeout.connect(self._show_status)
         self.status_timer.start(100)
         ctrl.on_grow(self._title)
+
+    def _fit_panel(self) -> None:
+        """The panel never scrolls sideways: the scroll area is as wide as the controls want."""
+        panel = self.scroll.widget()
+        self.scroll.setMinimumWidth(max(250, panel.sizeHint().width()
+                                        + self.scroll.verticalScrollBar().sizeHint().width() + 6))
 
     def _detail_moved(self, pos: int, index: int) -> None:
         sizes = self.left.sizes()
@@ -375,6 +382,7 @@ class ExplorerWindow:
     def show(self, size=(1500, 850)) -> None:
         self.win.resize(*size)
         self.win.show()
+        self._fit_panel()  # again: sizes are final once the widgets are polished
         self.canvas.show()
         self.canvas.native.setFocus()
 
