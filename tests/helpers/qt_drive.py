@@ -177,7 +177,7 @@ def main() -> None:
         c.set_x_range((100.0, 140.0))
         settle()
         lay = c.layout
-        pos = (lay.left + 0.2 * lay.plot[2], c.size[1] / 2)
+        pos = (int(lay.left + 0.2 * lay.plot[2]), int(c.size[1] / 2))  # whole pixels, as events carry
         hover_at(pos)
         wait(150)
         before = w.win.statusBar().currentMessage()
