@@ -73,6 +73,7 @@ def test_clicks_select_the_right_run_and_step(drive):
     assert len(r["trials"]) >= 16 and r["ok"] == len(r["trials"]), r["trials"]
     assert {t["want"][0] for t in r["trials"]} == {0, 1}
     assert r["status_b"].startswith("b: step 66,")
+    assert r["tooltip"].startswith("b\nstep 66\n")  # the resting cursor gets a tooltip naming run and step
 
 
 def test_status_line_is_refreshed_after_a_zoom(drive):

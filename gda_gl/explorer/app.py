@@ -108,6 +108,7 @@ class ExplorerWindow:
         self.ctrl = ctrl
         self.state_file = state_file
         self.open_recordings: list = []
+        self.tooltip_text = ""
         self.application = app.use_app()
         win = self.win = QtWidgets.QMainWindow()
         self._title()
@@ -362,6 +363,27 @@ class ExplorerWindow:
             self.win.statusBar().showMessage(self.canvas.status)
         else:
             self.win.statusBar().clearMessage()
+        self._tooltip()
+
+    def _tooltip(self) -> None:
+        """A tooltip naming the run and the step under a resting cursor (native, no redraw)."""
+        from PyQt6 import QtCore, QtWidgets
+
+        info, mouse = self.ctrl.hover_info, self.canvas._mouse
+        key = None if not info or "iteration" not in info or mouse is None else \
+            (info["run"], info["iteration"], int(mouse[0]), int(mouse[1]))
+        if key is None or info.get("dist_px", 99) > 14:
+            self._tip = (None, 0)
+            return
+        last, n = getattr(self, "_tip", (None, 0))
+        self._tip = (key, n + 1 if key == last else 1)
+        if self._tip[1] == 4:  # resting for ~0.3 s
+            r = self.canvas.pixel_scale
+            pos = self.canvas.native.mapToGlobal(QtCore.QPoint(int(mouse[0] / r), int(mouse[1] / r)))
+            text = (f"{info['run']}\nstep {info['iteration']:,}\nalpha {info['alpha']:.4g}\n"
+                    f"phi {info['phi']:.6g}")
+            QtWidgets.QToolTip.showText(pos, text, self.canvas.native)
+            self.tooltip_text = text
 
     def _title(self) -> None:
         names = [r.name for r in self.ctrl.runs] + [Path(p).name + " (waiting)" for p in self.ctrl.pending]

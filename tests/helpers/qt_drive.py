@@ -168,9 +168,9 @@ def main() -> None:
         phi = float(np.interp(0.5, run.alphas, run.data.phi[row]))
         pos = v.data_to_px(66.5, phi)
         hover_at(pos)
-        wait(150)
+        wait(700)
         status_b = w.win.statusBar().currentMessage()
-        return {"trials": trials, "ok": ok, "status_b": status_b}
+        return {"trials": trials, "ok": ok, "status_b": status_b, "tooltip": w.tooltip_text}
 
     @scenario("status_after_zoom")
     def _():
