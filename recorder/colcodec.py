@@ -15,6 +15,8 @@ BLOB, layout (little-endian)::
 
     u32 magic 0x47444332 ("GDC2") | u32 column count c | c x u32 frame length | frames
 
+Every frame carries Zstandard's content checksum (XXH64), verified on
+decompression, so damaged bytes are an error rather than wrong numbers.
 Every frame's *declared* content size is checked against ``n x itemsize``
 before anything is decompressed, so a hostile file cannot make a reader
 allocate more than the column could legitimately hold.  Bit patterns (NaN
@@ -48,7 +50,8 @@ def _zstd():
     if z is None:
         import zstandard
 
-        z = _local.z = (zstandard, zstandard.ZstdCompressor(level=_CLEVEL, write_content_size=True),
+        z = _local.z = (zstandard, zstandard.ZstdCompressor(level=_CLEVEL, write_content_size=True,
+                                                            write_checksum=True),
                         zstandard.ZstdDecompressor())
     return z
 

@@ -424,3 +424,25 @@ def test_colour_by_and_highlight_show_in_the_overview_of_a_long_recording(tmp_pa
     a = sat[40:-60, cols.min() + 40].max()
     b = sat[40:-60, cols.max() - 120].max()
     assert a > 2 * b, (a, b)
+
+
+def test_a_flipped_byte_inside_a_compressed_column_is_an_error_not_wrong_numbers(tmp_path):
+    """Zstandard frames carry a checksum: same-length damage in a block is caught when it is decoded."""
+    rng = np.random.default_rng(9)
+    path = tmp_path / "f.gda"
+    with RecordingWriter(path, np.linspace(0, 2, 8)) as w:
+        w.append_arrays(_columns(3000, rng), _phi(3000, 8, rng))
+    con = sqlite3.connect(path)
+    for col in ("phi", "f_train_loss"):
+        blob = bytearray(con.execute(f"SELECT {col} FROM blocks WHERE id = 1").fetchone()[0])
+        blob[len(blob) // 2] ^= 0x40
+        con.execute(f"UPDATE blocks SET {col} = ? WHERE id = 1", (bytes(blob),))
+        con.commit()
+        with Recording(path) as rec, pytest.raises(Exception, match="block 1"):
+            rec.read()
+        blob[len(blob) // 2] ^= 0x40
+        con.execute(f"UPDATE blocks SET {col} = ? WHERE id = 1", (bytes(blob),))
+        con.commit()
+    con.close()
+    with Recording(path) as rec:
+        assert len(rec.read()) == 3000
