@@ -200,6 +200,8 @@ class Run:
             return {"status": "skipped", "error": "no scale suite yet (benchmarks.runner.SUITES has no 'scale')"}
         env = dict(self.env, **(self.gl_env or {}))
         argv = [PY, "-m", "benchmarks", "--only", "scale", "--no-results-md"] + (["--quick"] if self.dry else [])
+        if not self.dry:
+            env.setdefault("GDA_SCALE_SIZES", "2e6")  # a size written and measured within the stage's budget
         return self.json_stage("scale", argv, limit, env)
 
 
