@@ -49,6 +49,7 @@ import logging
 import math
 import operator
 import os
+import re
 import secrets
 import socket
 import sqlite3
@@ -158,6 +159,43 @@ def _dir_lock(directory: Path):
                 fcntl.flock(fd, fcntl.LOCK_UN)
             finally:
                 os.close(fd)
+
+
+_TEMP_NAME = re.compile(r"^\.gda-(\d+)-[0-9a-f]{12}\.tmp(-journal)?$")
+
+
+def _remove_stale_temps(directory: Path, min_age_s: float = 60.0) -> None:
+    """Remove the temporary files of writers that died while creating a recording here.
+
+    Only names this module makes (``.gda-<pid>-<12 hex>.tmp``), only when that process is gone and the
+    file is older than ``min_age_s`` (so a reused pid cannot make us remove a live writer's file).
+    """
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    now = time.time()
+    for e in entries:
+        m = _TEMP_NAME.match(e.name)
+        if not m:
+            continue
+        try:
+            if now - e.stat(follow_symlinks=False).st_mtime < min_age_s or _pid_running(int(m.group(1))):
+                continue
+            os.unlink(e.path)
+            log.info("removed %s, left by a writer that died while creating a recording", e.path)
+        except OSError:
+            pass
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _unlink(path: str) -> None:
@@ -295,6 +333,7 @@ class RecordingWriter:
         try:
             self._build(tmp, run)
             with _dir_lock(parent):
+                _remove_stale_temps(parent)
                 kind = sniff(self.path)
                 leftovers = [str(self.path) + s for s in ("-journal", "-wal", "-shm") if os.path.lexists(str(self.path) + s)]
                 if kind != "missing":

@@ -446,3 +446,17 @@ def test_a_flipped_byte_inside_a_compressed_column_is_an_error_not_wrong_numbers
     con.close()
     with Recording(path) as rec:
         assert len(rec.read()) == 3000
+
+
+def test_temp_files_of_writers_that_died_while_creating_are_removed(tmp_path):
+    dead = tmp_path / ".gda-999999-0123456789ab.tmp"   # no such pid
+    live = tmp_path / f".gda-{os.getpid()}-0123456789ab.tmp"
+    other = tmp_path / ".gda-999999-notours.tmp"
+    for p in (dead, live, other):
+        p.write_bytes(b"x")
+        os.utime(p, (time.time() - 3600, time.time() - 3600))
+    young = tmp_path / ".gda-999998-abcdefabcdef.tmp"
+    young.write_bytes(b"x")
+    with RecordingWriter(tmp_path / "new.gda", [0.0, 1.0]) as w:
+        w.append(0, [1.0, 0.5])
+    assert not dead.exists() and live.exists() and other.exists() and young.exists()
