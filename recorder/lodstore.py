@@ -192,9 +192,20 @@ class SqlChunks(ChunkSource):
             raise self._fail(exc) from None
 
     def _refresh(self, query) -> None:
-        rows = query("SELECT level, MAX(chunk), COUNT(*), "
-                           "SUM(CASE WHEN chunk = (SELECT MAX(chunk) FROM lod l2 WHERE l2.level = lod.level) "
-                           "THEN n ELSE 0 END) FROM lod GROUP BY level ORDER BY level")
+        # the (level, chunk) keys alone, then one key lookup per level for the newest chunk's size:
+        # aggregate queries over this WITHOUT ROWID table walk every chunk's payload (0.6 s at 3e7 rows)
+        keys = query("SELECT level, chunk FROM lod")
+        per_level: dict = {}
+        for level, chunk in keys:
+            if not (isinstance(level, int) and isinstance(chunk, int)) or not 0 <= level < _MAX_LEVELS:
+                raise LodError("pyramid index has non-integer or out-of-range entries")
+            cnt, mx = per_level.get(level, (0, -1))
+            per_level[level] = (cnt + 1, max(mx, chunk))
+        rows = []
+        for level in sorted(per_level):
+            cnt, mx = per_level[level]
+            got = query("SELECT n FROM lod WHERE level = ? AND chunk = ?", (level, mx))
+            rows.append((level, mx, cnt, got[0][0] if got else None))
         counts = []
         for i, (level, max_chunk, n_chunks, last_n) in enumerate(rows):
             if not all(isinstance(v, int) for v in (level, max_chunk, n_chunks, last_n)):
