@@ -99,13 +99,20 @@ class RunWindows:
         return w
 
     @classmethod
-    def from_recording(cls, rec) -> "RunWindows":
-        """Windows onto an open :class:`~recorder.reader.Recording` (kept open; closed by the caller)."""
+    def from_recording(cls, rec, rows: bool = True) -> "RunWindows":
+        """Windows onto an open :class:`~recorder.reader.Recording` (kept open; closed by the caller).
+
+        ``rows=False``: only the stored pyramid is read (``info``: the whole-run summary), not the block
+        index; schema-1 files are indexed in memory either way.
+        """
         w = cls(rec.alpha_grid, rec.name)
         w.recording = rec
         w._memory_index = not rec.has_stored_pyramid()
         if not w._memory_index:
             w.chunks = SqlChunks(rec._query, path=rec.path)
+            if not rows:
+                w.chunks.refresh()
+                return w
         w.refresh()
         return w
 
