@@ -59,7 +59,19 @@ class TextLayer:
         return _font(size, bold).getlength(text)
 
     def rasterize(self) -> np.ndarray:
-        """(height, width, 4) uint8, rows top-down, straight alpha."""
+        """(height, width, 4) uint8, rows top-down, straight alpha.
+
+        Each label is rendered once into a small cached image (a zoom changes the tick labels
+        every frame, but mostly to labels seen a frame or two earlier) and blended in place.
+        """
+        out = np.zeros((self.height, self.width, 4), np.uint8)
+        for text, x, y, anchor, size, color, bold, rotate in self.items:
+            img, dx, dy = _label(text, anchor, size, color, bold, rotate)
+            _blend(out, img, int(round(x + dx)), int(round(self.height - y + dy)))
+        return out
+
+    def rasterize_reference(self) -> np.ndarray:
+        """Plain twin of :meth:`rasterize`: every label drawn by Pillow into one full-size image."""
         from PIL import Image, ImageDraw
 
         img = Image.new("RGBA", (self.width, self.height), (0, 0, 0, 0))
@@ -67,11 +79,49 @@ class TextLayer:
         for text, x, y, anchor, size, color, bold, rotate in self.items:
             font = _font(size, bold)
             if rotate:
-                w = int(font.getlength(text)) + 4
-                tmp = Image.new("RGBA", (w, size * 2), (0, 0, 0, 0))
-                ImageDraw.Draw(tmp).text((w / 2, size), text, font=font, fill=color, anchor="mm")
-                tmp = tmp.rotate(90, expand=True)
+                tmp = _rotated(text, size, color, bold)
                 img.alpha_composite(tmp, (int(x - tmp.width / 2), int(self.height - y - tmp.height / 2)))
             else:
                 draw.text((x, self.height - y), text, font=font, fill=color, anchor=anchor)
         return np.asarray(img)
+
+
+def _rotated(text: str, size: int, color, bold: bool):
+    from PIL import Image, ImageDraw
+
+    font = _font(size, bold)
+    w = int(font.getlength(text)) + 4
+    tmp = Image.new("RGBA", (w, size * 2), (0, 0, 0, 0))
+    ImageDraw.Draw(tmp).text((w / 2, size), text, font=font, fill=color, anchor="mm")
+    return tmp.rotate(90, expand=True)
+
+
+@lru_cache(maxsize=2048)
+def _label(text: str, anchor: str, size: int, color: tuple, bold: bool, rotate: bool):
+    """One label as an RGBA array and the offset of its top-left corner from the anchor point."""
+    from PIL import Image, ImageDraw
+
+    if rotate:
+        tmp = _rotated(text, size, color, bold)
+        return np.asarray(tmp), -tmp.width / 2, -tmp.height / 2
+    font = _font(size, bold)
+    left, top, right, bottom = font.getbbox(text, anchor=anchor)
+    w, h = max(1, right - left), max(1, bottom - top)
+    img = Image.new("RGBA", (w, h), (0, 0, 0, 0))
+    ImageDraw.Draw(img).text((-left, -top), text, font=font, fill=color, anchor=anchor)
+    return np.asarray(img), left, top
+
+
+def _blend(out: np.ndarray, src: np.ndarray, x: int, y: int) -> None:
+    """Straight-alpha 'over' of ``src`` onto ``out`` with its top-left at (x, y), clipped."""
+    h, w = src.shape[:2]
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(out.shape[1], x + w), min(out.shape[0], y + h)
+    if x1 <= x0 or y1 <= y0:
+        return
+    s = src[y0 - y:y1 - y, x0 - x:x1 - x].astype(np.float32)
+    d = out[y0:y1, x0:x1].astype(np.float32)
+    sa, da = s[..., 3:4] / 255.0, d[..., 3:4] / 255.0
+    oa = sa + da * (1 - sa)
+    rgb = np.where(oa > 0, (s[..., :3] * sa + d[..., :3] * da * (1 - sa)) / np.maximum(oa, 1e-6), 0)
+    out[y0:y1, x0:x1, :3] = np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+    out[y0:y1, x0:x1, 3:4] = np.clip(oa * 255 + 0.5, 0, 255).astype(np.uint8)

@@ -360,3 +360,19 @@ def test_live_extension_equals_a_fresh_build():
                 np.testing.assert_allclose(a[name], b[name], rtol=1e-12)
             else:
                 np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_text_layer_cached_labels_equal_the_plain_pillow_twin():
+    from gda_gl.textlayer import TextLayer
+
+    t = TextLayer(640, 360)
+    for i in range(12):
+        t.add(f"{i * 12345:,}", 40 + i * 50, 30, "mt", 11)
+    t.add("loss (log)", 12, 180, "mm", 12, rotate=True)
+    t.add("title", 320, 355, "mt", 13, bold=True)
+    t.add("right", 60, 200, "rm", 11, color=(200, 30, 30, 255))
+    t.add("over", 62, 200, "lm", 11, color=(30, 30, 200, 128))  # overlapping, translucent
+    t.add("clipped at the edge", 630, 100, "lm", 11)
+    a, b = t.rasterize(), t.rasterize_reference()
+    assert (b[..., 3] > 0).sum() > 1000
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 2
