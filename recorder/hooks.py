@@ -150,6 +150,7 @@ class _StepInfo:
     lr: float = math.nan
     native: float = math.nan
     trials: dict | None = None
+    micro_batches: int = 0
 
 
 class Recorder:
@@ -468,6 +469,7 @@ class Recorder:
         if "grad_norm" in ls:
             info.grad_norm = float(ls["grad_norm"])
         info.ls_evals = int(ls["evals"]) if "evals" in ls else (len(pre["trials"]) if info.trials else 0)
+        info.micro_batches = len(micro)
         info.lr = float(self.optimizer.param_groups[0].get("lr", math.nan))
         info.native = float(ls["step"]) if "step" in ls else info.lr
         return info
@@ -549,11 +551,14 @@ class Recorder:
         if status in (schema.STATUS_OK, schema.STATUS_NONFINITE):
             stats = stats_dev if stats_dev is not None else \
                 {n: v[0].item() for n, v in line_stats(self.alphas, phi[None, :], 1.0).items()}
+        extra = {}
+        if "micro_batches" in schema.ITER_DTYPES:  # filled once the schema has the field
+            extra["micro_batches"] = info.micro_batches
         self.writer.append(k, phi, trials=info.trials, epoch=self.epoch, batch=batch,
                            taken_alpha=1.0 if line.dd > 0 else 0.0, native_step=info.native,
                            train_loss=info.train_loss, step_norm=line.step_norm, grad_norm=info.grad_norm,
                            lr=info.lr, wall_time=time.time(), status=status, ls_evals=info.ls_evals,
-                           slope0=info.slope0, **stats)
+                           slope0=info.slope0, **stats, **extra)
         if message:
             self.failures += status == schema.STATUS_FAILED
             self._note(k, "probe-failed" if status == schema.STATUS_FAILED else "probe-nonfinite", message)
