@@ -67,6 +67,13 @@ BUCKET_FIELDS: tuple[tuple[str, np.dtype, str], ...] = _fields()
 BUCKET_DTYPES: dict[str, np.dtype] = {n: d for n, d, _ in BUCKET_FIELDS}
 
 
+def layout() -> dict:
+    """What a stored pyramid's bytes mean (kept in the file's ``meta.lod``; a reader that finds another
+    layout indexes the file in memory instead of misreading it)."""
+    return {"base_rows": BASE_ROWS, "fanout": FANOUT, "chunk": CHUNK,
+            "fields": [[n, np.dtype(d).str, op] for n, d, op in BUCKET_FIELDS]}
+
+
 def bucket_rows(level: int) -> int:
     """Rows per bucket at ``level``."""
     return BASE_ROWS * FANOUT ** level

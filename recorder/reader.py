@@ -48,7 +48,7 @@ from .lock import parse_lock_record, writer_alive
 
 __all__ = ["Recording", "open_recordings", "sql_error", "read_meta", "validate_identity", "connect_readonly"]
 
-_META_KEYS = ("run", "alpha_grid", "created_by", "writer")
+_META_KEYS = ("run", "alpha_grid", "created_by", "writer", "lod")
 _ALL_BLOBS = ",".join("blob" for _ in schema.block_columns())
 _LOD_COLUMNS = ("level", "chunk", "n", "first_iteration", "last_iteration", "data")
 _REQUIRED_COLUMNS = {
@@ -520,8 +520,11 @@ class Recording:
         return self._read_tx(work)
 
     def has_stored_pyramid(self) -> bool:
-        """Whether the file stores its level-of-detail pyramid (schema 2); schema-1 files are indexed in memory."""
-        return self.version >= 2
+        """Whether the file stores a level-of-detail pyramid this release can read (schema 2 with the
+        same pyramid layout); other files are indexed in memory when opened."""
+        from .pyramid import layout
+
+        return self.version >= 2 and self.meta.get("lod") == layout()
 
     def file_size(self) -> int:
         """Bytes of the file plus its WAL."""

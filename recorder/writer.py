@@ -63,6 +63,7 @@ import numpy as np
 from . import schema
 from .lodstore import LodError, decode_chunk, write_chunks
 from .pyramid import BASE_ROWS, CHUNK, PyramidBuilder
+from .pyramid import layout as pyramid_layout
 from .codec import MAX_BLOCK_ROWS, BlockError, as_grid, concat_parts, decode_block, encode_block, json_safe, trials_arrays
 from .errors import RecordingBusyError, RecordingError
 from .fsutil import NETWORK_FS, check_recording_file, fs_type, has_journal, sniff
@@ -364,7 +365,8 @@ class RecordingWriter:
         from ._version import __version__
 
         meta = {"run": dict(run or {}), "alpha_grid": self.alpha_grid.tolist(),
-                "created_by": f"gda_gl {__version__}", "writer": self._writer_info("open")}
+                "created_by": f"gda_gl {__version__}", "writer": self._writer_info("open"),
+                "lod": pyramid_layout()}
         rows = [(k, json.dumps(json_safe(v), allow_nan=False, default=str)) for k, v in meta.items()]
         con = sqlite3.connect(tmp, isolation_level=None)
         try:
