@@ -124,8 +124,8 @@ def encode_block(cols: Mapping[str, np.ndarray], phi: np.ndarray, tcount: np.nda
     -------
     list of bytes
     """
-    dtypes = schema.ITER_DTYPES if version >= 2 else schema.ITER_DTYPES_V1
-    arrays = [np.ascontiguousarray(cols[n], dtypes[n]) for n, _, _ in schema.ITER_FIELDS]
+    fields = schema.ITER_FIELDS if version >= 2 else schema.ITER_FIELDS_V1
+    arrays = [np.ascontiguousarray(cols[n], dt) for n, dt, _ in fields]
     arrays.append(np.ascontiguousarray(phi, schema.PHI_DTYPE))
     arrays.append(np.ascontiguousarray(tcount, schema.TRIAL_COUNT_DTYPE))
     arrays += [np.ascontiguousarray(trials[n], schema.TRIAL_DTYPES[n]) for n, _, _ in schema.TRIAL_FIELDS]
@@ -180,7 +180,7 @@ def decode_block(blobs: Sequence, n, k: int, version: int = schema.SCHEMA_VERSIO
     BlockError
         one line describing the first mismatch (wrong type, length, row count, trial counts, order).
     """
-    names = schema.block_columns()
+    names = schema.block_columns(version)
     if len(blobs) != len(names):
         raise BlockError(f"has {len(blobs)} columns, expected {len(names)}")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
@@ -201,6 +201,10 @@ def decode_block(blobs: Sequence, n, k: int, version: int = schema.SCHEMA_VERSIO
         arr = _blob(value, col, n, dt, version)
         want = schema.ITER_DTYPES[name]
         cols[name] = arr if arr.dtype == want else arr.astype(want)
+    for name, want in schema.ITER_DTYPES.items():  # fields newer than the file: their default
+        if name not in cols:
+            cols[name] = np.full(n, np.nan if want.kind == "f" else 0, want)
+    cols = {name: cols[name] for name in schema.ITER_DTYPES}
     value, col = next(it)
     if raw and isinstance(value, (bytes, bytearray, memoryview)) and len(value) != n * k * schema.PHI_DTYPE.itemsize:
         raise BlockError(f"column phi holds {len(value)} bytes, expected {n * k * schema.PHI_DTYPE.itemsize} "

@@ -49,11 +49,11 @@ from .lock import parse_lock_record, writer_alive
 __all__ = ["Recording", "open_recordings", "sql_error", "read_meta", "validate_identity", "connect_readonly"]
 
 _META_KEYS = ("run", "alpha_grid", "created_by", "writer", "lod")
-_ALL_BLOBS = ",".join("blob" for _ in schema.block_columns())
+_ALL_BLOBS = {v: ",".join("blob" for _ in schema.block_columns(v)) for v in schema.READABLE_VERSIONS}
 _LOD_COLUMNS = ("level", "chunk", "n", "first_iteration", "last_iteration", "data")
 _REQUIRED_COLUMNS = {
     "meta": ("key", "value"),
-    "blocks": ("id", "first_iteration", "last_iteration", "n", *schema.block_columns()),
+    "blocks": ("id", "first_iteration", "last_iteration", "n"),  # + schema.block_columns(version)
     "events": ("id", "iteration", "wall_time", "kind", "message"),
 }
 
@@ -132,6 +132,9 @@ def validate_identity(con: sqlite3.Connection, path: Path, *, exact: bool = Fals
                                    f"({schema.SCHEMA_VERSION}); upgrade gda-gl")
     if version < 1:
         raise RecordingError(path, f"unknown recording schema version {version}")
+    if exact and version != schema.SCHEMA_VERSION:
+        raise RecordingError(path, f"cannot append to a schema-{version} recording (this gda-gl writes "
+                                   f"schema {schema.SCHEMA_VERSION}); run 'gda-gl upgrade' to make a copy to append to")
     objects = con.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
     declared = _declared_objects(tuple(schema.create_statements())) if exact else {}
     tables = set()
@@ -152,11 +155,9 @@ def validate_identity(con: sqlite3.Connection, path: Path, *, exact: bool = Fals
                 raise RecordingError(path, f"refused for writing: {typ} {label!r} is not what the recording "
                                            f"schema declares (the file was changed outside gda-gl)")
     required_tables = dict(_REQUIRED_COLUMNS)
+    required_tables["blocks"] = required_tables["blocks"] + tuple(schema.block_columns(version))
     if version >= 2:
         required_tables["lod"] = _LOD_COLUMNS
-    if exact and version != schema.SCHEMA_VERSION:
-        raise RecordingError(path, f"cannot append to a schema-{version} recording (this gda-gl writes "
-                                   f"schema {schema.SCHEMA_VERSION}); run 'gda-gl upgrade' to make a copy to append to")
     missing = set(required_tables) - tables
     if missing:
         raise RecordingError(path, f"damaged recording (missing tables: {', '.join(sorted(missing))})")
@@ -334,7 +335,7 @@ class Recording:
         so every later allocation is bounded by bytes the file holds.
         """
         # typeof() of every BLOB column, like length(), is answered from the record header
-        kinds = " || ',' || ".join(f"typeof({c})" for c in schema.block_columns())
+        kinds = " || ',' || ".join(f"typeof({c})" for c in schema.block_columns(self.version))
         sql = ("SELECT id, n, first_iteration, last_iteration, length(f_iteration), typeof(f_iteration), "
                f"{kinds} FROM blocks{where} ORDER BY id")
         if con is None:
@@ -344,12 +345,12 @@ class Recording:
         out = []
         prev_last = None
         item = schema.ITER_DTYPES["iteration"].itemsize
-        names = schema.block_columns()
+        names = schema.block_columns(self.version)
         for bid, n, first, last, nbytes, typ, kinds in rows:
             if not all(isinstance(v, int) and not isinstance(v, bool) for v in (bid, n, first, last)):
                 raise RecordingError(self.path, f"damaged block {bid}: id, n, first_iteration and last_iteration "
                                                 "must be integers")
-            if kinds != _ALL_BLOBS:
+            if kinds != _ALL_BLOBS[self.version]:
                 bad = next((c, k) for c, k in zip(names, str(kinds).split(",")) if k != "blob")
                 raise RecordingError(self.path, f"damaged block {bid}: column {bad[0]} is {bad[1]}, expected a BLOB")
             if n <= 0 or (self.version < 2 and n * item != nbytes) or (self.version >= 2 and n > MAX_BLOCK_ROWS):
@@ -422,7 +423,8 @@ class Recording:
         tparts: dict[str, list] = {n: [] for n in schema.TRIAL_DTYPES}
         pos = 0
         lo, hi = index[0][0], index[-1][0]
-        cur = con.execute(f"SELECT id, n, {', '.join(schema.block_columns())} FROM blocks WHERE id >= ? AND id <= ? "
+        cur = con.execute(f"SELECT id, n, {', '.join(schema.block_columns(self.version))} FROM blocks "
+                          "WHERE id >= ? AND id <= ? "
                           "ORDER BY id", (lo, hi))
         expected = iter(index)
         for j, r in enumerate(cur):

@@ -95,11 +95,16 @@ from .stats import (CLASS_NAMES, CLASS_NEAR_OPTIMAL, CLASS_OVERSHOOT, CLASS_UNDE
 #: (name, little-endian dtype, description) of every scalar per-iteration field (schema 2).
 ITER_FIELDS: tuple[tuple[str, str, str], ...] = tuple((s.name, s.dtype, s.description) for s in STATISTICS)
 
+#: the per-iteration fields of schema version 1, in their order (later fields read as their default)
+V1_NAMES = ("iteration", "epoch", "batch", "taken_alpha", "native_step", "train_loss", "step_norm", "grad_norm", "lr",
+            "wall_time", "status", "ls_evals", "min_alpha", "min_phi", "efficiency", "step_class", "curvature",
+            "slope0", "cockpit_alpha")
 _V1_FLOAT64 = {"train_loss", "step_norm", "grad_norm", "min_alpha", "min_phi", "efficiency", "curvature", "slope0",
                "cockpit_alpha"}
 #: the same fields as stored by schema version 1 (every float as float64)
 ITER_FIELDS_V1: tuple[tuple[str, str, str], ...] = tuple(
-    (n, "<f8" if n in _V1_FLOAT64 else d, desc) for n, d, desc in ITER_FIELDS)
+    (n, "<f8" if n in _V1_FLOAT64 else d, desc) for n, d, desc in ITER_FIELDS if n in V1_NAMES)
+assert tuple(f[0] for f in ITER_FIELDS_V1) == V1_NAMES
 ITER_DTYPES_V1: dict[str, np.dtype] = {name: np.dtype(dt) for name, dt, _ in ITER_FIELDS_V1}
 ITER_DTYPES: dict[str, np.dtype] = {name: np.dtype(dt) for name, dt, _ in ITER_FIELDS}
 
@@ -119,9 +124,9 @@ TRIAL_COUNT_DTYPE = np.dtype("<i4")
 STAT_FIELDS = tuple(s.name for s in STATISTICS if s.aggregate is not None)
 
 
-def block_columns() -> list[str]:
-    """SQL column names of the BLOB columns of ``blocks``, in a fixed order."""
-    cols = [f"f_{name}" for name, _, _ in ITER_FIELDS]
+def block_columns(version: int = SCHEMA_VERSION) -> list[str]:
+    """SQL column names of the BLOB columns of ``blocks`` in schema ``version``, in a fixed order."""
+    cols = [f"f_{name}" for name, _, _ in (ITER_FIELDS if version >= 2 else ITER_FIELDS_V1)]
     cols.append("phi")
     cols.append("trial_count")
     cols += [f"t_{name}" for name, _, _ in TRIAL_FIELDS]

@@ -71,16 +71,19 @@ _STATUS_CODES = tuple(sorted(STATUS_NAMES.items()))
 STATISTICS: tuple[Statistic, ...] = (
     Statistic("iteration", "<i8", "global iteration number, strictly increasing", "iteration", None, fmt="d"),
     Statistic("epoch", "<i4", "epoch the iteration belongs to", "epoch", None, fmt="d"),
-    Statistic("batch", "<i8", "mini-batch id; changes when the data the loss is measured on changes", "batch",
-              None, fmt="d"),
+    Statistic("batch", "<i8", "mini-batch id; changes when the step's data (all its micro-batches) changes",
+              "batch", None, fmt="d"),
     Statistic("taken_alpha", "<f8", "accepted step in units of d_k (1.0 normally)", "accepted alpha", None),
     Statistic("native_step", "<f8", "the optimizer's own step length (lr or line-search step)", "native step",
               None),
-    Statistic("train_loss", "<f4", "training loss the optimizer saw at w_k (mean over micro-batches)",
-              "training loss", colormap="viridis"),
+    Statistic("train_loss", "<f4", "training loss at w_k (train mode): the mean of the losses of the "
+              "micro-batches back-propagated since the previous step (their sum when each is normalised over the "
+              "step, e.g. HF num_items_in_batch)", "training loss", colormap="viridis"),
     Statistic("step_norm", "<f4", "||w_{k+1} - w_k||", "step norm", colormap="viridis"),
-    Statistic("grad_norm", "<f4", "||g|| of the step's gradient as backward produced it (summed over micro-batches, before "
-              "clipping; NaN when unknown)",
+    Statistic("grad_norm", "<f4", "||g||, g = the gradient back-propagated since the previous step (summed over "
+              "its backward calls), copied at the end of each backward: before gradient clipping or any other change "
+              "made before step(); parameters without a gradient count as zero; under DDP p.grad at step() (after "
+              "the all-reduce and any clipping); NaN when unknown",
               "gradient norm", colormap="viridis"),
     Statistic("lr", "<f8", "learning rate of the first parameter group", "learning rate", colormap="viridis"),
     Statistic("wall_time", "<f8", "unix time when the step finished", "wall time", fmt=".3f"),
@@ -96,10 +99,14 @@ STATISTICS: tuple[Statistic, ...] = (
               _CLASS_CODES, colormap="classes", fmt="d"),
     Statistic("curvature", "<f4", "phi'' of the least-squares parabola along d_k", "curvature phi''",
               colormap="viridis"),
-    Statistic("slope0", "<f4", "phi'(0) = g . d_k with g the gradient before clipping (see grad_norm)", "slope phi'(0)",
+    Statistic("slope0", "<f4", "phi'(0) = g . d_k, g as for grad_norm (a line-search optimizer's own phi'(0) when it "
+              "reports one)", "slope phi'(0)",
               colormap="viridis"),
     Statistic("cockpit_alpha", "<f4", "step position on the parabola: -1 start, 0 valley floor, +1 opposite wall",
               "Cockpit alpha", colormap="viridis", color_range=(-1.0, 1.0), fmt=".3f"),
+    Statistic("micro_batches", "<i4", "micro-batches train_loss (and phi, unless a fixed probe set is used) are "
+              "over: those back-propagated since the previous step, at most ProbeConfig.max_micro_batches",
+              "micro-batches", None, fmt="d"),
 )
 
 STAT_BY_NAME: dict[str, Statistic] = {s.name: s for s in STATISTICS}

@@ -217,6 +217,7 @@ def test_gradient_accumulation_measures_the_line_over_all_micro_batches(tmp_path
         assert d["slope0"][k] == pytest.approx(slope, rel=1e-4)
     assert len(events) == (3 if limit == 2 else 0)
     assert np.all(np.diff(d["batch"]) == 1)
+    assert np.all(d["micro_batches"] == min(accum, limit))  # the micro-batches phi and train_loss are over
 
 
 class Branchy(nn.Module):
