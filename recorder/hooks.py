@@ -32,10 +32,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 import platform
 import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -153,13 +155,25 @@ class _StepInfo:
     micro_batches: int = 0
 
 
+def _unused_path(path) -> Path:
+    """``path``, or the first of ``stem-2.gda``, ``stem-3.gda``, ... that does not exist (nothing is replaced)."""
+    p = Path(path)
+    if not os.path.lexists(p) and not os.path.lexists(str(p) + "-wal"):
+        return p
+    for i in range(2, 100_000):
+        q = p.with_name(f"{p.stem}-{i}{p.suffix}")
+        if not os.path.lexists(q) and not os.path.lexists(str(q) + "-wal"):
+            return q
+    return p  # the writer then refuses with one line
+
+
 class Recorder:
     """Records phi_k for every step of ``optimizer``; see :func:`attach`."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, model: torch.nn.Module, loss_fn: Callable | None = None,
                  path=None, probe: ProbeConfig | str | None = None, *, loss_from: Any = None,
                  run: dict | None = None, tags: dict | None = None, seed: int | None = None,
-                 strict: bool | None = None, overwrite: bool = True, commit_interval: float = 1.0,
+                 strict: bool | None = None, overwrite: bool = False, commit_interval: float = 1.0,
                  distributed: bool | None = None, capture: bool = True,
                  evaluate: Callable[[MicroBatch], Any] | None = None):
         if path is None:
@@ -227,6 +241,12 @@ class Recorder:
         meta.update({k: v for k, v in (run or {}).items() if k != "name"})
         if self.rank == 0:
             try:
+                if not overwrite:
+                    fresh = _unused_path(path)
+                    if str(fresh) != str(path):
+                        self._warn_once("path", f"gda_gl recorder: {path} exists; recording to {fresh} instead "
+                                                f"(attach(..., overwrite=True) replaces a finished recording)")
+                    path = fresh
                 self.writer = RecordingWriter(path, self.alphas, meta, overwrite=overwrite,
                                               commit_interval=commit_interval)
             except Exception as exc:  # unwritable path, bad metadata: report, keep training

@@ -482,3 +482,35 @@ def test_remote_heartbeat_in_the_future_does_not_lock_forever(tmp_path):
     con.close()
     with pytest.raises(RecordingBusyError):
         RecordingWriter(p, GRID, append=True)
+
+
+def test_attach_never_replaces_an_earlier_recording_by_default(tmp_path, caplog):
+    """Re-running a training script keeps the earlier run: the new one goes to a fresh numbered name."""
+    torch = pytest.importorskip("torch")
+    import recorder
+
+    p = tmp_path / "run.gda"
+    with RecordingWriter(p, GRID, {"name": "earlier"}) as w:
+        w.append(0, _phi(0))
+    before = _sha(p)
+    (tmp_path / "run-2.gda").write_bytes(b"not ours")  # taken names are skipped too
+    model = torch.nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss_fn = torch.nn.MSELoss()
+    x, y = torch.randn(8, 4), torch.randn(8, 2)
+    with recorder.attach(opt, model, loss_fn, p, probe="cheap") as rec:
+        for _ in range(3):
+            opt.zero_grad()
+            loss_fn(model(x), y).backward()
+            opt.step()
+    assert rec.path == tmp_path / "run-3.gda"
+    assert any("run-3.gda" in r.getMessage() for r in caplog.records)  # one warning names the new file
+    assert _sha(p) == before and (tmp_path / "run-2.gda").read_bytes() == b"not ours"
+    with Recording(tmp_path / "run-3.gda") as r:
+        assert r.n_iterations() > 0
+    # asked for explicitly, a finished recording is replaced
+    with recorder.attach(opt, model, loss_fn, p, probe="cheap", overwrite=True) as rec:
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()
+    assert rec.path == p and _sha(p) != before
