@@ -69,7 +69,7 @@ def _sgd_run(path: Path, lr: float, epochs: int, seed: int, quiet: bool, tags: d
     loss_fn = nn.CrossEntropyLoss()
     bs = 64
     nb = (len(X) + bs - 1) // bs
-    with recorder.attach(opt, model, loss_fn, path, probe="standard", seed=seed, tags=tags,
+    with recorder.attach(opt, model, loss_fn, path, probe="standard", seed=seed, tags=tags, overwrite=True,
                          run={"name": path.stem, "data": "sklearn digits (1797 x 64), mini-batches of 64"}) as rec, \
             _progress(epochs * nb, path.stem, quiet) as bar:
         for ep in range(epochs):
@@ -96,7 +96,7 @@ def _cg_run(path: Path, k_per_batch: int, epochs: int, seed: int, quiet: bool, t
     loss_fn = nn.CrossEntropyLoss()
     bs = 128
     nb = len(X) // bs
-    with recorder.attach(opt, model, loss_fn, path, probe="standard", seed=seed,
+    with recorder.attach(opt, model, loss_fn, path, probe="standard", seed=seed, overwrite=True,
                          tags=dict(tags, iterations_per_batch=k_per_batch),
                          run={"name": path.stem, "data": f"sklearn digits, mini-batches of {bs}, "
                                                          f"K = {k_per_batch} CG iterations each"}) as rec, \
