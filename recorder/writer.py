@@ -81,6 +81,8 @@ __all__ = ["RecordingWriter"]
 
 _ROW_FIELDS = tuple(name for name, _, _ in schema.ITER_FIELDS if name != "iteration")
 _ROW_DEFAULTS = {name: (math.nan if dt.kind == "f" else 0) for name, dt in schema.ITER_DTYPES.items()}
+_ROW_TEMPLATE = [0] + [_ROW_DEFAULTS[name] for name in _ROW_FIELDS]   # a row of defaults, iteration first
+_ROW_INDEX = {name: i + 1 for i, name in enumerate(_ROW_FIELDS)}
 _INT_RANGE = {name: (int(np.iinfo(dt).min), int(np.iinfo(dt).max))
               for name, dt in schema.ITER_DTYPES.items() if dt.kind in "iu"}
 _NAN_ROWS: dict[int, np.ndarray] = {}
@@ -558,12 +560,15 @@ class RecordingWriter:
         if self._closed:
             raise RecordingError(self.path, "writer is closed")
         iteration = _as_int("iteration", iteration)
-        row = [iteration]
-        for name in _ROW_FIELDS:
-            v = fields.pop(name, None)
-            row.append(_ROW_DEFAULTS[name] if v is None else _CONVERT[name](v))
-        if fields:
-            raise TypeError(f"unknown iteration fields: {', '.join(sorted(fields))}")
+        row = _ROW_TEMPLATE.copy()  # only the fields given are converted (a probe gives a dozen of 20)
+        row[0] = iteration
+        for name, v in fields.items():
+            i = _ROW_INDEX.get(name)
+            if i is None:
+                unknown = sorted(f for f in fields if f not in _ROW_INDEX)
+                raise TypeError(f"unknown iteration fields: {', '.join(unknown)}")
+            if v is not None:
+                row[i] = _CONVERT[name](v)
         k = len(self.alpha_grid)
         if phi is None:
             phi_arr = _NAN_ROWS.get(k)
