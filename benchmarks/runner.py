@@ -26,7 +26,7 @@ NOTES = {
              "fresh process from process start: `gda-gl info`, `gda-gl render` to a PNG, and the explorer's first "
              "frame and the animated zoom from the whole run to one step (41 frames, controller + renderer on the "
              "offscreen target; cold = empty caches, warm = the same path again). Peak memory is the process's "
-             "ru_maxrss. Targets: info <= 0.3 s, render <= 2 s, <= 400 MB at 1e7; first frame <= 1.5 s, warm zoom "
+             "ru_maxrss; GL is Mesa llvmpipe (EGL surfaceless). Targets: info <= 0.3 s, render <= 2 s, <= 400 MB at 1e7; first frame <= 1.5 s, warm zoom "
              "frames <= 1.5x the overview frame, cold <= 150 ms, <= 600 MB at 3e7.",
     "render": "Frames at 1600x900 on the offscreen target (draw + read back): overview and a 200-iteration zoom, "
               "level of detail on, off (one plain GL line strip of every sample), and matplotlib Agg "
@@ -62,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
             print(table(rows))
     out["machine"] = machine(gl)
     out["seconds"] = time.perf_counter() - t_all
-    cmd = "python -m benchmarks" + (" --quick" if args.quick else "") + (f" --only {args.only}" if args.only else "")
+    import os
+
+    env = f"GDA_SCALE_SIZES={os.environ['GDA_SCALE_SIZES']} " if os.environ.get("GDA_SCALE_SIZES") else ""
+    cmd = env + "python -m benchmarks" + (" --quick" if args.quick else "") + (f" --only {args.only}" if args.only else "")
     out["command"] = cmd
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
