@@ -5,6 +5,10 @@ the trial points numbered in evaluation order (loose ends in orange), the
 accepted alpha, the grid minimum, the least-squares parabola (dashed), the
 Armijo line where the slope at 0 is known, and the numbers as text.  Used by
 ``gda-gl render --detail K`` and the explorer's detail panel.
+
+:func:`compose_detail` is compute only and returns a :class:`~gda_gl.view.View` and a
+:class:`~gda_gl.scene.Frame`, the same kinds the curve's composition returns; the renderer draws
+both with one method.
 """
 
 from __future__ import annotations
@@ -13,11 +17,12 @@ import math
 
 import numpy as np
 
-from .render import BG, CLASS_LABELS, CurveRenderer, Layout, axis_ticks
-from .scene import NONFINITE_COLOR, RunData, transform_y
+from .render import CLASS_LABELS, CurveRenderer, Layout
+from .scene import Frame, RunData, transform_y
 from .textlayer import TextLayer
+from .view import View
 
-__all__ = ["draw_detail", "detail_numbers", "fitted_parabola", "ARMIJO_RHO"]
+__all__ = ["compose_detail", "draw_detail", "detail_numbers", "fitted_parabola", "ARMIJO_RHO"]
 
 
 ARMIJO_RHO = 0.05  # Rasmussen's RHO = SIG / 2, the sufficient-decrease constant of the paper's line search
@@ -86,10 +91,13 @@ def fitted_parabola(alphas: np.ndarray, phi: np.ndarray) -> np.ndarray | None:
     return np.polyfit(alphas[fin], phi[fin].astype(np.float64), 2)
 
 
-def draw_detail(self: CurveRenderer, run: RunData, iteration: int, layout: Layout, log_y: bool = False) -> dict:
-    """Draw the details of one line search with ``self``'s GL programs; returns the numbers shown."""
-    from vispy import gloo
+def compose_detail(run: RunData, iteration: int, layout: Layout, log_y: bool = False
+                   ) -> tuple[View, Frame, dict, Layout]:
+    """What the details view draws for one line search: (View, Frame, the numbers, the layout used).
 
+    Compute only, like :func:`gda_gl.scene.compose`: the same renderer draws the Frame
+    (:meth:`gda_gl.render.CurveRenderer.draw_frame`).  Reads one row through the run's windows.
+    """
     d = run.windows.row_of(int(iteration)) if len(run) else None
     if d is None:
         from recorder.errors import RecordingError
@@ -114,7 +122,8 @@ def draw_detail(self: CurveRenderer, run: RunData, iteration: int, layout: Layou
         lines = _wrap_legend(text0, [legend[i] for i in (0, 1, 3, 7)], layout.width - layout.left - right - 8,
                              fs - 1)[:1]
     top = layout.top + (fs + 6) * len(lines) + 4
-    layout = Layout(layout.width, layout.height, left=layout.left, right=right, bottom=layout.bottom, top=top)
+    layout = Layout(layout.width, layout.height, left=layout.left, right=right, bottom=layout.bottom, top=top,
+                    origin=layout.origin)
     px, py, pw, ph = layout.plot
     ax = np.concatenate([a, tr["alpha"][np.isfinite(tr["alpha"])], [0.0, taken]])
     x0, x1 = float(ax.min()), float(ax.max())
@@ -132,28 +141,18 @@ def draw_detail(self: CurveRenderer, run: RunData, iteration: int, layout: Layou
     pad = 0.08 * (y1 - y0 or 1.0)
     y0, y1 = y0 - pad, y1 + pad
     sx, sy = pw / (x1 - x0), ph / (y1 - y0)
-    u = {"u_resolution": (float(layout.width), float(layout.height)), "u_plot_origin": (float(px), float(py)),
-         "u_scale": (float(sx), float(sy)), "u_space": 0.0, "u_min_px": 1.0, "u_pin_top": 0.0,
-         "u_plot_top": float(py + ph)}
-    gloo.set_viewport(0, 0, layout.width, layout.height)
-    gloo.set_state(blend=True, depth_test=False,
-                   blend_func=("src_alpha", "one_minus_src_alpha", "one", "one_minus_src_alpha"))
-    gloo.set_clear_color(BG)
-    gloo.clear(color=True)
-    text = TextLayer(layout.width, layout.height)
+    view = View(x0, x1, y0, y1, bool(log_y), layout.plot, (layout.width, layout.height))
+    frame = Frame(origin=(x0, y0), mode="line-search", title=f"{run.name}: line search of iteration "
+                                                              f"{nums['iteration']}")
+    frame.axis_titles, frame.font_size, frame.x_tick_px, frame.seg_width = False, fs, 100, 2.0
 
     def rel(x, y):
         return np.stack([np.asarray(x, np.float64) - x0, transform_y(y, log_y) - y0], axis=-1)
 
-    view = ((x0, x1), (y0, y1))
-    xt, yt = axis_ticks(layout.plot, view, log_y, px_per_x_tick=100)
-    self.draw_grid(u, layout.plot, view, xt, yt)
-    gloo.set_state(scissor_test=True)
-    gloo.gl.glScissor(int(px), int(py), int(pw), int(ph))
     # accepted alpha and alpha = 0 as vertical rules
-    rules = np.array([[taken - x0, 0, taken - x0, y1 - y0], [0 - x0, 0, 0 - x0, y1 - y0]])
-    self.rules.set(rules, np.array([[0.10, 0.62, 0.25, 0.8], [0.4, 0.4, 0.4, 0.5]]))
-    self.rules.draw(**dict(u, u_min_px=1.5))
+    frame.rules_x.append(np.array([taken - x0, 0.0 - x0]))
+    frame.rule_color = [(0.10, 0.62, 0.25, 0.8), (0.4, 0.4, 0.4, 0.5)]
+    frame.rule_min_px = 1.5
     segs_p0, segs_p1, cols = [], [], []
     # fitted parabola, dashed
     pp = rel(xs, para)
@@ -176,57 +175,49 @@ def draw_detail(self: CurveRenderer, run: RunData, iteration: int, layout: Layou
         segs_p0.append(p[i])
         segs_p1.append(p[i + 1])
         cols.append(tuple(run.color[:3]) + ((1.0,) if a[i + 1] <= taken * (1 + 1e-9) else (0.45,)))
-    s_p0, s_p1 = np.asarray(segs_p0), np.asarray(segs_p1)
-    ok = np.all(np.isfinite(s_p0), axis=1) & np.all(np.isfinite(s_p1), axis=1)
-    self.segments.set(s_p0[ok], s_p1[ok], np.asarray(cols, np.float32)[ok])
-    self.segments.draw(**dict(u, u_width=2.0))
+    if segs_p0:
+        s_p0, s_p1 = np.asarray(segs_p0, np.float64), np.asarray(segs_p1, np.float64)
+        ok = np.all(np.isfinite(s_p0), axis=1) & np.all(np.isfinite(s_p1), axis=1)
+        frame.seg_p0.append(s_p0[ok])
+        frame.seg_p1.append(s_p1[ok])
+        frame.seg_color.append(np.asarray(cols, np.float32)[ok])
     # samples, trials (numbered), grid minimum
-    mk, mc, ms, msz = [p[np.all(np.isfinite(p), axis=1)]], [], [], []
-    mc.append(np.broadcast_to(run.color, (len(mk[0]), 4)))
-    ms.append(np.zeros(len(mk[0])))
-    msz.append(np.full(len(mk[0]), 4.0))
+    okp = np.all(np.isfinite(p), axis=1)
+    _markers(frame, p[okp], np.broadcast_to(run.color, (int(okp.sum()), 4)), 0.0, 4.0)
     tp = rel(tr["alpha"], tr["loss"])
     okt = np.all(np.isfinite(tp), axis=1)
     loose = tr["alpha"] > taken * (1 + 1e-9)
-    mk.append(tp[okt])
-    mc.append(np.where(loose[okt, None], (0.95, 0.55, 0.10, 1.0), (0.15, 0.15, 0.15, 1.0)).astype(np.float32))
-    ms.append(np.where(loose[okt], 2.0, 0.0))
-    msz.append(np.full(int(okt.sum()), 9.0))
+    _markers(frame, tp[okt], np.where(loose[okt, None], (0.95, 0.55, 0.10, 1.0), (0.15, 0.15, 0.15, 1.0)),
+             np.where(loose[okt], 2.0, 0.0), 9.0)
     if math.isfinite(nums["grid min alpha"]):
-        mk.append(rel([nums["grid min alpha"]], [nums["grid min phi"]]))
-        mc.append(np.array([[0.85, 0.2, 0.15, 1.0]], np.float32))
-        ms.append(np.array([1.0]))
-        msz.append(np.array([10.0]))
+        _markers(frame, rel([nums["grid min alpha"]], [nums["grid min phi"]]), np.array([[0.85, 0.2, 0.15, 1.0]]),
+                 1.0, 10.0)
     bad = ~np.isfinite(phi)
-    if bad.any():
-        mk.append(np.stack([a[bad] - x0, np.full(int(bad.sum()), np.nan)], axis=1))
-        mc.append(np.broadcast_to(np.asarray(NONFINITE_COLOR, np.float32), (int(bad.sum()), 4)))
-        ms.append(np.full(int(bad.sum()), 2.0))
-        msz.append(np.full(int(bad.sum()), 8.0))
-    self.markers.set(np.concatenate(mk), np.concatenate(mc), np.concatenate(msz), np.concatenate(ms))
-    self.markers.draw(**u)
-    gloo.set_state(scissor_test=False)
+    if bad.any():  # non-finite samples: flags on the top edge
+        frame.flag_xy.append(np.stack([a[bad] - x0, np.full(int(bad.sum()), np.nan)], axis=1))
+    txt = frame.texts
+    black = (20, 20, 20, 255)
     for (xa_, ya_), order, okk in zip(tp, tr["order"], okt):
         lx_, ly_ = px + xa_ * sx + 7, py + ya_ * sy + 7
         if okk and px <= lx_ <= px + pw - fs and py <= ly_ <= py + ph - fs:  # labels stay inside the plot
-            text.add(str(int(order) + 1), lx_, ly_, "lb", fs - 1, color=(20, 20, 20, 255))
-    self.draw_box_and_labels(u, text, layout.plot, view, xt, yt, log_y, fs)
+            txt.append((str(int(order) + 1), lx_, ly_, "lb", fs - 1, black, False, False))
     xlabel = "alpha (units of the step d_k; 1 = step taken)"
-    if text.text_width(xlabel, fs + 1) > pw:
+    if text0.text_width(xlabel, fs + 1) > pw:
         xlabel = "alpha (1 = step taken)"
-    text.add(xlabel, px + pw / 2, 4, "mb", fs + 1)
-    text.add("phi_k(alpha) (log)" if log_y else "phi_k(alpha)", 12, py + ph / 2, "mm", fs + 1, rotate=True)
-    title = f"{run.name}: line search of iteration {nums['iteration']}"
-    if text.text_width(title, fs + 2, bold=True) > layout.width - 8:
+    grey = (30, 30, 30, 255)
+    txt.append((xlabel, px + pw / 2, 4, "mb", fs + 1, grey, False, False))
+    txt.append(("phi_k(alpha) (log)" if log_y else "phi_k(alpha)", 12, py + ph / 2, "mm", fs + 1, grey, False, True))
+    title = frame.title
+    if text0.text_width(title, fs + 2, bold=True) > layout.width - 8:
         title = f"{run.name}: iteration {nums['iteration']}"
-    text.add(title, layout.width / 2, layout.height - 6, "mt", fs + 2, bold=True)
+    txt.append((title, layout.width / 2, layout.height - 6, "mt", fs + 2, grey, True, False))
     # the legend: one or more lines under the title, each entry in its colour
     y = layout.height - 6 - (fs + 8)
     for line in lines:
         x = px
         for label, col in line:
-            text.add(label, x, y, "lt", fs - 1, color=col)
-            x += text.text_width(label, fs - 1) + 14
+            txt.append((label, x, y, "lt", fs - 1, col, False, False))
+            x += text0.text_width(label, fs - 1) + 14
         y -= fs + 6
     # the numbers: a column right of the plot, as many rows as fit (all of them are in the panel)
     tx = px + pw + 14
@@ -237,10 +228,23 @@ def draw_detail(self: CurveRenderer, run: RunData, iteration: int, layout: Layou
     if len(items) > n_fit:
         items = items[:max(0, n_fit - 1)] + ([("...", f"{len(nums) - n_fit + 1} more")] if n_fit else [])
     for i, (k, v) in enumerate(items):
-        text.add(f"{k}", tx, top_y - row_h * i, "lt", fs)
-        text.add(_fmt(v), layout.width - 8, top_y - row_h * i, "rt", fs, bold=True)
-    self.last_detail_text = text
-    self._set_text(text)
-    self.overlay.draw(**u)
-    return nums
+        txt.append((f"{k}", tx, top_y - row_h * i, "lt", fs, grey, False, False))
+        txt.append((_fmt(v), layout.width - 8, top_y - row_h * i, "rt", fs, grey, True, False))
+    return view, frame, nums, layout
 
+
+def _markers(frame: Frame, xy, color, shape, size) -> None:
+    n = len(xy)
+    frame.marker_xy.append(np.asarray(xy, np.float64).reshape(-1, 2))
+    frame.marker_color.append(np.broadcast_to(np.asarray(color, np.float32), (n, 4)))
+    frame.marker_shape.append(np.broadcast_to(np.asarray(shape, np.float64), (n,)))
+    frame.marker_size.append(np.broadcast_to(np.asarray(size, np.float64), (n,)))
+
+
+def draw_detail(self: CurveRenderer, run: RunData, iteration: int, layout: Layout, log_y: bool = False) -> dict:
+    """Draw the details of one line search with ``self`` (compose, then the renderer's Frame draw);
+    returns the numbers shown."""
+    view, frame, nums, layout = compose_detail(run, iteration, layout, log_y)
+    self.draw_frame(view, frame, layout)
+    self.last_detail_text = self.last_text
+    return nums

@@ -90,6 +90,7 @@ class CurveRenderer:
         self.flags = MarkerBatch()
         self.overlay = Overlay()
         self.last_frame: Frame | None = None
+        self.last_text: TextLayer | None = None
         self._text_key = None
         self.last_view = None
 
@@ -123,7 +124,7 @@ class CurveRenderer:
         # grid and ticks (px space)
         log_y = view.log_y
         view = ((x0, x1), (y0, y1))
-        xt, yt = axis_ticks(layout.plot, view, log_y)
+        xt, yt = axis_ticks(layout.plot, view, log_y, px_per_x_tick=frame.x_tick_px)
         self.draw_grid(u, layout.plot, view, xt, yt)
 
         # plot contents, clipped to the plot rectangle
@@ -132,8 +133,8 @@ class CurveRenderer:
         rx = frame.cat("rules_x", 1)[:, 0]
         if len(rx):
             rects = np.stack([rx, np.zeros_like(rx), rx, np.full_like(rx, (y1 - y0))], axis=1)
-            self.rules.set(rects, RULE)
-            self.rules.draw(**dict(u, u_min_px=1.0))
+            self.rules.set(rects, np.asarray(frame.rule_color, np.float32) if frame.rule_color else RULE)
+            self.rules.draw(**dict(u, u_min_px=frame.rule_min_px))
         env = frame.cat("env_rects", 4)
         if len(env):
             self.env.set(env, frame.cat("env_color", 4))
@@ -149,10 +150,12 @@ class CurveRenderer:
         sp0 = frame.cat("seg_p0", 2)
         if len(sp0):
             self.segments.set(sp0, frame.cat("seg_p1", 2), frame.cat("seg_color", 4))
-            self.segments.draw(**dict(u, u_width=2.0 if pw / max(1.0, x1 - x0) > 20 else 1.5))
+            width = frame.seg_width if frame.seg_width is not None else (2.0 if pw / max(1.0, x1 - x0) > 20 else 1.5)
+            self.segments.draw(**dict(u, u_width=width))
         mk = frame.cat("marker_xy", 2)
         if len(mk):
-            self.markers.set(mk, frame.cat("marker_color", 4), 6.0, frame.cat("marker_shape", 1)[:, 0])
+            size = frame.cat("marker_size", 1)[:, 0] if frame.marker_size else 6.0
+            self.markers.set(mk, frame.cat("marker_color", 4), size, frame.cat("marker_shape", 1)[:, 0])
             self.markers.draw(**u)
         fl = frame.cat("flag_xy", 2)
         if len(fl):
@@ -161,20 +164,24 @@ class CurveRenderer:
         gloo.set_state(scissor_test=False)
 
         # frame box, tick marks and tick labels
-        fs = 11 if layout.width >= 400 else 9
+        fs = frame.font_size or (11 if layout.width >= 400 else 9)
         self.draw_box_and_labels(u, text, layout.plot, view, xt, yt, log_y, fs)
         self._epoch_labels(text, frame.epoch_marks, px, py, sx, pw, fs)
-        text.add("iteration", px + pw / 2, 6, "mb", fs + 1)
-        text.add("loss (log)" if log_y else "loss", 12, py + ph / 2, "mm", fs + 1, rotate=True)
-        if title is None:
-            title = frame.title
-            if frame.mode == "detail":
-                title += "  (each arc: phi_k over [0, step]; lighter: beyond the step)"
-        text.add(title, layout.width / 2, layout.height - 8, "mt", fs + 2, bold=True)
+        if frame.axis_titles:
+            text.add("iteration", px + pw / 2, 6, "mb", fs + 1)
+            text.add("loss (log)" if log_y else "loss", 12, py + ph / 2, "mm", fs + 1, rotate=True)
+            if title is None:
+                title = frame.title
+                if frame.mode == "detail":
+                    title += "  (each arc: phi_k over [0, step]; lighter: beyond the step)"
+            text.add(title, layout.width / 2, layout.height - 8, "mt", fs + 2, bold=True)
+        for item in frame.texts:
+            text.add(*item[:5], color=item[5], bold=item[6], rotate=item[7])
         if len(frame.legend) > 1 and not frame.color_by:
             self._legend(text, frame.legend, px, py, pw, ph, u, fs)
         if frame.color_by and frame.stat_range is not None:
             self._colorbar(text, frame.color_by, frame.stat_range, layout, u, fs)
+        self.last_text = text
         self._set_text(text)
         self.overlay.draw(**u)
 

@@ -210,6 +210,15 @@ class Frame:
     match_exact: bool = True                            # False: an upper bound (threshold filters zoomed out)
     title: str = ""
     levels: dict = field(default_factory=dict)          # run name -> pyramid level drawn (None: rows)
+    # what other kinds of frames (the details view) set; the curve's frames keep the defaults
+    rule_color: list = field(default_factory=list)      # per rule RGBA (empty: the faint batch-change colour)
+    rule_min_px: float = 1.0
+    marker_size: list = field(default_factory=list)     # per marker, pixels (empty: 6 for all)
+    seg_width: float | None = None                      # None: by zoom (2 px when a step is wide, else 1.5)
+    x_tick_px: int = 110                                # pixels per x tick
+    font_size: int | None = None                        # None: by canvas width
+    axis_titles: bool = True                            # False: titles and axis labels come in ``texts``
+    texts: list = field(default_factory=list)           # (text, x, y, anchor, size, rgba, bold, rotate) in px
 
     def cat(self, name: str, width: int) -> np.ndarray:
         parts = getattr(self, name)

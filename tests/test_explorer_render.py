@@ -11,7 +11,8 @@ import pytest
 from conftest import parabola_phi, write_synthetic
 from gda_gl.scene import RunData
 from gda_gl.ticks import format_ticks, linear_ticks, log_ticks
-from recorder.store import Recording, RecordingWriter
+from recorder import schema
+from recorder.store import Iterations, Recording, RecordingWriter
 
 
 # -- tick labels (item 9) ------------------------------------------------------------------
@@ -227,3 +228,37 @@ def test_x_exports_the_view_as_png_and_the_visible_rows_as_csv(tmp_path):
         assert len(rows) == 21 and rows[1].split(",")[1] == "10"
     finally:
         cv.close()
+
+
+def test_details_view_is_a_frame_drawn_by_the_same_renderer(tmp_path):
+    """compose_detail is compute only: it returns a View and a Frame (no GL), which draw_frame draws."""
+    from gda_gl.detail import compose_detail
+    from gda_gl.render import Layout
+    from gda_gl.scene import Frame
+    from gda_gl.view import View
+
+    grid = np.linspace(0, 2, 9)
+    n = 5
+    phi = (1.0 + 0.3 * (grid[None, :] - 0.8) ** 2 + 0.01 * np.arange(n)[:, None]).astype(np.float32)
+    cols = {name: np.zeros(n, dt) if dt.kind != "f" else np.full(n, np.nan, dt)
+            for name, dt in schema.ITER_DTYPES.items()}
+    cols.update(iteration=np.arange(n), taken_alpha=np.ones(n), train_loss=phi[:, 0].astype(np.float32))
+    tr_alpha = np.array([0.5, 1.6, 1.0])
+    data = Iterations(grid, cols, phi, np.array([0, 0, 3, 3, 3, 3]),
+                      {"alpha": tr_alpha, "loss": np.array([1.2, 1.5, 1.1]), "slope": np.full(3, np.nan),
+                       "order": np.arange(3, dtype=np.int32)})
+    run = RunData(data, name="r")
+    view, frame, nums, lay = compose_detail(run, 1, Layout(700, 400, left=56, right=18, bottom=44, top=26))
+    assert isinstance(view, View) and isinstance(frame, Frame) and frame.mode == "line-search"
+    assert nums["iteration"] == 1 and nums["trial points"] == 3 and nums["loose ends"] == 1
+    # the accepted alpha and alpha = 0 are the two rules, in the view's coordinates
+    np.testing.assert_allclose(frame.cat("rules_x", 1)[:, 0], [1.0 - view.x0, 0.0 - view.x0])
+    # every trial point is a marker (the loose one a triangle), at its alpha and loss
+    mk, shape = frame.cat("marker_xy", 2), frame.cat("marker_shape", 1)[:, 0]
+    for a, loss in zip(tr_alpha, [1.2, 1.5, 1.1]):
+        hit = np.nonzero(np.isclose(mk[:, 0], a - view.x0) & np.isclose(mk[:, 1], loss - view.y0))[0]
+        assert len(hit), (a, loss)
+        assert (shape[hit] == 2.0).any() == (a > 1.0)
+    # the trial order labels and the numbers are text items of the frame
+    labels = [t[0] for t in frame.texts]
+    assert {"1", "2", "3"} <= set(labels) and "efficiency" in labels
