@@ -251,6 +251,14 @@ def view_state_from_args(args: argparse.Namespace):
         st.color_by = args.color_by
     if getattr(args, "highlight", None):
         st.highlight = args.highlight
+    if getattr(args, "smooth", None) is not None:
+        try:
+            v = float(args.smooth)
+        except ValueError:
+            v = math.nan
+        if not 0.0 <= v < 1.0:
+            raise UsageError(f"--smooth {args.smooth!r}: expected a number in [0, 1)")
+        st.smoothing = v
     return st
 
 
@@ -493,6 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--color-by", choices=COLOR_BY_CHOICES, help="colour segments by a line statistic")
     q.add_argument("--highlight", metavar="COND", help="fade iterations not matching COND "
                                                          "(overshoot, undershoot, failed, nonfinite, efficiency<0.5)")
+    q.add_argument("--smooth", metavar="S", help="also draw the classic curve smoothed with an EMA of weight S "
+                                                  "(0 <= S < 1, TensorBoard's smoothing), e.g. 0.9")
     q.add_argument("--detail", type=int, metavar="K", help="render the line search of iteration K instead")
     q.add_argument("--state", metavar="F", help="a view state saved by 'gda-gl view' (JSON)")
     q.set_defaults(func=_cmd_render)

@@ -69,6 +69,7 @@ HELP_KEYS = (
     ("A", "y auto-fit on / off"),
     ("L", "log y"),
     ("C", "colour by the next statistic"),
+    ("M", "smooth the classic curve (EMA 0.6 / 0.9 / 0.99 / 0.999 / off)"),
     ("O / T / B / E", "beyond the step / trials / batch rules / envelope"),
     ("H", "next highlight filter; N / P next / previous match"),
     ("D", "details of the step under the cursor"),

@@ -85,6 +85,7 @@ class CurveRenderer:
         self.rules = RectBatch()
         self.segments = SegmentBatch()
         self.loose = SegmentBatch()
+        self.smooth = SegmentBatch()
         self.axes = SegmentBatch()
         self.markers = MarkerBatch()
         self.flags = MarkerBatch()
@@ -152,6 +153,10 @@ class CurveRenderer:
             self.segments.set(sp0, frame.cat("seg_p1", 2), frame.cat("seg_color", 4))
             width = frame.seg_width if frame.seg_width is not None else (2.0 if pw / max(1.0, x1 - x0) > 20 else 1.5)
             self.segments.draw(**dict(u, u_width=width))
+        sm0 = frame.cat("smooth_p0", 2)
+        if len(sm0):
+            self.smooth.set(sm0, frame.cat("smooth_p1", 2), frame.cat("smooth_color", 4))
+            self.smooth.draw(**dict(u, u_width=2.0))
         mk = frame.cat("marker_xy", 2)
         if len(mk):
             size = frame.cat("marker_size", 1)[:, 0] if frame.marker_size else 6.0

@@ -193,6 +193,9 @@ class Frame:
     loose_p0: list = field(default_factory=list)
     loose_p1: list = field(default_factory=list)
     loose_color: list = field(default_factory=list)
+    smooth_p0: list = field(default_factory=list)       # the EMA-smoothed classic curve (state.smoothing)
+    smooth_p1: list = field(default_factory=list)
+    smooth_color: list = field(default_factory=list)
     env_rects: list = field(default_factory=list)
     env_color: list = field(default_factory=list)
     classic_rects: list = field(default_factory=list)
@@ -548,6 +551,8 @@ def build_frame(wins: list[_Window], mode: str, state: ViewState, view: View) ->
             counts.append(c)
             exact &= ex
         _epochs_and_rules(frame, w, state, view, width_px)
+        if state.smoothing > 0:
+            _smoothed(frame, w, state, view)
     if state.highlight:
         frame.match_count, frame.match_exact = sum(counts), exact
     return frame
@@ -652,6 +657,58 @@ def _detail(frame: Frame, w: _Window, state: ViewState, view: View, color_by) ->
         return None, True
     vis = (d.iteration + 1 > view.x0) & (d.iteration < view.x1)
     return int(np.count_nonzero(fade & vis)), True
+
+
+def ema(values: np.ndarray, weights: np.ndarray, smoothing: float) -> np.ndarray:
+    """Debiased exponential moving average (TensorBoard's smoothing) of ``values``, one point of weight
+    ``weights[i]`` rows each: a point standing for n rows decays the history by ``smoothing ** n``.
+    NaN points keep the previous average (and are NaN in the result)."""
+    out = np.full(len(values), np.nan)
+    acc, norm = 0.0, 0.0
+    for i, (v, n) in enumerate(zip(values.tolist(), weights.tolist())):
+        if not math.isfinite(v):
+            continue
+        d = smoothing ** n
+        acc = d * acc + (1.0 - d) * v
+        norm = d * norm + (1.0 - d)
+        out[i] = acc / norm
+    return out
+
+
+def _smoothed(frame: Frame, w: _Window, state: ViewState, view: View) -> None:
+    """The classic curve smoothed with an EMA, from the first visible point on (bounded by pixels).
+
+    Zoomed out, a bucket contributes the middle of its classic min..max with the weight of its rows;
+    with rows, every step contributes phi_k(0).
+    """
+    x0, x1, oy = view.x0, view.x1, view.y0
+    if w.recs is not None:
+        keep = (w.recs["last_it"] + 1 > x0) & (w.recs["first_it"] < x1)
+        r = {k: v[keep] for k, v in w.recs.items()}
+        xs = 0.5 * (r["first_it"].astype(np.float64) + r["last_it"].astype(np.float64) + 1.0)
+        vals = 0.5 * (r["cl_lo"].astype(np.float64) + r["cl_hi"].astype(np.float64))
+        weights = r["rows"].astype(np.float64)
+    else:
+        d = w.rows
+        if d is None or not len(d):
+            return
+        sel = (d.iteration + 1 > x0) & (d.iteration < x1)
+        xs = d.iteration[sel].astype(np.float64)
+        vals = pyramid.classic_values(w.run.alphas, d.phi, d["train_loss"])[sel].astype(np.float64)
+        weights = np.ones(len(xs))
+    if len(xs) > 20_000:  # more points than a frame can show: they are rows of a very wide window
+        step = len(xs) // 20_000 + 1
+        xs, vals, weights = xs[::step], vals[::step], weights[::step] * step
+    sm = transform_y(ema(vals, weights, state.smoothing), state.log_y) - oy
+    ok = np.isfinite(sm)
+    xs, sm = xs[ok] - x0, sm[ok]
+    if len(xs) < 2:
+        return
+    p = np.stack([xs, sm], axis=1)
+    frame.smooth_p0.append(p[:-1])
+    frame.smooth_p1.append(p[1:])
+    c = np.asarray(w.run.color, np.float32) * np.array([0.55, 0.55, 0.55, 1.0], np.float32)
+    frame.smooth_color.append(np.broadcast_to(c, (len(p) - 1, 4)))
 
 
 def _epochs_and_rules(frame: Frame, w: _Window, state: ViewState, view: View, width_px: int) -> None:

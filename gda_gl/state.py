@@ -68,6 +68,7 @@ class ViewState:
     highlight: str | None = None          # condition: overshoot, undershoot, failed, nonfinite, "efficiency<0.5"
     selected: int | None = None           # iteration whose details are shown
     follow: bool = False
+    smoothing: float = 0.0                # EMA weight of the classic curve's smoothed line (0: none, < 1)
     _observers: list = field(default_factory=list, repr=False, compare=False)
 
     def observe(self, fn: Callable[["ViewState", set], None]) -> None:
@@ -124,6 +125,11 @@ class ViewState:
             raise ValueError(f"unknown statistic {str(d['color_by'])[:40]!r}")
         if d.get("highlight") is not None and not (isinstance(d["highlight"], str) and len(d["highlight"]) <= 200):
             raise ValueError("highlight must be a short text")
+        if d.get("smoothing") is not None:
+            v = d["smoothing"]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
+                raise ValueError("smoothing must be a number in [0, 1)")
+            d["smoothing"] = float(v)
         if d.get("selected") is not None:
             d["selected"] = _number("selected", d["selected"], integer=True, bound=_X_BOUND)
         st = cls(**d)

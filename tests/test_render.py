@@ -376,3 +376,29 @@ def test_text_layer_cached_labels_equal_the_plain_pillow_twin():
     a, b = t.rasterize(), t.rasterize_reference()
     assert (b[..., 3] > 0).sum() > 1000
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 2
+
+
+def test_ema_smoothing_equals_a_plain_loop_and_is_drawn(target):
+    from gda_gl.scene import compose, ema
+
+    rng = np.random.default_rng(3)
+    v = rng.random(50)
+    v[7] = np.nan
+    w = rng.integers(1, 5, 50).astype(float)
+    # independent truth: TensorBoard's debiased EMA written out per row (a point of weight n = n rows)
+    acc, norm, ref = 0.0, 0.0, []
+    for x, n in zip(v, w):
+        if np.isnan(x):
+            ref.append(np.nan)
+            continue
+        for _ in range(int(n)):
+            acc, norm = 0.9 * acc + 0.1 * x, 0.9 * norm + 0.1
+        ref.append(acc / norm)
+    np.testing.assert_allclose(ema(v, w, 0.9), ref, rtol=1e-12)
+    grid, phi, cols = run_from(n=300)
+    run = make_run(grid, phi, cols)
+    for x_range in (None, (100.0, 110.0)):  # rows drawn as buckets, and arcs
+        _, frame = compose([run], ViewState(smoothing=0.9, x_range=x_range), (78, 58, 1000, 600), (1200, 700))
+        assert len(frame.cat("smooth_p0", 2)) > 5
+        _, frame = compose([run], ViewState(smoothing=0.0, x_range=x_range), (78, 58, 1000, 600), (1200, 700))
+        assert len(frame.cat("smooth_p0", 2)) == 0

@@ -659,6 +659,12 @@ class ExplorerController:
             self.state.update(show_rules=not self.state.show_rules)
         elif k == "e":
             self.state.update(show_envelope=not self.state.show_envelope)
+        elif k == "m":
+            steps = (0.0, 0.6, 0.9, 0.99, 0.999)
+            cur = self.state.smoothing
+            nxt = next((v for v in steps if v > cur + 1e-12), 0.0)
+            self.state.update(smoothing=nxt)
+            return f"smoothing (EMA of the classic curve) {nxt:g}" if nxt else "smoothing off"
         elif k == "g":
             self.show_legend = not self.show_legend
             self.request_redraw()
