@@ -69,7 +69,8 @@ def process_token(pid: int) -> str | None:
         return None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (a process we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -95,7 +96,7 @@ def writer_alive(info: Mapping | None, now: float | None = None) -> bool:
         return False
     if info["host"] == socket.gethostname():
         pid = info["pid"]
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return False
         token = info["token"]
         return token is None or process_token(pid) in (None, token)

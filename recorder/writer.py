@@ -67,7 +67,7 @@ from .pyramid import layout as pyramid_layout
 from .codec import MAX_BLOCK_ROWS, BlockError, as_grid, concat_parts, decode_block, encode_block, json_safe, trials_arrays
 from .errors import RecordingBusyError, RecordingError
 from .fsutil import NETWORK_FS, check_recording_file, fs_type, has_journal, sniff
-from .lock import HEARTBEAT_S, describe_writer, process_token, writer_alive
+from .lock import HEARTBEAT_S, describe_writer, pid_alive, process_token, writer_alive
 from .reader import connect_readonly, read_meta, validate_identity
 
 try:
@@ -183,22 +183,12 @@ def _remove_stale_temps(directory: Path, min_age_s: float = 60.0) -> None:
         if not m:
             continue
         try:
-            if now - e.stat(follow_symlinks=False).st_mtime < min_age_s or _pid_running(int(m.group(1))):
+            if now - e.stat(follow_symlinks=False).st_mtime < min_age_s or pid_alive(int(m.group(1))):
                 continue
             os.unlink(e.path)
             log.info("removed %s, left by a writer that died while creating a recording", e.path)
         except OSError:
             pass
-
-
-def _pid_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 def _unlink(path: str) -> None:

@@ -43,7 +43,7 @@ import numpy as np
 
 from ..overlays import help_text
 from ..render import Layout, resolve_view
-from ..scene import RUN_COLORS, RunData, highlight_mask
+from ..scene import RUN_COLORS, RunData, highlight_mask, transform_y
 from ..state import COLOR_BY_CHOICES, ViewState
 from ..view import View
 
@@ -788,8 +788,5 @@ class ExplorerController:
 
 
 def _display(y: np.ndarray, log_y: bool) -> np.ndarray:
-    y = np.asarray(y, np.float64)
-    if not log_y:
-        return y
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(y > 0, np.log10(np.where(y > 0, y, 1.0)), np.nan)
+    """Loss to display units (the composition's :func:`gda_gl.scene.transform_y`)."""
+    return transform_y(y, log_y)
