@@ -87,7 +87,9 @@ def _matplotlib(data) -> float:
     return t
 
 
-def _first_frame(tmp: Path) -> float:
+def _first_frame(tmp: Path, env: dict | None = None, timeout: float | None = None) -> float:
+    """``gda-gl render`` of a 1,000,000 x 16 recording, process start to PNG (``env``: the GL set-up to use;
+    headless EGL by default)."""
     from recorder.store import RecordingWriter
 
     d = _synthetic(1_000_000, 16)
@@ -95,13 +97,13 @@ def _first_frame(tmp: Path) -> float:
     with RecordingWriter(p, d.alpha_grid, {"name": "first-frame"}, overwrite=True) as w:
         for s in range(0, len(d), 100_000):
             w.append_arrays({k: v[s:s + 100_000] for k, v in d.columns.items()}, d.phi[s:s + 100_000])
-    env = dict(os.environ, EGL_PLATFORM="surfaceless")
+    env = dict(os.environ, EGL_PLATFORM="surfaceless") if env is None else env
     t0 = time.perf_counter()
     res = subprocess.run([sys.executable, "-m", "gda_gl", "render", str(p), "-o", str(tmp / "first.png")],
-                         capture_output=True, text=True, env=env)
+                         capture_output=True, text=True, env=env, timeout=timeout)
     t = time.perf_counter() - t0
     if res.returncode:
-        raise RuntimeError(res.stderr.strip().splitlines()[-1])
+        raise RuntimeError((res.stderr.strip().splitlines() or ["no message"])[-1])
     return t
 
 

@@ -159,13 +159,6 @@ class RunData:
         """Rows whose segments (loose ends included) can reach ``[x0, x1]``."""
         return self.windows.rows(math.floor(x0 - self.reach), math.floor(x1) + 1)
 
-    def rows_in(self, x0: float, x1: float) -> tuple[int, int]:
-        """Row index range reaching ``[x0, x1]`` (in-memory runs)."""
-        it = self.data.iteration
-        r0 = int(np.searchsorted(it, _ikey(math.floor(x0 - self.reach)), side="left"))
-        r1 = int(np.searchsorted(it, _ikey(math.floor(x1)), side="right"))
-        return r0, r1
-
     def row_at(self, x: float) -> Iterations | None:
         """The row whose segment [k, k+1) contains x, or None."""
         if not math.isfinite(x):
@@ -581,11 +574,10 @@ def _overview(frame: Frame, w: _Window, state: ViewState, view: View, color_by) 
         c[:, 3] *= 0.40
         frame.env_color.append(c)
     clo, chi = transform_y(recs["cl_lo"], state.log_y), transform_y(recs["cl_hi"], state.log_y)
-    cfirst, clast = transform_y(recs["cl_first"], state.log_y), transform_y(recs["cl_last"], state.log_y)
-    if n > 1:  # join each bucket to its neighbour (last value to next first) so the curve reads as a line
+    clast = transform_y(recs["cl_last"], state.log_y)
+    if n > 1:  # join each bucket to the previous one's last value so the curve reads as a line
         clo[1:] = np.fmin(clo[1:], clast[:-1])
         chi[1:] = np.fmax(chi[1:], clast[:-1])
-        del cfirst
     okc = np.isfinite(clo) & np.isfinite(chi)
     frame.classic_rects.append(np.stack([xs0, clo - oy, xs1, chi - oy], axis=1)[okc])
     frame.classic_color.append(colors[okc])

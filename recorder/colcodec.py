@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import struct
 import threading
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -122,8 +122,8 @@ def pack_columns(columns: Sequence[np.ndarray]) -> bytes:
     return head + b"".join(frames)
 
 
-def unpack_columns(blob, n: int, dtypes: Sequence[np.dtype], names: Sequence[str] | None = None,
-                   wanted: set[int] | None = None) -> list[np.ndarray | None]:
+def unpack_columns(blob, n: int, dtypes: Sequence[np.dtype], names: Sequence[str] | None = None
+                   ) -> list[np.ndarray]:
     """Unpack a BLOB made by :func:`pack_columns`, validating it against the expected layout.
 
     Parameters
@@ -132,7 +132,6 @@ def unpack_columns(blob, n: int, dtypes: Sequence[np.dtype], names: Sequence[str
     n : values every column must hold
     dtypes : expected dtype of each column
     names : column names for messages
-    wanted : indices of the columns to decode (others are skipped and returned as ``None``)
 
     Raises
     ------
@@ -157,17 +156,8 @@ def unpack_columns(blob, n: int, dtypes: Sequence[np.dtype], names: Sequence[str
     pos = _HEAD.size + 4 * c
     if pos + sum(lengths) != len(mv):
         raise CodecError(f"BLOB is {len(mv)} bytes but its header accounts for {pos + sum(lengths)}")
-    out: list[np.ndarray | None] = []
+    out: list[np.ndarray] = []
     for i, (dt, ln) in enumerate(zip(dtypes, lengths)):
-        part = mv[pos:pos + ln]
+        out.append(decompress_array(mv[pos:pos + ln], n, dt, names[i]))
         pos += ln
-        if wanted is not None and i not in wanted:
-            out.append(None)
-            continue
-        out.append(decompress_array(part, n, dt, names[i]))
     return out
-
-
-def pack_named(columns: Mapping[str, np.ndarray], order: Sequence[tuple[str, np.dtype]]) -> bytes:
-    """:func:`pack_columns` of ``columns`` in ``order``, cast to each declared dtype."""
-    return pack_columns([np.asarray(columns[name], dt) for name, dt in order])

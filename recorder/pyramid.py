@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Iterator, Mapping
+from typing import Mapping
 
 import numpy as np
 
@@ -478,10 +478,3 @@ def validate_buckets(recs: Mapping[str, np.ndarray], level: int, where: str) -> 
     f, last = recs["first_it"], recs["last_it"]
     if np.any(last < f) or (len(f) > 1 and np.any(f[1:] <= last[:-1])):
         raise ValueError(f"{where}: bucket iteration spans out of order")
-
-
-def iter_chunks(records: Mapping[str, np.ndarray]) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
-    """Split one level's buckets into stored chunks: ``(chunk index, buckets)``."""
-    m = len(records["rows"])
-    for c in range(0, max(1, -(-m // CHUNK))):
-        yield c, _take(records, c * CHUNK, min(m, (c + 1) * CHUNK))

@@ -29,7 +29,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import pyramid, schema
+from . import pyramid
 from .codec import Iterations
 from .errors import RecordingError
 from .lodstore import ChunkSource, LodError, MemoryChunks, SqlChunks
@@ -52,16 +52,6 @@ class Envelope:
     def __len__(self) -> int:
         return len(self.recs["rows"])
 
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self.recs[name]
-
-    @property
-    def x0(self) -> np.ndarray:
-        return self.recs["first_it"].astype(np.float64)
-
-    @property
-    def x1(self) -> np.ndarray:
-        return self.recs["last_it"].astype(np.float64) + 1.0
 
 
 def _nbytes(data: Iterations) -> int:
@@ -287,7 +277,6 @@ class RunWindows:
         if level >= len(counts):
             raise LodError(f"pyramid level {level} missing")
         size = pyramid.bucket_rows(level)
-        total = self.n_rows
         r0 = self._row_estimate(x0)
         r1 = self._row_estimate(x1)
         b0 = max(0, r0 // size - 1)
@@ -302,7 +291,6 @@ class RunWindows:
             recs = self.chunks.buckets(level, b0, b1)
         keep = (recs["last_it"] + 1 > x0) & (recs["first_it"] < x1)
         a, b = (int(np.argmax(keep)), len(keep) - int(np.argmax(keep[::-1]))) if keep.any() else (0, 0)
-        del total
         return {k: v[a:b] for k, v in recs.items()}
 
     def _row_estimate(self, x: float) -> int:

@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -99,30 +98,11 @@ def gl_info() -> dict:
     return info
 
 
-def _first_frame_cli(tmp: Path) -> float:
-    """``gda-gl render`` of a 1,000,000 x 16 recording, process start to PNG, in this process's EGL set-up."""
-    from benchmarks.render import _synthetic
-    from recorder.store import RecordingWriter
-
-    d = _synthetic(1_000_000, 16)
-    p = tmp / "first.gda"
-    with RecordingWriter(p, d.alpha_grid, {"name": "first-frame"}, overwrite=True) as w:
-        for s in range(0, len(d), 100_000):
-            w.append_arrays({k: v[s:s + 100_000] for k, v in d.columns.items()}, d.phi[s:s + 100_000])
-    t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, "-m", "gda_gl", "render", str(p), "-o", str(tmp / "first.png")],
-                         capture_output=True, text=True, timeout=60)
-    t = time.perf_counter() - t0
-    if res.returncode:
-        raise RuntimeError((res.stderr.strip().splitlines() or ["no message"])[-1])
-    return t
-
-
 def render(json_path: str | None, tiny: bool, png: str | None) -> dict:
     from vispy import gloo
 
     from benchmarks.common import timeit
-    from benchmarks.render import _Strip, _synthetic
+    from benchmarks.render import _first_frame, _Strip, _synthetic
     from gda_gl.export import Offscreen, save_png
     from gda_gl.render import CurveRenderer, Layout
     from gda_gl.scene import RunData
@@ -142,7 +122,8 @@ def render(json_path: str | None, tiny: bool, png: str | None) -> dict:
             # before the largest size, which may not finish inside the stage's time box
             try:
                 tmp = Path(tempfile.mkdtemp(prefix="gda-gpu-first-"))
-                out["first frame (gda-gl render, 1e6 x 16, process start to PNG) s"] = _first_frame_cli(tmp)
+                key = "first frame (gda-gl render, 1e6 x 16, process start to PNG) s"
+                out[key] = _first_frame(tmp, env=dict(os.environ), timeout=60)  # this process's GL set-up
             except Exception as exc:
                 out["notes"].append(f"first frame CLI failed: {type(exc).__name__}: {exc}"[:300])
             _write(json_path, out)
