@@ -460,3 +460,25 @@ def test_temp_files_of_writers_that_died_while_creating_are_removed(tmp_path):
     with RecordingWriter(tmp_path / "new.gda", [0.0, 1.0]) as w:
         w.append(0, [1.0, 0.5])
     assert not dead.exists() and live.exists() and other.exists() and young.exists()
+
+
+def test_compare_row_from_the_pyramid_equals_the_row_from_every_row(tmp_path):
+    """compare's fast path (the whole-run bucket) against its plain twin over every row."""
+    from gda_gl.compare import run_summary, summary_from_bucket
+
+    rng = np.random.default_rng(12)
+    n, k = 7000, 6
+    cols, phi = _columns(n, rng), _phi(n, k, rng)
+    tc, tr = _trials(n, rng)
+    path = tmp_path / "c.gda"
+    with RecordingWriter(path, np.linspace(0, 2, k), block_rows=1000) as w:
+        w.append_arrays(cols, phi, tc, tr)
+    with Recording(path) as rec:
+        fast = summary_from_bucket("r", RunWindows.from_recording(rec, rows=False).summary())
+        plain = run_summary("r", rec.read())
+    assert fast.keys() == plain.keys()
+    for key, v in plain.items():
+        if isinstance(v, float):
+            np.testing.assert_allclose(fast[key], v, rtol=1e-6, equal_nan=True, err_msg=key)  # float32 statistics
+        else:
+            assert fast[key] == v, key
