@@ -383,11 +383,11 @@ def _gather(runs: list[RunData], x0: float, x1: float, width_px: int, state: Vie
             ) -> tuple[list[_Window], str]:
     """Ask each run for the window it must draw; decide overview or detail for the frame."""
     runs = [r for r in runs if r.visible and len(r)]
-    total = sum(r.windows.rows_in_range(x0 - r.reach, x1) for r in runs)
-    mode = "detail" if total <= width_px * DETAIL_ROWS_PER_PX else "overview"
+    counts = [r.windows.rows_in_range(x0 - r.reach, x1) for r in runs]
+    mode = "detail" if sum(counts) <= width_px * DETAIL_ROWS_PER_PX else "overview"
     out = []
-    for r in runs:
-        env = None if mode == "detail" else r.windows.envelope(x0 - r.reach, x1, width_px)
+    for r, count in zip(runs, counts):
+        env = None if mode == "detail" else r.windows.envelope(x0 - r.reach, x1, width_px, rows=count)
         if env is not None:
             out.append(_Window(r, env.level, env.recs))
             continue

@@ -115,23 +115,31 @@ class RunWindows:
         with self._lock:
             old_total = int(self._row0[-1])
 
+            known = self._index[:-1] if len(self._index) else self._index  # the newest block may grow
+            since = int(self._index[-1, 0]) if len(self._index) else -(2 ** 62)
+
             def snapshot(con):
-                # the block index and the pyramid's shape from one read transaction: they agree
-                rows = con.execute("SELECT id, first_iteration, last_iteration, n FROM blocks ORDER BY id").fetchall()
+                # new block headers and the pyramid's shape from one read transaction: they agree
+                rows = con.execute("SELECT id, first_iteration, last_iteration, n FROM blocks WHERE id >= ? "
+                                   "ORDER BY id", (since,)).fetchall()
                 if not self._memory_index:
                     self.chunks.refresh(lambda sql, args=(): con.execute(sql, args).fetchall())
                 return rows
 
-            rows = rec._read_tx(snapshot)
-            idx = np.array(rows, dtype=object).reshape(-1, 4) if rows else np.empty((0, 4), object)
+            rows = rec._read_tx(snapshot)  # O(new blocks): a follower never rereads the whole index
             for r in rows:
                 if not all(isinstance(v, int) and not isinstance(v, bool) for v in r) or r[3] <= 0 or r[3] > 1 << 26:
                     raise RecordingError(rec.path, f"damaged block index (block {r[0]!r})")
-            idx = idx.astype(np.int64)
-            if len(idx) > 1 and (np.any(idx[1:, 1] <= idx[:-1, 2]) or np.any(idx[:, 2] < idx[:, 1])):
+            new = np.array(rows, np.int64).reshape(-1, 4)
+            if len(self._index) and (not len(new) or new[0, 0] != since or new[0, 1] != self._index[-1, 1]):
+                raise RecordingError(rec.path, f"damaged block index (block {since} changed or vanished)")
+            idx = np.concatenate([known, new])
+            seam = max(0, len(known) - 1)  # spans are checked from the last unchanged block on
+            part = idx[seam:]
+            if np.any(part[:, 2] < part[:, 1]) or (len(part) > 1 and np.any(part[1:, 1] <= part[:-1, 2])):
                 raise RecordingError(rec.path, "damaged block index (iteration spans overlap)")
-            row0 = np.zeros(len(idx) + 1, np.int64)
-            np.cumsum(idx[:, 3], out=row0[1:])
+            row0 = np.concatenate([self._row0[:len(known) + 1],
+                                   self._row0[len(known)] + np.cumsum(new[:, 3], dtype=np.int64)])
             # the newest block may have grown: forget its decoded copy
             if len(self._index):
                 last_id = int(self._index[-1, 0])
@@ -252,21 +260,26 @@ class RunWindows:
         return d if len(d) == 1 and int(d.iteration[0]) == int(iteration) else None
 
     # -- buckets -----------------------------------------------------------------------
-    def choose_level(self, x0: float, x1: float, columns: int) -> int | None:
-        """Coarsest level with at least one bucket per pixel column, or None to draw rows."""
+    def choose_level(self, x0: float, x1: float, columns: int, rows: int | None = None) -> int | None:
+        """Coarsest level with at least one bucket per pixel column, or None to draw rows.
+
+        ``rows``: the rows in ``[x0, x1)`` when the caller has counted them already.
+        """
         counts = self.chunks.counts()
         if not counts or columns <= 0:
             return None
-        per_col = self.rows_in_range(x0, x1) / columns
+        per_col = (self.rows_in_range(x0, x1) if rows is None else rows) / columns
         if per_col < pyramid.BASE_ROWS:
             return None
         level = int(math.floor(math.log(per_col / pyramid.BASE_ROWS, pyramid.FANOUT) + 1e-9))
         return max(0, min(level, len(counts) - 1))
 
-    def envelope(self, x0: float, x1: float, columns: int, level: int | None = -1) -> Envelope | None:
-        """Buckets overlapping ``[x0, x1)`` at ``level`` (chosen for ``columns`` when -1); None: draw rows."""
+    def envelope(self, x0: float, x1: float, columns: int, level: int | None = -1,
+                 rows: int | None = None) -> Envelope | None:
+        """Buckets overlapping ``[x0, x1)`` at ``level`` (chosen for ``columns`` when -1, from ``rows`` rows in
+        the window when given); None: draw rows."""
         if level == -1:
-            level = self.choose_level(x0, x1, columns)
+            level = self.choose_level(x0, x1, columns, rows)
         if level is None:
             return None
         return Envelope(level, self.buckets_between(level, x0, x1))
