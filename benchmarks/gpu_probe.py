@@ -103,7 +103,7 @@ def _probe_models(tiny: bool):
     """name -> (make model, make (X, y) on a device)."""
     import torch
 
-    from .probe import _batch, _models
+    from gda_gl.bench.probe import _batch, _models
 
     bench = _models()
 
@@ -130,7 +130,7 @@ def probe_stage(dev, tiny: bool, json_path: str | None, deadline: float) -> dict
     from recorder.kernels import cupy_available
     from recorder.probe import LineProbe, ProbeConfig
 
-    from .probe import step_endpoints
+    from gda_gl.bench.probe import step_endpoints
 
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -181,7 +181,7 @@ def probe_stage(dev, tiny: bool, json_path: str | None, deadline: float) -> dict
 
 
 def _cnn_data(dev, n=1792):
-    from .probe import _batch
+    from gda_gl.bench.probe import _batch
 
     X, y = _batch(n)
     return X.to(dev), y.to(dev)
@@ -204,7 +204,7 @@ def slowdown_stage(dev, tiny: bool, json_path: str | None, deadline: float) -> d
 
     import recorder
 
-    from .probe import _models
+    from gda_gl.bench.probe import _models
 
     X, y = _cnn_data(dev)
     cls = _models()["CNN"]
@@ -261,7 +261,7 @@ def cockpit_stage(dev, tiny: bool, json_path: str | None, deadline: float) -> di
     import torch
     from torch import nn
 
-    from .probe import _models
+    from gda_gl.bench.probe import _models
 
     from backpack import extend  # noqa: E402  (ImportError: the stage reports it)
     from cockpit import Cockpit
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         res = STAGES[stages[0]](dev, a.tiny, a.json, deadline)
         _write(a.json, res)
     else:
-        from .common import machine
+        from gda_gl.bench.common import machine
 
         res = {"machine": machine(), **{s: STAGES[s](dev, a.tiny, None, deadline) for s in stages}}
         path = a.json or str(Path(os.environ.get("OUT") or Path(__file__).resolve().parent / "results")

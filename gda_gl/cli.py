@@ -430,43 +430,27 @@ def _cmd_view(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    try:
-        from benchmarks.runner import main as bench_main
-    except ImportError:
-        raise UsageError("the benchmarks package is not installed (run from a checkout: python -m benchmarks)") from None
-    import importlib.util
+    from .bench import SUITES
+    from .bench.runner import bench, missing_needs, parse_only
 
-    from benchmarks.runner import SUITES
-
-    suites = list(SUITES) if not args.only else [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = [s for s in suites if s not in SUITES]
+    suites, unknown = parse_only(args.only)
     if unknown:
         raise UsageError(f"--only: unknown suite(s) {', '.join(unknown)} (choose from {', '.join(SUITES)})")
-    needs = {"render": "matplotlib", "probe": "sklearn"}
-
-    def missing(suite: str) -> bool:
-        mod = needs.get(suite)
-        if mod is None:
-            return False
-        if mod in sys.modules:
-            return sys.modules[mod] is None
-        try:
-            return importlib.util.find_spec(mod) is None
-        except (ImportError, ValueError):
-            return True
-
-    skipped = [f"{s} (needs {needs[s]})" for s in suites if missing(s)]
-    runnable = [s for s in suites if not missing(s)]
-    if skipped:
-        print(f"gda-gl bench: skipped {', '.join(skipped)}: pip install 'gda-gl[bench]' to run "
-              f"{'them' if len(skipped) > 1 else 'it'}", file=sys.stderr)
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {_short(args.out)}: exists and is not a folder")
+    missing = missing_needs(suites)
+    if missing:
+        print(f"gda-gl bench: skipped {', '.join(f'{s} (needs {m})' for s, m in missing.items())}: "
+              f"pip install 'gda-gl[bench]' to run {'them' if len(missing) > 1 else 'it'}", file=sys.stderr)
+    runnable = [s for s in suites if s not in missing]
     if not runnable:
         return 0
     if args.json:
         check_output(args.json, "json")
-    argv = (["--quick"] if args.quick else []) + ["--only", ",".join(runnable)] + \
-        (["--json", args.json] if args.json else [])
-    return bench_main(argv)
+    bench(runnable, quick=args.quick, out_dir=out_dir, json_path=args.json,
+          only=",".join(runnable) if args.only else None)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -541,12 +525,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--range", metavar="A:B", help="iterations to show in --png")
     q.set_defaults(func=_cmd_compare)
 
-    q = sub.add_parser("bench", help="run the benchmarks (tables, JSON, benchmarks/RESULTS.md)",
-                       description="Measure probe, store, level-of-detail and render speed against the "
-                                   "alternatives, as ratios from one run.")
+    q = sub.add_parser("bench", help="benchmark this machine (tables, JSON and Markdown in --out)",
+                       description="Measure probe, store, level-of-detail, render and scale speed on this machine, "
+                                   "as ratios against floors measured in the same run. Writes gda-gl-bench.json "
+                                   "and gda-gl-bench.md into --out.")
     q.add_argument("--quick", action="store_true", help="smaller sizes (under 2 minutes on 2 cores)")
-    q.add_argument("--only", metavar="NAME[,NAME]", help="suites: probe, store, lod, render")
-    q.add_argument("--json", metavar="F", help="write results as JSON")
+    q.add_argument("--only", metavar="NAME[,NAME]", help="suites: probe, store, lod, render, scale")
+    q.add_argument("--out", default=".", metavar="DIR", help="folder for the results (default: the current folder)")
+    q.add_argument("--json", metavar="F", help="write the JSON here instead of DIR/gda-gl-bench.json")
     q.set_defaults(func=_cmd_bench)
 
     return p

@@ -523,13 +523,14 @@ def test_fifo_is_refused_without_hanging(tmp_path):
     assert all("regular file" in ln for ln in proc.stderr.strip().splitlines())
 
 
-def test_bench_without_matplotlib_says_what_it_skipped():
-    code = ("import sys; sys.modules['matplotlib'] = None; from gda_gl.cli import main; "
-            "sys.exit(main(['bench', '--only', 'render']))")
+def test_bench_without_its_extra_says_what_it_skipped(tmp_path):
+    code = ("import sys; sys.modules['sklearn'] = None; from gda_gl.cli import main; "
+            f"sys.exit(main(['bench', '--only', 'probe', '--out', {str(tmp_path)!r}]))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=str(ROOT))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "skipped render" in lines[0] and "pip install" in lines[0]
+    assert len(lines) == 1 and "skipped probe" in lines[0] and "pip install 'gda-gl[bench]'" in lines[0]
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.gl

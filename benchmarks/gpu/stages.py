@@ -101,8 +101,8 @@ def gl_info() -> dict:
 def render(json_path: str | None, tiny: bool, png: str | None) -> dict:
     from vispy import gloo
 
-    from benchmarks.common import timeit
-    from benchmarks.render import _first_frame, _Strip, _synthetic
+    from gda_gl.bench.common import timeit
+    from gda_gl.bench.render import _first_frame, _Strip, _synthetic
     from gda_gl.export import Offscreen, save_png
     from gda_gl.render import CurveRenderer, Layout
     from gda_gl.scene import RunData

@@ -3,7 +3,7 @@
     python benchmarks/tools/writer_speed.py [--root /path/to/other/checkout]
 
 Bulk appends (1,000,000 x 16 in 50,000-row arrays) and per-iteration appends (100,000 rows), the
-shapes of ``benchmarks/store.py``, with the phi of the scale suite (parabolas with noise). Run it on
+shapes of ``gda_gl/bench/store.py``, with the phi of the scale suite (parabolas with noise). Run it on
 two checkouts in the same machine state to compare releases.
 """
 

@@ -5,7 +5,7 @@ noise on a decaying loss, 16 alphas), then measures in fresh processes, from pro
 info``, ``gda-gl render`` to a PNG, and the explorer's first frame followed by the animated zoom from the
 whole run to one step (the explorer's controller and renderer on the offscreen target, the frames a
 window would draw; the Qt window itself adds its own start-up).  Peak memory is the child's ``ru_maxrss``.
-Recordings are kept in ``$GDA_BENCH_DIR`` (default ``/tmp/gda-scale``) and reused by later runs;
+Recordings are kept in ``$GDA_BENCH_DIR`` (default ``gda-scale`` in the temporary folder) and reused;
 ``$GDA_SCALE_SIZES`` (e.g. ``2e6,1e7``) replaces the default sizes.
 """
 
@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -199,7 +200,7 @@ def _decode_speed(path: Path) -> dict:
 
 
 def run(quick: bool = False) -> dict:
-    root = Path(os.environ.get("GDA_BENCH_DIR", "/tmp/gda-scale"))
+    root = Path(os.environ.get("GDA_BENCH_DIR") or Path(tempfile.gettempdir()) / "gda-scale")
     root.mkdir(parents=True, exist_ok=True)
     env = os.environ.get("GDA_SCALE_SIZES")  # e.g. "2e6,1e7": the sizes to measure instead of the defaults
     sizes = [int(float(v)) for v in env.split(",")] if env else ([200_000] if quick else [10_000_000, 30_000_000])

@@ -1,9 +1,9 @@
-"""Render suite: frame times at 1e5..1e8 samples with level of detail on and off, against matplotlib Agg.
+"""Render suite: frame times at 1e5..1e8 samples with level of detail on and off.
 
 Frames are 1600x900 on the offscreen EGL target; a frame is ``draw`` plus
 ``read`` (which waits for the GPU).  "LOD off" draws every sample as one plain
-GL line strip (shaders/polyline.*.glsl); matplotlib draws the same samples as
-one line with its defaults (path simplification on) via ``canvas.draw()``.
+GL line strip (shaders/polyline.*.glsl).  The repository adds matplotlib Agg
+drawing the same samples as a peer (``benchmarks/peers.py``).
 Time to first frame: ``gda-gl render`` of a 1,000,000 x 16 recording, from
 process start to the PNG on disk.
 """
@@ -71,22 +71,6 @@ class _Strip:
         self.prog.draw("line_strip")
 
 
-def _matplotlib(data) -> float:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    x = (data.iteration[:, None] + data.alpha_grid[None, :]).reshape(-1)
-    y = data.phi.reshape(-1)
-    fig = plt.figure(figsize=(W / 100, H / 100), dpi=100)
-    ax = fig.add_subplot(111)
-    ax.plot(x, y, lw=1)
-    t = timeit(fig.canvas.draw, repeat=3, warmup=1)
-    plt.close(fig)
-    return t
-
-
 def _first_frame(tmp: Path, env: dict | None = None, timeout: float | None = None) -> float:
     """``gda-gl render`` of a 1,000,000 x 16 recording, process start to PNG (``env``: the GL set-up to use;
     headless EGL by default)."""
@@ -120,7 +104,6 @@ def run(quick: bool = False) -> dict:
     layout = Layout.for_size(W, H, colorbar=False)
     rows = []
     sizes = [(100_000, 16), (1_000_000, 16), (10_000_000, 16), (100_000_000, 16)]
-    mpl_at = {10_000_000} if quick else {1_000_000, 10_000_000}
     for samples, k in sizes:
         n = samples // k
         data = _synthetic(n, k)
@@ -151,9 +134,6 @@ def run(quick: bool = False) -> dict:
             del strip
         else:
             row["LOD off ms"] = math.nan  # 1e8 samples: 800 MB of vertices, not attempted
-        if samples in mpl_at:
-            row["matplotlib Agg ms"] = 1e3 * _matplotlib(data)
-            row["Agg / overview"] = row["matplotlib Agg ms"] / row["overview ms"]
         rows.append(row)
         del data
     # explorer's first frame of a 1,000,000 x 64 recording once the data is read (prepare + one frame)

@@ -4,14 +4,13 @@ Models (digits-sized, batch 128): an MLP, a CNN with BatchNorm, an attention
 block.  The floor is K plain forward passes of the same model on the same
 batch (eval mode, no grad).  Memory is the parameter-copy memory each method
 allocates (naive: one deep copy at a time; sweep: the w_k snapshot plus one
-copy; batched: one copy per alpha in a chunk), computed from the sizes.
+copy; batched: one copy per alpha in a chunk), computed from the sizes.  The repository adds
+Cockpit's cheapest configuration to the slowdown table as a peer (``benchmarks/peers.py``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import math
 import time
 
 import numpy as np
@@ -193,48 +192,7 @@ def slowdown_table(quick: bool) -> list[dict]:
         cfg = recorder.PRESETS[preset]
         rows.append({"preset": preset, "alphas": cfg.k, "s/step": best[preset] / steps,
                      "x training": best[preset] / base})
-    rows.append(_cockpit_row(quick, base / steps))
     return rows
-
-
-def _cockpit_row(quick: bool, base_step: float) -> dict:
-    row = {"preset": "Cockpit cheapest (cockpit-for-pytorch)", "alphas": "-"}
-    if importlib.util.find_spec("cockpit") is None or importlib.util.find_spec("backpack") is None:
-        row.update({"s/step": math.nan, "x training": math.nan,
-                    "note": "not installed: pip install cockpit-for-pytorch 'setuptools<81', then pip install "
-                            "torch==<your version> again (backpack pulls torchvision, which upgrades torch)"})
-        return row
-    try:
-        import torch
-        from backpack import extend
-        from cockpit import Cockpit
-        from cockpit.utils.configuration import configuration
-        from torch import nn
-
-        torch.manual_seed(0)
-        X, y = _batch(1792)
-        model = extend(_models()["CNN"]())
-        loss_fn = extend(nn.CrossEntropyLoss())
-        ind = extend(nn.CrossEntropyLoss(reduction="none"))
-        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-        ck = Cockpit(model.parameters(), quantities=configuration("economy"))
-        steps = 20 if quick else 60
-        t0 = time.perf_counter()
-        for s in range(steps):
-            i = (s * 128) % (len(X) - 128)
-            xb, yb = X[i:i + 128], y[i:i + 128]
-            opt.zero_grad()
-            out = model(xb)
-            loss = loss_fn(out, yb)
-            losses = ind(out, yb)
-            with ck(s, info={"batch_size": 128, "individual_losses": losses, "loss": loss, "optimizer": opt}):
-                loss.backward(create_graph=ck.create_graph(s))
-            opt.step()
-        t = (time.perf_counter() - t0) / steps
-        row.update({"s/step": t, "x training": t / base_step, "note": "configuration('economy')"})
-    except Exception as exc:  # report exactly why
-        row.update({"s/step": math.nan, "x training": math.nan, "note": f"failed: {type(exc).__name__}: {exc}"[:160]})
-    return row
 
 
 def run(quick: bool = False) -> dict:

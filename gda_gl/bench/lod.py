@@ -1,6 +1,8 @@
 """LOD suite: pyramid ingest (what the writer does at every commit) against one numpy min/max pass over
-the same data (the memory-bandwidth floor) and tsdownsample's MinMax (Rust, SIMD) as a reference, and
-incremental growth for a live run."""
+the same data (the memory-bandwidth floor), and incremental growth for a live run.
+
+The repository adds tsdownsample's MinMax (Rust, SIMD) as a peer reference (``benchmarks/peers.py``).
+"""
 
 from __future__ import annotations
 
@@ -62,14 +64,6 @@ def run(quick: bool = False) -> dict:
         t_ingest = timeit(ingest, repeat=1 if n > 2_000_000 else 3)
         row = {"rows x K": f"{n:,} x {k}", "numpy min+max floor s": t_floor, "pyramid ingest s": t_ingest,
                "ingest x floor": t_ingest / t_floor}
-        try:
-            from tsdownsample import MinMaxDownsampler
-
-            flat = phi.ravel()
-            t_ts = timeit(lambda: MinMaxDownsampler().downsample(flat, n_out=2 * (n // 64)), repeat=3)
-            row["tsdownsample MinMax (phi only) s"] = t_ts
-        except Exception:  # noqa: BLE001 - optional reference
-            row["tsdownsample MinMax (phi only) s"] = float("nan")
         # live growth: ten commits of 100 rows after n - 1000 rows
         b = pyramid.PyramidBuilder(grid)
         for a in range(0, n - 1000, block):
