@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -39,6 +40,9 @@ def test_wheel_ships_shaders_and_loader_finds_them(tmp_path):
     expected = sorted(f"gda_gl/shaders/{p.name}" for p in (ROOT / "shaders").glob("*.glsl"))
     assert shaders == expected and shaders
     assert any(n.startswith("recorder/") for n in names)
+    # the benchmark suites ship inside the package; the repository's benchmarks/ does not
+    assert "gda_gl/bench/runner.py" in names and "gda_gl/bench/scale.py" in names
+    assert not [n for n in names if n.startswith("benchmarks/")]
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     code = ("import gda_gl.shaders as s; print(s.shader_dir()); "
@@ -48,3 +52,28 @@ def test_wheel_ships_shaders_and_loader_finds_them(tmp_path):
     found, length = out.stdout.split()
     assert Path(found) == site / "gda_gl" / "shaders"
     assert int(length) > 0
+    out = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); "
+                          "import gda_gl.bench.runner as r; print(r.__file__)"],
+                         capture_output=True, text=True, cwd=str(tmp_path), check=True)
+    assert Path(out.stdout.strip()).parent == site / "gda_gl" / "bench"
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Absolute module names imported anywhere in the file (relative imports left out)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_no_product_module_imports_the_repository_benchmarks():
+    offenders = []
+    for pkg in ("gda_gl", "recorder"):
+        for f in sorted((ROOT / pkg).rglob("*.py")):
+            bad = {m for m in _imported_modules(f) if m.split(".")[0] == "benchmarks"}
+            if bad:
+                offenders.append(f"{f.relative_to(ROOT)}: {', '.join(sorted(bad))}")
+    assert offenders == []
