@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from recorder import schema
+from recorder import schema, stepgeom
 from recorder.pyramid import classic_values
 from recorder.store import Iterations
 
@@ -51,10 +51,7 @@ def run_summary(name: str, d: Iterations) -> dict:
     n = len(d)
     classic = classic_values(d.alpha_grid, d.phi, d["train_loss"]) if n else np.empty(0)
     fin = classic[-1:]
-    counts = np.diff(d.trial_offsets)
-    rows = np.repeat(np.arange(n), counts)
-    taken = d["taken_alpha"][rows] if n else np.empty(0)
-    loose = int(np.sum(d.trials["alpha"] > taken * (1 + 1e-9))) if len(rows) else 0
+    loose = int(stepgeom.loose_counts(d["taken_alpha"], np.diff(d.trial_offsets), d.trials["alpha"]).sum()) if n else 0
     ls = d["ls_evals"]
     searched = ls[ls > 0]
     cls = d["step_class"]

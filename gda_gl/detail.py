@@ -17,8 +17,11 @@ import math
 
 import numpy as np
 
+from recorder import stepgeom
+
 from .render import CLASS_LABELS, CurveRenderer, Layout
-from .scene import Frame, RunData, transform_y
+from .frame import Frame, Markers, Rects, Segments
+from .scene import NONFINITE_COLOR, RunData, transform_y
 from .textlayer import TextLayer
 from .view import View
 
@@ -47,7 +50,7 @@ def detail_numbers(d, row: int) -> dict:
            "efficiency": float(d["efficiency"][row]), "class": CLASS_LABELS.get(int(d["step_class"][row]), "?"),
            "curvature": float(d["curvature"][row]), "Cockpit alpha": float(d["cockpit_alpha"][row]),
            "evaluations": int(d["ls_evals"][row]), "trial points": len(tr["alpha"]),
-           "loose ends": int(np.sum(tr["alpha"] > d["taken_alpha"][row] * (1 + 1e-9)))}
+           "loose ends": int(np.count_nonzero(stepgeom.beyond(tr["alpha"], stepgeom.accepted_alpha(d["taken_alpha"][row]))))}
     return out
 
 
@@ -109,7 +112,7 @@ def compose_detail(run: RunData, iteration: int, layout: Layout, log_y: bool = F
     a = d.alpha_grid
     phi = d.phi[row].astype(np.float64)
     tr = d.trials_of(row)
-    taken = float(d["taken_alpha"][row]) if d["taken_alpha"][row] > 0 else 1.0
+    taken = float(stepgeom.accepted_alpha(d["taken_alpha"][row]))
     nums = detail_numbers(d, row)
     fs = 11 if layout.width >= 360 and layout.height >= 200 else 9
     legend = _legend(run)
@@ -150,8 +153,9 @@ def compose_detail(run: RunData, iteration: int, layout: Layout, log_y: bool = F
         return np.stack([np.asarray(x, np.float64) - x0, transform_y(y, log_y) - y0], axis=-1)
 
     # accepted alpha and alpha = 0 as vertical rules
-    frame.rules_x.append(np.array([taken - x0, 0.0 - x0]))
-    frame.rule_color = [(0.10, 0.62, 0.25, 0.8), (0.4, 0.4, 0.4, 0.5)]
+    rx = np.array([taken - x0, 0.0 - x0])
+    frame.add(Rects("rules", np.stack([rx, np.zeros(2), rx, np.full(2, y1 - y0)], axis=1),
+                    [(0.10, 0.62, 0.25, 0.8), (0.4, 0.4, 0.4, 0.5)]))
     frame.rule_min_px = 1.5
     segs_p0, segs_p1, cols = [], [], []
     # fitted parabola, dashed
@@ -174,19 +178,18 @@ def compose_detail(run: RunData, iteration: int, layout: Layout, log_y: bool = F
     for i in range(len(a) - 1):
         segs_p0.append(p[i])
         segs_p1.append(p[i + 1])
-        cols.append(tuple(run.color[:3]) + ((1.0,) if a[i + 1] <= taken * (1 + 1e-9) else (0.45,)))
+        cols.append(tuple(run.color[:3]) + ((1.0,) if stepgeom.within(a[i + 1], taken) else (0.45,)))
     if segs_p0:
         s_p0, s_p1 = np.asarray(segs_p0, np.float64), np.asarray(segs_p1, np.float64)
         ok = np.all(np.isfinite(s_p0), axis=1) & np.all(np.isfinite(s_p1), axis=1)
-        frame.seg_p0.append(s_p0[ok])
-        frame.seg_p1.append(s_p1[ok])
-        frame.seg_color.append(np.asarray(cols, np.float32)[ok])
+        # one batch in this order (parabola, Armijo line, phi): later segments draw over earlier ones
+        frame.add(Segments("arcs", s_p0[ok], s_p1[ok], np.asarray(cols, np.float32)[ok]))
     # samples, trials (numbered), grid minimum
     okp = np.all(np.isfinite(p), axis=1)
     _markers(frame, p[okp], np.broadcast_to(run.color, (int(okp.sum()), 4)), 0.0, 4.0)
     tp = rel(tr["alpha"], tr["loss"])
     okt = np.all(np.isfinite(tp), axis=1)
-    loose = tr["alpha"] > taken * (1 + 1e-9)
+    loose = stepgeom.beyond(tr["alpha"], taken)
     _markers(frame, tp[okt], np.where(loose[okt, None], (0.95, 0.55, 0.10, 1.0), (0.15, 0.15, 0.15, 1.0)),
              np.where(loose[okt], 2.0, 0.0), 9.0)
     if math.isfinite(nums["grid min alpha"]):
@@ -194,7 +197,8 @@ def compose_detail(run: RunData, iteration: int, layout: Layout, log_y: bool = F
                  1.0, 10.0)
     bad = ~np.isfinite(phi)
     if bad.any():  # non-finite samples: flags on the top edge
-        frame.flag_xy.append(np.stack([a[bad] - x0, np.full(int(bad.sum()), np.nan)], axis=1))
+        frame.add(Markers("flags", np.stack([a[bad] - x0, np.full(int(bad.sum()), np.nan)], axis=1), NONFINITE_COLOR,
+                          7.0, 2.0))
     txt = frame.texts
     black = (20, 20, 20, 255)
     for (xa_, ya_), order, okk in zip(tp, tr["order"], okt):
@@ -234,11 +238,7 @@ def compose_detail(run: RunData, iteration: int, layout: Layout, log_y: bool = F
 
 
 def _markers(frame: Frame, xy, color, shape, size) -> None:
-    n = len(xy)
-    frame.marker_xy.append(np.asarray(xy, np.float64).reshape(-1, 2))
-    frame.marker_color.append(np.broadcast_to(np.asarray(color, np.float32), (n, 4)))
-    frame.marker_shape.append(np.broadcast_to(np.asarray(shape, np.float64), (n,)))
-    frame.marker_size.append(np.broadcast_to(np.asarray(size, np.float64), (n,)))
+    frame.add(Markers("trials", xy, color, size, shape))
 
 
 def draw_detail(self: CurveRenderer, run: RunData, iteration: int, layout: Layout, log_y: bool = False) -> dict:

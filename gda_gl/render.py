@@ -17,7 +17,8 @@ import numpy as np
 
 from recorder import stats
 
-from .scene import CLASS_COLORS, NONFINITE_COLOR, Frame, RunData, compose, resolve_view, stat_colors
+from .frame import Frame, Markers, Rects, Segments
+from .scene import CLASS_COLORS, RunData, compose, resolve_view, stat_colors  # noqa: F401 (resolve_view: transitional)
 from .state import ViewState
 from .textlayer import TextLayer
 from .view import View
@@ -25,7 +26,7 @@ from .ticks import format_ticks, linear_ticks, log_ticks
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Layout", "CurveRenderer", "resolve_view", "STAT_LABELS"]
+__all__ = ["Layout", "CurveRenderer", "STAT_LABELS", "DRAW_TABLE"]
 
 STAT_LABELS = {s.name: s.title for s in stats.STATISTICS}
 CLASS_LABELS = dict(stats.CLASS_NAMES)
@@ -33,7 +34,20 @@ CLASS_LABELS = dict(stats.CLASS_NAMES)
 BG = (1.0, 1.0, 1.0, 1.0)
 AXIS = (0.25, 0.25, 0.25, 1.0)
 GRID = (0.90, 0.90, 0.90, 1.0)
-RULE = (0.55, 0.55, 0.70, 0.35)
+
+#: batch kind -> (GL program, uniforms), in draw order: how draw_frame draws each kind of a Frame.
+#: ``u_width`` None: the frame's ``seg_width`` or, by zoom, 2 px when a step is wide, else 1.5;
+#: ``u_min_px`` None: the frame's ``rule_min_px``.  Kinds not listed (``owner``) are drawn by the overlays.
+DRAW_TABLE: tuple[tuple[str, str, dict], ...] = (
+    ("rules", "rect", {"u_min_px": None}),
+    ("envelope", "rect", {"u_min_px": 1.0}),
+    ("classic", "rect", {"u_min_px": 1.5}),
+    ("beyond", "segment", {"u_width": 1.2}),
+    ("arcs", "segment", {"u_width": None}),
+    ("smooth", "segment", {"u_width": 2.0}),
+    ("trials", "marker", {}),
+    ("flags", "marker", {}),
+)
 
 
 @dataclass
@@ -80,15 +94,10 @@ class CurveRenderer:
         from .gl.programs import MarkerBatch, Overlay, RectBatch, SegmentBatch
 
         self.rects = RectBatch()
-        self.env = RectBatch()
-        self.classic = RectBatch()
-        self.rules = RectBatch()
-        self.segments = SegmentBatch()
-        self.loose = SegmentBatch()
-        self.smooth = SegmentBatch()
         self.axes = SegmentBatch()
-        self.markers = MarkerBatch()
-        self.flags = MarkerBatch()
+        programs = {"rect": RectBatch, "segment": SegmentBatch, "marker": MarkerBatch}
+        #: one GL batch per drawn kind (its vertex buffer is reused from frame to frame)
+        self.batches = {kind: programs[prog]() for kind, prog, _ in DRAW_TABLE}
         self.overlay = Overlay()
         self.last_frame: Frame | None = None
         self.last_text: TextLayer | None = None
@@ -131,41 +140,14 @@ class CurveRenderer:
         # plot contents, clipped to the plot rectangle
         gloo.set_state(scissor_test=True)
         gloo.gl.glScissor(int(px + ox), int(py + oy), int(pw), int(ph))
-        rx = frame.cat("rules_x", 1)[:, 0]
-        if len(rx):
-            rects = np.stack([rx, np.zeros_like(rx), rx, np.full_like(rx, (y1 - y0))], axis=1)
-            self.rules.set(rects, np.asarray(frame.rule_color, np.float32) if frame.rule_color else RULE)
-            self.rules.draw(**dict(u, u_min_px=frame.rule_min_px))
-        env = frame.cat("env_rects", 4)
-        if len(env):
-            self.env.set(env, frame.cat("env_color", 4))
-            self.env.draw(**dict(u, u_min_px=1.0))
-        cl = frame.cat("classic_rects", 4)
-        if len(cl):
-            self.classic.set(cl, frame.cat("classic_color", 4))
-            self.classic.draw(**dict(u, u_min_px=1.5))
-        lp0 = frame.cat("loose_p0", 2)
-        if len(lp0):
-            self.loose.set(lp0, frame.cat("loose_p1", 2), frame.cat("loose_color", 4))
-            self.loose.draw(**dict(u, u_width=1.2))
-        sp0 = frame.cat("seg_p0", 2)
-        if len(sp0):
-            self.segments.set(sp0, frame.cat("seg_p1", 2), frame.cat("seg_color", 4))
-            width = frame.seg_width if frame.seg_width is not None else (2.0 if pw / max(1.0, x1 - x0) > 20 else 1.5)
-            self.segments.draw(**dict(u, u_width=width))
-        sm0 = frame.cat("smooth_p0", 2)
-        if len(sm0):
-            self.smooth.set(sm0, frame.cat("smooth_p1", 2), frame.cat("smooth_color", 4))
-            self.smooth.draw(**dict(u, u_width=2.0))
-        mk = frame.cat("marker_xy", 2)
-        if len(mk):
-            size = frame.cat("marker_size", 1)[:, 0] if frame.marker_size else 6.0
-            self.markers.set(mk, frame.cat("marker_color", 4), size, frame.cat("marker_shape", 1)[:, 0])
-            self.markers.draw(**u)
-        fl = frame.cat("flag_xy", 2)
-        if len(fl):
-            self.flags.set(fl, NONFINITE_COLOR, 7.0, 2.0)
-            self.flags.draw(**u)
+        seg_width = frame.seg_width if frame.seg_width is not None else (2.0 if pw / max(1.0, x1 - x0) > 20 else 1.5)
+        for kind, _, uniforms in DRAW_TABLE:
+            batch = frame.merged(kind)
+            if batch is None:
+                continue
+            self._set_batch(self.batches[kind], batch)
+            extra = {"u_width": seg_width, "u_min_px": frame.rule_min_px}
+            self.batches[kind].draw(**dict(u, **{k: (extra[k] if v is None else v) for k, v in uniforms.items()}))
         gloo.set_state(scissor_test=False)
 
         # frame box, tick marks and tick labels
@@ -189,6 +171,16 @@ class CurveRenderer:
         self.last_text = text
         self._set_text(text)
         self.overlay.draw(**u)
+
+    @staticmethod
+    def _set_batch(gl_batch, batch) -> None:
+        """Upload one Frame batch into its GL batch."""
+        if isinstance(batch, Segments):
+            gl_batch.set(batch.p0, batch.p1, batch.color)
+        elif isinstance(batch, Rects):
+            gl_batch.set(batch.rects, batch.color)
+        elif isinstance(batch, Markers):
+            gl_batch.set(batch.xy, batch.color, batch.size, batch.shape)
 
     def draw_grid(self, u: dict, plot, view, xt, yt) -> None:
         """Light grid lines at the ticks (px space)."""

@@ -32,16 +32,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from recorder import pyramid, schema, stats
+from recorder import pyramid, schema, stats, stepgeom
 from recorder.codec import Iterations
 from recorder.window import RunWindows
 
+from .frame import Frame, Ids, Markers, Rects, Segments
 from .growable import Growable
 from .state import ViewState
-from .view import View
+from .view import View, transform_y
 
-__all__ = ["RunData", "Frame", "compose", "build_frame", "resolve_view", "fit_y_range", "RUN_COLORS",
-           "CLASS_COLORS", "stat_colors", "parse_filter", "stat_color_range", "highlight_mask", "highlight_buckets", "transform_y"]
+__all__ = ["RunData", "Frame", "compose", "build_frame", "fit_y_range", "runs_x_span", "RUN_COLORS",
+           "CLASS_COLORS", "stat_colors", "parse_filter", "stat_color_range", "highlight_mask", "highlight_buckets",
+           "transform_y"]
 
 RUN_COLORS = np.array([
     [0.12, 0.47, 0.71, 1.0], [0.84, 0.15, 0.16, 1.0], [0.17, 0.63, 0.17, 1.0], [0.58, 0.40, 0.74, 1.0],
@@ -53,16 +55,11 @@ LOOSE_COLOR = (0.95, 0.55, 0.10, 1.0)
 NONFINITE_COLOR = (0.85, 0.05, 0.05, 1.0)
 TRIAL_COLOR = (0.15, 0.15, 0.15, 0.9)
 NAN_COLOR = (0.6, 0.6, 0.6, 1.0)
+RULE_COLOR = (0.55, 0.55, 0.70, 0.35)
 #: alpha multiplier of rows/buckets that do not match the highlight filter
 FADE = 0.15
 #: rows in view per pixel column at most for drawing every step as its own arc
 DETAIL_ROWS_PER_PX = 0.5
-
-
-def _taken(data: Iterations) -> np.ndarray:
-    """Accepted alphas (values <= 0 or NaN, a step that did not move, count as 1)."""
-    t = data["taken_alpha"].astype(np.float64)
-    return np.where(np.isfinite(t) & (t > 0), t, 1.0)
 
 
 class RunData:
@@ -164,71 +161,6 @@ class RunData:
         if not math.isfinite(x):
             return None
         return self.windows.row_of(int(math.floor(x)))
-
-
-def _ikey(v: float) -> int:
-    return int(max(min(v, 2 ** 62), -(2 ** 62)))
-
-
-@dataclass
-class Frame:
-    """Primitives of one frame, positions relative to ``origin`` (y in display units: log10 when log).
-
-    Besides geometry a frame carries everything the renderer writes as text: the title, the legend,
-    epoch marks, the colour bar's statistic and range, and how many rows match the highlight.
-    """
-
-    origin: tuple[float, float]
-    mode: str = "overview"
-    seg_p0: list = field(default_factory=list)
-    seg_p1: list = field(default_factory=list)
-    seg_color: list = field(default_factory=list)
-    loose_p0: list = field(default_factory=list)
-    loose_p1: list = field(default_factory=list)
-    loose_color: list = field(default_factory=list)
-    smooth_p0: list = field(default_factory=list)       # the EMA-smoothed classic curve (state.smoothing)
-    smooth_p1: list = field(default_factory=list)
-    smooth_color: list = field(default_factory=list)
-    env_rects: list = field(default_factory=list)
-    env_color: list = field(default_factory=list)
-    classic_rects: list = field(default_factory=list)
-    classic_color: list = field(default_factory=list)
-    rules_x: list = field(default_factory=list)
-    marker_xy: list = field(default_factory=list)
-    marker_color: list = field(default_factory=list)
-    marker_shape: list = field(default_factory=list)
-    flag_xy: list = field(default_factory=list)
-    stat_range: tuple[float, float] | None = None
-    color_by: str | None = None
-    legend: list = field(default_factory=list)          # (name, rgba)
-    epoch_marks: list = field(default_factory=list)     # (x relative to origin, epoch)
-    match_count: int | None = None                      # rows matching the highlight (None: no filter)
-    match_exact: bool = True                            # False: an upper bound (threshold filters zoomed out)
-    title: str = ""
-    levels: dict = field(default_factory=dict)          # run name -> pyramid level drawn (None: rows)
-    # what other kinds of frames (the details view) set; the curve's frames keep the defaults
-    rule_color: list = field(default_factory=list)      # per rule RGBA (empty: the faint batch-change colour)
-    rule_min_px: float = 1.0
-    marker_size: list = field(default_factory=list)     # per marker, pixels (empty: 6 for all)
-    seg_width: float | None = None                      # None: by zoom (2 px when a step is wide, else 1.5)
-    x_tick_px: int = 110                                # pixels per x tick
-    font_size: int | None = None                        # None: by canvas width
-    axis_titles: bool = True                            # False: titles and axis labels come in ``texts``
-    texts: list = field(default_factory=list)           # (text, x, y, anchor, size, rgba, bold, rotate) in px
-
-    def cat(self, name: str, width: int) -> np.ndarray:
-        parts = getattr(self, name)
-        if not parts:
-            return np.empty((0, width), np.float64)
-        return np.concatenate([np.asarray(p, np.float64).reshape(-1, width) for p in parts])
-
-
-def transform_y(y: np.ndarray, log: bool) -> np.ndarray:
-    y = np.asarray(y, np.float64)
-    if not log:
-        return y
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(y > 0, np.log10(np.where(y > 0, y, 1.0)), np.nan)
 
 
 # --------------------------------------------------------------------------- colours and filters
@@ -361,6 +293,7 @@ class _Window:
     """What one run contributes to a frame: pyramid buckets or visible rows."""
 
     run: RunData
+    index: int                      # the run's place in the list given to compose (picking ids)
     level: int | None
     recs: dict | None = None        # buckets (level >= 0) or rows as buckets of one (level None, overview)
     rows: Iterations | None = None  # visible rows (level None)
@@ -382,20 +315,19 @@ def _needed_stats(state: ViewState | None) -> set:
 def _gather(runs: list[RunData], x0: float, x1: float, width_px: int, state: ViewState | None = None
             ) -> tuple[list[_Window], str]:
     """Ask each run for the window it must draw; decide overview or detail for the frame."""
-    runs = [r for r in runs if r.visible and len(r)]
-    counts = [r.windows.rows_in_range(x0 - r.reach, x1) for r in runs]
+    shown = [(i, r) for i, r in enumerate(runs) if r.visible and len(r)]
+    counts = [r.windows.rows_in_range(x0 - r.reach, x1) for _, r in shown]
     mode = "detail" if sum(counts) <= width_px * DETAIL_ROWS_PER_PX else "overview"
     out = []
-    for r, count in zip(runs, counts):
+    for (i, r), count in zip(shown, counts):
         env = None if mode == "detail" else r.windows.envelope(x0 - r.reach, x1, width_px, rows=count)
         if env is not None:
-            out.append(_Window(r, env.level, env.recs))
+            out.append(_Window(r, i, env.level, env.recs))
             continue
         rows = r.rows_reaching(x0, x1)
-        w = _Window(r, None, None, rows)
+        w = _Window(r, i, None, None, rows)
         if mode == "overview":
-            prev = None
-            w.recs = pyramid.row_records(r.alphas, rows.columns, rows.phi, prev, None, None,
+            w.recs = pyramid.row_records(r.alphas, rows.columns, rows.phi, None, None, None,
                                          with_stats=_needed_stats(state))
         out.append(w)
     return out, mode
@@ -412,22 +344,19 @@ def _merge_columns(recs: dict, x0: float, x1: float, width_px: int) -> dict:
     if len(starts) == n:
         return recs
     ends = np.concatenate([starts[1:], [n]]) - 1
+    reduce = {"first": lambda v: v[starts], "last": lambda v: v[ends], "min": lambda v: np.fmin.reduceat(v, starts),
+              "max": lambda v: np.fmax.reduceat(v, starts)}
     out = {}
     for name, dt, op in pyramid.BUCKET_FIELDS:
         v = recs.get(name)
-        if v is None:
-            continue
-        if op == "first":
-            out[name] = v[starts]
-        elif op == "last":
-            out[name] = v[ends]
-        elif op == "min":
-            out[name] = np.fmin.reduceat(v, starts)
-        elif op == "max":
-            out[name] = np.fmax.reduceat(v, starts)
-        else:
-            out[name] = np.add.reduceat(v, starts).astype(dt, copy=False)
+        if v is not None:
+            out[name] = reduce[op](v) if op in reduce else np.add.reduceat(v, starts).astype(dt, copy=False)
     return out
+
+
+def _visible(recs: dict, x0: float, x1: float) -> np.ndarray:
+    """Buckets (or rows as buckets) that overlap [x0, x1]."""
+    return (recs["last_it"] + 1 > x0) & (recs["first_it"] < x1)
 
 
 def fit_y_range(windows: list[_Window], x0: float, x1: float, log: bool) -> tuple[float, float]:
@@ -435,7 +364,7 @@ def fit_y_range(windows: list[_Window], x0: float, x1: float, log: bool) -> tupl
     lo, hi = np.inf, -np.inf
     for w in windows:
         if w.recs is not None:
-            keep = (w.recs["last_it"] + 1 > x0) & (w.recs["first_it"] < x1)
+            keep = _visible(w.recs, x0, x1)
             tl, th = transform_y(w.recs["env_lo"][keep], log), transform_y(w.recs["env_hi"][keep], log)
         else:
             d = w.rows
@@ -459,6 +388,15 @@ def fit_y_range(windows: list[_Window], x0: float, x1: float, log: bool) -> tupl
     return lo - pad, hi + pad
 
 
+def runs_x_span(runs: list[RunData]) -> tuple[float, float]:
+    """The whole x extent of the runs that hold rows: [first iteration, last iteration + 1]; (0, 1) for none."""
+    spans = [r.x_span for r in runs if len(r)]
+    if not spans:
+        return (0.0, 1.0)
+    lo, hi = min(s[0] for s in spans), max(s[1] for s in spans)
+    return (lo, hi if hi > lo else lo + 1.0)
+
+
 def resolve_x(runs: list[RunData], state: ViewState) -> tuple[float, float]:
     """The x range (iterations) to draw: the state's, or the whole run."""
     if state.x_range is not None:
@@ -466,9 +404,7 @@ def resolve_x(runs: list[RunData], state: ViewState) -> tuple[float, float]:
     elif state.iteration_range is not None:
         x0, x1 = float(state.iteration_range[0]), float(state.iteration_range[1])
     else:
-        spans = [r.x_span for r in runs if len(r)]
-        x0 = min((s[0] for s in spans), default=0.0)
-        x1 = max((s[1] for s in spans), default=1.0)
+        x0, x1 = runs_x_span(runs)
     if not (math.isfinite(x0) and math.isfinite(x1)):
         x0, x1 = 0.0, 1.0
     if x1 <= x0:
@@ -477,7 +413,7 @@ def resolve_x(runs: list[RunData], state: ViewState) -> tuple[float, float]:
 
 
 def resolve_view(runs: list[RunData], state: ViewState, plot_w: int):
-    """(x range, y range in display units) to draw: the state's, or fitted to what is visible."""
+    """(x range, y range in display units) that :func:`compose` would draw (transitional: the explorer's last caller)."""
     x0, x1 = resolve_x(runs, state)
     wins, _ = _gather(runs, x0, x1, max(1, plot_w))
     return (x0, x1), _resolve_y(wins, state, x0, x1)
@@ -497,10 +433,15 @@ def compose(runs: list[RunData], state: ViewState, plot: tuple[int, int, int, in
 
     Parameters
     ----------
-    runs : the runs (invisible ones are skipped)
+    runs : the runs (invisible ones are skipped; picking ids index this list)
     state : the view state (x range, filters, colour-by, ...)
     plot : (x, y, w, h) of the plot rectangle in pixels (origin bottom-left)
     size : canvas size in pixels
+
+    Returns
+    -------
+    (View, Frame): the view drawn and everything in it: the curve's batches, the owner lines of far
+    loose ends, the highlight rug, the runs' x span.
     """
     x0, x1 = resolve_x(runs, state)
     width_px = max(1, int(plot[2]))
@@ -508,6 +449,7 @@ def compose(runs: list[RunData], state: ViewState, plot: tuple[int, int, int, in
     y0, y1 = _resolve_y(wins, state, x0, x1)
     view = View(x0, x1, y0, y1, bool(state.log_y), tuple(int(v) for v in plot), tuple(int(v) for v in size))
     frame = build_frame(wins, mode, state, view)
+    frame.x_span = runs_x_span(runs)
     return view, frame
 
 
@@ -526,129 +468,174 @@ def build_frame(wins: list[_Window], mode: str, state: ViewState, view: View) ->
             w.recs = _merge_columns(w.recs, x0, x1, width_px)
         frame.levels[w.run.name] = w.level
     if color_by:
-        vals = []
-        for w in wins:
-            if w.recs is not None:
-                keep = (w.recs["last_it"] + 1 > x0) & (w.recs["first_it"] < x1)
-                vals.append(bucket_stat(w.recs, color_by)[keep])
-            elif w.rows is not None and len(w.rows):
-                vals.append(w.rows[color_by].astype(np.float64))
-        frame.stat_range = stat_color_range(color_by, vals)
-    counts, exact = [], True
+        frame.stat_range = stat_color_range(color_by, [_window_stat(w, color_by, x0, x1) for w in wins])
+    counts, exact, rug = [], True, []
     for w in wins:
         if w.recs is not None:
-            c, ex = _overview(frame, w, state, view, color_by)
+            c, ex, cols = _overview(frame, w, state, view, color_by)
         else:
-            c, ex = _detail(frame, w, state, view, color_by)
+            c, ex, cols = _detail(frame, w, state, view, color_by)
         if c is not None:
             counts.append(c)
             exact &= ex
+            rug.append(cols)
         _epochs_and_rules(frame, w, state, view, width_px)
         if state.smoothing > 0:
             _smoothed(frame, w, state, view)
     if state.highlight:
         frame.match_count, frame.match_exact = sum(counts), exact
+        frame.rug = np.unique(np.concatenate(rug)) if rug else np.empty(0, np.int64)
     return frame
 
 
-def _overview(frame: Frame, w: _Window, state: ViewState, view: View, color_by) -> tuple[int | None, bool]:
+def _window_stat(w: _Window, name: str, x0: float, x1: float) -> np.ndarray:
+    """The values of statistic ``name`` a window draws (bucket means zoomed out)."""
+    if w.recs is not None:
+        return bucket_stat(w.recs, name)[_visible(w.recs, x0, x1)]
+    if w.rows is not None and len(w.rows):
+        return w.rows[name].astype(np.float64)
+    return np.empty(0)
+
+
+def _rug_columns(first: np.ndarray, last: np.ndarray, view: View) -> np.ndarray:
+    """Pixel columns (from the plot's left edge) of the middles of matching steps or buckets in view."""
+    mid = 0.5 * (np.asarray(first, np.float64) + np.asarray(last, np.float64) + 1.0)
+    cols = np.floor((mid - view.x0) / (view.x1 - view.x0) * view.plot[2])
+    cols = cols[(cols >= 0) & (cols < view.plot[2])]
+    return np.unique(cols.astype(np.int64))
+
+
+def _run_colors(w: _Window, values_of, color_by, frame: Frame, n: int) -> np.ndarray:
+    """RGBA per row or bucket: the colour-by statistic's colours, else the run's colour."""
+    if color_by:
+        return stat_colors(values_of(color_by), color_by, frame.stat_range)
+    return np.broadcast_to(w.run.color, (n, 4)).copy()
+
+
+def _overview(frame: Frame, w: _Window, state: ViewState, view: View, color_by):
+    """Buckets as envelope and classic-curve rectangles; returns (match count, exact, rug columns)."""
     recs = w.recs
-    x0, x1, oy = view.x0, view.x1, view.y0
-    keep = (recs["last_it"] + 1 > x0) & (recs["first_it"] < x1)
-    recs = {k: v[keep] for k, v in recs.items()}
+    x0, oy = view.x0, view.y0
+    recs = {k: v[_visible(recs, x0, view.x1)] for k, v in recs.items()}
     xs0 = recs["first_it"].astype(np.float64) - x0
     xs1 = recs["last_it"].astype(np.float64) + 1.0 - x0
     lo, hi = transform_y(recs["env_lo"], state.log_y), transform_y(recs["env_hi"], state.log_y)
-    n = len(xs0)
-    if color_by:
-        colors = stat_colors(bucket_stat(recs, color_by), color_by, frame.stat_range)
-    else:
-        colors = np.broadcast_to(w.run.color, (n, 4)).copy()
+    colors = _run_colors(w, lambda name: bucket_stat(recs, name), color_by, frame, len(xs0))
     match, count, exact = highlight_buckets(recs, state.highlight)
     if match is not None:
         colors[~match, 3] *= FADE
+    ids = Ids.buckets(w.index, recs["first_it"], recs["last_it"])
     ok = np.isfinite(lo) & np.isfinite(hi)
     if state.show_envelope:
-        frame.env_rects.append(np.stack([xs0, lo - oy, xs1, hi - oy], axis=1)[ok])
         c = colors[ok].copy()
         c[:, 3] *= 0.40
-        frame.env_color.append(c)
+        frame.add(Rects("envelope", np.stack([xs0, lo - oy, xs1, hi - oy], axis=1)[ok], c, _take(ids, ok)))
     clo, chi = transform_y(recs["cl_lo"], state.log_y), transform_y(recs["cl_hi"], state.log_y)
     clast = transform_y(recs["cl_last"], state.log_y)
-    if n > 1:  # join each bucket to the previous one's last value so the curve reads as a line
+    if len(xs0) > 1:  # join each bucket to the previous one's last value so the curve reads as a line
         clo[1:] = np.fmin(clo[1:], clast[:-1])
         chi[1:] = np.fmax(chi[1:], clast[:-1])
     okc = np.isfinite(clo) & np.isfinite(chi)
-    frame.classic_rects.append(np.stack([xs0, clo - oy, xs1, chi - oy], axis=1)[okc])
-    frame.classic_color.append(colors[okc])
-    # non-finite flags: one per bucket holding a non-finite probe
-    nf = recs[f"status:{schema.STATUS_NONFINITE}"] > 0
-    if nf.any():
-        frame.flag_xy.append(np.stack([0.5 * (xs0 + xs1)[nf], np.full(int(nf.sum()), np.nan)], axis=1))
-    return count, exact
+    frame.add(Rects("classic", np.stack([xs0, clo - oy, xs1, chi - oy], axis=1)[okc], colors[okc], _take(ids, okc)))
+    nf = recs[f"status:{schema.STATUS_NONFINITE}"] > 0  # one flag per bucket holding a non-finite probe
+    frame.add(Markers("flags", np.stack([0.5 * (xs0 + xs1)[nf], np.full(int(nf.sum()), np.nan)], axis=1),
+                      NONFINITE_COLOR, 7.0, 2.0))
+    rug = _rug_columns(recs["first_it"][match], recs["last_it"][match], view) if match is not None else None
+    return count, exact, rug
 
 
-def _detail(frame: Frame, w: _Window, state: ViewState, view: View, color_by) -> tuple[int | None, bool]:
+def _take(ids: Ids, sel: np.ndarray) -> Ids:
+    return Ids(ids.run[sel], ids.first[sel], ids.last[sel], ids.a0[sel], ids.a1[sel])
+
+
+def _detail(frame: Frame, w: _Window, state: ViewState, view: View, color_by):
+    """Every step as its own arc (plus the part beyond it, trial points, owner lines, flags)."""
     d = w.rows
     if d is None or not len(d):
-        return (0 if state.highlight else None), True
-    ox, oy = view.x0, view.y0
+        return (0 if state.highlight else None), True, np.empty(0, np.int64)
     a = w.run.alphas
-    k = len(a)
-    n = len(d)
     it = d.iteration.astype(np.float64)
-    t = _taken(d)
-    phi = d.phi
+    t = stepgeom.accepted_alpha(d["taken_alpha"])
     fade = highlight_mask(d, state.highlight)
-    X = it[:, None] + a[None, :] / t[:, None] - ox
-    Y = transform_y(phi, state.log_y) - oy
-    if color_by:
-        colors = stat_colors(d[color_by].astype(np.float64), color_by, frame.stat_range)
-    else:
-        colors = np.broadcast_to(w.run.color, (n, 4)).copy()
+    X = stepgeom.arc_x(it[:, None], a[None, :], t[:, None]) - view.x0
+    Y = transform_y(d.phi, state.log_y) - view.y0
+    colors = _run_colors(w, lambda name: d[name].astype(np.float64), color_by, frame, len(d))
     if fade is not None:
         colors[~fade, 3] *= FADE
-    if k >= 2:
-        fin = np.isfinite(Y)
-        pair_ok = fin[:, :-1] & fin[:, 1:]
-        main = (a[None, 1:] <= t[:, None] * (1 + 1e-9))
-        p0 = np.stack([X[:, :-1], Y[:, :-1]], axis=2)
-        p1 = np.stack([X[:, 1:], Y[:, 1:]], axis=2)
-        rowc = np.broadcast_to(colors[:, None, :], (n, k - 1, 4))
-        sel = pair_ok & main
-        frame.seg_p0.append(p0[sel])
-        frame.seg_p1.append(p1[sel])
-        frame.seg_color.append(rowc[sel])
-        if state.show_loose:
-            sel = pair_ok & ~main
-            lc = rowc[sel].copy()
-            lc[:, 3] *= 0.35
-            frame.loose_p0.append(p0[sel])
-            frame.loose_p1.append(p1[sel])
-            frame.loose_color.append(lc)
-    bad = ~np.isfinite(phi) & (d["status"] != schema.STATUS_SKIPPED)[:, None]
-    if bad.any():
-        frame.flag_xy.append(np.stack([X[bad], np.full(int(bad.sum()), np.nan)], axis=1))
+    if len(a) >= 2:
+        _arcs(frame, w, d, X, Y, colors, stepgeom.within(a[None, 1:], t[:, None]), state.show_loose)
+    bad = ~np.isfinite(d.phi) & (d["status"] != schema.STATUS_SKIPPED)[:, None]
+    frame.add(Markers("flags", np.stack([X[bad], np.full(int(bad.sum()), np.nan)], axis=1), NONFINITE_COLOR, 7.0, 2.0))
     if state.show_trials:
-        off = d.trial_offsets
-        if off[-1] > off[0]:
-            counts = np.diff(off)
-            rows = np.repeat(np.arange(n), counts)
-            alpha = d.trials["alpha"]
-            tx = it[rows] + alpha / t[rows] - ox
-            ty = transform_y(d.trials["loss"], state.log_y) - oy
-            ok = np.isfinite(tx) & np.isfinite(ty)
-            loose = alpha > t[rows] * (1 + 1e-9)
-            col = np.where(loose[:, None], np.asarray(LOOSE_COLOR, np.float32), np.asarray(TRIAL_COLOR, np.float32))
-            if fade is not None:
-                col[~fade[rows], 3] *= FADE
-            frame.marker_xy.append(np.stack([tx, ty], axis=1)[ok])
-            frame.marker_color.append(col[ok])
-            frame.marker_shape.append(np.where(loose, 2.0, 0.0)[ok])
+        _trials(frame, w, d, t, fade, state, view)
     if fade is None:
-        return None, True
+        return None, True, None
     vis = (d.iteration + 1 > view.x0) & (d.iteration < view.x1)
-    return int(np.count_nonzero(fade & vis)), True
+    return int(np.count_nonzero(fade & vis)), True, _rug_columns(d.iteration[fade], d.iteration[fade], view)
+
+
+def _arcs(frame: Frame, w: _Window, d: Iterations, X, Y, colors, main, show_beyond: bool) -> None:
+    """The arcs (alpha within the step) and, when shown, the lighter part beyond the step."""
+    n, k = X.shape
+    a = w.run.alphas
+    fin = np.isfinite(Y)
+    pair_ok = fin[:, :-1] & fin[:, 1:]
+    p0 = np.stack([X[:, :-1], Y[:, :-1]], axis=2)
+    p1 = np.stack([X[:, 1:], Y[:, 1:]], axis=2)
+    rowc = np.broadcast_to(colors[:, None, :], (n, k - 1, 4))
+    its = np.broadcast_to(d.iteration[:, None], (n, k - 1))
+    a0, a1 = np.broadcast_to(a[None, :-1], (n, k - 1)), np.broadcast_to(a[None, 1:], (n, k - 1))
+    for kind, sel, alpha_scale in (("arcs", pair_ok & main, 1.0), ("beyond", pair_ok & ~main, 0.35)):
+        if kind == "beyond" and not show_beyond:
+            continue
+        c = rowc[sel].copy()
+        c[:, 3] *= alpha_scale
+        frame.add(Segments(kind, p0[sel], p1[sel], c, Ids.steps(w.index, its[sel], a0[sel], a1[sel])))
+
+
+def _trials(frame: Frame, w: _Window, d: Iterations, t: np.ndarray, fade, state: ViewState, view: View) -> None:
+    """Line-search trial points (loose ends as orange triangles) and owner lines of far loose ends."""
+    off = d.trial_offsets
+    if off[-1] <= off[0]:
+        return
+    rows = np.repeat(np.arange(len(d)), np.diff(off))
+    alpha = np.asarray(d.trials["alpha"], np.float64)
+    it = d.iteration.astype(np.float64)
+    tx = stepgeom.arc_x(it[rows], alpha, t[rows]) - view.x0
+    ty = transform_y(d.trials["loss"], state.log_y) - view.y0
+    ok = np.isfinite(tx) & np.isfinite(ty)
+    loose = stepgeom.loose_mask(alpha, rows, t)
+    col = np.where(loose[:, None], np.asarray(LOOSE_COLOR, np.float32), np.asarray(TRIAL_COLOR, np.float32))
+    if fade is not None:
+        col[~fade[rows], 3] *= FADE
+    frame.add(Markers("trials", np.stack([tx, ty], axis=1)[ok], col[ok], 6.0, np.where(loose, 2.0, 0.0)[ok]))
+    _owner_lines(frame, w, d, rows[ok], alpha[ok], ty[ok], t, state, view)
+
+
+def _owner_lines(frame: Frame, w: _Window, d: Iterations, rows, alpha, ty, t, state: ViewState, view: View) -> None:
+    """Lines from the end of a step's drawn arc to its loose ends beyond the alpha grid.
+
+    Such a trial point sits at x = k + alpha / taken, possibly over a neighbouring step; its line starts
+    at the last grid point when the part beyond the step is shown, else at the accepted step (k + 1).
+    Only steps that start in the view get lines (a step left of the view would cross the whole plot).
+    """
+    a = np.asarray(w.run.alphas, np.float64)
+    amax = float(a.max()) if len(a) else 1.0
+    far = stepgeom.beyond(alpha, amax) & stepgeom.beyond(alpha, t[rows])
+    it = d.iteration[rows].astype(np.float64)
+    far &= (it >= math.floor(view.x0)) & (it <= view.x1)
+    if not far.any() or len(a) == 0:
+        return
+    rows, alpha, ty, it = rows[far], alpha[far], ty[far], it[far]
+    a_end = np.full(len(rows), amax) if state.show_loose else t[rows]
+    phi = np.asarray(d.phi[rows], np.float64)
+    end_y = np.array([np.interp(ae, a, ph) if np.isfinite(ph).all() else np.nan for ae, ph in zip(a_end, phi)])
+    ey = transform_y(end_y, state.log_y) - view.y0
+    ok = np.isfinite(ey)
+    p0 = np.stack([stepgeom.arc_x(it, a_end, t[rows]) - view.x0, ey], axis=1)[ok]
+    p1 = np.stack([stepgeom.arc_x(it, alpha, t[rows]) - view.x0, ty], axis=1)[ok]
+    frame.add(Segments("owner", p0, p1, LOOSE_COLOR[:3] + (0.6,),
+                       Ids.steps(w.index, d.iteration[rows][ok], a_end[ok], alpha[ok])))
 
 
 def ema(values: np.ndarray, weights: np.ndarray, smoothing: float) -> np.ndarray:
@@ -667,40 +654,43 @@ def ema(values: np.ndarray, weights: np.ndarray, smoothing: float) -> np.ndarray
     return out
 
 
+def _smooth_input(w: _Window, view: View):
+    """(x, value, weight) of the classic curve a window draws: bucket middles zoomed out, phi_k(0) per row."""
+    x0, x1 = view.x0, view.x1
+    if w.recs is not None:
+        r = {k: v[_visible(w.recs, x0, x1)] for k, v in w.recs.items()}
+        xs = 0.5 * (r["first_it"].astype(np.float64) + r["last_it"].astype(np.float64) + 1.0)
+        return xs, 0.5 * (r["cl_lo"].astype(np.float64) + r["cl_hi"].astype(np.float64)), r["rows"].astype(np.float64)
+    d = w.rows
+    if d is None or not len(d):
+        return None
+    sel = (d.iteration + 1 > x0) & (d.iteration < x1)
+    xs = d.iteration[sel].astype(np.float64)
+    vals = pyramid.classic_values(w.run.alphas, d.phi, d["train_loss"])[sel].astype(np.float64)
+    return xs, vals, np.ones(len(xs))
+
+
 def _smoothed(frame: Frame, w: _Window, state: ViewState, view: View) -> None:
     """The classic curve smoothed with an EMA, from the first visible point on (bounded by pixels).
 
     Zoomed out, a bucket contributes the middle of its classic min..max with the weight of its rows;
     with rows, every step contributes phi_k(0).
     """
-    x0, x1, oy = view.x0, view.x1, view.y0
-    if w.recs is not None:
-        keep = (w.recs["last_it"] + 1 > x0) & (w.recs["first_it"] < x1)
-        r = {k: v[keep] for k, v in w.recs.items()}
-        xs = 0.5 * (r["first_it"].astype(np.float64) + r["last_it"].astype(np.float64) + 1.0)
-        vals = 0.5 * (r["cl_lo"].astype(np.float64) + r["cl_hi"].astype(np.float64))
-        weights = r["rows"].astype(np.float64)
-    else:
-        d = w.rows
-        if d is None or not len(d):
-            return
-        sel = (d.iteration + 1 > x0) & (d.iteration < x1)
-        xs = d.iteration[sel].astype(np.float64)
-        vals = pyramid.classic_values(w.run.alphas, d.phi, d["train_loss"])[sel].astype(np.float64)
-        weights = np.ones(len(xs))
+    src = _smooth_input(w, view)
+    if src is None:
+        return
+    xs, vals, weights = src
     if len(xs) > 20_000:  # more points than a frame can show: they are rows of a very wide window
         step = len(xs) // 20_000 + 1
         xs, vals, weights = xs[::step], vals[::step], weights[::step] * step
-    sm = transform_y(ema(vals, weights, state.smoothing), state.log_y) - oy
+    sm = transform_y(ema(vals, weights, state.smoothing), state.log_y) - view.y0
     ok = np.isfinite(sm)
-    xs, sm = xs[ok] - x0, sm[ok]
+    xs, sm = xs[ok] - view.x0, sm[ok]
     if len(xs) < 2:
         return
     p = np.stack([xs, sm], axis=1)
-    frame.smooth_p0.append(p[:-1])
-    frame.smooth_p1.append(p[1:])
     c = np.asarray(w.run.color, np.float32) * np.array([0.55, 0.55, 0.55, 1.0], np.float32)
-    frame.smooth_color.append(np.broadcast_to(c, (len(p) - 1, 4)))
+    frame.add(Segments("smooth", p[:-1], p[1:], c))
 
 
 def _epochs_and_rules(frame: Frame, w: _Window, state: ViewState, view: View, width_px: int) -> None:
@@ -724,7 +714,9 @@ def _epochs_and_rules(frame: Frame, w: _Window, state: ViewState, view: View, wi
             bx = d.iteration[bi].astype(np.float64)
             bx = bx[(bx >= x0) & (bx <= x1)]
             if 0 < len(bx) <= width_px / 4:
-                frame.rules_x.append(bx - x0)
+                rx = bx - x0
+                frame.add(Rects("rules", np.stack([rx, np.zeros_like(rx), rx, np.full_like(rx, view.y1 - view.y0)],
+                                                  axis=1), RULE_COLOR))
     if not frame.epoch_marks:
         sel = (xs >= x0) & (xs <= x1)
         frame.epoch_marks = [(float(x - x0), int(e)) for x, e in zip(xs[sel], eps[sel])]

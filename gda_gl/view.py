@@ -14,10 +14,20 @@ bottom-left (GL).  ``y`` is in display units: ``log10(loss)`` when ``log_y``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-__all__ = ["View"]
+import numpy as np
+
+__all__ = ["View", "transform_y"]
+
+
+def transform_y(y, log: bool) -> np.ndarray:
+    """Loss to display units: itself, or log10 on a log axis (NaN for values <= 0). The one display transform."""
+    y = np.asarray(y, np.float64)
+    if not log:
+        return y
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(y > 0, np.log10(np.where(y > 0, y, 1.0)), np.nan)
 
 
 @dataclass(frozen=True)
@@ -74,9 +84,7 @@ class View:
 
     def to_display_y(self, y: float) -> float:
         """Loss to display units (NaN for non-positive values on a log axis)."""
-        if not self.log_y:
-            return float(y)
-        return math.log10(y) if y > 0 else math.nan
+        return float(transform_y(y, self.log_y))
 
     def px_to_data(self, px: float, py: float) -> tuple[float, float]:
         """Canvas pixel (origin top-left) to (x, loss) in data units."""

@@ -29,13 +29,12 @@ Compute only (numpy); storage is :mod:`recorder.store`'s business.
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Mapping
 
 import numpy as np
 
-from . import stats
+from . import stats, stepgeom
 
 __all__ = ["BASE_ROWS", "FANOUT", "CHUNK", "BUCKET_FIELDS", "BUCKET_DTYPES", "row_records", "row_envelope",
            "merge", "PyramidBuilder", "reference_buckets", "bucket_rows", "validate_buckets"]
@@ -90,11 +89,11 @@ def row_envelope(alphas: np.ndarray, phi: np.ndarray, taken: np.ndarray, classic
     n = phi.shape[0]
     if n == 0:
         return np.empty(0, _F4), np.empty(0, _F4)
-    t = np.where(np.isfinite(taken) & (taken > 0), taken, 1.0)
+    t = stepgeom.accepted_alpha(taken)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         if np.all(t == t[0]):
-            ncols = max(1, int(np.searchsorted(alphas, t[0] * (1 + 1e-9), side="right")))
+            ncols = stepgeom.grid_columns_within(alphas, t[0])
             sub = phi[:, :ncols]
             # plain min/max first; only rows where they are not finite need the NaN/Inf-skipping pass
             lo, hi = sub.min(axis=1), sub.max(axis=1)
@@ -105,7 +104,7 @@ def row_envelope(alphas: np.ndarray, phi: np.ndarray, taken: np.ndarray, classic
                 lo, hi = lo.copy(), hi.copy()
                 lo[bad], hi[bad] = np.fmin.reduce(sb, axis=1), np.fmax.reduce(sb, axis=1)
         else:
-            mask = (alphas[None, :] <= t[:, None] * (1 + 1e-9)) & np.isfinite(phi)
+            mask = stepgeom.within(alphas[None, :], t[:, None]) & np.isfinite(phi)
             masked = np.where(mask, phi, np.nan)
             lo, hi = np.fmin.reduce(masked, axis=1), np.fmax.reduce(masked, axis=1)
     c = np.where(np.isfinite(classic), classic, np.nan).astype(_F4)
@@ -119,15 +118,8 @@ def classic_values(alphas: np.ndarray, phi: np.ndarray, train_loss: np.ndarray) 
     return np.where(np.isfinite(c), c, np.asarray(train_loss, _F4))
 
 
-def loose_counts(taken: np.ndarray, tcount: np.ndarray | None, trial_alpha: np.ndarray | None) -> np.ndarray:
-    """Per row, the trial points beyond the accepted step (alpha > taken): the paper's loose ends."""
-    n = len(taken)
-    if tcount is None or trial_alpha is None or len(trial_alpha) == 0:
-        return np.zeros(n, _I4)
-    t = np.where(np.isfinite(taken) & (taken > 0), taken, 1.0)
-    rows = np.repeat(np.arange(n), np.asarray(tcount, np.int64))
-    beyond = trial_alpha > t[rows] * (1 + 1e-9)
-    return np.bincount(rows[beyond], minlength=n).astype(_I4)
+#: per row, the trial points beyond the accepted step: the paper's loose ends (the rule: :mod:`recorder.stepgeom`)
+loose_counts = stepgeom.loose_counts
 
 
 def row_records(alphas: np.ndarray, cols: Mapping[str, np.ndarray], phi: np.ndarray,
@@ -434,10 +426,9 @@ def reference_buckets(alphas: np.ndarray, cols: Mapping[str, np.ndarray], phi: n
             out["trials"].append(int(off[b] - off[a]))
             loose = 0
             for i in range(a, b):
-                t = float(cols["taken_alpha"][i])
-                t = t if math.isfinite(t) and t > 0 else 1.0
+                t = float(stepgeom.accepted_alpha(cols["taken_alpha"][i]))
                 if trial_alpha is not None:
-                    loose += int(np.count_nonzero(trial_alpha[off[i]:off[i + 1]] > t * (1 + 1e-9)))
+                    loose += int(np.count_nonzero(stepgeom.beyond(trial_alpha[off[i]:off[i + 1]], t)))
             out["loose_ends"].append(loose)
             for name in stats.FLOAT_AGGREGATED:
                 v = np.asarray(cols[name][sl], np.float64)

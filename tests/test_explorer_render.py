@@ -252,9 +252,9 @@ def test_details_view_is_a_frame_drawn_by_the_same_renderer(tmp_path):
     assert isinstance(view, View) and isinstance(frame, Frame) and frame.mode == "line-search"
     assert nums["iteration"] == 1 and nums["trial points"] == 3 and nums["loose ends"] == 1
     # the accepted alpha and alpha = 0 are the two rules, in the view's coordinates
-    np.testing.assert_allclose(frame.cat("rules_x", 1)[:, 0], [1.0 - view.x0, 0.0 - view.x0])
+    np.testing.assert_allclose(frame.merged("rules").rects[:, 0], [1.0 - view.x0, 0.0 - view.x0])
     # every trial point is a marker (the loose one a triangle), at its alpha and loss
-    mk, shape = frame.cat("marker_xy", 2), frame.cat("marker_shape", 1)[:, 0]
+    mk, shape = frame.merged("trials").xy, frame.merged("trials").shape
     for a, loss in zip(tr_alpha, [1.2, 1.5, 1.1]):
         hit = np.nonzero(np.isclose(mk[:, 0], a - view.x0) & np.isclose(mk[:, 1], loss - view.y0))[0]
         assert len(hit), (a, loss)
