@@ -7,16 +7,22 @@ import re
 import pytest
 
 from gda_gl import shaders
-from gda_gl.gl.programs import SHADER_VALUES
+from gda_gl.gl.programs import PROGRAM_VALUES
 
-PROGRAMS = ["segment", "rect", "marker", "overlay"]
+PROGRAMS = ["segment", "rect", "marker", "overlay", "polyline"]
+
+
+def test_the_value_table_names_every_program_file_and_nothing_else():
+    files = {p.name.split(".")[0] for p in shaders.shader_dir().glob("*.vert.glsl")}
+    assert set(PROGRAM_VALUES) == files
 
 
 @pytest.mark.parametrize("name", PROGRAMS)
 def test_every_program_assembles_completely(name):
+    """Each program's values, unfiltered, through the strict step: a stale or missing value raises."""
     for stage in ("vert", "frag"):
         fname = f"{name}.{stage}.glsl"
-        src = shaders.build(fname, {k: v for k, v in SHADER_VALUES.items() if k in shaders.placeholders(fname)})
+        src = shaders.build(fname, PROGRAM_VALUES[name])
         assert "#include" not in src and "{{" not in src and "}}" not in src
         assert "void main()" in src
         assert src.count("{") == src.count("}")

@@ -12,22 +12,30 @@ from __future__ import annotations
 import numpy as np
 from vispy import gloo
 
-from ..shaders import build, placeholders
+from ..shaders import build
 
-#: Values for the shaders' ``{{ NAME }}`` placeholders.
-SHADER_VALUES = {"AA_PX": "1.0"}
+#: anti-aliasing width in pixels of lines and markers
+AA_PX = "1.0"
+#: Values for the ``{{ NAME }}`` placeholders of each program (vertex and fragment shader alike): the
+#: strict template step (:func:`gda_gl.shaders.build`) refuses a missing value and a value no
+#: placeholder uses, so this table must match the files exactly.
+PROGRAM_VALUES: dict[str, dict[str, str]] = {
+    "segment": {"AA_PX": AA_PX},
+    "marker": {"AA_PX": AA_PX},
+    "rect": {},
+    "overlay": {},
+    "polyline": {},
+}
 
 _QUAD_LINE = np.array([[0, -1], [1, -1], [1, 1], [0, -1], [1, 1], [0, 1]], np.float32)
 _QUAD_UNIT = np.array([[0, 0], [1, 0], [1, 1], [0, 0], [1, 1], [0, 1]], np.float32)
 _QUAD_SIGNED = np.array([[-1, -1], [1, -1], [1, 1], [-1, -1], [1, 1], [-1, 1]], np.float32)
 
 
-def _source(fname: str) -> str:
-    return build(fname, {k: v for k, v in SHADER_VALUES.items() if k in placeholders(fname)})
-
-
 def _program(name: str) -> gloo.Program:
-    return gloo.Program(_source(f"{name}.vert.glsl"), _source(f"{name}.frag.glsl"))
+    """Compile program ``name`` from ``shaders/NAME.vert.glsl`` and ``NAME.frag.glsl`` with its values."""
+    values = PROGRAM_VALUES[name]
+    return gloo.Program(build(f"{name}.vert.glsl", values), build(f"{name}.frag.glsl", values))
 
 
 def _set_uniforms(program: gloo.Program, uniforms: dict) -> None:
