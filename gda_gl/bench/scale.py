@@ -91,6 +91,10 @@ else:
     from gda_gl.export import Offscreen
     from gda_gl.render import CurveRenderer
     from gda_gl.explorer import controller as ctl
+    try:
+        from gda_gl.explorer.animation import ANIMATION_S
+    except ImportError:  # the explorer before its animation got a module of its own
+        ANIMATION_S = ctl.ANIMATION_S
     rec = Recording(path)
     run = RunData.from_recording(rec)
     W, H = 1600, 900
@@ -119,7 +123,7 @@ else:
         times, widths, levels = [], [], []
         steps = 40
         for i in range(steps + 1):
-            now[0] = ctl.ANIMATION_S * i / steps
+            now[0] = ANIMATION_S * i / steps
             times.append(frame())
             v = renderer.last_view
             widths.append(v.x1 - v.x0)
