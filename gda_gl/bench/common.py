@@ -23,6 +23,7 @@ def timeit(fn: Callable[[], object], repeat: int = 5, warmup: int = 1, min_time:
 
 
 def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo, or what :mod:`platform` knows elsewhere."""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
@@ -34,6 +35,7 @@ def cpu_name() -> str:
 
 
 def machine(gl_renderer: str | None = None) -> dict:
+    """The machine a run measured: CPU, cores, Python, numpy, torch and its device, vispy, the GL renderer."""
     import numpy as np
 
     out = {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
