@@ -46,7 +46,8 @@ import torch
 from . import schema
 from ._version import __version__
 from .errors import RecordingError
-from .flat import flat_grad, offsets
+from . import sharded
+from .flat import flat_grad, local, offsets
 from .linestats import line_stats
 from .probe import LineProbe, MicroBatch, ProbeConfig, extract_loss, micro_weights, probing, reduce_loss, \
     resolve_config, rng_state
@@ -209,8 +210,10 @@ class Recorder:
         if distributed is None:
             distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
         self.distributed = bool(distributed)
+        self.shard: sharded.Layout | None = None  # set for sharded parameters (FSDP, tensor parallel)
         if self.distributed:
             self.rank = torch.distributed.get_rank()
+            self._attach_sharded()
         self._handles = []
         self._devices = sorted({p.device for p in self.params}, key=str)
 
@@ -232,12 +235,14 @@ class Recorder:
             "start_time": time.time(),
             "tags": dict(tags or {}),
             "alpha_units": "d_k = w_{k+1} - w_k (alpha = 1 is the step taken)",
-            "gradient": GRADIENT_NOTE if not self.distributed else
+            "gradient": GRADIENT_NOTE if not self.distributed else self.shard.describe()["gradient"] if self.shard else
             "p.grad when step() is called (after the all-reduce; after any clipping)",
             "loss": ("the weighted sum over the step's micro-batches (their mean unless the loss is already "
                      "normalised over the step); a per-sample loss is averaged"),
             "world_size": torch.distributed.get_world_size() if self.distributed else 1,
         }
+        if self.shard is not None:
+            meta["sharding"] = self.shard.describe()
         meta.update({k: v for k, v in (run or {}).items() if k != "name"})
         if self.rank == 0:
             try:
@@ -261,7 +266,8 @@ class Recorder:
         self._handles.append(self.optimizer.register_step_pre_hook(self._before_step))
         self._handles.append(self.optimizer.register_step_post_hook(self._after_step))
         for i, p in enumerate(self.params):
-            if p.requires_grad and hasattr(p, "register_post_accumulate_grad_hook"):
+            if p.requires_grad and hasattr(p, "register_post_accumulate_grad_hook") and \
+                    (self.shard is None or self.shard.grad_hooks):
                 self._handles.append(p.register_post_accumulate_grad_hook(self._grad_hook(i)))
         if not capture:
             return
@@ -280,11 +286,30 @@ class Recorder:
                 if self._gbuf is None:
                     self._gbuf = torch.zeros(self._offsets[-1], dtype=p.dtype, device=p.device)
                 if p.grad is not None:
-                    self._gbuf[self._offsets[i]:self._offsets[i + 1]].copy_(p.grad.detach().reshape(-1))
+                    self._gbuf[self._offsets[i]:self._offsets[i + 1]].copy_(local(p.grad).detach().reshape(-1))
                 self._grad_seen = True
             except Exception as exc:  # never break training
                 self._fail(f"capturing the gradient: {type(exc).__name__}: {exc}")
         return hook
+
+    def _attach_sharded(self) -> None:
+        """Sharded parameters (FSDP, tensor parallel): a probe on the local shards, dots reduced over ranks."""
+        try:
+            self.shard = sharded.detect(self.model, self.params)
+        except Exception as exc:  # never break training: fall back to the DDP path, say so
+            self._warn_once("sharded", f"gda_gl recorder: could not read the model's sharding: {exc}")
+            return
+        if self.shard is None:
+            return
+        self._offsets = self.shard.offsets
+        self.probe = sharded.sharded_probe(self.probe, self.shard)
+        if self.rank != 0:
+            return
+        if self.shard.problem:  # every probe records it as a failed row; 'batched' is refused the same way
+            self._warn_once("sharded", f"gda_gl recorder: {self.shard.kind}: {self.shard.problem}; every probe is "
+                                       "recorded as failed")
+        elif self.config.strategy != "batched":
+            log.info("gda_gl recorder: %s model, probe strategy sweep: %s", self.shard.kind, sharded.SWEEP_REASON)
 
     def _training_forward(self) -> bool:
         return torch.is_grad_enabled() and not probing() and self._active
@@ -333,8 +358,9 @@ class Recorder:
 
     @property
     def _active(self) -> bool:
-        """Whether steps are recorded here (rank 0 with a writer, or any other rank of a distributed run)."""
-        return self.writer is not None or self.rank != 0
+        """Whether steps are measured here: with a writer, or on every rank of a distributed run (rank 0
+        without a writer still takes part in the probe's collectives, or the other ranks would wait)."""
+        return self.writer is not None or self.distributed
 
     def _commit(self, mb: MicroBatch) -> None:
         if probing() or not self._active or any(m is mb for m in self._micro):
@@ -375,12 +401,13 @@ class Recorder:
 
     def _before_step(self, optimizer, args, kwargs):
         self._pre = None
-        if self.writer is None and self.rank == 0:
+        if self.writer is None and self.rank == 0 and not self.distributed:  # other ranks wait in collectives
             return None
         try:
             pre: dict[str, Any] = {"w0": self.probe.flat(), "trials": [], "t0": time.time(), "grad": None}
             closure = kwargs.get("closure") if "closure" in kwargs else (args[1] if len(args) > 1 else None)
-            if closure is None and (self.distributed or not self._grad_seen):
+            if closure is None and ((self.distributed and not (self.shard and self.shard.grad_hooks))
+                                    or not self._grad_seen):
                 # DDP averages into p.grad after the hooks ran; gradients set by hand bypass them
                 pre["grad_now"] = flat_grad(self.params)
             self._pre = pre
@@ -418,7 +445,7 @@ class Recorder:
 
     def _gradient_now(self) -> torch.Tensor:
         """The gradient of the latest backward(s): the hooks' copy, else p.grad (missing as zero)."""
-        if self._grad_seen and self._gbuf is not None and not self.distributed:
+        if self._grad_seen and self._gbuf is not None and (not self.distributed or self.shard is not None):
             return self._gbuf.clone()
         return flat_grad(self.params)
 
@@ -432,7 +459,7 @@ class Recorder:
             grad = pre.get("grad_now") if "grad_now" in pre else self._gradient_now()
         self._micro, self._micro_dropped, self._pending = [], 0, None
         self._reset_gradient()
-        if pre is None or (self.writer is None and self.rank == 0):
+        if pre is None or (self.writer is None and self.rank == 0 and not self.distributed):
             return
         pre["grad"] = grad
         try:
@@ -458,7 +485,13 @@ class Recorder:
         w0 = pre["w0"]
         w1 = self.probe.flat()
         d = w1 - w0
-        return _Line(w0, w1, d, float(torch.dot(d, d)) if d.numel() else 0.0)
+        return _Line(w0, w1, d, self._dot(d, d))
+
+    def _dot(self, a: torch.Tensor, b: torch.Tensor) -> float:
+        """a . b of two flat vectors; for sharded parameters reduced over the ranks (every rank calls it)."""
+        if self.shard is not None:
+            return self.shard.dot(a, b)
+        return float(torch.dot(a, b.to(a.dtype))) if a.numel() else 0.0
 
     def _is_line_search(self, trials: list) -> bool:
         """Several closure evaluations per step, or an optimizer known to search (LBFGS, CG)."""
@@ -476,9 +509,11 @@ class Recorder:
             if pre["trials"] and g is None:
                 g = pre["trials"][0][2]
             if g is not None:
-                info.grad_norm = float(torch.linalg.vector_norm(g))
-                info.slope0 = float(torch.dot(g.to(line.d.dtype), line.d))
+                info.grad_norm = math.sqrt(self._dot(g, g))
+                info.slope0 = self._dot(g.to(line.d.dtype), line.d)
             info.train_loss = self._micro_loss(micro)
+            if self.distributed:  # the mean over all ranks' data, weighted as phi is
+                info.train_loss = sharded.global_mean(info.train_loss, micro)
             if math.isnan(info.train_loss) and pre["trials"]:
                 info.train_loss = pre["trials"][0][1]
         # an optimizer that knows its line search (recorder.optim.CG) says what it started from

@@ -1,0 +1,179 @@
+"""One torchrun worker for tests/test_sharded.py: train sharded set-ups with and without the recorder.
+
+``python -m torch.distributed.run ... sharded_worker.py OUT SETUP [SETUP ...]``.  For each set-up it
+trains the model twice from the same initial weights on the same data, once with the recorder attached
+(``OUT/SETUP.gda``) and once without, and rank 0 saves ``OUT/SETUP.pt``: the full (gathered) weights
+before every step and after the last, the global batches of every step, and whether the two runs'
+losses and final local shards are bit-identical on every rank.  The test computes the truth from it
+on one process.  ``kill`` makes rank 1 kill itself with SIGKILL after its third step.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+STEPS = 3
+
+
+class MLP(nn.Module):
+    """12 -> 16 -> 5: the output layer's 5 rows do not divide by 2 or 4 ranks (uneven shards)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 16)
+        self.fc2 = nn.Linear(16, 5)
+
+    def forward(self, x):
+        return self.fc2(torch.tanh(self.fc1(x)))
+
+
+class Transformer(nn.Module):
+    """A one-block transformer on sequences of 6 tokens of 8 features, 5 classes."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(8, 16)
+        self.block = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+        self.head = nn.Linear(16, 5)
+
+    def forward(self, x):
+        return self.head(self.block(self.embed(x)).mean(1))
+
+
+MODELS = {"mlp": MLP, "transformer": Transformer}
+
+
+def data(kind: str, step: int, n: int = 16):
+    """The global batch of ``step`` (the same on every rank)."""
+    g = torch.Generator().manual_seed(1000 + step)
+    x = torch.randn(n, 6, 8, generator=g) if kind == "transformer" else torch.randn(n, 12, generator=g)
+    return x, torch.randint(0, 5, (n,), generator=g)
+
+
+def clean(name: str) -> str:
+    return name.replace("_fsdp_wrapped_module.", "").replace("_checkpoint_wrapped_module.", "")
+
+
+def full_state(model) -> dict:
+    """The unsharded parameters (collective: every rank calls it)."""
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP1
+
+    if any(isinstance(m, FSDP1) for m in model.modules()):
+        with FSDP1.summon_full_params(model, writeback=False):
+            return {clean(n): p.detach().clone() for n, p in model.named_parameters()}
+    return {n: (p.full_tensor() if hasattr(p, "full_tensor") else p).detach().clone()
+            for n, p in model.named_parameters()}
+
+
+def shard(setup: str, model: nn.Module, world: int):
+    """Apply the set-up's sharding; returns (model to call, data-parallel size, my data-parallel index)."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    rank = dist.get_rank()
+    if setup.startswith("fsdp2") and "tp" not in setup:
+        if "root" not in setup:
+            for m in model.modules():
+                if isinstance(m, (nn.Linear, nn.TransformerEncoderLayer)) and m is not model:
+                    fully_shard(m)
+        fully_shard(model)
+        return model, world, rank
+    if setup == "tp":
+        from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+
+        mesh = init_device_mesh("cpu", (world,))
+        parallelize_module(model, mesh, {"fc1": ColwiseParallel(), "fc2": RowwiseParallel()})
+        return model, 1, 0
+    if setup == "fsdp2_tp_2d":
+        from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+
+        mesh = init_device_mesh("cpu", (world // 2, 2), mesh_dim_names=("dp", "tp"))
+        parallelize_module(model, mesh["tp"], {"fc1": ColwiseParallel(), "fc2": RowwiseParallel()})
+        fully_shard(model, mesh=mesh["dp"])
+        return model, world // 2, mesh.get_local_rank("dp")
+    if setup.startswith("fsdp1"):
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP1
+        from torch.distributed.fsdp.wrap import ModuleWrapPolicy
+
+        wrapped = FSDP1(model, auto_wrap_policy=ModuleWrapPolicy({nn.Linear}), device_id=torch.device("cpu"),
+                        use_orig_params=setup == "fsdp1_orig")
+        return wrapped, world, rank
+    raise ValueError(setup)
+
+
+def train(setup: str, out: str, record: bool, kill: bool = False):
+    """Train STEPS steps; returns (per-step losses, final local shards, tape or None)."""
+    import recorder
+    from recorder.probe import ProbeConfig
+
+    world = dist.get_world_size()
+    kind = "transformer" if "transformer" in setup else "mlp"
+    torch.manual_seed(0)
+    model, dp, dp_rank = shard(setup, MODELS[kind](), world)
+    opt = (torch.optim.SGD(model.parameters(), lr=0.3) if "accum" in setup
+           else torch.optim.Adam(model.parameters(), lr=0.05))
+    loss_fn = nn.CrossEntropyLoss()
+    tape = {"w": [], "batches": []} if record else None
+    if record:  # registered before the recorder's hooks, so it sees w_k first
+        opt.register_step_pre_hook(lambda o, a, k: tape["w"].append(full_state(model)))
+        strategy = "batched" if "batched" in setup else "auto"
+        rec = recorder.attach(opt, model, loss_fn, os.path.join(out, f"{setup}.gda"), overwrite=True,
+                              probe=ProbeConfig(k=5, strategy=strategy), commit_interval=0.01)
+    micro = 2 if "accum" in setup else 1
+    losses = []
+    for step in range(STEPS + 3 * kill):
+        x, y = data(kind, step, 16 * micro)
+        batches = [(x[j::micro], y[j::micro]) for j in range(micro)]  # the global micro-batches
+        opt.zero_grad()
+        for j, (xg, yg) in enumerate(batches):
+            if hasattr(model, "set_requires_gradient_sync"):
+                model.set_requires_gradient_sync(j == micro - 1)
+            xm, ym = xg[dp_rank::dp], yg[dp_rank::dp]
+            loss = loss_fn(model(xm), ym)
+            (loss / micro).backward()
+            losses.append(loss.detach().clone())
+        if "clip" in setup:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 0.05)
+        opt.step()
+        if record:
+            tape["batches"].append(batches)
+        if kill and step == 2 and dist.get_rank() == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+    if record:
+        tape["w"].append(full_state(model))
+        rec.close()
+    shards = [(p.to_local() if hasattr(p, "to_local") else p).detach().clone() for p in model.parameters()]
+    return losses, shards, tape
+
+
+def main():
+    out, setups = sys.argv[1], sys.argv[2:]
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    for setup in setups:
+        if setup == "kill":
+            train("fsdp2_mlp", out, record=True, kill=True)
+            continue
+        l1, s1, tape = train(setup, out, record=True)
+        l0, s0, _ = train(setup, out, record=False)
+        same = all(torch.equal(a, b) for a, b in zip(l1 + s1, l0 + s0)) and len(l1) == len(l0)
+        flags = [None] * dist.get_world_size()
+        dist.all_gather_object(flags, bool(same))
+        if rank == 0:
+            torch.save({"w": tape["w"], "batches": tape["batches"], "identical": flags,
+                        "world": dist.get_world_size()}, os.path.join(out, f"{setup}.pt"))
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

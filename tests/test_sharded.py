@@ -1,0 +1,204 @@
+"""Sharded training under torchrun (gloo, CPU): the recording equals one process on the global batch.
+
+tests/helpers/sharded_worker.py trains each set-up twice (with and without the recorder) under a real
+``torch.distributed.run``; rank 0 saves the gathered weights w_k of every step and the global batches.
+The truth here is independent of the recorder: a fresh unsharded model on one process, evaluated with
+``torch.func.functional_call`` at w_k + alpha (w_{k+1} - w_k) on the concatenated global batch (mean
+over the step's micro-batches), and its gradient at w_k by autograd.  phi at every alpha, train_loss,
+slope0 and grad_norm must match within 1e-5 relative.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+WORKER = HERE / "helpers" / "sharded_worker.py"
+sys.path.insert(0, str(HERE / "helpers"))
+
+RTOL = 1e-5
+WORLD2 = ["fsdp2_mlp", "fsdp2_transformer_root", "fsdp2_accum_clip", "fsdp2_batched", "tp",
+          "fsdp1_flat", "fsdp1_orig"]
+NODES = ["fsdp2_mlp", "fsdp2_tp_2d"]
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env() -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    env.pop("GDA_GL_CACHE", None)
+    return env
+
+
+def _launch(out: Path, setups: list[str], nproc: int = 2, node: int | None = None, port: int | None = None,
+            rdzv_id: str = "") -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"]
+    if node is None:
+        cmd += ["--nnodes=1", f"--master_port={_port()}"]
+    else:  # one of two launchers of one job: a c10d rendezvous on loopback
+        cmd += ["--nnodes=2", "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}", f"--rdzv_id={rdzv_id}"]
+    cmd += [str(WORKER), str(out), *setups]
+    return subprocess.Popen(cmd, cwd=str(ROOT), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def _wait(procs: list[subprocess.Popen], timeout: float = 240) -> tuple[list[int], str]:
+    outs, rcs = [], []
+    for p in procs:
+        try:
+            text, _ = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            text, _ = p.communicate()
+        outs.append(text)
+        rcs.append(p.returncode)
+    return rcs, "\n".join(outs)
+
+
+@pytest.fixture(scope="module")
+def world2(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sharded2")
+    rcs, log = _wait([_launch(out, WORLD2)])
+    return out, rcs[0], log
+
+
+@pytest.fixture(scope="module")
+def two_nodes(tmp_path_factory):
+    out = tmp_path_factory.mktemp("nodes")
+    port, rid = _port(), uuid.uuid4().hex[:8]
+    rcs, log = _wait([_launch(out, NODES, node=n, port=port, rdzv_id=rid) for n in range(2)])
+    return out, max(rcs), log
+
+
+# --------------------------------------------------------------------------- the truth
+
+def _truth(setup: str, tape: dict, alphas: np.ndarray) -> dict:
+    """phi, train_loss, slope0, grad_norm of every step on one process with the unsharded model."""
+    from sharded_worker import MODELS
+
+    model = MODELS["transformer" if "transformer" in setup else "mlp"]().eval()
+    names = [n for n, _ in model.named_parameters()]
+    loss_fn = nn.CrossEntropyLoss()
+
+    def loss(params, batches):
+        return sum(loss_fn(torch.func.functional_call(model, params, (x,)), y) for x, y in batches) / len(batches)
+
+    out = {"phi": [], "train_loss": [], "slope0": [], "grad_norm": []}
+    for k, batches in enumerate(tape["batches"]):
+        w0, w1 = tape["w"][k], tape["w"][k + 1]
+        with torch.no_grad():
+            out["phi"].append([float(loss({n: w0[n] + float(a) * (w1[n] - w0[n]) for n in names}, batches))
+                               for a in alphas])
+        p0 = {n: w0[n].clone().requires_grad_(True) for n in names}
+        value = loss(p0, batches)
+        grads = torch.autograd.grad(value, [p0[n] for n in names])
+        g = torch.cat([gr.reshape(-1) for gr in grads]).double()
+        d = torch.cat([(w1[n] - w0[n]).reshape(-1) for n in names]).double()
+        out["train_loss"].append(float(value.detach()))
+        out["slope0"].append(float(g @ d))
+        out["grad_norm"].append(float(g.norm()))
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _check_exact(out: Path, setup: str, world: int) -> float:
+    """Asserts the recording of ``setup`` equals the truth; returns the largest relative error seen."""
+    from recorder.store import Recording
+
+    tape = torch.load(out / f"{setup}.pt")
+    assert tape["world"] == world
+    assert all(tape["identical"]), f"training with the recorder differs from training without it: {tape['identical']}"
+    rec = Recording(out / f"{setup}.gda")
+    d = rec.read()
+    assert len(d) == len(tape["batches"]) == 3
+    assert np.all(d["status"] == 0), rec.events()
+    assert rec.run["world_size"] == world
+    assert rec.run["sharding"]["strategy"] == "sweep"
+    truth = _truth(setup, tape, d.alpha_grid)
+    worst = 0.0
+    for name in ("phi", "train_loss", "slope0", "grad_norm"):
+        got = d.phi if name == "phi" else d[name]
+        np.testing.assert_allclose(got, truth[name], rtol=RTOL, err_msg=f"{setup}: {name}")
+        worst = max(worst, float(np.max(np.abs(got - truth[name]) / np.abs(truth[name]))))
+    # only rank 0 wrote: no second recording, no other rank's file
+    assert sorted(p.name for p in out.glob(f"{setup}*.gda*")) == [f"{setup}.gda"]
+    print(f"{setup}: max relative error {worst:.2e}")
+    return worst
+
+
+def _ran(fixture):
+    out, rc, log = fixture
+    assert rc == 0, log[-4000:]
+    return out
+
+
+# --------------------------------------------------------------------------- tests
+
+@pytest.mark.parametrize("setup", ["fsdp2_mlp", "fsdp2_transformer_root", "fsdp2_accum_clip", "tp"])
+def test_sharded_recording_equals_one_process_on_the_global_batch(world2, setup):
+    """FSDP2 per layer (an unevenly sharded 5-unit output layer) and at the root (a transformer), gradient
+    accumulation without synchronisation plus clip_grad_norm_ on DTensors, and tensor parallel."""
+    out = _ran(world2)
+    _check_exact(out, setup, 2)
+
+
+def test_fsdp2_records_the_gradient_before_clipping(world2):
+    """Clipping to 0.05 changes the gradient; slope0 and grad_norm are of the unclipped one (the truth's)."""
+    from recorder.store import Recording
+
+    d = Recording(_ran(world2) / "fsdp2_accum_clip.gda").read()
+    assert np.all(d["grad_norm"] > 0.1)  # far above the clipping threshold: not the clipped gradient
+
+
+def test_batched_strategy_is_refused_on_a_sharded_model(world2):
+    from recorder.sharded import BATCHED_REFUSAL
+    from recorder.store import Recording
+
+    out = _ran(world2)
+    tape = torch.load(out / "fsdp2_batched.pt")
+    assert all(tape["identical"])
+    rec = Recording(out / "fsdp2_batched.gda")
+    d = rec.read()
+    assert len(d) == 3 and np.all(d["status"] == 2) and np.all(np.isnan(d.phi))
+    assert any(BATCHED_REFUSAL in msg for _, _, kind, msg in rec.events("probe-failed"))
+
+
+@pytest.mark.parametrize("setup", ["fsdp1_flat", "fsdp1_orig"])
+def test_fsdp1(world2, setup):
+    """FullyShardedDataParallel with use_orig_params False (flat parameters) and True."""
+    _check_exact(_ran(world2), setup, 2)
+
+
+@pytest.mark.parametrize("setup", NODES)
+def test_two_nodes_rank0_of_the_job_writes(two_nodes, setup):
+    """torchrun --nnodes=2 twice on one host (c10d rendezvous on loopback), 2 processes each: a world of 4;
+    FSDP2 per layer, and FSDP2 + tensor parallel on a 2 x 2 mesh."""
+    _check_exact(_ran(two_nodes), setup, 4)
+
+
+def test_killing_a_rank_leaves_a_readable_recording(tmp_path):
+    """Rank 1 dies by SIGKILL after step 3 of 6: rank 0's recording holds every row it committed."""
+    from recorder.store import Recording
+
+    rcs, log = _wait([_launch(tmp_path, ["kill"])], timeout=180)
+    assert rcs[0] != 0
+    d = Recording(tmp_path / "fsdp2_mlp.gda").read()
+    assert len(d) >= 3, log[-3000:]
+    assert np.all(d["status"][:3] == 0) and np.all(np.isfinite(d.phi[:3]))
