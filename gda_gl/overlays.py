@@ -26,6 +26,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .explorer.inputmap import HELP_KEYS
 from .textlayer import TextLayer
 from .view import View
 
@@ -55,31 +56,8 @@ GLYPHS = (
 DETAIL_GLYPHS = ("arc", "beyond", "trial", "loose", "owner", "rule")
 OVERVIEW_GLYPHS = ("envelope", "classic", "rule")
 
-#: Key and mouse bindings: (keys, what they do), shown in the help overlay and the README.
-HELP_KEYS = (
-    ("wheel", "zoom x at the cursor"),
-    ("ctrl+wheel", "zoom y at the cursor"),
-    ("drag", "pan (x; y too once y is fixed)"),
-    ("shift+drag", "box zoom (draws the box)"),
-    ("click", "select the nearest step (details)"),
-    ("double-click", "fly to that step"),
-    ("+ / -", "zoom in / out"),
-    ("Home, 0", "whole run (press again: redraw)"),
-    ("arrows", "pan left / right"),
-    ("A", "y auto-fit on / off"),
-    ("L", "log y"),
-    ("C", "colour by the next statistic"),
-    ("M", "smooth the classic curve (EMA 0.6 / 0.9 / 0.99 / 0.999 / off)"),
-    ("O / T / B / E", "beyond the step / trials / batch rules / envelope"),
-    ("H", "next highlight filter; N / P next / previous match"),
-    ("D", "details of the step under the cursor"),
-    ("F", "follow the newest iterations (live)"),
-    ("G", "glyph legend on / off"),
-    ("X", "export the view (PNG) and visible rows (CSV)"),
-    ("R", "frame-time readout"),
-    ("S", "save the view state"),
-    ("? / F1 / Esc", "this help on / off"),
-)
+# HELP_KEYS (key and mouse bindings: (keys, what they do), shown in the help overlay and the README) are the
+# rows of the explorer's one input table, gda_gl.explorer.inputmap.BINDINGS (a leaf module, no GL, no toolkit).
 
 
 @lru_cache(maxsize=512)

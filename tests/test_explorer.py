@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_cli, write_synthetic
-from gda_gl.explorer.controller import ANIMATION_S, ExplorerController
+from gda_gl.explorer.animation import ANIMATION_S
+from gda_gl.explorer.controller import ExplorerController
+from gda_gl.explorer.follow import Follower
 from gda_gl.scene import RunData
 from gda_gl.state import ViewState
 from recorder import schema
@@ -201,7 +203,7 @@ def test_follow_shows_new_iterations_within_half_a_second(tmp_path):
                 time.sleep(0.05)
         data = rec.read()
         c = ExplorerController([RunData(data, name="live")], ViewState(follow=True), size=(800, 500))
-        c.attach_recordings([rec])
+        f = Follower(c, [rec])  # the live sources: owned outside the controller
         commits = []  # (rows, time the writer reported them committed)
         import selectors
 
@@ -214,7 +216,7 @@ def test_follow_shows_new_iterations_within_half_a_second(tmp_path):
                 line = proc.stdout.readline()
                 if line.startswith("committed"):
                     commits.append((int(line.split()[1]), time.time()))
-            c.poll()  # the canvas polls every 0.2 s; poll faster here to measure the latency itself
+            f.poll()  # the canvas polls every 0.2 s; poll faster here to measure the latency itself
             seen.append((len(c.runs[0].data), time.time()))
             if proc.poll() is not None and len(c.runs[0].data) == 400:
                 break
@@ -227,7 +229,7 @@ def test_follow_shows_new_iterations_within_half_a_second(tmp_path):
             assert first - t <= 0.5 + 0.2, (rows, first - t)  # <= 0.5 s, plus this loop's own 0.2 s step
         x0, x1 = c.state.x_range
         assert x1 >= 400  # the view followed the newest iterations
-        assert c.live_status["live"] in ("finished",) or c.live_status["live"].startswith("live")
+        assert f.live_status["live"] in ("finished",) or f.live_status["live"].startswith("live")
         rec.close()
     finally:
         proc.kill()

@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from conftest import write_synthetic
-from gda_gl.explorer.controller import ANIMATION_S, ZOOM_OUT_LIMIT, ExplorerController, interpolate_view
+from gda_gl.explorer.animation import ANIMATION_S, interpolate_view
+from gda_gl.explorer.controller import ZOOM_OUT_LIMIT, ExplorerController
+from gda_gl.explorer.follow import Follower
 from gda_gl.scene import RUN_COLORS, RunData
 from gda_gl.state import ViewState
 from gda_gl.view import View
@@ -240,8 +242,8 @@ def test_follow_waits_for_a_missing_file_and_the_view_grows(tmp_path):
     c = ExplorerController([], ViewState(follow=True), size=(800, 500), clock=clock)
     grows = []
     c.on_grow(lambda: grows.append(len(c.runs)))
-    c.attach_recordings([], pending=[str(path)])
-    assert c.poll() == 0 and c.runs == [] and "later" in c.live_status
+    f = Follower(c, [], pending=[str(path)])  # the live sources: owned outside the controller
+    assert f.poll() == 0 and c.runs == [] and "later" in f.live_status
     grid = np.linspace(0.0, 2.0, 16)
     phi = parabola_phi(120, grid)
     w = RecordingWriter(path, grid, {"name": "later"}, overwrite=True, commit_interval=0.05)
@@ -249,12 +251,12 @@ def test_follow_waits_for_a_missing_file_and_the_view_grows(tmp_path):
         for i in range(40):
             w.append(i, phi[i], train_loss=float(phi[i, 0]), taken_alpha=1.0)
         w.flush()
-        assert c.poll() == 40 and len(c.runs) == 1 and grows
+        assert f.poll() == 40 and len(c.runs) == 1 and grows
         assert c.state.x_range[0] == 0.0 and c.state.x_range[1] >= 40
         for i in range(40, 120):
             w.append(i, phi[i], train_loss=float(phi[i, 0]), taken_alpha=1.0)
         w.flush()
-        assert c.poll() == 80
+        assert f.poll() == 80
         x0, x1 = c.state.x_range
         assert x0 == 0.0 and x1 >= 120  # the whole run was shown: the view grew with it
         # zoomed in on the newest steps: the width is kept and the view slides
@@ -262,12 +264,12 @@ def test_follow_waits_for_a_missing_file_and_the_view_grows(tmp_path):
         for i in range(120, 150):
             w.append(i, phi[i % 120], train_loss=float(phi[i % 120, 0]), taken_alpha=1.0)
         w.flush()
-        assert c.poll() == 30
+        assert f.poll() == 30
         x0, x1 = c.state.x_range
         assert x1 - x0 == pytest.approx(21.0) and x1 >= 150
     finally:
         w.close()
-        for rec in c.recordings:
+        for rec in f.recordings:
             rec.close()
 
 
@@ -283,7 +285,7 @@ def test_visible_rows_csv_and_run_visibility(recs, tmp_path):
 
 
 def test_highlight_of_a_long_run_reads_the_view_not_the_run(recs, monkeypatch):
-    import gda_gl.explorer.controller as ctl
+    import gda_gl.explorer.filters as ctl
 
     c, clock = _ctrl(recs)
     monkeypatch.setattr(ctl, "MATCH_ROWS", 50)  # pretend run a (300 rows) is too long to filter whole
@@ -296,3 +298,42 @@ def test_highlight_of_a_long_run_reads_the_view_not_the_run(recs, monkeypatch):
     c.set_x_range((0.0, 300.0), animate=False)  # more than MATCH_ROWS rows in view: none read
     c.drawn_view = None
     assert len(c.matches()) == 0
+
+
+def test_one_input_table_feeds_dispatch_help_and_readme():
+    """Keys, the help overlay and the README's key list come from (or agree with) inputmap.BINDINGS."""
+    import re
+
+    from conftest import ROOT
+    from gda_gl import overlays
+    from gda_gl.explorer import inputmap
+
+    assert overlays.HELP_KEYS == tuple((b.label, b.text) for b in inputmap.BINDINGS)
+    assert all(b.label in overlays.help_text() for b in inputmap.BINDINGS)
+    bound = inputmap.key_names()
+    for b in inputmap.BINDINGS:  # every key a help row names is bound, by the same row
+        for tok in re.findall(r"\b([A-Z0-9])\b", b.label):
+            assert tok in {k.upper() for k in inputmap.KEY_ACTIONS if len(k) == 1}, (b.label, tok)
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| key | |"):]
+    table = table[:table.index("\n\n")]
+    first_column = "\n".join(line.split("|")[1] for line in table.splitlines()[2:])
+    named = {"Escape" if t == "Esc" else t for t in re.findall(r"`([^`]+)`", first_column)}
+    assert named <= bound, named - bound
+    assert {k for k in bound if len(k) == 1 and k.isalpha()} <= named
+    assert {"wheel", "ctrl+wheel", "drag", "shift+drag", "click", "double-click"} == \
+        {g for b in inputmap.BINDINGS for g in b.mouse}
+
+
+def test_the_controller_opens_no_files_and_keys_reach_commands(recs):
+    """Live sources are a Follower owned outside the controller; X and S are commands of their owners."""
+    import inspect
+
+    import gda_gl.explorer.controller as ctl
+
+    assert "recorder.store" not in inspect.getsource(ctl) and "Recording(" not in inspect.getsource(ctl)
+    c, clock = _ctrl(recs)
+    called = []
+    assert c.key("s") is None  # no owner here: nothing happens
+    assert c.key("S", {"save_state": lambda: called.append("s") or "saved"}) == "saved"
+    assert c.key("x", {"export": lambda: "exported"}) == "exported" and called == ["s"]

@@ -1,7 +1,16 @@
 """The interactive explorer: overview first, zoom and filter, details on demand, live runs, comparing runs.
 
-Layers, one way: :mod:`.controller` (interaction logic on a ViewState, no GL,
-no toolkit), :mod:`.canvas` (a VisPy canvas drawing through the engine and
-forwarding events), :mod:`.app` (the Qt window with panels), :mod:`.stacked`
-(runs stacked in linked views sharing the x axis).
+Layers, one way (no GL or toolkit above :mod:`.canvas`):
+
+- :mod:`.animation`: the flight of the x range (van Wijk path, landing exactly);
+- :mod:`.navigation`: the view (target and drawn), bounds, zoom and pan;
+- :mod:`.picking`: the drawn arc nearest a pixel and the hover readout;
+- :mod:`.filters`: the highlight filter's matches and counts;
+- :mod:`.inputmap`: the one table of keys and mouse gestures (also the help);
+- :mod:`.controller`: the view state, selection, filters, keys (on :mod:`.navigation`);
+- :mod:`.follow`: live sources, owned by the window; hands runs to the controller;
+- :mod:`.export`: the view as PNG, the visible rows as CSV;
+- :mod:`.canvas` (a VisPy canvas drawing through the engine and forwarding
+  events), :mod:`.panel` (the Qt control panel), :mod:`.app` (the Qt window),
+  :mod:`.stacked` (runs stacked in linked views sharing the x axis).
 """

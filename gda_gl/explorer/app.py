@@ -4,8 +4,13 @@ Why Qt (PyQt6, the ``gui`` extra) and not glfw: the panels need real widgets
 (combo boxes, spin boxes, check boxes, a run list, a status bar); glfw only
 gives a GL surface and key/mouse callbacks.  VisPy embeds its canvases in Qt
 natively.  Every widget edits the one :class:`~gda_gl.state.ViewState`; the
-panel observes it (and the controller's growth of live runs), so keys, mouse
-and widgets never drift apart.
+panel (:mod:`.panel`) observes it (and the controller's growth of live runs), so
+keys, mouse and widgets never drift apart.
+
+Ownership: :func:`build_window` opens the recordings, builds the controller
+(which gets the runs, never opens files) and, with ``--follow``, the live-source
+:class:`~gda_gl.explorer.follow.Follower`; the window owns the follower and the
+recordings and closes them.
 
 Layout: a horizontal splitter with [main canvas over details canvas] on the
 left and the control panel (in a scroll area, so nothing is lost in a small
@@ -94,29 +99,49 @@ def _ResizeFilter(callback):
 
 
 class ExplorerWindow:
-    """The window and its parts (tests drive them with QTest)."""
+    """The window and its parts (tests drive them with QTest).
 
-    def __init__(self, ctrl, fps: bool = False, state_file: str | None = None):
+    Parameters
+    ----------
+    ctrl : the explorer's controller
+    fps : show the frame-time readout from the start
+    state_file : where S / ctrl+S saves the view state (``--state``)
+    follower : the live sources (:class:`~gda_gl.explorer.follow.Follower`); the window owns and closes it
+    """
+
+    def __init__(self, ctrl, fps: bool = False, state_file: str | None = None, follower=None):
         from vispy import app
 
-        from ..scene import RUN_COLORS
-        from ..state import COLOR_BY_CHOICES
         from .canvas import ExplorerCanvas
-        from .controller import HIGHLIGHTS
+        from .panel import ControlPanel
 
-        QtCore, QtGui, QtWidgets = _qt()
         self.ctrl = ctrl
         self.state_file = state_file
+        self.follower = follower
         self.open_recordings: list = []
         self.tooltip_text = ""
         self.application = app.use_app()
-        win = self.win = QtWidgets.QMainWindow()
+        QtCore, _, QtWidgets = _qt()
+        self.win = QtWidgets.QMainWindow()
+        self.split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        self.win.setCentralWidget(self.split)
+        self.left = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        self.canvas = ExplorerCanvas(ctrl, parent=self.left, fps=fps, follower=follower)
+        self.canvas.commands["save_state"] = self.save_state
+        self.detail = _detail_canvas(ctrl, self.left)
         self._title()
-        split = self.split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
-        win.setCentralWidget(split)
-        left = self.left = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
-        self.canvas = ExplorerCanvas(ctrl, parent=left, fps=fps)
-        self.detail = _detail_canvas(ctrl, left)
+        self._build_plots()
+        self.panel = ControlPanel(ctrl, self._message)
+        self._build_scroll()
+        self._build_menu()
+        self.status_timer = QtCore.QTimer()
+        self.status_timer.timeout.connect(self._show_status)
+        self.status_timer.start(100)
+        ctrl.on_grow(self._title)
+
+    def _build_plots(self) -> None:
+        """The curve canvas over the details canvas; the details keep their share of the height."""
+        left = self.left
         left.addWidget(self.canvas.native)
         left.addWidget(self.detail.native)
         left.setStretchFactor(0, 2)
@@ -124,120 +149,36 @@ class ExplorerWindow:
         self.canvas.native.setMinimumHeight(200)
         self.detail.native.setMinimumHeight(170)
         left.setChildrenCollapsible(False)
-        split.addWidget(left)
+        self.split.addWidget(left)
         # the details keep their share of the height when the window is resized (not the canvas' size hint)
         self.detail_share = 0.36
         left.splitterMoved.connect(self._detail_moved)
         self._resize_filter = _ResizeFilter(self._apply_share)
         left.installEventFilter(self._resize_filter)
 
-        panel = QtWidgets.QWidget()
+    def _build_scroll(self) -> None:
+        """The panel in a scroll area right of the plots (nothing is lost in a small window)."""
+        QtCore, _, QtWidgets = _qt()
         scroll = self.scroll = QtWidgets.QScrollArea()
-        scroll.setWidget(panel)
+        scroll.setWidget(self.panel.widget)
         scroll.setWidgetResizable(True)
         scroll.setMinimumWidth(250)
         scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        split.addWidget(scroll)
-        split.setStretchFactor(0, 5)
-        split.setStretchFactor(1, 1)
-        split.setChildrenCollapsible(False)
-        form = QtWidgets.QVBoxLayout(panel)
-
-        self.runs_list = QtWidgets.QListWidget()
-        self.runs_list.setToolTip("tick: show the run; double-click: next colour")
-        self._fill_runs()
-        self.runs_list.itemChanged.connect(self._run_toggled)
-        self.runs_list.itemDoubleClicked.connect(self._run_recolour)
-        self._colors = RUN_COLORS
-
-        self.color = QtWidgets.QComboBox()
-        self.color.addItems(COLOR_BY_CHOICES)
-        self.checks = {name: QtWidgets.QCheckBox(label) for name, label in
-                       (("log_y", "log y (L)"), ("show_loose", "beyond the step, light arcs (O)"),
-                        ("show_trials", "trial points and loose ends (T)"), ("show_rules", "batch changes (B)"),
-                        ("show_envelope", "envelope (E)"), ("follow", "follow newest (F)"))}
-        self.autofit = QtWidgets.QCheckBox("y auto-fit (A)")
-        self.highlight = QtWidgets.QComboBox()
-        self.highlight.addItems([h or "none" for h in HIGHLIGHTS])
-        self.highlight.setEditable(True)
-        self.highlight.setToolTip("overshoot, undershoot, near-optimal, failed, nonfinite, STAT<VALUE, STAT>VALUE")
-        prev_b, next_b = QtWidgets.QPushButton("< previous (P)"), QtWidgets.QPushButton("next (N) >")
-        self.it_lo, self.it_hi = QtWidgets.QSpinBox(), QtWidgets.QSpinBox()
-        self.ep_lo, self.ep_hi = QtWidgets.QSpinBox(), QtWidgets.QSpinBox()
-        for sb in (self.it_lo, self.it_hi, self.ep_lo, self.ep_hi):
-            sb.setKeyboardTracking(False)
-            sb.setGroupSeparatorShown(True)
-        it_apply, ep_apply = QtWidgets.QPushButton("show"), QtWidgets.QPushButton("show")
-        home_b, help_b = QtWidgets.QPushButton("whole run (Home)"), QtWidgets.QPushButton("help (?)")
-        self.numbers = QtWidgets.QLabel()
-        self.numbers.setWordWrap(True)
-        self.numbers.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
-
-        form.addWidget(QtWidgets.QLabel("runs"))
-        self.runs_list.setMaximumHeight(22 * max(2, min(6, len(ctrl.runs) + 1)))
-        form.addWidget(self.runs_list)
-        form.addWidget(QtWidgets.QLabel("colour by (C)"))
-        form.addWidget(self.color)
-        for cb in self.checks.values():
-            form.addWidget(cb)
-        form.addWidget(self.autofit)
-        form.addWidget(QtWidgets.QLabel("highlight, others faded (H)"))
-        form.addWidget(self.highlight)
-        row = QtWidgets.QHBoxLayout()
-        row.addWidget(prev_b)
-        row.addWidget(next_b)
-        form.addLayout(row)
-        for label, lo, hi, btn in (("iterations", self.it_lo, self.it_hi, it_apply),
-                                   ("epochs", self.ep_lo, self.ep_hi, ep_apply)):
-            form.addWidget(QtWidgets.QLabel(label))
-            row = QtWidgets.QHBoxLayout()
-            row.addWidget(lo)
-            row.addWidget(hi)
-            row.addWidget(btn)
-            form.addLayout(row)
-        row = QtWidgets.QHBoxLayout()
-        row.addWidget(home_b)
-        row.addWidget(help_b)
-        form.addLayout(row)
-        form.addWidget(QtWidgets.QLabel("selected step"))
-        form.addWidget(self.numbers)
-        form.addStretch(1)
+        self.split.addWidget(scroll)
+        self.split.setStretchFactor(0, 5)
+        self.split.setStretchFactor(1, 1)
+        self.split.setChildrenCollapsible(False)
         self._fit_panel()
 
-        self.update_ranges()
-        ctrl.state.observe(self.sync)
-        ctrl.on_grow(self.update_ranges)
-        ctrl.on_grow(self._fill_runs)
-        self.sync()
-        self.color.currentTextChanged.connect(lambda t: ctrl.state.update(color_by=t))
-        for name, cb in self.checks.items():
-            if name == "follow":
-                cb.toggled.connect(lambda on: ctrl.key("f") if on else ctrl.state.update(follow=False))
-            else:
-                cb.toggled.connect(lambda on, n=name: ctrl.state.update(
-                    **{n: on, **({"y_range": None} if n == "log_y" else {})}))
-        self.autofit.toggled.connect(lambda on: ctrl.toggle_autofit() if on != (ctrl.state.y_range is None)
-                                     else None)
-        self.highlight.currentTextChanged.connect(self._set_highlight)
-        prev_b.clicked.connect(lambda: self._message(ctrl.key("p")))
-        next_b.clicked.connect(lambda: self._message(ctrl.key("n")))
-        it_apply.clicked.connect(lambda: ctrl.set_iteration_range(self.it_lo.value(), self.it_hi.value() + 1))
-        ep_apply.clicked.connect(lambda: ctrl.set_epoch_range(self.ep_lo.value(), self.ep_hi.value()))
-        home_b.clicked.connect(ctrl.home)
-        help_b.clicked.connect(lambda: ctrl.key("?"))
-
-        menu = win.menuBar().addMenu("&File")
+    def _build_menu(self) -> None:
+        _, QtGui, _ = _qt()
+        menu = self.win.menuBar().addMenu("&File")
         act = menu.addAction("Export view (PNG) and visible rows (CSV) to the current folder")
         act.setShortcut(QtGui.QKeySequence("Ctrl+E"))
         act.triggered.connect(lambda: self._message(self.canvas.export(Path.cwd())))
         act = menu.addAction("Save view state")
         act.setShortcut(QtGui.QKeySequence("Ctrl+S"))
         act.triggered.connect(self.save_state)
-        QtGui.QShortcut(QtGui.QKeySequence("S"), win, activated=self.save_state)
-        self.status_timer = QtCore.QTimer()
-        self.status_timer.timeout.connect(self._show_status)
-        self.status_timer.start(100)
-        ctrl.on_grow(self._title)
 
     def _fit_panel(self) -> None:
         """The panel never scrolls sideways: the scroll area is as wide as the controls want."""
@@ -256,102 +197,6 @@ class ExplorerWindow:
         self.left.blockSignals(True)
         self.left.setSizes([max(1, h - d), d])
         self.left.blockSignals(False)
-
-    # -- widgets follow the state --------------------------------------------------
-    def sync(self, st=None, changed=None) -> None:
-        """Set every widget from the state (signals blocked, so this never feeds back)."""
-        ctrl = self.ctrl
-        s = ctrl.state
-        widgets = [self.color, self.highlight, self.autofit, self.it_lo, self.it_hi, self.ep_lo, self.ep_hi,
-                   *self.checks.values()]
-        for w in widgets:
-            w.blockSignals(True)
-        try:
-            self.color.setCurrentText(s.color_by)
-            self.highlight.setCurrentText(s.highlight or "none")
-            for name, cb in self.checks.items():
-                cb.setChecked(bool(getattr(s, name)))
-            self.autofit.setChecked(s.y_range is None)
-            if s.x_range is not None:
-                import math
-
-                self.it_lo.setValue(int(math.floor(max(s.x_range[0], self.it_lo.minimum()))))
-                self.it_hi.setValue(int(math.ceil(min(s.x_range[1], self.it_hi.maximum() + 1))) - 1)
-            ep = s.epoch_range or self._epochs_in_view()
-            if ep is not None:
-                self.ep_lo.setValue(int(ep[0]))
-                self.ep_hi.setValue(int(ep[1]))
-        finally:
-            for w in widgets:
-                w.blockSignals(False)
-        d = ctrl.details()
-        self.numbers.setText("" if d is None else "<br>".join(
-            f"{k}: <b>{v:.6g}</b>" if isinstance(v, float) else f"{k}: <b>{v}</b>" for k, v in d.items()))
-
-    def _epochs_in_view(self):
-        import math
-
-        s = self.ctrl.state
-        x0, x1 = s.x_range
-        for run in self.ctrl.visible_runs():
-            if len(run) == 0:
-                continue
-            # epochs never decrease: the first and the last row in view are enough
-            first = run.windows.rows(math.floor(x0), x1, max_rows=1)
-            last = run.row_at(min(x1, run.x_span[1]) - 0.5)
-            if len(first) and last is not None and len(last):
-                return int(first["epoch"][0]), int(last["epoch"][-1])
-        return None
-
-    def update_ranges(self) -> None:
-        """Spin box ranges follow the data (a live run grows)."""
-        full = self.ctrl.full_x_range()
-        for sb in (self.it_lo, self.it_hi):
-            sb.blockSignals(True)
-            sb.setRange(int(full[0]), max(int(full[0]), int(full[1]) - 1))
-            sb.blockSignals(False)
-        me = self.ctrl.max_epoch()
-        for sb in (self.ep_lo, self.ep_hi):
-            sb.blockSignals(True)
-            sb.setRange(0, me)
-            sb.blockSignals(False)
-        self.sync()
-
-    def _fill_runs(self) -> None:
-        from PyQt6 import QtCore, QtGui, QtWidgets
-
-        self.runs_list.blockSignals(True)
-        self.runs_list.clear()
-        for i, run in enumerate(self.ctrl.runs):
-            item = QtWidgets.QListWidgetItem(f"{run.name}  ({len(run):,} steps)")
-            item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(QtCore.Qt.CheckState.Checked if getattr(run, "visible", True)
-                               else QtCore.Qt.CheckState.Unchecked)
-            c = run.color
-            item.setForeground(QtGui.QBrush(QtGui.QColor(int(255 * c[0]), int(255 * c[1]), int(255 * c[2]))))
-            self.runs_list.addItem(item)
-        self.runs_list.blockSignals(False)
-
-    def _run_toggled(self, item) -> None:
-        from PyQt6 import QtCore
-
-        i = self.runs_list.row(item)
-        self.ctrl.set_run_visible(i, item.checkState() == QtCore.Qt.CheckState.Checked)
-
-    def _run_recolour(self, item) -> None:
-        import numpy as np
-
-        i = self.runs_list.row(item)
-        cur = self.ctrl.runs[i].color
-        j = next((k for k, c in enumerate(self._colors) if np.allclose(c, cur)), -1)
-        self.ctrl.set_run_color(i, self._colors[(j + 1) % len(self._colors)])
-        self._fill_runs()
-
-    def _set_highlight(self, text: str) -> None:
-        try:
-            self.ctrl.state.update(highlight=None if text in ("", "none") else text)
-        except ValueError as exc:
-            self._message(str(exc))
 
     def _message(self, text: str | None) -> None:
         if text:
@@ -386,11 +231,13 @@ class ExplorerWindow:
             self.tooltip_text = text
 
     def _title(self) -> None:
-        names = [r.name for r in self.ctrl.runs] + [Path(p).name + " (waiting)" for p in self.ctrl.pending]
+        pending = self.follower.pending if self.follower is not None else []
+        names = [r.name for r in self.ctrl.runs] + [Path(p).name + " (waiting)" for p in pending]
         self.win.setWindowTitle("gda_gl - " + ", ".join(names))
 
     def close_recordings(self) -> None:
-        for rec in {id(r): r for r in [*self.open_recordings, *self.ctrl.recordings]}.values():
+        followed = self.follower.recordings if self.follower is not None else []
+        for rec in {id(r): r for r in [*self.open_recordings, *followed]}.values():
             try:
                 rec.close()
             except Exception as exc:  # closing never hides the window's own exit status
@@ -422,6 +269,7 @@ def build_window(paths: list[str], follow: bool = False, state_file: str | None 
     from ..scene import RUN_COLORS, RunData
     from ..state import ViewState
     from .controller import ExplorerController
+    from .follow import Follower
 
     app.use_app().create()
     recs, pending = [], []
@@ -442,9 +290,8 @@ def build_window(paths: list[str], follow: bool = False, state_file: str | None 
     if follow:
         state.follow = True
     ctrl = ExplorerController(runs, state)
-    if follow:
-        ctrl.attach_recordings(recs, pending)
-    w = ExplorerWindow(ctrl, fps=fps, state_file=state_file)
+    follower = Follower(ctrl, recs, pending) if follow else None
+    w = ExplorerWindow(ctrl, fps=fps, state_file=state_file, follower=follower)
     w.open_recordings = recs
     return w
 

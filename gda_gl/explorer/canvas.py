@@ -5,7 +5,13 @@ tests (events are synthesised there).  After every frame the canvas hands the
 view it drew (``CurveRenderer.last_view``) to the controller
 (``controller.drawn_view``), so hover, clicks and the status line map pixels
 through what is on screen.  Animations redraw until the controller has handed
-out the target; a timer polls live recordings every 0.2 s when following.
+out the target; a timer polls the live sources (a
+:class:`~gda_gl.explorer.follow.Follower`, owned by the window) every 0.2 s.
+
+Keys go through the input map (:func:`gda_gl.explorer.inputmap.dispatch`);
+commands owned outside the controller (``export`` here, ``save_state`` added by
+the window) are in :attr:`ExplorerCanvas.commands`.  Mouse gestures are named
+by :func:`gda_gl.explorer.inputmap.mouse_action`.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from vispy import app
 
 from ..overlays import DETAIL_GLYPHS, OVERVIEW_GLYPHS, Overlays, OverlaySpec, loose_connectors, match_rug
 from ..render import CurveRenderer
+from . import inputmap
 from .controller import ExplorerController
+from .export import export_view
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +41,17 @@ class ExplorerCanvas(app.Canvas):
     Parameters
     ----------
     controller : the explorer's controller
-    poll_s : how often a followed recording is polled
+    poll_s : how often the live sources are polled
     fps : show the frame-time readout from the start (key R toggles it)
+    follower : the live sources (:class:`~gda_gl.explorer.follow.Follower`) to poll, if any
     """
 
-    def __init__(self, controller: ExplorerController, poll_s: float = 0.2, fps: bool = False, **kw):
+    def __init__(self, controller: ExplorerController, poll_s: float = 0.2, fps: bool = False,
+                 follower=None, **kw):
         super().__init__(size=controller.size, title="gda_gl", keys=None, **kw)
         self.controller = controller
+        self.follower = follower
+        self.commands = {"export": lambda: self.export(Path.cwd())}
         self.renderer: CurveRenderer | None = None
         self.overlays: Overlays | None = None
         self.message = ""          # the last key's message (until the mouse moves)
@@ -54,8 +66,7 @@ class ExplorerCanvas(app.Canvas):
         controller.show_readout = controller.show_readout or fps
         controller.state.observe(lambda st, changed: self.request_redraw())
         controller.on_redraw(self.request_redraw)
-        self.poll_timer = app.Timer(poll_s, connect=self._on_poll,
-                                    start=bool(controller.recordings or controller.pending))
+        self.poll_timer = app.Timer(poll_s, connect=self._on_poll, start=bool(follower and follower.active))
 
     def request_redraw(self) -> None:
         self.pending_redraw = True
@@ -71,9 +82,7 @@ class ExplorerCanvas(app.Canvas):
         c = self.controller
         w, h = self.physical_size
         c.resize(int(w), int(h))
-        title = None
-        if c.live_status:
-            title = "  ".join(f"{name} [{st}]" for name, st in c.live_status.items())
+        title = self.follower.title() if self.follower is not None else None
         st = c.display_state()
         runs = c.visible_runs()
         frame = self.renderer.draw(runs, st, c.layout, title=title)
@@ -144,16 +153,15 @@ class ExplorerCanvas(app.Canvas):
 
     def on_mouse_wheel(self, event) -> None:
         x, y = self._scale(event.pos)
-        mods = self._mods(event)
         steps = event.delta[1] if event.delta[1] else event.delta[0]
-        if "Control" in mods:
+        if inputmap.mouse_action("wheel", self._mods(event)) == "zoom_y":
             self.controller.zoom_y_at(y, 1.25 ** steps)
         else:
             self.controller.zoom_at(x, y, 1.25 ** steps)
 
     def on_mouse_press(self, event) -> None:
-        mods = self._mods(event)
-        self._press = (self._scale(event.pos), "Shift" in mods)
+        box = inputmap.mouse_action("drag", self._mods(event)) == "box_zoom"
+        self._press = (self._scale(event.pos), box)
         self._drag = False
 
     def on_mouse_move(self, event) -> None:
@@ -207,11 +215,9 @@ class ExplorerCanvas(app.Canvas):
         if event.key is None:
             return
         name = getattr(event.key, "name", str(event.key))
-        if name.lower() == "x" and not self._mods(event):
-            self.message = self.export(Path.cwd())
-            self._refresh_status()
-            return
-        msg = self.controller.key(name if len(name) > 1 else (event.text or name))
+        if len(name) == 1 and self._mods(event) and name.lower() in ("x", "s"):
+            return  # ctrl+X / ctrl+S belong to the menu, not to the plain keys
+        msg = self.controller.key(name if len(name) > 1 else (event.text or name), self.commands)
         if msg:
             self.message = msg
             log.info("%s", msg)
@@ -219,21 +225,13 @@ class ExplorerCanvas(app.Canvas):
 
     def export(self, folder: Path) -> str:
         """Write the view as PNG and the visible rows as CSV into ``folder``; returns a status message."""
-        from ..export import save_png
-
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        png = Path(folder) / f"gda_gl-view-{stamp}.png"
-        csv_path = Path(folder) / f"gda_gl-view-{stamp}.csv"
-        try:
-            save_png(self.render(), png)
-            n = self.controller.visible_rows_csv(csv_path)
-        except Exception as exc:
-            return f"export failed: {exc}"
-        return f"exported {png.name} and {n} rows to {csv_path.name}"
+        return export_view(self.render, self.controller.visible_rows_csv, folder)
 
     def _on_poll(self, event=None) -> None:
+        if self.follower is None:
+            return
         try:
-            if self.controller.poll():
+            if self.follower.poll():
                 self.request_redraw()
         except Exception as exc:  # a vanished or damaged file: say so, keep the window
             self.message = f"cannot read new iterations: {exc}"

@@ -29,7 +29,7 @@ def main() -> None:
     from PyQt6.QtTest import QTest
 
     from gda_gl.explorer.app import build_window
-    from gda_gl.explorer.controller import ANIMATION_S
+    from gda_gl.explorer.animation import ANIMATION_S
 
     w = build_window([RUN_A, RUN_B])
     w.show((1500, 850))
@@ -111,20 +111,20 @@ def main() -> None:
         out = {}
         key("h")
         wait()
-        out["highlight_state"], out["highlight_combo"] = c.state.highlight, w.highlight.currentText()
+        out["highlight_state"], out["highlight_combo"] = c.state.highlight, w.panel.highlight.currentText()
         key("c")
         wait()
-        out["color_state"], out["color_combo"] = c.state.color_by, w.color.currentText()
+        out["color_state"], out["color_combo"] = c.state.color_by, w.panel.color.currentText()
         key("l")
         wait()
-        out["log_state"], out["log_check"] = c.state.log_y, w.checks["log_y"].isChecked()
+        out["log_state"], out["log_check"] = c.state.log_y, w.panel.checks["log_y"].isChecked()
         key("+")
         settle()
         out["x_range"] = list(c.state.x_range)
-        out["it_spin"] = [w.it_lo.value(), w.it_hi.value()]
+        out["it_spin"] = [w.panel.it_lo.value(), w.panel.it_hi.value()]
         # the combo box edits the state too (both directions)
-        w.highlight.setCurrentText("none")
-        w.color.setCurrentText("none")
+        w.panel.highlight.setCurrentText("none")
+        w.panel.color.setCurrentText("none")
         key("l")
         key("Home")
         settle()
@@ -221,11 +221,11 @@ def main() -> None:
         wheel((lay.left + 300, 200), 2, mods=QtCore.Qt.KeyboardModifier.ControlModifier)
         settle()
         h1 = c.drawn_view.y1 - c.drawn_view.y0
-        fixed, check_off = c.state.y_range is not None, not w.autofit.isChecked()
+        fixed, check_off = c.state.y_range is not None, not w.panel.autofit.isChecked()
         key("a")
         settle()
         return {"h0": h0, "h1": h1, "fixed": fixed, "autofit_check_off": check_off,
-                "auto_again": c.state.y_range is None and w.autofit.isChecked()}
+                "auto_again": c.state.y_range is None and w.panel.autofit.isChecked()}
 
     @scenario("zoom_out_bound")
     def _():
@@ -377,7 +377,7 @@ def main() -> None:
         out["runs_after"] = len(fc.runs)
         out["rows_1"] = len(fc.runs[0].data) if fc.runs else 0
         out["x_1"] = list(fc.state.x_range)
-        out["spin_max_1"] = f.it_hi.maximum()
+        out["spin_max_1"] = f.panel.it_hi.maximum()
         for i in range(50, 100):
             wr.append(i, phi[i], train_loss=float(phi[i, 0]), taken_alpha=1.0)
         wr.flush()
@@ -388,7 +388,7 @@ def main() -> None:
         out["rows_2"] = len(fc.runs[0].data)
         out["x_2"] = list(fc.state.x_range)
         out["drawn_2"] = [f.canvas.controller.drawn_view.x0, f.canvas.controller.drawn_view.x1]
-        out["spin_max_2"] = f.it_hi.maximum()
+        out["spin_max_2"] = f.panel.it_hi.maximum()
         wr.close()
         f.win.close()
         return out

@@ -1,0 +1,73 @@
+"""Export from the explorer: the visible rows as CSV, the view as PNG (key X, File menu, ctrl+E).
+
+The PNG goes through :func:`gda_gl.export.save_png` (atomic write); the CSV
+holds the rows of every visible run whose step ``[k, k+1)`` reaches into the
+drawn x range, read through the run's windows (runs of any length).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..scene import RunData
+from ..view import View
+
+log = logging.getLogger(__name__)
+
+__all__ = ["visible_rows_csv", "export_view"]
+
+
+def visible_rows_csv(runs: list[RunData], v: View, path: str | Path) -> int:
+    """Write the rows whose steps are in the drawn x range of ``v`` (visible ``runs``) as CSV.
+
+    Returns
+    -------
+    int
+        the number of rows written (the header not counted)
+    """
+    n = 0
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        header = None
+        for run in runs:
+            if not getattr(run, "visible", True) or len(run) == 0:
+                continue
+            d = run.rows(math.floor(v.x0), v.x1)
+            sel = np.nonzero(d.iteration + 1 > v.x0)[0]
+            cols = list(d.columns)
+            if header is None:
+                header = ["run", *cols]
+                w.writerow(header)
+            for r in sel:
+                w.writerow([run.name, *(d[c][r].item() for c in cols)])
+                n += 1
+    return n
+
+
+def export_view(render: Callable[[], np.ndarray], write_csv: Callable[[Path], int], folder: str | Path) -> str:
+    """Write the view as PNG (``render()``'s image) and the visible rows as CSV into ``folder``.
+
+    Returns
+    -------
+    str
+        a status message naming both files, or saying why the export failed
+    """
+    from ..export import save_png
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    png = Path(folder) / f"gda_gl-view-{stamp}.png"
+    csv_path = Path(folder) / f"gda_gl-view-{stamp}.csv"
+    try:
+        save_png(render(), png)
+        n = write_csv(csv_path)
+    except Exception as exc:
+        log.warning("export failed: %s", exc)
+        return f"export failed: {exc}"
+    return f"exported {png.name} and {n} rows to {csv_path.name}"
