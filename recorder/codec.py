@@ -108,24 +108,27 @@ class BlockError(ValueError):
 
 
 def encode_block(cols: Mapping[str, np.ndarray], phi: np.ndarray, tcount: np.ndarray,
-                 trials: Mapping[str, np.ndarray], version: int = schema.SCHEMA_VERSION) -> list[bytes]:
+                 trials: Mapping[str, np.ndarray], version: int = schema.SCHEMA_VERSION,
+                 fields: Sequence[tuple[str, np.dtype]] | None = None) -> list[bytes]:
     """Columns of one block as the BLOBs of :func:`recorder.schema.block_columns`, in that order.
 
     Parameters
     ----------
-    cols : name -> (n,) array for every :data:`recorder.schema.ITER_FIELDS`
+    cols : name -> (n,) array for every field stored
     phi : (n, K) values at the alpha grid
     tcount : (n,) trial points per iteration
     trials : name -> (sum(tcount),) array for every :data:`recorder.schema.TRIAL_FIELDS`
-
     version : schema version to write (2: each column a Zstandard frame of its shuffled bytes; 1: raw bytes)
+    fields : (name, stored dtype) of the per-iteration columns the file has
+        (:func:`recorder.schema.stored_fields`; default: all this release writes to a new file)
 
     Returns
     -------
     list of bytes
     """
-    fields = schema.ITER_FIELDS if version >= 2 else schema.ITER_FIELDS_V1
-    arrays = [np.ascontiguousarray(cols[n], dt) for n, dt, _ in fields]
+    if fields is None:
+        fields = _stored(version)
+    arrays = [np.ascontiguousarray(cols[n], dt) for n, dt in fields]
     arrays.append(np.ascontiguousarray(phi, schema.PHI_DTYPE))
     arrays.append(np.ascontiguousarray(tcount, schema.TRIAL_COUNT_DTYPE))
     arrays += [np.ascontiguousarray(trials[n], schema.TRIAL_DTYPES[n]) for n, _, _ in schema.TRIAL_FIELDS]
@@ -156,7 +159,21 @@ MAX_BLOCK_ROWS = 1 << 16
 MAX_BLOCK_PHI_BYTES = 256 << 20
 
 
-def decode_block(blobs: Sequence, n, k: int, version: int = schema.SCHEMA_VERSION):
+def _stored(version: int, optional=None) -> tuple[tuple[str, np.dtype], ...]:
+    return schema.stored_fields(version, optional)
+
+
+def _missing_columns(n: int, present) -> dict[str, np.ndarray]:
+    """The fields this release knows that a file does not store, as columns of their default."""
+    out = {}
+    for name, want in schema.ITER_DTYPES.items():
+        if name not in present:
+            out[name] = np.full(n, schema.field_default(name), want)
+    return out
+
+
+def decode_block(blobs: Sequence, n, k: int, version: int = schema.SCHEMA_VERSION,
+                 fields: Sequence[tuple[str, np.dtype]] | None = None):
     """Validate and decode the BLOBs of one block; the only decoder of stored bytes.
 
     Every length is checked against ``n`` and the schema's dtypes *before*
@@ -169,6 +186,9 @@ def decode_block(blobs: Sequence, n, k: int, version: int = schema.SCHEMA_VERSIO
     k : length of the recording's alpha grid
     version : the file's schema version (1: raw columns, float64 statistics; 2: compressed columns);
         columns are returned with the current dtypes (:data:`recorder.schema.ITER_DTYPES`) either way
+    fields : (name, stored dtype) of the file's per-iteration columns (:func:`recorder.schema.stored_fields`,
+        the default: every one of ``version``); fields the file lacks read as their default
+        (:func:`recorder.schema.field_default`), stored fields this release does not know are skipped
 
     Returns
     -------
@@ -180,7 +200,9 @@ def decode_block(blobs: Sequence, n, k: int, version: int = schema.SCHEMA_VERSIO
     BlockError
         one line describing the first mismatch (wrong type, length, row count, trial counts, order).
     """
-    names = schema.block_columns(version)
+    if fields is None:
+        fields = _stored(version)
+    names = [f"f_{name}" for name, _ in fields] + list(schema.PHI_TRIAL_COLUMNS)
     if len(blobs) != len(names):
         raise BlockError(f"has {len(blobs)} columns, expected {len(names)}")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
@@ -195,15 +217,14 @@ def decode_block(blobs: Sequence, n, k: int, version: int = schema.SCHEMA_VERSIO
     raw = version < 2
     it = iter(zip(blobs, names))
     cols = {}
-    stored = schema.ITER_DTYPES if version >= 2 else schema.ITER_DTYPES_V1
-    for name, dt in stored.items():
+    for name, dt in fields:
         value, col = next(it)
         arr = _blob(value, col, n, dt, version)
-        want = schema.ITER_DTYPES[name]
-        cols[name] = arr if arr.dtype == want else arr.astype(want)
-    for name, want in schema.ITER_DTYPES.items():  # fields newer than the file: their default
-        if name not in cols:
-            cols[name] = np.full(n, np.nan if want.kind == "f" else 0, want)
+        want = schema.ITER_DTYPES.get(name)
+        if want is not None:
+            cols[name] = arr if arr.dtype == want else arr.astype(want)
+    if len(cols) != len(schema.ITER_DTYPES):
+        cols.update(_missing_columns(n, cols))  # fields newer than the file: their default
     cols = {name: cols[name] for name in schema.ITER_DTYPES}
     value, col = next(it)
     if raw and isinstance(value, (bytes, bytearray, memoryview)) and len(value) != n * k * schema.PHI_DTYPE.itemsize:

@@ -3,10 +3,17 @@
 :func:`write_chunks` stores what :class:`recorder.pyramid.PyramidBuilder`
 reports as changed (inside the writer's commit transaction).  Readers go
 through a :class:`ChunkSource`: :class:`SqlChunks` reads chunks from the file
-through a small LRU cache (a chunk is at most 4096 buckets, ~1.5 MB decoded),
+through an LRU cache bounded in bytes (``cachetools.LRUCache``; a chunk is at
+most 4096 buckets, ~1.7 MB decoded),
 :class:`MemoryChunks` holds a pyramid built in memory, for schema-1 files
 (never modified on disk) and for runs that exist only in memory.  Both answer
 the same questions, so everything above them has one code path.
+
+A file's chunks hold the bucket fields its ``meta.lod`` lists
+(:func:`recorder.schema.stored_lod_fields`): decoding gives the fields this
+release knows, those of a statistic the file lacks computed from the
+statistic's default (:func:`default_buckets`), fields it does not know
+skipped.
 
 Every chunk read from a file is validated (its BLOB against the declared
 layout, its buckets with :func:`recorder.pyramid.validate_buckets`, its span
@@ -16,43 +23,78 @@ against the table's columns) before it is used; a damaged chunk raises
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
-from collections import OrderedDict
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
+from cachetools import LRUCache
 
-from . import pyramid
+from . import pyramid, schema
 from .colcodec import CodecError, pack_columns, unpack_columns
 
-__all__ = ["LodError", "write_chunks", "ChunkSource", "SqlChunks", "MemoryChunks", "decode_chunk"]
+__all__ = ["LodError", "write_chunks", "ChunkSource", "SqlChunks", "MemoryChunks", "decode_chunk",
+           "default_buckets", "LOD_CACHE_BYTES"]
 
-_NAMES = [n for n, _, _ in pyramid.BUCKET_FIELDS]
-_DTYPES = [d for _, d, _ in pyramid.BUCKET_FIELDS]
 _MAX_LEVELS = 40
+#: decoded chunks kept by one file's pyramid cache (bytes; a full chunk is ~1.7 MB, an upper level's far less)
+LOD_CACHE_BYTES = 80 << 20
+
+
+def _recs_nbytes(recs: Mapping[str, np.ndarray]) -> int:
+    return sum(v.nbytes for v in recs.values())
 
 
 class LodError(ValueError):
     """Damaged pyramid data (message names the level and chunk)."""
 
 
-def encode_chunk(recs: Mapping[str, np.ndarray]) -> bytes:
-    return pack_columns([np.asarray(recs[n], d) for n, d in zip(_NAMES, _DTYPES)])
+def encode_chunk(recs: Mapping[str, np.ndarray], fields: Sequence | None = None) -> bytes:
+    """One chunk's BLOB: the ``fields`` ((name, dtype, reduction); default all this release writes) packed."""
+    return pack_columns([np.asarray(recs[n], d) for n, d, _ in (fields or pyramid.BUCKET_FIELDS)])
 
 
-def write_chunks(con: sqlite3.Connection, changed) -> None:
-    """Store changed chunks ``(level, chunk, buckets)`` (call inside the commit transaction)."""
+def write_chunks(con: sqlite3.Connection, changed, fields: Sequence | None = None) -> None:
+    """Store changed chunks ``(level, chunk, buckets)`` (call inside the commit transaction) with the file's
+    bucket ``fields`` (default: all this release writes to a new file)."""
     rows = []
     for level, chunk, recs in changed:
         n = len(recs["rows"])
-        rows.append((level, chunk, n, int(recs["first_it"][0]), int(recs["last_it"][-1]), encode_chunk(recs)))
+        rows.append((level, chunk, n, int(recs["first_it"][0]), int(recs["last_it"][-1]),
+                     encode_chunk(recs, fields)))
     con.executemany("INSERT OR REPLACE INTO lod(level, chunk, n, first_iteration, last_iteration, data) "
                     "VALUES (?, ?, ?, ?, ?, ?)", rows)
 
 
-def decode_chunk(level, chunk, n, first, last, blob) -> dict[str, np.ndarray]:
-    """Validate and decode one stored chunk."""
+def default_buckets(name: str, rows: np.ndarray) -> np.ndarray:
+    """Bucket field ``name`` (``"stat:part"``) of a statistic a file does not store: what aggregating its
+    default (:func:`recorder.schema.field_default`) over each bucket's ``rows`` gives."""
+    stat, _, part = name.partition(":")
+    d = schema.field_default(stat)
+    dt = pyramid.BUCKET_DTYPES[name]
+    finite = not (isinstance(d, float) and math.isnan(d))
+    if part in ("min", "max"):
+        return np.full(len(rows), d, dt)
+    if part == "sum":
+        return (rows.astype(np.float64) * d if finite else np.zeros(len(rows))).astype(dt)
+    if part == "count":
+        return (rows if finite else np.zeros(len(rows))).astype(dt)
+    return (rows if finite and int(part) == d else np.zeros(len(rows))).astype(dt)
+
+
+def _known(cols, fields, n: int) -> dict[str, np.ndarray]:
+    """The bucket fields this release knows, from a file's decoded ``cols`` of ``fields``."""
+    got = {name: c for (name, _, _), c in zip(fields, cols)}
+    recs = {}
+    for name, dt, _ in pyramid.BUCKET_FIELDS:
+        v = got.get(name)
+        recs[name] = v if v is not None else default_buckets(name, got["rows"][:n])
+    return recs
+
+
+def decode_chunk(level, chunk, n, first, last, blob, fields: Sequence | None = None) -> dict[str, np.ndarray]:
+    """Validate and decode one stored chunk of bucket ``fields`` (the file's, default all this release writes)."""
     where = f"pyramid level {level} chunk {chunk}"
     for name, v in (("level", level), ("chunk", chunk), ("n", n), ("first_iteration", first),
                     ("last_iteration", last)):
@@ -60,11 +102,12 @@ def decode_chunk(level, chunk, n, first, last, blob) -> dict[str, np.ndarray]:
             raise LodError(f"{where}: {name} is {type(v).__name__}, not an integer")
     if not 0 <= level < _MAX_LEVELS or chunk < 0 or not 1 <= n <= pyramid.CHUNK:
         raise LodError(f"{where}: level, chunk or bucket count out of range (n = {n})")
+    fields = fields or pyramid.BUCKET_FIELDS
     try:
-        cols = unpack_columns(blob, n, _DTYPES, _NAMES)
+        cols = unpack_columns(blob, n, [d for _, d, _ in fields], [f for f, _, _ in fields])
     except CodecError as exc:
         raise LodError(f"{where}: {exc}") from None
-    recs = dict(zip(_NAMES, cols))
+    recs = _known(cols, fields, n)
     try:
         pyramid.validate_buckets(recs, level, where)
     except ValueError as exc:
@@ -96,7 +139,7 @@ class ChunkSource:
         stop = min(stop, counts[level])
         first = max(0, first)
         if stop <= first:
-            return {n: np.empty(0, d) for n, d in zip(_NAMES, _DTYPES)}
+            return {n: np.empty(0, d) for n, d, _ in pyramid.BUCKET_FIELDS}
         parts = []
         for c in range(first // pyramid.CHUNK, (stop - 1) // pyramid.CHUNK + 1):
             recs = self.chunk(level, c)
@@ -159,14 +202,17 @@ class SqlChunks(ChunkSource):
     Parameters
     ----------
     query : callable(sql, args) -> rows (the reader's locked, error-mapping query)
-    cache_chunks : decoded chunks kept (each at most ~1.5 MB)
+    path : the file, for messages
+    fields : the bucket fields the file stores (:attr:`recorder.reader.Recording.pyramid_fields`; default:
+        all this release writes)
+    cache_bytes : decoded bytes kept (default :data:`LOD_CACHE_BYTES`)
     """
 
-    def __init__(self, query, cache_chunks: int = 48, path=None):
+    def __init__(self, query, path=None, fields: Sequence | None = None, cache_bytes: int | None = None):
         self._query = query
         self._path = path
-        self._cache: OrderedDict[tuple[int, int], tuple[int, dict]] = OrderedDict()
-        self._max = cache_chunks
+        self._fields = tuple(fields) if fields else pyramid.BUCKET_FIELDS
+        self._cache: LRUCache = LRUCache(maxsize=cache_bytes or LOD_CACHE_BYTES, getsizeof=_recs_nbytes)
         self._lock = threading.Lock()
         self._counts: list[int] = []
 
@@ -225,7 +271,7 @@ class SqlChunks(ChunkSource):
             # the newest chunk of every level may have grown (a partial bucket fills in place): forget it
             for key in [k for k in self._cache if k[0] >= len(counts) or
                         k[1] >= (counts[k[0]] - 1) // pyramid.CHUNK]:
-                del self._cache[key]
+                self._cache.pop(key, None)
             self._counts = counts
 
     def counts(self) -> list[int]:
@@ -234,15 +280,14 @@ class SqlChunks(ChunkSource):
     def _chunk(self, level: int, chunk: int) -> dict[str, np.ndarray]:
         key = (level, chunk)
         with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
-                return hit[1]
+            hit = self._cache.get(key)  # a hit becomes the most recently used
+        if hit is not None:
+            return hit
         rows = self._query("SELECT level, chunk, n, first_iteration, last_iteration, data FROM lod "
                            "WHERE level = ? AND chunk = ?", (level, chunk))
         if not rows:
             raise LodError(f"pyramid level {level} chunk {chunk} missing")
-        recs = decode_chunk(*rows[0])
+        recs = decode_chunk(*rows[0], fields=self._fields)
         expect = min(pyramid.CHUNK, self._counts[level] - chunk * pyramid.CHUNK) if level < len(self._counts) \
             else len(recs["rows"])
         if len(recs["rows"]) > expect and (chunk + 1) * pyramid.CHUNK >= self._counts[level]:
@@ -251,7 +296,6 @@ class SqlChunks(ChunkSource):
         if len(recs["rows"]) != expect:
             raise LodError(f"pyramid level {level} chunk {chunk}: {len(recs['rows'])} buckets, expected {expect}")
         with self._lock:
-            self._cache[key] = (len(recs["rows"]), recs)
-            while len(self._cache) > self._max:
-                self._cache.popitem(last=False)
+            if _recs_nbytes(recs) <= self._cache.maxsize:
+                self._cache[key] = recs  # evicts the least recently used chunks past the byte budget
         return recs

@@ -34,7 +34,7 @@ from typing import Mapping
 
 import numpy as np
 
-from . import stats, stepgeom
+from . import schema, stats, stepgeom
 
 __all__ = ["BASE_ROWS", "FANOUT", "CHUNK", "BUCKET_FIELDS", "BUCKET_DTYPES", "row_records", "row_envelope",
            "merge", "PyramidBuilder", "reference_buckets", "bucket_rows", "validate_buckets"]
@@ -46,31 +46,33 @@ CHUNK = 4096  # buckets per stored chunk; a multiple of FANOUT so parents never 
 _F4, _F8, _I4, _I8 = np.dtype("<f4"), np.dtype("<f8"), np.dtype("<i4"), np.dtype("<i8")
 
 
+def stat_bucket_fields(st: stats.Statistic) -> list[tuple[str, np.dtype, str]]:
+    """The bucket fields one statistic aggregates into (none for identity columns)."""
+    if st.aggregate == "float":
+        return [(f"{st.name}:min", _F8, "min"), (f"{st.name}:max", _F8, "max"), (f"{st.name}:sum", _F8, "sum"),
+                (f"{st.name}:count", _I4, "sum")]
+    if st.aggregate == "codes":
+        return [(f"{st.name}:{code}", _I4, "sum") for code, _ in st.codes]
+    return []
+
+
 def _fields() -> tuple[tuple[str, np.dtype, str], ...]:
-    f = [("rows", _I4, "sum"), ("first_it", _I8, "first"), ("last_it", _I8, "last"),
-         ("env_lo", _F4, "min"), ("env_hi", _F4, "max"), ("cl_lo", _F4, "min"), ("cl_hi", _F4, "max"),
-         ("cl_first", _F4, "first"), ("cl_last", _F4, "last"),
-         ("epoch_first", _I4, "first"), ("epoch_last", _I4, "last"), ("batch_changes", _I4, "sum"),
-         ("searched", _I4, "sum"), ("trials", _I4, "sum"), ("loose_ends", _I4, "sum")]
-    for name in stats.FLOAT_AGGREGATED:
-        f += [(f"{name}:min", _F8, "min"), (f"{name}:max", _F8, "max"), (f"{name}:sum", _F8, "sum"),
-              (f"{name}:count", _I4, "sum")]
-    for name in stats.CODE_AGGREGATED:
-        for code, _ in stats.STAT_BY_NAME[name].codes:
-            f.append((f"{name}:{code}", _I4, "sum"))
-    return tuple(f)
+    """The frozen schema-2 fields (:data:`recorder.schema.LOD_FIELDS_V2`), then those of newer statistics."""
+    f = [(n, np.dtype(d), op) for n, d, op in schema.LOD_FIELDS_V2]
+    have = {n for n, _, _ in f}
+    return tuple(f + [x for st in stats.STATISTICS for x in stat_bucket_fields(st) if x[0] not in have])
 
 
 #: (name, dtype, reduction) of every bucket field, in storage order.
 BUCKET_FIELDS: tuple[tuple[str, np.dtype, str], ...] = _fields()
 BUCKET_DTYPES: dict[str, np.dtype] = {n: d for n, d, _ in BUCKET_FIELDS}
+assert (BASE_ROWS, FANOUT, CHUNK) == (schema.LOD_BASE_ROWS, schema.LOD_FANOUT, schema.LOD_CHUNK)
 
 
 def layout() -> dict:
-    """What a stored pyramid's bytes mean (kept in the file's ``meta.lod``; a reader that finds another
-    layout indexes the file in memory instead of misreading it)."""
-    return {"base_rows": BASE_ROWS, "fanout": FANOUT, "chunk": CHUNK,
-            "fields": [[n, np.dtype(d).str, op] for n, d, op in BUCKET_FIELDS]}
+    """What a new file's pyramid bytes mean (its ``meta.lod``; see :func:`recorder.schema.stored_lod_fields`
+    for the layouts a reader accepts)."""
+    return schema.lod_layout(BUCKET_FIELDS)
 
 
 def bucket_rows(level: int) -> int:

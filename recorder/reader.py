@@ -12,6 +12,11 @@ Design
   :func:`validate_identity` inspects ``sqlite_master`` and refuses views,
   triggers, virtual tables and generated columns; the reader then selects only
   the columns the schema declares.
+* The reader reads the columns the file has (:func:`stored_fields_of`): the
+  frozen ones of its schema version, the optional statistics it stores
+  (those it lacks read as their default), never a column this release does
+  not know; the stored pyramid is used when its layout is one this release
+  can read (:func:`recorder.schema.stored_lod_fields`).
 * Every value read is validated before use: metadata JSON (type, size, nesting
   depth), the alpha grid, the write-lock record, each block's row count, first
   and last iteration against the stored bytes (lengths are checked with
@@ -46,10 +51,10 @@ from .errors import RecordingError
 from .fsutil import check_recording_file, has_journal
 from .lock import parse_lock_record, writer_alive
 
-__all__ = ["Recording", "open_recordings", "sql_error", "read_meta", "validate_identity", "connect_readonly"]
+__all__ = ["Recording", "open_recordings", "sql_error", "read_meta", "validate_identity", "connect_readonly",
+           "stored_fields_of"]
 
 _META_KEYS = ("run", "alpha_grid", "created_by", "writer", "lod")
-_ALL_BLOBS = {v: ",".join("blob" for _ in schema.block_columns(v)) for v in schema.READABLE_VERSIONS}
 _LOD_COLUMNS = ("level", "chunk", "n", "first_iteration", "last_iteration", "data")
 _REQUIRED_COLUMNS = {
     "meta": ("key", "value"),
@@ -106,6 +111,70 @@ def _declared_objects(statements: tuple[str, ...]) -> dict[str, tuple[str, str]]
         con.close()
 
 
+def _blocks_column_names(con: sqlite3.Connection) -> list[str]:
+    return [str(r[1]) for r in con.execute('PRAGMA table_xinfo("blocks")').fetchall()]
+
+
+def stored_fields_of(con: sqlite3.Connection, version: int) -> tuple[tuple[str, np.dtype], ...]:
+    """(name, stored dtype) of the per-iteration columns a validated file has, in column order
+    (:func:`recorder.schema.stored_fields` for the optional statistics it stores)."""
+    if version < 2:
+        return schema.stored_fields(version)
+    return schema.stored_fields(version, schema.optional_in(_blocks_column_names(con)))
+
+
+def _check_objects(objects, path: Path) -> set:
+    """Refuse views, triggers, virtual tables and unknown object types; returns the table names."""
+    tables = set()
+    for typ, name, _tbl, sql in objects:
+        label = str(name)[:60]
+        if typ in ("view", "trigger"):
+            raise RecordingError(path, f"refused: the file stores SQL that would run when it is read or "
+                                       f"written ({typ} {label!r}); a recording holds only its tables")
+        if typ == "table":
+            if _canonical(sql).upper().startswith("CREATE VIRTUAL"):
+                raise RecordingError(path, f"refused: virtual table {label!r} (a recording holds only plain tables)")
+            tables.add(name)
+        elif typ != "index":
+            raise RecordingError(path, f"refused: unexpected schema object {typ!r} {label!r}")
+    return tables
+
+
+def _check_exact(con: sqlite3.Connection, objects, path: Path) -> None:
+    """Every table and index exactly as this release would create a file with the same optional columns."""
+    names = _blocks_column_names(con)
+    unknown = schema.unknown_in(names)
+    if unknown:
+        raise RecordingError(path, "cannot append: the recording stores statistics this gda-gl does not know "
+                                   f"({', '.join(c[2:][:40] for c in unknown[:3])}); append with the newer "
+                                   "gda-gl that wrote it")
+    declared = _declared_objects(tuple(schema.create_statements(schema.optional_in(names))))
+    for typ, name, _tbl, sql in objects:
+        if not str(name).startswith("sqlite_autoindex_") and declared.get(name) != (typ, _canonical(sql)):
+            raise RecordingError(path, f"refused for writing: {typ} {str(name)[:60]!r} is not what the recording "
+                                       f"schema declares (the file was changed outside gda-gl)")
+
+
+def _check_columns(con: sqlite3.Connection, path: Path, version: int, tables: set) -> None:
+    """Required tables and columns present, no generated columns."""
+    required_tables = dict(_REQUIRED_COLUMNS)
+    required_tables["blocks"] = required_tables["blocks"] + schema.required_block_columns(version)
+    if version >= 2:
+        required_tables["lod"] = _LOD_COLUMNS
+    missing = set(required_tables) - tables
+    if missing:
+        raise RecordingError(path, f"damaged recording (missing tables: {', '.join(sorted(missing))})")
+    for table, required in required_tables.items():
+        info = con.execute(f'PRAGMA table_xinfo("{table}")').fetchall()
+        generated = [r[1] for r in info if r[6] in (2, 3)]
+        if generated:
+            raise RecordingError(path, f"refused: table {table} has generated column {str(generated[0])[:60]!r} "
+                                       "(SQL stored in the file would run on every read)")
+        lacking = [c for c in required if c not in {r[1] for r in info}]
+        if lacking:
+            raise RecordingError(path, f"damaged recording (table {table} lacks column {lacking[0]})")
+
+
 def validate_identity(con: sqlite3.Connection, path: Path, *, exact: bool = False) -> None:
     """Check application id, schema version and every object in ``sqlite_master``.
 
@@ -114,8 +183,10 @@ def validate_identity(con: sqlite3.Connection, path: Path, *, exact: bool = Fals
     con : a connection to the file (nothing read from it yet)
     path : for messages
     exact : also require every table and index to be exactly what this version's
-        schema declares (the writer, before it appends, so no trigger, default,
-        CHECK or index expression stored in the file can run on an insert)
+        schema declares for a file with the same optional statistic columns (the
+        writer, before it appends, so no trigger, default, CHECK or index
+        expression stored in the file can run on an insert); a file with columns
+        this release does not know is refused
 
     Raises
     ------
@@ -136,40 +207,10 @@ def validate_identity(con: sqlite3.Connection, path: Path, *, exact: bool = Fals
         raise RecordingError(path, f"cannot append to a schema-{version} recording (this gda-gl writes "
                                    f"schema {schema.SCHEMA_VERSION}); run 'gda-gl upgrade' to make a copy to append to")
     objects = con.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
-    declared = _declared_objects(tuple(schema.create_statements())) if exact else {}
-    tables = set()
-    for typ, name, _tbl, sql in objects:
-        label = str(name)[:60]
-        if typ in ("view", "trigger"):
-            raise RecordingError(path, f"refused: the file stores SQL that would run when it is read or "
-                                       f"written ({typ} {label!r}); a recording holds only its tables")
-        if typ == "table":
-            if _canonical(sql).upper().startswith("CREATE VIRTUAL"):
-                raise RecordingError(path, f"refused: virtual table {label!r} (a recording holds only plain tables)")
-            tables.add(name)
-        elif typ != "index":
-            raise RecordingError(path, f"refused: unexpected schema object {typ!r} {label!r}")
-        if exact and not str(name).startswith("sqlite_autoindex_"):
-            want = declared.get(name)
-            if want is None or want != (typ, _canonical(sql)):
-                raise RecordingError(path, f"refused for writing: {typ} {label!r} is not what the recording "
-                                           f"schema declares (the file was changed outside gda-gl)")
-    required_tables = dict(_REQUIRED_COLUMNS)
-    required_tables["blocks"] = required_tables["blocks"] + tuple(schema.block_columns(version))
-    if version >= 2:
-        required_tables["lod"] = _LOD_COLUMNS
-    missing = set(required_tables) - tables
-    if missing:
-        raise RecordingError(path, f"damaged recording (missing tables: {', '.join(sorted(missing))})")
-    for table, required in required_tables.items():
-        info = con.execute(f'PRAGMA table_xinfo("{table}")').fetchall()
-        generated = [r[1] for r in info if r[6] in (2, 3)]
-        if generated:
-            raise RecordingError(path, f"refused: table {table} has generated column {str(generated[0])[:60]!r} "
-                                       "(SQL stored in the file would run on every read)")
-        lacking = [c for c in required if c not in {r[1] for r in info}]
-        if lacking:
-            raise RecordingError(path, f"damaged recording (table {table} lacks column {lacking[0]})")
+    tables = _check_objects(objects, path)
+    if exact and "blocks" in tables:
+        _check_exact(con, objects, path)
+    _check_columns(con, path, version, tables)
 
 
 def read_meta(con: sqlite3.Connection, path: Path) -> dict:
@@ -294,6 +335,9 @@ class Recording:
         self._con = connect_readonly(target, snapshot=snapshot)
         validate_identity(self._con, self.path)
         self.version = int(self._con.execute("PRAGMA user_version").fetchone()[0])
+        #: (name, stored dtype) of the per-iteration columns the file has
+        self.stored_fields = stored_fields_of(self._con, self.version)
+        self._columns = [f"f_{n}" for n, _ in self.stored_fields] + list(schema.PHI_TRIAL_COLUMNS)
         self.meta = read_meta(self._con, self.path)
         self.alpha_grid = self.meta["alpha_grid"]
         self._index()  # every block header is checked once at open
@@ -319,12 +363,29 @@ class Recording:
             return self.path.stem
         return "".join(ch if ch.isprintable() else "?" for ch in name[:200])
 
-    def _query(self, sql: str, args=()) -> list:
+    def query(self, sql: str, args=()) -> list:
+        """Rows of one read-only SQL query on the file (the connection cannot write; runs under the
+        recording's lock; an SQLite error becomes one :class:`RecordingError` line)."""
         try:
             with self._lock:
                 return self._con.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
             raise sql_error(self.path, exc) from None
+
+    def consistent_read(self, fn):
+        """``fn(query)`` inside one read transaction: every ``query(sql, args=())`` it makes sees the same
+        committed state of the file, whatever a writer commits meanwhile; returns what ``fn`` returns."""
+        def work(con):
+            return fn(lambda sql, args=(): con.execute(sql, args).fetchall())
+
+        try:
+            return self._read_tx(work)
+        except sqlite3.Error as exc:
+            raise sql_error(self.path, exc) from None
+
+    def block_ids(self) -> list[int]:
+        """Ids of the stored blocks, in order (for :meth:`read_block`)."""
+        return [r[0] for r in self.query("SELECT id FROM blocks ORDER BY id")]
 
     # -- block headers -------------------------------------------------------
     def _index(self, where: str = "", args=(), con: sqlite3.Connection | None = None) -> list[tuple[int, int, int, int]]:
@@ -335,22 +396,23 @@ class Recording:
         so every later allocation is bounded by bytes the file holds.
         """
         # typeof() of every BLOB column, like length(), is answered from the record header
-        kinds = " || ',' || ".join(f"typeof({c})" for c in schema.block_columns(self.version))
+        kinds = " || ',' || ".join(f"typeof({c})" for c in self._columns)
         sql = ("SELECT id, n, first_iteration, last_iteration, length(f_iteration), typeof(f_iteration), "
                f"{kinds} FROM blocks{where} ORDER BY id")
         if con is None:
-            rows = self._query(sql, args)
+            rows = self.query(sql, args)
         else:
             rows = con.execute(sql, args).fetchall()
         out = []
         prev_last = None
         item = schema.ITER_DTYPES["iteration"].itemsize
-        names = schema.block_columns(self.version)
+        names = self._columns
+        all_blobs = ",".join("blob" for _ in names)
         for bid, n, first, last, nbytes, typ, kinds in rows:
             if not all(isinstance(v, int) and not isinstance(v, bool) for v in (bid, n, first, last)):
                 raise RecordingError(self.path, f"damaged block {bid}: id, n, first_iteration and last_iteration "
                                                 "must be integers")
-            if kinds != _ALL_BLOBS[self.version]:
+            if kinds != all_blobs:
                 bad = next((c, k) for c, k in zip(names, str(kinds).split(",")) if k != "blob")
                 raise RecordingError(self.path, f"damaged block {bid}: column {bad[0]} is {bad[1]}, expected a BLOB")
             if n <= 0 or (self.version < 2 and n * item != nbytes) or (self.version >= 2 and n > MAX_BLOCK_ROWS):
@@ -375,7 +437,7 @@ class Recording:
     @_guarded
     def writer_info(self) -> dict:
         """The validated write-lock record (``{}`` when none)."""
-        rows = self._query("SELECT value FROM meta WHERE key='writer'")
+        rows = self.query("SELECT value FROM meta WHERE key='writer'")
         if not rows:
             return {}
         try:
@@ -400,7 +462,7 @@ class Recording:
             sql += " LIMIT ?"
             args += (int(limit),)
         out = []
-        for eid, it, wt, k, msg in self._query(sql, args):
+        for eid, it, wt, k, msg in self.query(sql, args):
             if it is not None and (isinstance(it, bool) or not isinstance(it, int)):
                 raise RecordingError(self.path, f"damaged event {eid}: iteration is not an integer")
             if wt is not None and not isinstance(wt, (int, float)):
@@ -423,7 +485,7 @@ class Recording:
         tparts: dict[str, list] = {n: [] for n in schema.TRIAL_DTYPES}
         pos = 0
         lo, hi = index[0][0], index[-1][0]
-        cur = con.execute(f"SELECT id, n, {', '.join(schema.block_columns(self.version))} FROM blocks "
+        cur = con.execute(f"SELECT id, n, {', '.join(self._columns)} FROM blocks "
                           "WHERE id >= ? AND id <= ? "
                           "ORDER BY id", (lo, hi))
         expected = iter(index)
@@ -432,7 +494,7 @@ class Recording:
             if r[0] != bid or r[1] != n:
                 raise RecordingError(self.path, f"damaged block {r[0]}: changed while being read")
             try:
-                bcols, bphi, tc, btr = decode_block(r[2:], n, k, self.version)
+                bcols, bphi, tc, btr = decode_block(r[2:], n, k, self.version, self.stored_fields)
             except BlockError as exc:
                 raise RecordingError(self.path, f"damaged block {bid}: {exc}") from None
             its = bcols["iteration"]
@@ -521,12 +583,18 @@ class Recording:
 
         return self._read_tx(work)
 
+    @functools.cached_property
+    def pyramid_fields(self) -> tuple | None:
+        """(name, dtype, reduction) of the bucket fields the stored pyramid holds, in storage order, or None
+        when the file has no pyramid this release can read (:func:`recorder.schema.stored_lod_fields`)."""
+        from .pyramid import BUCKET_FIELDS
+
+        return schema.stored_lod_fields(self.meta.get("lod"), BUCKET_FIELDS) if self.version >= 2 else None
+
     def has_stored_pyramid(self) -> bool:
         """Whether the file stores a level-of-detail pyramid this release can read (schema 2 with the
-        same pyramid layout); other files are indexed in memory when opened."""
-        from .pyramid import layout
-
-        return self.version >= 2 and self.meta.get("lod") == layout()
+        frozen layout, perhaps with more fields); other files are indexed in memory when opened."""
+        return self.pyramid_fields is not None
 
     def file_size(self) -> int:
         """Bytes of the file plus its WAL."""

@@ -37,10 +37,10 @@ def upgrade(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                 raise RecordingError(dst, "is the source recording")
         except OSError:
             pass
-        index = rec._query("SELECT id FROM blocks ORDER BY id")
+        index = rec.block_ids()
         rows = 0
         with RecordingWriter(dst, rec.alpha_grid, rec.run, commit_interval=3600.0) as w:
-            for (bid,) in index:
+            for bid in index:
                 d = rec.read_block(bid)
                 w.append_arrays(d.columns, d.phi, np.diff(d.trial_offsets), d.trials)
                 rows += len(d)

@@ -25,9 +25,9 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections import OrderedDict
 
 import numpy as np
+from cachetools import LRUCache
 
 from . import pyramid
 from .codec import Iterations
@@ -73,8 +73,8 @@ class RunWindows:
         self._mem: Iterations | None = None
         self._index = np.empty((0, 4), np.int64)   # block id, first, last, n
         self._row0 = np.zeros(1, np.int64)          # first row of each block, then the total
-        self._cache: OrderedDict[int, tuple[int, Iterations]] = OrderedDict()
-        self._cache_bytes = 0
+        # decoded blocks by id, least recently used dropped past BLOCK_CACHE_BYTES
+        self._cache: LRUCache = LRUCache(maxsize=BLOCK_CACHE_BYTES, getsizeof=_nbytes)
         self._lock = threading.RLock()
         self._memory_index = True                   # pyramid built here (schema 1 / memory)
         self.decoded_blocks = 0                     # for tests: how many blocks were decoded
@@ -99,7 +99,7 @@ class RunWindows:
         w.recording = rec
         w._memory_index = not rec.has_stored_pyramid()
         if not w._memory_index:
-            w.chunks = SqlChunks(rec._query, path=rec.path)
+            w.chunks = SqlChunks(rec.query, path=rec.path, fields=rec.pyramid_fields)
             if not rows:
                 w.chunks.refresh()
                 return w
@@ -118,15 +118,15 @@ class RunWindows:
             known = self._index[:-1] if len(self._index) else self._index  # the newest block may grow
             since = int(self._index[-1, 0]) if len(self._index) else -(2 ** 62)
 
-            def snapshot(con):
+            def snapshot(query):
                 # new block headers and the pyramid's shape from one read transaction: they agree
-                rows = con.execute("SELECT id, first_iteration, last_iteration, n FROM blocks WHERE id >= ? "
-                                   "ORDER BY id", (since,)).fetchall()
+                rows = query("SELECT id, first_iteration, last_iteration, n FROM blocks WHERE id >= ? "
+                             "ORDER BY id", (since,))
                 if not self._memory_index:
-                    self.chunks.refresh(lambda sql, args=(): con.execute(sql, args).fetchall())
+                    self.chunks.refresh(query)
                 return rows
 
-            rows = rec._read_tx(snapshot)  # O(new blocks): a follower never rereads the whole index
+            rows = rec.consistent_read(snapshot)  # O(new blocks): a follower never rereads the whole index
             for r in rows:
                 if not all(isinstance(v, int) and not isinstance(v, bool) for v in r) or r[3] <= 0 or r[3] > 1 << 26:
                     raise RecordingError(rec.path, f"damaged block index (block {r[0]!r})")
@@ -183,32 +183,48 @@ class RunWindows:
             return None
         return float(self._index[0, 1]), float(self._index[-1, 2]) + 1.0
 
+    @property
+    def rows_in_memory(self) -> Iterations | None:
+        """The whole table of an in-memory run (None for a run read from a recording)."""
+        return self._mem
+
+    def grow_in_memory(self, data: Iterations, new: Iterations) -> None:
+        """An in-memory run grew by ``new`` rows: ``data`` is its whole table now, ending with ``new``.
+
+        Raises
+        ------
+        TypeError
+            the run is read from a recording (it grows with :meth:`refresh`).
+        ValueError
+            ``data`` is not the old table followed by ``new``.
+        """
+        if self._mem is None:
+            raise TypeError("a recording-backed run grows with refresh()")
+        if len(data) != len(self._mem) + len(new):
+            raise ValueError(f"{len(data)} rows are not the {len(self._mem)} held plus {len(new)} new")
+        with self._lock:
+            self._mem = data
+            if len(new):
+                self.chunks.add(new.columns, new.phi, np.diff(new.trial_offsets), new.trials["alpha"])
+
     def _drop(self, block_id: int) -> None:
-        hit = self._cache.pop(block_id, None)
-        if hit is not None:
-            self._cache_bytes -= hit[0]
+        self._cache.pop(block_id, None)
 
     def _block(self, j: int, cache: bool = True) -> Iterations:
         bid, first, last, n = (int(v) for v in self._index[j])
         with self._lock:
-            hit = self._cache.get(bid)
+            hit = self._cache.get(bid)  # a hit becomes the most recently used
             if hit is not None:
-                self._cache.move_to_end(bid)
-                return hit[1]
+                return hit
         data = self.recording.read_block(bid)
         self.decoded_blocks += 1
         if j == len(self._index) - 1 and len(data) > n and int(data.iteration[n - 1]) == last:
             data = data.slice_rows(0, n)  # the newest block grew since refresh(): keep what the index knows
         if len(data) != n or (n and (int(data.iteration[0]) != first or int(data.iteration[-1]) != last)):
             raise RecordingError(self.recording.path, f"damaged block {bid} (its rows do not match the index)")
-        if cache:
-            size = _nbytes(data)
+        if cache and _nbytes(data) <= self._cache.maxsize:  # a block larger than the budget is not kept
             with self._lock:
-                self._cache[bid] = (size, data)
-                self._cache_bytes += size
-                while self._cache_bytes > BLOCK_CACHE_BYTES and len(self._cache) > 1:
-                    _, (sz, _) = self._cache.popitem(last=False)
-                    self._cache_bytes -= sz
+                self._cache[bid] = data  # evicts the least recently used blocks past the byte budget
         return data
 
     def rows(self, x0: float, x1: float, max_rows: int | None = None) -> Iterations:

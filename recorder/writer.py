@@ -34,7 +34,10 @@ Design
   application's SQLite database, a directory, a FIFO) is refused.
 * Appending first opens the file read-only and checks that every schema object
   is exactly what :mod:`recorder.schema` declares, so no trigger, view, default
-  or index expression stored in the file can run on an insert.
+  or index expression stored in the file can run on an insert.  It writes the
+  columns and pyramid fields the file has (a file from before an optional
+  statistic keeps its layout; the statistic reads as its default there), and
+  refuses a file with columns or pyramid fields this release does not know.
 * One writer per file: the writer records pid, host, process start token and a
   heartbeat in ``meta.writer`` inside an ``IMMEDIATE`` transaction; a second
   writer finds a live holder and gets :class:`RecordingBusyError`.
@@ -62,13 +65,13 @@ import numpy as np
 
 from . import schema
 from .lodstore import LodError, decode_chunk, write_chunks
-from .pyramid import BASE_ROWS, CHUNK, PyramidBuilder
+from .pyramid import BASE_ROWS, BUCKET_FIELDS, CHUNK, PyramidBuilder
 from .pyramid import layout as pyramid_layout
 from .codec import MAX_BLOCK_ROWS, BlockError, as_grid, concat_parts, decode_block, encode_block, json_safe, trials_arrays
 from .errors import RecordingBusyError, RecordingError
 from .fsutil import NETWORK_FS, check_recording_file, fs_type, has_journal, sniff
 from .lock import HEARTBEAT_S, describe_writer, pid_alive, process_token, writer_alive
-from .reader import connect_readonly, read_meta, validate_identity
+from .reader import connect_readonly, read_meta, stored_fields_of, validate_identity
 
 try:
     import fcntl
@@ -256,6 +259,9 @@ class RecordingWriter:
         self._con: sqlite3.Connection | None = None
         self.journal_mode = ""
         self._pyramid = PyramidBuilder(self.alpha_grid)
+        self._fields = schema.stored_fields()        # the file's per-iteration columns (appending: its own)
+        self._columns = schema.block_columns()
+        self._lod_fields = BUCKET_FIELDS             # the file's pyramid fields
 
         try:
             kind = sniff(self.path)
@@ -394,9 +400,25 @@ class RecordingWriter:
             meta = read_meta(self._con, self.path)
             if not np.array_equal(meta["alpha_grid"], self.alpha_grid):
                 raise RecordingError(self.path, "cannot append: the alpha grid differs from the recording's")
+        self._adopt_layout(meta)
         self._acquire()
         self._load_tail()
         self._resume_pyramid()
+
+    def _adopt_layout(self, meta: dict) -> None:
+        """Write the columns and pyramid fields the (validated) file has, not necessarily all this release knows."""
+        self._fields = stored_fields_of(self._con, schema.SCHEMA_VERSION)
+        self._columns = [f"f_{n}" for n, _ in self._fields] + list(schema.PHI_TRIAL_COLUMNS)
+        lod = schema.stored_lod_fields(meta.get("lod"), BUCKET_FIELDS)
+        known = {n for n, _, _ in BUCKET_FIELDS}
+        if lod is None or any(n not in known for n, _, _ in lod):
+            raise RecordingError(self.path, "cannot append: its pyramid layout (meta.lod) is not one this gda-gl "
+                                            "writes; run 'gda-gl upgrade' to make a copy to append to")
+        self._lod_fields = lod
+        lacking = [n for n in schema.ITER_DTYPES if n not in {f for f, _ in self._fields}]
+        if lacking:
+            log.info("%s: written by an earlier gda-gl without %s; the appended rows do not store it either (it "
+                     "reads as its default)", self.path, ", ".join(lacking))
 
     # -- connection and lock -------------------------------------------------
     def _connect(self, journal: str, validate: bool = False) -> sqlite3.Connection:
@@ -466,13 +488,13 @@ class RecordingWriter:
             last_it = last
         self.rows_committed = total
         self._last_iteration = last_it
-        row = con.execute(f"SELECT id, n, {', '.join(schema.block_columns())} FROM blocks "
+        row = con.execute(f"SELECT id, n, {', '.join(self._columns)} FROM blocks "
                           "ORDER BY id DESC LIMIT 1").fetchone()
         if row is None:
             return
         bid, n = row[0], row[1]
         try:
-            cols, phi, tcount, trials = decode_block(row[2:], n, k)
+            cols, phi, tcount, trials = decode_block(row[2:], n, k, fields=self._fields)
         except BlockError as exc:
             raise RecordingError(self.path, f"cannot append: damaged block {bid}: {exc}") from None
         if n < self.block_rows:
@@ -486,7 +508,7 @@ class RecordingWriter:
             for level, c in con.execute("SELECT level, MAX(chunk) FROM lod GROUP BY level ORDER BY level").fetchall():
                 row = con.execute("SELECT level, chunk, n, first_iteration, last_iteration, data FROM lod "
                                   "WHERE level = ? AND chunk = ?", (level, c)).fetchone()
-                last_chunks.append((c, decode_chunk(*row)))
+                last_chunks.append((c, decode_chunk(*row, fields=self._lod_fields)))
         except LodError as exc:
             raise RecordingError(self.path, f"cannot append: damaged pyramid ({exc})") from None
         total = self.rows_committed
@@ -497,10 +519,10 @@ class RecordingWriter:
             k = len(self.alpha_grid)
             need = rem + 1
             parts = []
-            for row in con.execute(f"SELECT id, n, {', '.join(schema.block_columns())} FROM blocks "
+            for row in con.execute(f"SELECT id, n, {', '.join(self._columns)} FROM blocks "
                                    "ORDER BY id DESC LIMIT 2"):
                 try:
-                    cols, phi, tc, tr = decode_block(row[2:], row[1], k)
+                    cols, phi, tc, tr = decode_block(row[2:], row[1], k, fields=self._fields)
                 except BlockError as exc:
                     raise RecordingError(self.path, f"cannot append: damaged block {row[0]}: {exc}") from None
                 parts.insert(0, (cols, phi, tc, tr["alpha"]))
@@ -718,7 +740,7 @@ class RecordingWriter:
             new_tail, written = self._write_blocks(con, pending) if pending else (self._tail, [])
             if pending:
                 new_cols, new_phi, new_tc, new_tr = concat_parts(list(pending))
-                write_chunks(con, pyr.add(new_cols, new_phi, new_tc, new_tr["alpha"]))
+                write_chunks(con, pyr.add(new_cols, new_phi, new_tc, new_tr["alpha"]), self._lod_fields)
             if events:
                 con.executemany("INSERT INTO events(iteration, wall_time, kind, message) VALUES (?, ?, ?, ?)",
                                 events)
@@ -743,7 +765,7 @@ class RecordingWriter:
         ``written`` lists ``(block_id, cols, phi, tcount, trials)`` of every block row
         inserted or rewritten, for :meth:`_commit_step`.
         """
-        cols_sql = schema.block_columns()
+        cols_sql = self._columns
         parts = list(pending)
         bid = None
         if self._tail is not None:
@@ -761,7 +783,7 @@ class RecordingWriter:
             bcols = {k: v[start:stop] for k, v in cols.items()}
             btr = {k: v[int(csum[start]):int(csum[stop])] for k, v in trials.items()}
             bphi, btc = phi[start:stop], tcount[start:stop]
-            blobs = encode_block(bcols, bphi, btc, btr)
+            blobs = encode_block(bcols, bphi, btc, btr, fields=self._fields)
             first, last = int(bcols["iteration"][0]), int(bcols["iteration"][-1])
             if bid is not None:
                 sets = ", ".join(f"{c} = ?" for c in cols_sql)

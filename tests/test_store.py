@@ -64,7 +64,7 @@ def test_round_trip_with_nonfinite_and_ragged_trials(tmp_path):
         np.testing.assert_array_equal(part.iteration, 10 + 3 * np.arange(300, 310))
         assert part.phi.tobytes() == phi[300:310].tobytes()
         np.testing.assert_array_equal(part.trials_of(1)["alpha"], trials[301]["alpha"])
-        blocks = rec._query("SELECT COUNT(*), MAX(n) FROM blocks")[0]
+        blocks = rec.query("SELECT COUNT(*), MAX(n) FROM blocks")[0]
         assert blocks[0] == 3 and blocks[1] == 256  # grown tail blocks, not one block per commit
 
 

@@ -191,7 +191,7 @@ def _decode_speed(path: Path) -> dict:
     read_s = time.perf_counter() - t0
     size = path.stat().st_size
     with Recording(path) as rec:
-        ids = [r[0] for r in rec._query("SELECT id FROM blocks ORDER BY id")]
+        ids = rec.block_ids()
         raw = 0
         t0 = time.perf_counter()
         for bid in ids:
