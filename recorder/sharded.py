@@ -19,10 +19,10 @@ Nothing is gathered.  Every rank works on the flat vector of what it holds
   would be counted once per holder, so each parameter's local sum is weighted
   by ``1 / holders`` where ``holders = world / (number of distinct shards)``:
   for a ``DTensor`` the distinct shards are the product of the mesh sizes of
-  its ``Shard`` placements; a plain tensor in a sharded model is taken to be
-  replicated on every rank.  Sums of weights over the ranks are exactly one
-  per element, so the reduced dot products equal the unsharded ones up to
-  summation order.
+  its placements other than ``Replicate`` (``Shard``, ``_StridedShard``); a
+  plain tensor in a sharded model is taken to be replicated on every rank.
+  The weights of an element sum to exactly one over the ranks, so the reduced
+  dot products equal the unsharded ones up to summation order.
 * **The gradient** is the local gradient shard as the reduce-scatter left it:
   FSDP2 calls the parameters' post-accumulate-grad hooks after it, so the
   recorder's copy is taken before ``clip_grad_norm_`` and before any change
@@ -173,7 +173,7 @@ def _dtensor_weight(p: torch.Tensor, world: int) -> tuple[float, str | None]:
     for i, pl in enumerate(placements):
         if pl.is_partial():
             return math.nan, "a parameter has a Partial placement (pending reduction): its value is not defined"
-        if pl.is_shard():
+        if not pl.is_replicate():  # Shard, and _StridedShard (FSDP2 over tensor parallel), which is no Shard
             distinct *= mesh.size(i)
     if world % distinct:
         return math.nan, f"a parameter is split into {distinct} shards on {world} ranks (not a divisor)"
@@ -228,7 +228,7 @@ def detect(model: torch.nn.Module, params: Sequence[torch.Tensor]) -> Layout | N
         if id(p) in dtensors:
             w, why = _dtensor_weight(p, world)
             problem = problem or why
-            tp = tp or (not fsdp2 or p.device_mesh.ndim > 1 or any(not pl.is_shard(0) for pl in p.placements))
+            tp = tp or not fsdp2 or p.device_mesh.ndim > 1
         else:
             w = 1.0 / world
         weights.append(w)
