@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
@@ -90,7 +90,8 @@ class ViewState:
                 fn(self, changed)
 
     def to_json(self) -> str:
-        d = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        """The public fields as JSON (never the observers: they hold widgets and locks, and are not state)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
         return json.dumps(d, indent=1)
 
     @classmethod
@@ -137,8 +138,11 @@ class ViewState:
             raise ValueError("y_range must be positive on a log axis")
         return st
 
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json())
+    def save(self, path: str | Path) -> Path:
+        """Write :meth:`to_json` to ``path`` (atomically: a crash never leaves half a file); returns the path."""
+        from .export import write_file_atomic
+
+        return write_file_atomic(path, self.to_json().encode())
 
     @classmethod
     def load(cls, path: str | Path) -> "ViewState":

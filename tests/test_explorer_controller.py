@@ -337,3 +337,23 @@ def test_the_controller_opens_no_files_and_keys_reach_commands(recs):
     assert c.key("s") is None  # no owner here: nothing happens
     assert c.key("S", {"save_state": lambda: called.append("s") or "saved"}) == "saved"
     assert c.key("x", {"export": lambda: "exported"}) == "exported" and called == ["s"]
+
+
+def test_view_state_to_json_ignores_observers_that_cannot_be_copied():
+    """Issue 17.1: to_json ran dataclasses.asdict over the observer list (a lock cannot be pickled)."""
+    import threading
+
+    lock = threading.Lock()
+    st = ViewState(x_range=(1.0, 5.0), highlight="overshoot", selected=3)
+    st.observe(lambda s, changed, lock=lock: None)
+
+    class Holder:
+        def __init__(self):
+            self.lock = threading.Lock()
+
+        def cb(self, s, changed):
+            pass
+
+    st.observe(Holder().cb)
+    back = ViewState.from_json(st.to_json())
+    assert back.x_range == (1.0, 5.0) and back.highlight == "overshoot" and back.selected == 3

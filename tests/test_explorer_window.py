@@ -138,3 +138,27 @@ def test_follow_waits_for_the_file_and_grows(drive):
     assert r["runs_after"] == 1 and r["rows_1"] == 50 and r["spin_max_1"] == 49
     assert r["rows_2"] == 100 and r["spin_max_2"] == 99
     assert r["x_2"][0] == 0.0 and r["x_2"][1] >= 100 and r["drawn_2"] == r["x_2"]
+
+
+def test_saving_the_view_state_writes_a_file_and_says_where(drive):
+    """Issue 17.1: S / ctrl+S used to abort (asdict over the observers); without --state S did nothing."""
+    r = _get(drive, "save_view_state")
+    assert r["beside_exists"] and r["beside_path"].endswith("a.view.json")
+    assert r["beside_path"] in r["status_beside"]
+    assert r["beside_x"] == pytest.approx(r["x_range"])
+    assert r["explicit_exists"] and "explicit.view.json" in r["status_explicit"] and r["save_shortcut"] == "Ctrl+S"
+
+
+def test_closing_a_window_with_state_exits_0_and_saves(tmp_path):
+    """Issue 17.1: closing the window normally with --state exited 1 (TypeError in to_json)."""
+    p = write_synthetic(tmp_path / "w.gda", n=60)
+    state = tmp_path / "view.json"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), QT_QPA_PLATFORM="xcb")
+    env.pop("GDA_GL_BACKEND", None)
+    res = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", sys.executable, "-m", "gda_gl", "view",
+                          "--state", str(state), str(p), "--exit-after", "2"],
+                         capture_output=True, text=True, timeout=120, env=env, cwd=str(ROOT))
+    assert res.returncode == 0, res.stderr[-2000:]
+    from gda_gl.state import ViewState
+
+    assert ViewState.load(state).x_range is not None

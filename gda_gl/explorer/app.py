@@ -105,11 +105,14 @@ class ExplorerWindow:
     ----------
     ctrl : the explorer's controller
     fps : show the frame-time readout from the start
-    state_file : where S / ctrl+S saves the view state (``--state``)
+    state_file : where S / ctrl+S saves the view state (``--state``); without it, S saves to
+        ``default_state_file`` (``NAME.view.json`` beside the first run) and keeps saving there
+    default_state_file : where S saves without ``--state``
     follower : the live sources (:class:`~gda_gl.explorer.follow.Follower`); the window owns and closes it
     """
 
-    def __init__(self, ctrl, fps: bool = False, state_file: str | None = None, follower=None):
+    def __init__(self, ctrl, fps: bool = False, state_file: str | None = None, follower=None,
+                 default_state_file: str | None = None):
         from vispy import app
 
         from .canvas import ExplorerCanvas
@@ -117,6 +120,7 @@ class ExplorerWindow:
 
         self.ctrl = ctrl
         self.state_file = state_file
+        self.default_state_file = default_state_file
         self.follower = follower
         self.open_recordings: list = []
         self.tooltip_text = ""
@@ -178,7 +182,7 @@ class ExplorerWindow:
         act.triggered.connect(lambda: self._message(self.canvas.export(Path.cwd())))
         act = menu.addAction("Save view state")
         act.setShortcut(QtGui.QKeySequence("Ctrl+S"))
-        act.triggered.connect(self.save_state)
+        act.triggered.connect(lambda: self.save_state())
 
     def _fit_panel(self) -> None:
         """The panel never scrolls sideways: the scroll area is as wide as the controls want."""
@@ -201,7 +205,7 @@ class ExplorerWindow:
     def _message(self, text: str | None) -> None:
         if text:
             self.canvas.message = text
-            self.canvas._refresh_status()
+            self.canvas.refresh_status()
 
     def _show_status(self) -> None:
         if self.canvas.status:
@@ -214,7 +218,7 @@ class ExplorerWindow:
         """A tooltip naming the run and the step under a resting cursor (native, no redraw)."""
         from PyQt6 import QtCore, QtWidgets
 
-        info, mouse = self.ctrl.hover_info, self.canvas._mouse
+        info, mouse = self.ctrl.hover_info, self.canvas.mouse
         key = None if not info or "iteration" not in info or mouse is None else \
             (info["run"], info["iteration"], int(mouse[0]), int(mouse[1]))
         if key is None or info.get("dist_px", 99) > 14:
@@ -243,10 +247,30 @@ class ExplorerWindow:
             except Exception as exc:  # closing never hides the window's own exit status
                 log.debug("close: %s", exc)
 
-    def save_state(self) -> None:
-        if self.state_file:
-            self.ctrl.state.save(self.state_file)
-            self.win.statusBar().showMessage(f"view saved to {self.state_file}")
+    def save_state(self, on_close: bool = False) -> str | None:
+        """Save the view state (S, ctrl+S, and on close); returns the status message.
+
+        To ``state_file`` (``--state``); without one, S saves to ``default_state_file`` (beside the
+        first run), else into the current folder, and from then on that file is the state file.
+        On close, only an existing state file is written.  Failures are said, never raised.
+        """
+        targets = [self.state_file] if self.state_file else [] if on_close else \
+            [p for p in (self.default_state_file, str(Path.cwd() / "gda_gl.view.json")) if p]
+        msg = None
+        for path in targets:
+            try:
+                saved = self.ctrl.state.save(path)
+            except OSError as exc:
+                msg = f"cannot save the view state to {path}: {exc}"
+                log.warning("%s", msg)
+                continue
+            self.state_file = str(saved)
+            msg = f"view saved to {saved}"
+            log.info("%s", msg)
+            break
+        if not on_close:
+            self._message(msg)
+        return msg
 
     def show(self, size=(1500, 850)) -> None:
         self.win.resize(*size)
@@ -291,7 +315,9 @@ def build_window(paths: list[str], follow: bool = False, state_file: str | None 
         state.follow = True
     ctrl = ExplorerController(runs, state)
     follower = Follower(ctrl, recs, pending) if follow else None
-    w = ExplorerWindow(ctrl, fps=fps, state_file=state_file, follower=follower)
+    first = Path(paths[0]) if paths else None
+    w = ExplorerWindow(ctrl, fps=fps, state_file=state_file, follower=follower,
+                       default_state_file=str(first.with_name(first.stem + ".view.json")) if first else None)
     w.open_recordings = recs
     return w
 
@@ -314,7 +340,7 @@ def run_viewer(paths: list[str], follow: bool = False, state_file: str | None = 
 
         QtCore.QTimer.singleShot(int(exit_after * 1000), finish)
     w.application.run()
-    w.save_state()
+    w.save_state(on_close=True)
     w.close_recordings()
     log.info("viewer closed after %d frames", w.canvas.frames)
     return rc["code"]

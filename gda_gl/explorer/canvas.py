@@ -72,6 +72,11 @@ class ExplorerCanvas(app.Canvas):
         self.pending_redraw = True
         self.update()
 
+    @property
+    def mouse(self) -> tuple[float, float] | None:
+        """The last cursor position over the canvas (physical pixels, origin top-left), or None."""
+        return self._mouse
+
     # -- drawing ---------------------------------------------------------------
     def on_draw(self, event=None) -> None:
         t0 = time.perf_counter()
@@ -97,7 +102,7 @@ class ExplorerCanvas(app.Canvas):
             gloo.gl.glFinish()  # time the frame, not its submission
         self.frames += 1
         self.frame_ms.append(1000.0 * (time.perf_counter() - t0))
-        self._refresh_status()
+        self.refresh_status()
         if c.animating:
             self.request_redraw()
 
@@ -130,7 +135,7 @@ class ExplorerCanvas(app.Canvas):
                             f"({1000.0 / max(np.median(ms), 1e-3):.0f} fps), {mode}")
         return spec
 
-    def _refresh_status(self) -> None:
+    def refresh_status(self) -> None:
         """Recompute the status line against the view just drawn (the cursor may not have moved)."""
         c = self.controller
         parts = [self.message] if self.message else []
@@ -178,7 +183,7 @@ class ExplorerCanvas(app.Canvas):
             self._drag = True
         else:
             self.message = ""
-            self._refresh_status()
+            self.refresh_status()
 
     def on_mouse_release(self, event) -> None:
         if self._press is None:
@@ -193,7 +198,7 @@ class ExplorerCanvas(app.Canvas):
             k = self.controller.pick(*pos)
             if k is not None:
                 self.message = f"selected iteration {k}"
-                self._refresh_status()
+                self.refresh_status()
         self._press = None
 
     def on_mouse_double_click(self, event) -> None:
@@ -221,7 +226,7 @@ class ExplorerCanvas(app.Canvas):
         if msg:
             self.message = msg
             log.info("%s", msg)
-            self._refresh_status()
+            self.refresh_status()
 
     def export(self, folder: Path) -> str:
         """Write the view as PNG and the visible rows as CSV into ``folder``; returns a status message."""
@@ -235,7 +240,7 @@ class ExplorerCanvas(app.Canvas):
                 self.request_redraw()
         except Exception as exc:  # a vanished or damaged file: say so, keep the window
             self.message = f"cannot read new iterations: {exc}"
-            self._refresh_status()
+            self.refresh_status()
             log.warning("%s", self.message)
             self.poll_timer.stop()
 

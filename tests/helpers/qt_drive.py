@@ -353,6 +353,31 @@ def main() -> None:
         w.win.grab().save(str(OUT / "window_step.png"))
         return {"ok": True}
 
+    @scenario("save_view_state")
+    def _():
+        """Issue 17.1: S without --state saves beside the first run and says where; ctrl+S with --state."""
+        out = {}
+        c.set_x_range((40.0, 90.0))
+        settle()
+        beside = Path(RUN_A).with_name(Path(RUN_A).stem + ".view.json")
+        key("s")
+        wait(300)
+        out["beside_exists"] = beside.exists()
+        out["beside_path"] = str(beside)
+        out["status_beside"] = w.win.statusBar().currentMessage()
+        out["beside_x"] = json.loads(beside.read_text())["x_range"] if beside.exists() else None
+        explicit = OUT / "explicit.view.json"
+        w.state_file = str(explicit)
+        save = next(a for a in w.win.menuBar().actions()[0].menu().actions() if a.text() == "Save view state")
+        out["save_shortcut"] = save.shortcut().toString()
+        save.trigger()  # File > Save view state (ctrl+S)
+        wait(300)
+        out["explicit_exists"] = explicit.exists()
+        out["status_explicit"] = w.win.statusBar().currentMessage()
+        out["x_range"] = list(c.state.x_range)
+        w.state_file = None
+        return out
+
     @scenario("follow_missing_file")
     def _():
         from recorder.store import RecordingWriter
