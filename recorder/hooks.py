@@ -51,6 +51,7 @@ from .flat import flat_grad, local, offsets
 from .linestats import line_stats
 from .probe import LineProbe, MicroBatch, ProbeConfig, extract_loss, micro_weights, probing, reduce_loss, \
     resolve_config, rng_state
+from .probe import autocast_state, changed_in_place, tensor_versions
 from .store import RecordingWriter
 
 log = logging.getLogger(__name__)
@@ -318,7 +319,8 @@ class Recorder:
         if self._training_forward():
             try:
                 rng = rng_state(self._devices) if self.config.replays else None
-                self._pending = MicroBatch(tuple(args), dict(kwargs), rng=rng)
+                self._pending = MicroBatch(tuple(args), dict(kwargs), rng=rng, versions=tensor_versions((args, kwargs)),
+                                           autocast=autocast_state([d.type for d in self._devices]))
             except Exception as exc:  # never break training
                 self._fail(f"capturing the model's inputs: {type(exc).__name__}: {exc}")
         return None
@@ -326,6 +328,10 @@ class Recorder:
     def _capture_target(self, module, args):
         if self._training_forward() and self._pending is not None and len(args) >= 2:
             self._pending.target = args[1]
+            try:
+                self._pending.versions = (self._pending.versions or []) + tensor_versions(args[1])
+            except Exception as exc:  # never break training
+                self._fail(f"capturing the target: {type(exc).__name__}: {exc}")
         return None
 
     def _capture_loss(self, module, args, output):
@@ -381,7 +387,8 @@ class Recorder:
         keyword arguments, ``target`` the loss function's second argument, ``loss`` the training loss.
         """
         args = inputs if isinstance(inputs, tuple) else (inputs,)
-        mb = MicroBatch(args, dict(kwargs), target)
+        mb = MicroBatch(args, dict(kwargs), target, versions=tensor_versions((args, kwargs, target)),
+                        autocast=autocast_state([d.type for d in self._devices]))
         if loss is not None:
             mb.loss = reduce_loss(torch.as_tensor(loss).detach())
         self._commit(mb)
@@ -585,6 +592,11 @@ class Recorder:
                                                "loss_from=, call rec.observe(inputs, target), or give a probe set"), None
         if self.loss_from is None and self.probe.evaluate is None and any(m.target is None for m in batches):
             return phi, schema.STATUS_FAILED, "no target captured: call rec.observe(inputs, target)", None
+        # data refilled in place since its forward: not probed (a distributed rank still joins the
+        # probe's collectives, and its result is discarded below)
+        changed = None if self.distributed else changed_in_place(batches)
+        if changed:
+            return phi, schema.STATUS_FAILED, changed, None
         try:
             phi_t, self.strategy = self.probe.measure(line.w0, line.w1, batches=batches,
                                                       distributed=self.distributed, as_tensor=True)
@@ -594,6 +606,9 @@ class Recorder:
             if self.strict:
                 raise
             return phi, schema.STATUS_FAILED, f"{type(exc).__name__}: {exc}", None
+        changed = changed_in_place(batches)  # before the probe (distributed), or by the probe's own forwards
+        if changed:
+            return np.full(len(self.alphas), np.nan), schema.STATUS_FAILED, changed, None
         if not np.all(np.isfinite(phi)):
             return phi, schema.STATUS_NONFINITE, "phi has NaN or Inf values", stats_dev
         return phi, schema.STATUS_OK, "", stats_dev

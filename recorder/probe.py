@@ -80,6 +80,7 @@ def make_grid(kind: str = "uniform", k: int = 17, alpha_max: float = 2.0,
 
 
 _STRATEGIES = ("auto", "sweep", "batched")
+_PRECISIONS = ("fp32", "training")
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,11 @@ class ProbeConfig:
         phi(0) is the training loss on that batch); needs the ``sweep`` strategy
     max_micro_batches : with gradient accumulation, phi is the loss over all micro-batches since the
         last step; at most this many are kept (the first ones; a note is recorded when some are left out)
+    precision : under ``torch.autocast`` (bf16/fp16 mixed precision), ``"fp32"`` (the default) probes
+        with autocast off, in the parameters' own precision (fp32 for fp32 weights), wherever
+        ``step()`` is called; ``"training"`` probes each micro-batch under the autocast state its
+        training forward ran in (then phi(0) is the mixed-precision training loss).  Autocast's
+        weight cache is never used: it would hold the low-precision copy of w_k at every alpha
     memory_budget : bytes of stacked parameters per batched chunk (> 0)
     strict : raise probe errors instead of recording them
     name : preset name, for the run metadata
@@ -127,6 +133,7 @@ class ProbeConfig:
     eval_mode: bool = True
     replay_rng: bool = True
     max_micro_batches: int = 64
+    precision: str = "fp32"
     memory_budget: int = 256 << 20
     strict: bool = False
     name: str = "custom"
@@ -172,6 +179,8 @@ class ProbeConfig:
         if self.eval_mode is False and self.replay_rng is True and self.strategy == "batched":
             problems.append("strategy='batched' with eval_mode=False and replay_rng=True (replaying the "
                             "step's RNG needs 'sweep' or 'auto')")
+        if self.precision not in _PRECISIONS:
+            problems.append(f"precision={self.precision!r} (choose {', '.join(map(repr, _PRECISIONS))})")
         if not is_int(self.max_micro_batches) or self.max_micro_batches < 1:
             problems.append(f"max_micro_batches={self.max_micro_batches!r} (an int >= 1)")
         if not is_int(self.memory_budget) or self.memory_budget < 1:
@@ -198,6 +207,7 @@ class ProbeConfig:
                                               else "train, fresh RNG at each alpha")
         return {"preset": self.name, "k": len(g), "every": self.every, "data": data, "strategy": self.strategy,
                 "eval_mode": self.eval_mode, "mode": mode, "max_micro_batches": self.max_micro_batches,
+                "precision": self.precision,
                 "describe": f"{self.name}: {len(g)} alphas every {self.every} iteration(s) on the {data}, "
                             f"{mode} mode"}
 
@@ -246,7 +256,9 @@ class MicroBatch:
     model computes its own loss), ``loss`` the training loss seen on it (mean-reduced),
     ``weight`` its share of the step's loss (None: an equal share, i.e. the mean over the step's
     micro-batches; a number: that weight, e.g. 1.0 for losses already normalised over the whole
-    step), ``rng`` the RNG states its forward started from (for the train-mode replay).
+    step), ``rng`` the RNG states its forward started from (for the train-mode replay),
+    ``autocast`` the autocast state its forward ran in (:func:`autocast_state`; None: not known),
+    ``versions`` its tensors' version counters when they were captured (:func:`tensor_versions`).
     """
 
     args: tuple
@@ -255,6 +267,73 @@ class MicroBatch:
     loss: float | None = None
     weight: float | None = None
     rng: tuple | None = None
+    autocast: dict | None = None
+    versions: list | None = None
+
+
+def autocast_state(device_types: Sequence[str]) -> dict:
+    """The device types among ``device_types`` with autocast enabled now, each with its autocast dtype."""
+    out = {}
+    for dt in device_types:
+        try:
+            if torch.is_autocast_enabled(dt):
+                out[dt] = torch.get_autocast_dtype(dt)
+        except (RuntimeError, TypeError, AttributeError):  # a device type autocast does not know
+            pass
+    return out
+
+
+@contextlib.contextmanager
+def precision_context(precision: str, recorded: dict | None, device_types: Sequence[str]):
+    """The autocast state of one probe evaluation (see ``ProbeConfig.precision``).
+
+    ``"fp32"``: autocast off; ``"training"``: the autocast state ``recorded`` at the micro-batch's
+    training forward (None: the state at the probe).  Autocast's weight cache is always off: the
+    probe writes the parameters in place, and a low-precision copy cached by an enclosing autocast
+    region (``step()`` called inside it) would hide every new alpha behind the copy of w_k.
+    """
+    now = autocast_state(device_types)
+    want = (now if recorded is None else recorded) if precision == "training" else {}
+    if not now and not want:
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        for dt in sorted(set(now) | set(want)):
+            if dt in want:
+                stack.enter_context(torch.autocast(dt, dtype=want[dt], cache_enabled=False))
+            else:
+                stack.enter_context(torch.autocast(dt, enabled=False, cache_enabled=False))
+        yield
+
+
+def tensor_versions(obj) -> list:
+    """(tensor, version counter) for every tensor in ``obj``: :func:`changed_in_place` tells later
+    whether the loop wrote into one of them (the counter grows with every in-place change)."""
+    out = []
+    for t in _tensors(obj, []):
+        try:
+            out.append((t, t._version))
+        except (RuntimeError, AttributeError):  # inference-mode tensors keep no version counter
+            pass
+    return out
+
+
+def changed_in_place(batches: Sequence[MicroBatch]) -> str | None:
+    """Why the step's data is no longer what its training forward read (a tensor changed in place since
+    it was captured), or None when every tracked tensor is unchanged."""
+    for i, mb in enumerate(batches):
+        for t, v in mb.versions or ():
+            try:
+                now = t._version
+            except (RuntimeError, AttributeError):
+                continue
+            if now != v:
+                return (f"the step's data changed in place after its training forward read it (micro-batch {i}, "
+                        f"a tensor of shape {tuple(t.shape)}: version counter {v} -> {now}): the loop refills "
+                        "its input buffers before step(), or the model writes into its inputs; phi on that "
+                        "data would not be the step's, so none is recorded.  Pass copies to the model "
+                        "(x.clone()) or refill after step()")
+    return None
 
 
 def micro_weights(batches: Sequence[MicroBatch]) -> list[float]:
@@ -309,49 +388,95 @@ def _map(obj, fn):
     return obj
 
 
+_LAYOUT_HINT = ("say which dimension holds the samples with ProbeConfig(batch_dim=...), or pass a callable "
+                "batch_dim=f(args, kwargs, target, n) -> (args, kwargs, target)")
+
+
 def sub_batch(args, kwargs, target, n: int, batch_dim=None):
     """The first ``n`` samples of a mini-batch; see :class:`ProbeConfig` (``sub_batch``, ``batch_dim``).
 
-    Raises ``ValueError`` for layouts where the sample dimension cannot be told.
+    ``batch_dim=None``: dimension 0 of every tensor that has the inputs' size there.  An int ``d``: the
+    number of samples B is dimension ``d`` of the input of most dimensions that has it; a tensor is cut along ``d``
+    when its dimension ``d`` is B, along 0 when only its dimension 0 is B (the ``(B,)`` target of
+    ``(T, B, F)`` inputs), and kept whole when no dimension is B (a ``(T, T)`` mask).  A batch of at most ``n`` samples
+    is kept whole, but only once the layout is clear: a layout it cannot tell never passes as
+    "nothing to cut".
+
+    Raises
+    ------
+    ValueError
+        When the sample dimension cannot be told: with ``None``, a target whose dimension 0 differs
+        from the inputs' or an input ``(T, B, ...)`` with ``T == B``; with an int, a tensor whose
+        samples could as well be steps (a leading dimension of the input equals B) or lie along
+        another dimension.
     """
     if callable(batch_dim):
         return batch_dim(args, kwargs, target, n)
     inputs = [t for t in _tensors((args, kwargs), []) if t.dim() > 0]
     targets = [t for t in _tensors(target, []) if t.dim() > 0]
-    hint = ("say which dimension holds the samples with ProbeConfig(batch_dim=...), or pass a callable "
-            "batch_dim=f(args, kwargs, target, n) -> (args, kwargs, target)")
+    if not inputs and not targets:
+        return args, kwargs, target
     if batch_dim is None:
-        if not inputs and not targets:
+        B = _samples_along_dim0(inputs, targets, n)
+        if B <= n:
             return args, kwargs, target
-        B = int((inputs or targets)[0].shape[0])
-        if B <= n:  # nothing to cut
-            return args, kwargs, target
-        for t in targets:
-            if t.shape[0] != B:
-                raise ValueError(f"sub_batch: the inputs have {B} rows but the target has shape "
-                                 f"{tuple(t.shape)}; the samples are not along dimension 0 everywhere: {hint}")
-        for t in inputs:
-            if t.dim() >= 3 and t.shape[0] == B and t.shape[1] == B:
-                raise ValueError(f"sub_batch: an input of shape {tuple(t.shape)} is ambiguous (batch-first or "
-                                 f"sequence-first with as many steps as samples?): {hint}")
 
         def cut(t):
             return t[:n] if t.dim() > 0 and t.shape[0] == B else t
+    else:
+        where = _samples_along(inputs, targets, int(batch_dim), n)
+        if where is None:
+            return args, kwargs, target
 
-        return _map(args, cut), _map(kwargs, cut), _map(target, cut)
-    d = int(batch_dim)
-    sizes = {int(t.shape[d]) for t in inputs + targets if t.dim() > d}
-    short = [tuple(t.shape) for t in inputs + targets if t.dim() <= d]
-    if sizes and max(sizes) <= n:
-        return args, kwargs, target
-    if short or len(sizes) > 1:
-        raise ValueError(f"sub_batch: batch_dim={d} does not fit every tensor of the batch (shapes "
-                         f"{[tuple(t.shape) for t in inputs + targets]}); pass a callable batch_dim instead")
+        def cut(t):
+            dim = where(t) if t.dim() > 0 else None
+            return t if dim is None else t.narrow(dim, 0, n)
 
-    def cut_d(t):
-        return t.narrow(d, 0, min(n, t.shape[d])) if t.dim() > d else t
+    return _map(args, cut), _map(kwargs, cut), _map(target, cut)
 
-    return _map(args, cut_d), _map(kwargs, cut_d), _map(target, cut_d)
+
+def _samples_along_dim0(inputs: list, targets: list, n: int) -> int:
+    """The number of samples with ``batch_dim=None`` (dimension 0 of the first input), checking the layout."""
+    B = int((inputs or targets)[0].shape[0])
+    for t in targets:
+        if t.shape[0] != B and max(B, int(t.shape[0])) > n:
+            raise ValueError(f"sub_batch: the inputs have {B} rows but the target has shape {tuple(t.shape)}; "
+                             f"the samples are not along dimension 0 everywhere: {_LAYOUT_HINT}")
+    for t in inputs:
+        if t.dim() >= 3 and t.shape[0] == B and t.shape[1] == B and B > n:
+            raise ValueError(f"sub_batch: an input of shape {tuple(t.shape)} is ambiguous (batch-first or "
+                             f"sequence-first with as many steps as samples?): {_LAYOUT_HINT}")
+    return B
+
+
+def _samples_along(inputs: list, targets: list, d: int, n: int):
+    """For ``batch_dim=d``: a function tensor -> the dimension to cut (None: keep whole), or None when
+    the batch has at most ``n`` samples; raises ``ValueError`` for a layout it cannot tell."""
+    shapes = [tuple(t.shape) for t in inputs + targets]
+    having = [t for t in inputs if t.dim() > d] or [t for t in targets if t.dim() > d]
+    if not having:
+        raise ValueError(f"sub_batch: batch_dim={d}, but no tensor has that dimension (shapes {shapes}); "
+                         "pass a callable batch_dim")
+    main = max(having, key=lambda t: t.dim())  # the data (x of shape (T, B, F)), not a (T, T) mask
+    B = int(main.shape[d])
+    if B <= n:
+        return None
+    leading = {int(s) for s in main.shape[:d]}
+
+    def where(t) -> int | None:
+        if t.dim() > d and t.shape[d] == B:
+            return d
+        if t.shape[0] == B and B not in leading and B not in t.shape[1:]:
+            return 0
+        if B in t.shape:
+            raise ValueError(f"sub_batch: batch_dim={d} with {B} samples: a tensor of shape {tuple(t.shape)} "
+                             f"could hold them along another dimension, or be per step (shapes {shapes}); "
+                             "pass a callable batch_dim")
+        return None
+
+    for t in inputs + targets:
+        where(t)  # refuse before cutting anything
+    return where
 
 
 def batch_size_of(obj) -> int | None:
@@ -467,6 +592,7 @@ class LineProbe:
             raise ValueError("the probe needs loss_fn, loss_from or evaluate")
         self.alphas = self.config.alpha_grid()
         self._names = self._param_names()
+        self._device_types = sorted({p.device.type for p in self.params})
 
     def _param_names(self) -> list[str]:
         ids = {id(p): n for n, p in self.model.named_parameters(remove_duplicate=False)}
@@ -523,7 +649,8 @@ class LineProbe:
                             state.restore_buffers()
                         if replay and mb.rng is not None:
                             set_rng_state(mb.rng)
-                        loss = self._forward_loss(mb).to(torch.float64)
+                        with precision_context(self.config.precision, mb.autocast, self._device_types):
+                            loss = self._forward_loss(mb).to(torch.float64)
                         phi[j] += loss if wt == 1.0 else wt * loss
         finally:
             with torch.no_grad():
@@ -562,7 +689,8 @@ class LineProbe:
                     pts = stack_points(w0, w1, a, out=buf[:len(a)])
                     if state is not None:
                         state.restore_buffers()
-                    vals = vl(pts).detach().reshape(-1).to(torch.float64)
+                    with precision_context(self.config.precision, mb.autocast, self._device_types):
+                        vals = vl(pts).detach().reshape(-1).to(torch.float64)
                     phi[s:s + len(a)] += vals if wt == 1.0 else wt * vals
         if state is not None:
             state.restore_buffers()
@@ -576,7 +704,7 @@ class LineProbe:
         nparam = sum(p.numel() for p in self.params)
         return (f"{torch.__version__}|{dev.type}|{torch.cuda.get_device_name(dev) if dev.type == 'cuda' else ''}|"
                 f"{type(self.model).__name__}|{nparam}|{len(self.alphas)}|{shape}x{len(batches)}|"
-                f"{self.config.eval_mode}")
+                f"{self.config.eval_mode}|{self.config.precision}")
 
     def choose(self, w0, w1, batches: Sequence[MicroBatch], state: _State | None = None) -> str:
         """The strategy to use now (calibrating on first use when ``strategy='auto'``)."""
