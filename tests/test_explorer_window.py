@@ -162,3 +162,13 @@ def test_closing_a_window_with_state_exits_0_and_saves(tmp_path):
     from gda_gl.state import ViewState
 
     assert ViewState.load(state).x_range is not None
+
+
+def test_side_panel_follows_the_selected_run_not_only_the_step(drive):
+    """Issue 17.2: clicking the same step of another run left the side panel on the first run's numbers."""
+    r = _get(drive, "panel_across_runs")
+    k = r["k"]
+    for p in r["panels"]:
+        assert p["selected"][1] == k and p["detail"] == [p["want"], k]
+        assert f"run: <b>{p['want']}</b>" in p["panel"], p["panel"]
+        assert f"train loss: <b>{p['train_loss']:.6g}</b>" in p["panel"]

@@ -74,12 +74,17 @@ class ExplorerController(Navigator):
         self.show_legend = True
         self.show_readout = False
         self._grow: list[Callable[[], None]] = []
+        self._select: list[Callable[[], None]] = []
         self._matches = filters.Matches()
 
     # -- listeners -----------------------------------------------------------
     def on_grow(self, fn: Callable[[], None]) -> None:
         """Call ``fn`` after the runs grew (new rows, or a followed file appeared)."""
         self._grow.append(fn)
+
+    def on_select(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` after every selection, also one that changes only the run (the same step of another run)."""
+        self._select.append(fn)
 
     # -- picking and details (geometry in :mod:`.picking`) ---------------------------------
     def iteration_at(self, x: float) -> tuple[RunData, int] | None:
@@ -107,6 +112,8 @@ class ExplorerController(Navigator):
     def select(self, run_index: int | None, iteration: int | None) -> None:
         self.selected_run = run_index
         self.state.update(selected=iteration)
+        for fn in list(self._select):
+            fn()
         self.request_redraw()
 
     def selected_run_data(self) -> RunData | None:

@@ -54,6 +54,7 @@ class ControlPanel:
         ctrl.state.observe(self.sync)
         ctrl.on_grow(self.update_ranges)
         ctrl.on_grow(self.fill_runs)
+        ctrl.on_select(self.show_details)  # the state does not change when only the run does
         self.sync()
         self._connect()
 
@@ -166,6 +167,10 @@ class ControlPanel:
         finally:
             for w in widgets:
                 w.blockSignals(False)
+        self.show_details()
+
+    def show_details(self) -> None:
+        """The selected step's numbers (of the selected run) in the side panel."""
         self.numbers.setText(_format_details(self.ctrl.details()))
 
     def _epochs_in_view(self):

@@ -378,6 +378,32 @@ def main() -> None:
         w.state_file = None
         return out
 
+    @scenario("panel_across_runs")
+    def _():
+        """Issue 17.2: the same step of another run: the side panel must switch with the details canvas."""
+        c.set_x_range((60.0, 75.0))
+        settle()
+        v = c.drawn_view
+
+        def arc_px(ri, k):
+            run = c.runs[ri]
+            row = run.data.row_of(k)
+            t = float(run.data["taken_alpha"][row])
+            return v.data_to_px(k + 0.5 / t, float(np.interp(0.5, run.alphas, run.data.phi[row])))
+
+        k = next(k for k in range(61, 73) if abs(arc_px(0, k)[1] - arc_px(1, k)[1]) > 12)
+        out = {"k": k, "panels": []}
+        for ri in (0, 1, 0):
+            pos = arc_px(ri, k)
+            mouse("press", pos)
+            mouse("release", pos)
+            settle()
+            wait(150)
+            out["panels"].append({"want": c.runs[ri].name, "selected": [c.selected_run, c.state.selected],
+                                  "panel": w.panel.numbers.text(), "detail": list(w.detail.drawn or []),
+                                  "train_loss": float(c.runs[ri].data["train_loss"][c.runs[ri].data.row_of(k)])})
+        return out
+
     @scenario("follow_missing_file")
     def _():
         from recorder.store import RecordingWriter
