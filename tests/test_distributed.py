@@ -69,4 +69,6 @@ def test_ddp_probe_equals_single_process_on_the_union(tmp_path):
         ref = naive_phi(model, nn.CrossEntropyLoss(), unflat(ws[k]), unflat(ws[k + 1]), lambda m: list(m.parameters()),
                         d.alpha_grid, ((X,), {}), y)
         np.testing.assert_allclose(d.phi[k], ref, rtol=1e-5)
+    # train_loss is the mean over both ranks' shards (the union's loss at w_k), not rank 0's own
+    np.testing.assert_allclose(d["train_loss"], d.phi[:, 0], rtol=1e-5)
     assert not list(tmp_path.glob("*.gda-*"))  # one file, written once

@@ -28,8 +28,8 @@ WORKER = HERE / "helpers" / "sharded_worker.py"
 sys.path.insert(0, str(HERE / "helpers"))
 
 RTOL = 1e-5
-WORLD2 = ["fsdp2_mlp", "fsdp2_transformer_root", "fsdp2_accum_clip", "fsdp2_batched", "tp",
-          "fsdp1_flat", "fsdp1_orig"]
+WORLD2 = ["fsdp2_mlp", "fsdp2_transformer", "fsdp2_transformer_root", "fsdp2_accum_clip", "fsdp2_batched", "tp",
+          "fsdp1_flat", "fsdp1_orig", "fsdp1_grad_op"]
 NODES = ["fsdp2_mlp", "fsdp2_tp_2d"]
 
 pytestmark = [pytest.mark.slow,
@@ -137,8 +137,10 @@ def _check_exact(out: Path, setup: str, world: int) -> float:
         got = d.phi if name == "phi" else d[name]
         np.testing.assert_allclose(got, truth[name], rtol=RTOL, err_msg=f"{setup}: {name}")
         worst = max(worst, float(np.max(np.abs(got - truth[name]) / np.abs(truth[name]))))
-    # only rank 0 wrote: no second recording, no other rank's file
-    assert sorted(p.name for p in out.glob(f"{setup}*.gda*")) == [f"{setup}.gda"]
+    # only rank 0 of the job holds a writer, and it left one file (no second recording, no side files)
+    assert tape["writers"] == [True] + [False] * (world - 1)
+    assert sorted(p.name for p in out.iterdir() if p.name.split(".")[0].split("-")[0] == setup) == \
+        [f"{setup}.gda", f"{setup}.pt"]
     print(f"{setup}: max relative error {worst:.2e}")
     return worst
 
@@ -151,10 +153,11 @@ def _ran(fixture):
 
 # --------------------------------------------------------------------------- tests
 
-@pytest.mark.parametrize("setup", ["fsdp2_mlp", "fsdp2_transformer_root", "fsdp2_accum_clip", "tp"])
+@pytest.mark.parametrize("setup", ["fsdp2_mlp", "fsdp2_transformer", "fsdp2_transformer_root", "fsdp2_accum_clip",
+                                   "tp"])
 def test_sharded_recording_equals_one_process_on_the_global_batch(world2, setup):
-    """FSDP2 per layer (an unevenly sharded 5-unit output layer) and at the root (a transformer), gradient
-    accumulation without synchronisation plus clip_grad_norm_ on DTensors, and tensor parallel."""
+    """FSDP2 per layer (an MLP with an unevenly sharded 5-unit output layer, a transformer) and at the root
+    only, gradient accumulation without synchronisation plus clip_grad_norm_ on DTensors, tensor parallel."""
     out = _ran(world2)
     _check_exact(out, setup, 2)
 
@@ -167,17 +170,24 @@ def test_fsdp2_records_the_gradient_before_clipping(world2):
     assert np.all(d["grad_norm"] > 0.1)  # far above the clipping threshold: not the clipped gradient
 
 
-def test_batched_strategy_is_refused_on_a_sharded_model(world2):
-    from recorder.sharded import BATCHED_REFUSAL
+@pytest.mark.parametrize("setup, why", [
+    ("fsdp2_batched", "strategy='batched' cannot probe a sharded model"),
+    ("fsdp1_grad_op", "FSDP1 sharding strategy ['SHARD_GRAD_OP'] is not supported")])
+def test_what_cannot_be_measured_is_recorded_as_failed_with_the_reason(world2, setup, why):
+    """The batched strategy on FSDP2, and FSDP1's SHARD_GRAD_OP (it keeps gathered parameters between
+    forwards, so an in-place write would not be seen): failed rows, the reason as an event, no number
+    guessed, training unchanged."""
     from recorder.store import Recording
 
     out = _ran(world2)
-    tape = torch.load(out / "fsdp2_batched.pt")
+    tape = torch.load(out / f"{setup}.pt")
     assert all(tape["identical"])
-    rec = Recording(out / "fsdp2_batched.gda")
+    rec = Recording(out / f"{setup}.gda")
     d = rec.read()
     assert len(d) == 3 and np.all(d["status"] == 2) and np.all(np.isnan(d.phi))
-    assert any(BATCHED_REFUSAL in msg for _, _, kind, msg in rec.events("probe-failed"))
+    assert any(why in msg for _, _, kind, msg in rec.events("probe-failed")), rec.events()
+    if setup == "fsdp1_grad_op":  # no dot product over a layout the recorder cannot vouch for
+        assert np.all(np.isnan(d["slope0"])) and np.all(np.isnan(d["grad_norm"]))
 
 
 @pytest.mark.parametrize("setup", ["fsdp1_flat", "fsdp1_orig"])

@@ -80,10 +80,9 @@ def shard(setup: str, model: nn.Module, world: int):
 
     rank = dist.get_rank()
     if setup.startswith("fsdp2") and "tp" not in setup:
-        if "root" not in setup:
-            for m in model.modules():
-                if isinstance(m, (nn.Linear, nn.TransformerEncoderLayer)) and m is not model:
-                    fully_shard(m)
+        if "root" not in setup:  # per layer: the MLP's two Linear layers, the transformer's embed, block, head
+            for m in model.children():
+                fully_shard(m)
         fully_shard(model)
         return model, world, rank
     if setup == "tp":
@@ -101,10 +100,12 @@ def shard(setup: str, model: nn.Module, world: int):
         return model, world // 2, mesh.get_local_rank("dp")
     if setup.startswith("fsdp1"):
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP1
+        from torch.distributed.fsdp import ShardingStrategy
         from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 
+        strategy = ShardingStrategy.SHARD_GRAD_OP if "grad_op" in setup else ShardingStrategy.FULL_SHARD
         wrapped = FSDP1(model, auto_wrap_policy=ModuleWrapPolicy({nn.Linear}), device_id=torch.device("cpu"),
-                        use_orig_params=setup == "fsdp1_orig")
+                        use_orig_params=setup == "fsdp1_orig", sharding_strategy=strategy)
         return wrapped, world, rank
     raise ValueError(setup)
 
@@ -149,6 +150,9 @@ def train(setup: str, out: str, record: bool, kill: bool = False):
             os.kill(os.getpid(), signal.SIGKILL)
     if record:
         tape["w"].append(full_state(model))
+        writers = [None] * world
+        dist.all_gather_object(writers, rec.writer is not None)
+        tape["writers"] = writers
         rec.close()
     shards = [(p.to_local() if hasattr(p, "to_local") else p).detach().clone() for p in model.parameters()]
     return losses, shards, tape
@@ -169,7 +173,7 @@ def main():
         flags = [None] * dist.get_world_size()
         dist.all_gather_object(flags, bool(same))
         if rank == 0:
-            torch.save({"w": tape["w"], "batches": tape["batches"], "identical": flags,
+            torch.save({"w": tape["w"], "batches": tape["batches"], "identical": flags, "writers": tape["writers"],
                         "world": dist.get_world_size()}, os.path.join(out, f"{setup}.pt"))
     dist.barrier()
     dist.destroy_process_group()
