@@ -3,11 +3,15 @@
 A :class:`Statistic` says what a number is (name, stored dtype, description),
 how it aggregates over a bucket of iterations in the level-of-detail pyramid
 (``"float"``: min, max, sum and count of finite values; ``"codes"``: a count
-per code), how a viewer colours it and how it is formatted.  The schema
-(:mod:`recorder.schema`), the pyramid (:mod:`recorder.pyramid`), the scene's
-colour-by, the details panel, ``info`` and ``compare`` all read this table:
-adding a statistic means one entry here plus its computation in
-:mod:`recorder.linestats` (or the recorder).
+per code), how a viewer colours it and how it is formatted.  The pyramid
+(:mod:`recorder.pyramid`), the scene's colour-by, the details panel, ``info``
+and ``compare`` all read this table.  The file format does not: what each
+schema version stores is frozen in :mod:`recorder.schema`, and a statistic
+added here is stored as an optional column that older files simply lack
+(they read it as its default; see "New statistics" there).  Adding a
+statistic means one entry here, its computation in :mod:`recorder.linestats`
+(or the recorder), and its pin in :data:`recorder.schema.OPTIONAL_V2` when it
+is released (``tests/test_format.py`` says so if it is missing).
 
 Plain data only (no numpy colormaps, no GL): the viewer turns ``colormap``
 and ``color_range`` into colours.
