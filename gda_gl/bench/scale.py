@@ -4,7 +4,8 @@ Writes synthetic recordings with the public :class:`recorder.RecordingWriter` (p
 noise on a decaying loss, 16 alphas), then measures in fresh processes, from process start: ``gda-gl
 info``, ``gda-gl render`` to a PNG, and the explorer's first frame followed by the animated zoom from the
 whole run to one step (the explorer's controller and renderer on the offscreen target, the frames a
-window would draw; the Qt window itself adds its own start-up).  Peak memory is the child's ``ru_maxrss``.
+window would draw; the Qt window itself adds its own start-up).  Peak memory is the child's own
+``VmHWM`` (``ru_maxrss`` where /proc is missing; it can carry the parent's peak from before exec).
 Recordings are kept in ``$GDA_BENCH_DIR`` (default ``gda-scale`` in the temporary folder) and reused;
 ``$GDA_SCALE_SIZES`` (e.g. ``2e6,1e7``) replaces the default sizes.
 """
@@ -135,7 +136,17 @@ else:
     out["levels_on_the_way"] = sorted({-1 if l is None else l for l in levels})
     out["frames"] = steps + 1
     out["decoded_blocks"] = run.windows.decoded_blocks
-out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_mb():
+    # VmHWM is this process image's own peak; ru_maxrss can carry the parent's from before exec
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+out["peak_rss_mb"] = peak_mb()
 print("RESULT " + json.dumps(out), flush=True)
 """
 
