@@ -92,10 +92,7 @@ else:
     from gda_gl.export import Offscreen
     from gda_gl.render import CurveRenderer
     from gda_gl.explorer import controller as ctl
-    try:
-        from gda_gl.explorer.animation import ANIMATION_S
-    except ImportError:  # the explorer before its animation got a module of its own
-        ANIMATION_S = ctl.ANIMATION_S
+    from gda_gl.explorer.animation import ANIMATION_S
     rec = Recording(path)
     run = RunData.from_recording(rec)
     W, H = 1600, 900
