@@ -10,7 +10,6 @@ once per frame in a handful of buffers sized by the pixels, not the samples.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 
 import numpy as np

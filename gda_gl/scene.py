@@ -28,265 +28,28 @@ Per-frame work is bounded by pixels and visible rows, never by the run:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from recorder import pyramid, schema, stats, stepgeom
+from recorder import pyramid, schema, stepgeom
 from recorder.codec import Iterations
-from recorder.window import RunWindows
 
+from .filters import FILTER_HELP, highlight_buckets, highlight_mask, parse_filter  # noqa: F401 (re-exported)
 from .frame import Frame, Ids, Markers, Rects, Segments
-from .growable import Growable
+from .rundata import RunData
 from .state import ViewState
+from .style import (CLASS_COLORS, FADE, LOOSE_COLOR, NONFINITE_COLOR, RULE_COLOR, RUN_COLORS,  # noqa: F401
+                    TRIAL_COLOR, bucket_stat, stat_color_range, stat_colors)
 from .view import View, transform_y
 
 __all__ = ["RunData", "Frame", "compose", "build_frame", "fit_y_range", "runs_x_span", "RUN_COLORS",
            "CLASS_COLORS", "stat_colors", "parse_filter", "stat_color_range", "highlight_mask", "highlight_buckets",
            "transform_y"]
 
-RUN_COLORS = np.array([
-    [0.12, 0.47, 0.71, 1.0], [0.84, 0.15, 0.16, 1.0], [0.17, 0.63, 0.17, 1.0], [0.58, 0.40, 0.74, 1.0],
-    [1.00, 0.50, 0.05, 1.0], [0.55, 0.34, 0.29, 1.0], [0.89, 0.47, 0.76, 1.0], [0.09, 0.75, 0.81, 1.0],
-], np.float32)
-CLASS_COLORS = {schema.CLASS_UNKNOWN: (0.55, 0.55, 0.55, 1.0), schema.CLASS_UNDERSHOOT: (0.19, 0.39, 0.80, 1.0),
-                schema.CLASS_NEAR_OPTIMAL: (0.10, 0.62, 0.25, 1.0), schema.CLASS_OVERSHOOT: (0.85, 0.20, 0.15, 1.0)}
-LOOSE_COLOR = (0.95, 0.55, 0.10, 1.0)
-NONFINITE_COLOR = (0.85, 0.05, 0.05, 1.0)
-TRIAL_COLOR = (0.15, 0.15, 0.15, 0.9)
-NAN_COLOR = (0.6, 0.6, 0.6, 1.0)
-RULE_COLOR = (0.55, 0.55, 0.70, 0.35)
-#: alpha multiplier of rows/buckets that do not match the highlight filter
-FADE = 0.15
 #: rows in view per pixel column at most for drawing every step as its own arc
 DETAIL_ROWS_PER_PX = 0.5
 
-
-class RunData:
-    """One run prepared for drawing: windowed access to its rows and pyramid, a name and a colour.
-
-    Parameters
-    ----------
-    source : an in-memory :class:`~recorder.codec.Iterations` (grows with :meth:`extend`) or a
-        :class:`~recorder.window.RunWindows` onto a recording (grows with :meth:`refresh`)
-    name, color : legend entry
-    """
-
-    #: recordings longer than this are never loaded whole through :attr:`data` (use the windows)
-    MAX_WHOLE_ROWS = 1_000_000
-
-    def __init__(self, source, name: str = "run", color=None):
-        self.name = name
-        self.color = np.asarray(color if color is not None else RUN_COLORS[0], np.float32)
-        self.visible = True
-        self._whole: Iterations | None = None  # all rows of a recording-backed run, loaded on first use of .data
-        if isinstance(source, RunWindows):
-            self.windows = source
-            self._grow = None
-        else:
-            self._alpha = np.asarray(source.alpha_grid, np.float64)
-            self._grow = ({k: Growable(v) for k, v in source.columns.items()}, Growable(source.phi),
-                          Growable(source.trial_offsets), {k: Growable(v) for k, v in source.trials.items()})
-            self.windows = RunWindows.from_iterations(self._publish(), name)
-        self.alphas = self.windows.alpha_grid
-        self.reach = max(1.0, float(self.alphas.max())) if len(self.alphas) else 1.0
-
-    @classmethod
-    def from_recording(cls, rec, name: str | None = None, color=None) -> "RunData":
-        """A run backed by an open recording: nothing is read until a window asks for it."""
-        return cls(RunWindows.from_recording(rec), name or rec.name, color)
-
-    def _publish(self) -> Iterations:
-        cols, phi, off, trials = self._grow
-        return Iterations(self._alpha, {k: g.view for k, g in cols.items()}, phi.view, off.view,
-                          {k: g.view for k, g in trials.items()})
-
-    # -- size ------------------------------------------------------------------------
-    def __len__(self) -> int:
-        return self.windows.n_rows
-
-    @property
-    def in_memory(self) -> bool:
-        return self._grow is not None
-
-    @property
-    def data(self) -> Iterations:
-        """All rows (in-memory runs, or recordings of at most :attr:`MAX_WHOLE_ROWS` rows)."""
-        if self._grow is not None:
-            return self.windows._mem
-        if self._whole is None or len(self._whole) != len(self):
-            if len(self) > self.MAX_WHOLE_ROWS:
-                raise MemoryError(f"{self.name}: {len(self):,} rows are too many to load whole; use windows")
-            self._whole = self.windows.rows(-math.inf, math.inf)
-        return self._whole
-
-    @property
-    def x_span(self) -> tuple[float, float]:
-        s = self.windows.span()
-        return (0.0, 1.0) if s is None else s
-
-    # -- growth ----------------------------------------------------------------------
-    def extend(self, new: Iterations) -> None:
-        """Append rows (in-memory live runs): O(new rows); the pyramid grows in place."""
-        if len(new) == 0:
-            return
-        if self._grow is None:
-            raise TypeError("a recording-backed run grows with refresh()")
-        cols, phi, off, trials = self._grow
-        n_old = phi.n
-        for k, g in cols.items():
-            g.append(new.columns[k])
-        phi.append(new.phi)
-        off.set_tail(n_old, new.trial_offsets + int(off.view[-1]))
-        for k, g in trials.items():
-            g.append(new.trials[k])
-        self.windows._mem = self._publish()
-        self.windows.chunks.add(new.columns, new.phi, np.diff(new.trial_offsets), new.trials["alpha"])
-
-    def refresh(self) -> int:
-        """Pick up rows a writer committed since the last call (recording-backed runs)."""
-        return 0 if self._grow is not None else self.windows.refresh()
-
-    # -- windows ---------------------------------------------------------------------
-    def rows(self, x0: float, x1: float) -> Iterations:
-        """Rows with iteration in ``[x0, x1)``."""
-        return self.windows.rows(x0, x1)
-
-    def rows_reaching(self, x0: float, x1: float) -> Iterations:
-        """Rows whose segments (loose ends included) can reach ``[x0, x1]``."""
-        return self.windows.rows(math.floor(x0 - self.reach), math.floor(x1) + 1)
-
-    def row_at(self, x: float) -> Iterations | None:
-        """The row whose segment [k, k+1) contains x, or None."""
-        if not math.isfinite(x):
-            return None
-        return self.windows.row_of(int(math.floor(x)))
-
-
-# --------------------------------------------------------------------------- colours and filters
-
-def stat_color_range(name: str, values: list[np.ndarray]) -> tuple[float, float]:
-    """Colour range of a statistic: its declared range, else the 2nd..98th percentile of ``values``."""
-    st = stats.STAT_BY_NAME[name]
-    if st.color_range is not None:
-        return st.color_range
-    v = np.concatenate([np.asarray(a, np.float64).ravel() for a in values]) if values else np.empty(0)
-    v = v[np.isfinite(v)]
-    if len(v) == 0:
-        return (0.0, 1.0)
-    lo, hi = np.percentile(v, [2, 98])
-    if not hi > lo:
-        hi = lo + max(1.0, abs(lo)) * 1e-6 if lo else 1.0
-    return float(lo), float(hi)
-
-
-def stat_colors(values: np.ndarray, name: str, rng: tuple[float, float]) -> np.ndarray:
-    """RGBA per value: class colours for code statistics, the declared colormap otherwise (grey for NaN)."""
-    v = np.asarray(values, np.float64)
-    st = stats.STAT_BY_NAME[name]
-    if st.colormap == "classes":
-        out = np.empty((len(v), 4), np.float32)
-        out[:] = NAN_COLOR
-        for code, c in CLASS_COLORS.items():
-            out[v == code] = c
-        return out
-    from vispy.color import get_colormap
-
-    t = np.clip((v - rng[0]) / (rng[1] - rng[0]), 0.0, 1.0)
-    out = get_colormap(st.colormap or "viridis").map(np.nan_to_num(t, nan=0.0)[:, None]).astype(np.float32)
-    out[~np.isfinite(v)] = NAN_COLOR
-    return out
-
-
-def bucket_stat(recs: dict, name: str) -> np.ndarray:
-    """Per-bucket value of a statistic for colouring: the mean of its finite values, the most frequent code."""
-    st = stats.STAT_BY_NAME[name]
-    if st.aggregate == "codes":
-        counts = np.stack([recs[f"{name}:{c}"] for c, _ in st.codes], axis=1)
-        codes = np.array([c for c, _ in st.codes], np.float64)
-        return np.where(counts.sum(axis=1) > 0, codes[np.argmax(counts, axis=1)], np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cnt = recs[f"{name}:count"].astype(np.float64)
-        return np.where(cnt > 0, recs[f"{name}:sum"] / np.where(cnt > 0, cnt, 1.0), np.nan)
-
-
-_CLASS_FILTERS = {"overshoot": schema.CLASS_OVERSHOOT, "undershoot": schema.CLASS_UNDERSHOOT,
-                  "near-optimal": schema.CLASS_NEAR_OPTIMAL}
-_OPS = ("<=", ">=", "<", ">")
-FILTER_HELP = "overshoot, undershoot, near-optimal, failed, nonfinite, STAT<VALUE, STAT>VALUE"
-
-
-def parse_filter(cond: str):
-    c = cond.replace(" ", "")
-    if c in _CLASS_FILTERS:
-        return ("class", _CLASS_FILTERS[c])
-    if c == "failed":
-        return ("status", schema.STATUS_FAILED)
-    if c in ("nonfinite", "non-finite"):
-        return ("status", schema.STATUS_NONFINITE)
-    for op in _OPS:
-        if op in c:
-            name, val = c.split(op, 1)
-            if name not in stats.STAT_BY_NAME:
-                raise ValueError(f"unknown statistic {name!r} in filter {cond!r}")
-            try:
-                v = float(val)
-            except ValueError:
-                raise ValueError(f"filter {cond!r}: {val!r} is not a number") from None
-            if math.isnan(v):
-                raise ValueError(f"filter {cond!r}: the value is NaN")
-            return ("cmp", (name, op, v))
-    raise ValueError(f"unknown filter {cond!r} ({FILTER_HELP})")
-
-
-def highlight_mask(data: Iterations, cond: str | None) -> np.ndarray | None:
-    """Rows matching a filter condition (others are faded), or None for no filter."""
-    if not cond:
-        return None
-    kind, arg = parse_filter(cond)
-    if kind == "class":
-        return data["step_class"] == arg
-    if kind == "status":
-        if arg == schema.STATUS_NONFINITE:
-            return (data["status"] == schema.STATUS_NONFINITE) | ~np.all(np.isfinite(data.phi), axis=1) & \
-                (data["status"] != schema.STATUS_SKIPPED)
-        return data["status"] == arg
-    name, op, v = arg
-    x = data[name].astype(np.float64)
-    return {"<": x < v, ">": x > v, "<=": x <= v, ">=": x >= v}[op]
-
-
-#: identity columns whose bucket extremes the pyramid keeps under other names
-_SPAN_FIELDS = {"epoch": ("epoch_first", "epoch_last"), "iteration": ("first_it", "last_it")}
-
-
-def highlight_buckets(recs: dict, cond: str | None) -> tuple[np.ndarray | None, int | None, bool]:
-    """Buckets that contain a matching row, the number of matching rows, and whether that number is exact.
-
-    Code filters (step class, probe status) count exactly; threshold filters only know from a bucket's
-    min and max whether some row may match, so their count is the rows of such buckets (an upper bound).
-    """
-    if not cond:
-        return None, None, True
-    kind, arg = parse_filter(cond)
-    if kind in ("class", "status"):
-        col = recs[f"{'step_class' if kind == 'class' else 'status'}:{arg}"].astype(np.int64)
-        return col > 0, int(col.sum()), True
-    name, op, v = arg
-    if f"{name}:min" in recs:
-        lo, hi = recs[f"{name}:min"], recs[f"{name}:max"]
-    elif name in _SPAN_FIELDS:
-        lo, hi = (recs[f].astype(np.float64) for f in _SPAN_FIELDS[name])
-    else:  # not aggregated (batch ids, ...): every bucket may match
-        m = np.ones(len(recs["rows"]), bool)
-        return m, int(recs["rows"].sum()), bool(np.all(recs["rows"] == 1))
-    with np.errstate(invalid="ignore"):
-        m = {"<": lo < v, ">": hi > v, "<=": lo <= v, ">=": hi >= v}[op]
-    exact = bool(np.all((recs["rows"] == 1) | ~m))
-    return m, int(recs["rows"][m].sum()), exact
-
-
-# --------------------------------------------------------------------------- composition
 
 @dataclass
 class _Window:

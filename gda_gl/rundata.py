@@ -1,0 +1,120 @@
+"""One run prepared for drawing: windowed access to its rows and pyramid, a name and a colour.
+
+A :class:`RunData` never loads a long recording whole: the composition asks its
+:class:`~recorder.window.RunWindows` for exactly the rows or pyramid buckets a frame needs.
+In-memory runs (tests, live training in the same process) grow with :meth:`RunData.extend`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from recorder.codec import Iterations
+from recorder.window import RunWindows
+
+from .growable import Growable
+from .style import RUN_COLORS
+
+__all__ = ["RunData"]
+
+
+class RunData:
+    """One run prepared for drawing: windowed access to its rows and pyramid, a name and a colour.
+
+    Parameters
+    ----------
+    source : an in-memory :class:`~recorder.codec.Iterations` (grows with :meth:`extend`) or a
+        :class:`~recorder.window.RunWindows` onto a recording (grows with :meth:`refresh`)
+    name, color : legend entry
+    """
+
+    #: recordings longer than this are never loaded whole through :attr:`data` (use the windows)
+    MAX_WHOLE_ROWS = 1_000_000
+
+    def __init__(self, source, name: str = "run", color=None):
+        self.name = name
+        self.color = np.asarray(color if color is not None else RUN_COLORS[0], np.float32)
+        self.visible = True
+        self._whole: Iterations | None = None  # all rows of a recording-backed run, loaded on first use of .data
+        if isinstance(source, RunWindows):
+            self.windows = source
+            self._grow = None
+        else:
+            self._alpha = np.asarray(source.alpha_grid, np.float64)
+            self._grow = ({k: Growable(v) for k, v in source.columns.items()}, Growable(source.phi),
+                          Growable(source.trial_offsets), {k: Growable(v) for k, v in source.trials.items()})
+            self.windows = RunWindows.from_iterations(self._publish(), name)
+        self.alphas = self.windows.alpha_grid
+        self.reach = max(1.0, float(self.alphas.max())) if len(self.alphas) else 1.0
+
+    @classmethod
+    def from_recording(cls, rec, name: str | None = None, color=None) -> "RunData":
+        """A run backed by an open recording: nothing is read until a window asks for it."""
+        return cls(RunWindows.from_recording(rec), name or rec.name, color)
+
+    def _publish(self) -> Iterations:
+        cols, phi, off, trials = self._grow
+        return Iterations(self._alpha, {k: g.view for k, g in cols.items()}, phi.view, off.view,
+                          {k: g.view for k, g in trials.items()})
+
+    # -- size ------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.windows.n_rows
+
+    @property
+    def in_memory(self) -> bool:
+        return self._grow is not None
+
+    @property
+    def data(self) -> Iterations:
+        """All rows (in-memory runs, or recordings of at most :attr:`MAX_WHOLE_ROWS` rows)."""
+        if self._grow is not None:
+            return self.windows.rows_in_memory
+        if self._whole is None or len(self._whole) != len(self):
+            if len(self) > self.MAX_WHOLE_ROWS:
+                raise MemoryError(f"{self.name}: {len(self):,} rows are too many to load whole; use windows")
+            self._whole = self.windows.rows(-math.inf, math.inf)
+        return self._whole
+
+    @property
+    def x_span(self) -> tuple[float, float]:
+        s = self.windows.span()
+        return (0.0, 1.0) if s is None else s
+
+    # -- growth ----------------------------------------------------------------------
+    def extend(self, new: Iterations) -> None:
+        """Append rows (in-memory live runs): O(new rows); the pyramid grows in place."""
+        if len(new) == 0:
+            return
+        if self._grow is None:
+            raise TypeError("a recording-backed run grows with refresh()")
+        cols, phi, off, trials = self._grow
+        n_old = phi.n
+        for k, g in cols.items():
+            g.append(new.columns[k])
+        phi.append(new.phi)
+        off.set_tail(n_old, new.trial_offsets + int(off.view[-1]))
+        for k, g in trials.items():
+            g.append(new.trials[k])
+        self.windows.grow_in_memory(self._publish(), new)
+
+    def refresh(self) -> int:
+        """Pick up rows a writer committed since the last call (recording-backed runs)."""
+        return 0 if self._grow is not None else self.windows.refresh()
+
+    # -- windows ---------------------------------------------------------------------
+    def rows(self, x0: float, x1: float) -> Iterations:
+        """Rows with iteration in ``[x0, x1)``."""
+        return self.windows.rows(x0, x1)
+
+    def rows_reaching(self, x0: float, x1: float) -> Iterations:
+        """Rows whose segments (loose ends included) can reach ``[x0, x1]``."""
+        return self.windows.rows(math.floor(x0 - self.reach), math.floor(x1) + 1)
+
+    def row_at(self, x: float) -> Iterations | None:
+        """The row whose segment [k, k+1) contains x, or None."""
+        if not math.isfinite(x):
+            return None
+        return self.windows.row_of(int(math.floor(x)))
