@@ -127,7 +127,7 @@ def encode_block(cols: Mapping[str, np.ndarray], phi: np.ndarray, tcount: np.nda
     list of bytes
     """
     if fields is None:
-        fields = _stored(version)
+        fields = schema.stored_fields(version)
     arrays = [np.ascontiguousarray(cols[n], dt) for n, dt in fields]
     arrays.append(np.ascontiguousarray(phi, schema.PHI_DTYPE))
     arrays.append(np.ascontiguousarray(tcount, schema.TRIAL_COUNT_DTYPE))
@@ -159,17 +159,33 @@ MAX_BLOCK_ROWS = 1 << 16
 MAX_BLOCK_PHI_BYTES = 256 << 20
 
 
-def _stored(version: int, optional=None) -> tuple[tuple[str, np.dtype], ...]:
-    return schema.stored_fields(version, optional)
+def _row_count(n, k: int, version: int) -> int:
+    """A block's stored row count ``n``, checked against what a block may hold."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise BlockError(f"row count n is {type(n).__name__}, expected an integer")
+    n = int(n)
+    if n <= 0:
+        raise BlockError(f"row count n = {n} (must be positive)")
+    if k <= 0:
+        raise BlockError("the alpha grid is empty")
+    if version >= 2 and (n > MAX_BLOCK_ROWS or n * k * schema.PHI_DTYPE.itemsize > MAX_BLOCK_PHI_BYTES):
+        raise BlockError(f"row count n = {n} is more than a block can hold")
+    return n
 
 
-def _missing_columns(n: int, present) -> dict[str, np.ndarray]:
-    """The fields this release knows that a file does not store, as columns of their default."""
-    out = {}
+def _decode_fields(it, fields, n: int, version: int) -> dict[str, np.ndarray]:
+    """The per-iteration columns, in the current dtypes; fields the file lacks as their default."""
+    cols = {}
+    for name, dt in fields:
+        value, col = next(it)
+        arr = _blob(value, col, n, dt, version)
+        want = schema.ITER_DTYPES.get(name)
+        if want is not None:  # a field this release does not know is skipped
+            cols[name] = arr if arr.dtype == want else arr.astype(want)
     for name, want in schema.ITER_DTYPES.items():
-        if name not in present:
-            out[name] = np.full(n, schema.field_default(name), want)
-    return out
+        if name not in cols:  # newer than the file: its default
+            cols[name] = np.full(n, schema.field_default(name), want)
+    return {name: cols[name] for name in schema.ITER_DTYPES}
 
 
 def decode_block(blobs: Sequence, n, k: int, version: int = schema.SCHEMA_VERSION,
@@ -201,31 +217,14 @@ def decode_block(blobs: Sequence, n, k: int, version: int = schema.SCHEMA_VERSIO
         one line describing the first mismatch (wrong type, length, row count, trial counts, order).
     """
     if fields is None:
-        fields = _stored(version)
+        fields = schema.stored_fields(version)
     names = [f"f_{name}" for name, _ in fields] + list(schema.PHI_TRIAL_COLUMNS)
     if len(blobs) != len(names):
         raise BlockError(f"has {len(blobs)} columns, expected {len(names)}")
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise BlockError(f"row count n is {type(n).__name__}, expected an integer")
-    n = int(n)
-    if n <= 0:
-        raise BlockError(f"row count n = {n} (must be positive)")
-    if k <= 0:
-        raise BlockError("the alpha grid is empty")
-    if version >= 2 and (n > MAX_BLOCK_ROWS or n * k * schema.PHI_DTYPE.itemsize > MAX_BLOCK_PHI_BYTES):
-        raise BlockError(f"row count n = {n} is more than a block can hold")
+    n = _row_count(n, k, version)
     raw = version < 2
     it = iter(zip(blobs, names))
-    cols = {}
-    for name, dt in fields:
-        value, col = next(it)
-        arr = _blob(value, col, n, dt, version)
-        want = schema.ITER_DTYPES.get(name)
-        if want is not None:
-            cols[name] = arr if arr.dtype == want else arr.astype(want)
-    if len(cols) != len(schema.ITER_DTYPES):
-        cols.update(_missing_columns(n, cols))  # fields newer than the file: their default
-    cols = {name: cols[name] for name in schema.ITER_DTYPES}
+    cols = _decode_fields(it, fields, n, version)
     value, col = next(it)
     if raw and isinstance(value, (bytes, bytearray, memoryview)) and len(value) != n * k * schema.PHI_DTYPE.itemsize:
         raise BlockError(f"column phi holds {len(value)} bytes, expected {n * k * schema.PHI_DTYPE.itemsize} "
