@@ -545,6 +545,9 @@ class Recorder:
 
     def _trial_points(self, pre: dict, line: _Line, ls: dict, info: _StepInfo) -> None:
         """A closure optimizer's evaluations are the line search's trial points, projected onto d_k."""
+        if self.shard is not None:  # every rank raises here alike: no collective is left waiting
+            raise ValueError("line-search trial points on sharded parameters are not supported (their projections "
+                             "would be local to each rank)")
         w0, d, dd = line.w0, line.d, line.dd
         ref, rr = d, dd
         if dd == 0:  # no move (a failed line search): measure along the farthest trial (alpha 1 there)
