@@ -98,9 +98,10 @@ class ProbeConfig:
     sub_batch : evaluate on the first ``sub_batch`` samples of each mini-batch (None: all)
     batch_dim : how ``sub_batch`` finds the samples.  ``None``: dimension 0 of every tensor, refusing
         layouts it cannot tell apart (a target whose first dimension differs from the inputs', an
-        input of shape ``(T, B, ...)`` with ``T == B``); an ``int``: that dimension of every input
-        and target tensor; a callable ``f(args, kwargs, target, n) -> (args, kwargs, target)``: your
-        own slicing
+        input of shape ``(T, B, ...)`` with ``T == B``); an ``int``: that dimension of the tensors
+        that have the batch's size there, dimension 0 of those whose only such dimension is 0 (the
+        ``(B,)`` target of ``(T, B, F)`` inputs), other tensors whole (see :func:`sub_batch`); a
+        callable ``f(args, kwargs, target, n) -> (args, kwargs, target)``: your own slicing
     data : ``None`` for the current mini-batch (the paper's setting), or a fixed
         probe set ``(inputs, target)``: then phi_k(1) = phi_{k+1}(0) and the curve is continuous
     strategy : ``"auto"``, ``"sweep"`` or ``"batched"``

@@ -234,3 +234,29 @@ def test_batch_dim_refuses_only_real_ambiguity():
     assert t.shape == (3, 4)
     with pytest.raises(ValueError, match="batch_dim"):  # the same with T == B: per step or per sample?
         sub_batch((torch.zeros(10, 10, 8),), {}, torch.zeros(10, 4), 3, batch_dim=1)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "training"])
+def test_training_under_autocast_stays_bit_identical(tmp_path, precision):
+    """The probe leaves the loop's autocast state and weight cache alone (the loop here never clears it)."""
+    data = batches(4)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def loop(model, opt):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            for x, y in data:
+                opt.zero_grad()
+                loss_fn(model(x), y).backward()
+                opt.step()
+
+    torch.manual_seed(0)
+    plain, traced = MLP(), MLP()
+    traced.load_state_dict(plain.state_dict())
+    loop(plain, torch.optim.Adam(plain.parameters(), lr=0.01))
+    opt = torch.optim.Adam(traced.parameters(), lr=0.01)
+    with recorder.attach(opt, traced, loss_fn, tmp_path / "bit.gda", strict=True,
+                         probe=ProbeConfig(k=5, strategy="sweep", precision=precision)):
+        loop(traced, opt)
+    for p, q in zip(plain.parameters(), traced.parameters()):
+        assert torch.equal(p, q)
+    assert np.all(Recording(tmp_path / "bit.gda").read()["status"] == schema.STATUS_OK)
