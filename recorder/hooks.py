@@ -99,7 +99,8 @@ def _fingerprint(obj) -> str:
     def feed(o):
         if isinstance(o, torch.Tensor):
             h.update(str((tuple(o.shape), o.dtype)).encode())
-            h.update(o.detach().reshape(-1)[:256].cpu().numpy().tobytes())
+            head = o.detach().reshape(-1)[:256].cpu()
+            h.update((head.float() if head.dtype == torch.bfloat16 else head).numpy().tobytes())  # numpy has no bf16
         elif isinstance(o, (list, tuple)):
             for x in o:
                 feed(x)

@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE / "helpers"))
 
 RTOL = 1e-5
 WORLD2 = ["fsdp2_mlp", "fsdp2_transformer", "fsdp2_transformer_root", "fsdp2_accum_clip", "fsdp2_batched", "tp",
-          "fsdp1_flat", "fsdp1_orig", "fsdp1_grad_op"]
+          "fsdp1_flat", "fsdp1_orig", "fsdp1_grad_op", "fsdp2_bf16"]
 NODES = ["fsdp2_mlp", "fsdp2_tp_2d"]
 
 pytestmark = [pytest.mark.slow,
@@ -194,6 +194,23 @@ def test_what_cannot_be_measured_is_recorded_as_failed_with_the_reason(world2, s
 def test_fsdp1(world2, setup):
     """FullyShardedDataParallel with use_orig_params False (flat parameters) and True."""
     _check_exact(_ran(world2), setup, 2)
+
+
+def test_fsdp2_mixed_precision_is_measured_at_the_training_precision(world2):
+    """MixedPrecisionPolicy(param_dtype=bfloat16, reduce_dtype=float32): the sharded forward the probe runs
+    computes in bfloat16, as training does, so phi(0) is train_loss exactly and every value agrees with the
+    fp32 truth to bfloat16 precision (8 mantissa bits: 1e-2), not to 1e-5."""
+    from recorder.store import Recording
+
+    out = _ran(world2)
+    tape = torch.load(out / "fsdp2_bf16.pt")
+    assert all(tape["identical"]) and tape["writers"] == [True, False]
+    d = Recording(out / "fsdp2_bf16.gda").read()
+    assert len(d) == 3 and np.all(d["status"] == 0)
+    np.testing.assert_allclose(d.phi[:, 0], d["train_loss"], rtol=1e-6)
+    truth = _truth("fsdp2_bf16", tape, d.alpha_grid)
+    for name in ("phi", "train_loss", "slope0", "grad_norm"):
+        np.testing.assert_allclose(d.phi if name == "phi" else d[name], truth[name], rtol=1e-2, err_msg=name)
 
 
 @pytest.mark.parametrize("setup", NODES)

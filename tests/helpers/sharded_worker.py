@@ -80,10 +80,14 @@ def shard(setup: str, model: nn.Module, world: int):
 
     rank = dist.get_rank()
     if setup.startswith("fsdp2") and "tp" not in setup:
+        from torch.distributed.fsdp import MixedPrecisionPolicy
+
+        mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if "bf16" in setup else None
+        kw = {"mp_policy": mp} if mp is not None else {}
         if "root" not in setup:  # per layer: the MLP's two Linear layers, the transformer's embed, block, head
             for m in model.children():
-                fully_shard(m)
-        fully_shard(model)
+                fully_shard(m, **kw)
+        fully_shard(model, **kw)
         return model, world, rank
     if setup == "tp":
         from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
