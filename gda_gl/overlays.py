@@ -3,8 +3,10 @@
 Drawn after :meth:`gda_gl.render.CurveRenderer.draw` with the engine's own GL
 programs (:mod:`gda_gl.gl.programs`) in canvas pixels, positioned with the
 :class:`~gda_gl.view.View` that was just drawn.  Compute-only helpers
-(:func:`loose_connectors`, :func:`match_rug`) are separate from the GL class
-so they can be tested without a context.  No toolkit imports here.
+(:func:`help_text`, :func:`text_boxes`) are separate from the GL class so
+they can be tested without a context.  What the overlays draw over the curve
+(owner lines, the highlight rug) comes out of the composition
+(:func:`gda_gl.scene.compose`) in the drawn Frame; they only draw it.  No toolkit imports here.
 
 Names used everywhere (help, legend, details panel, README):
 
@@ -20,7 +22,6 @@ Names used everywhere (help, legend, details panel, README):
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -32,8 +33,7 @@ from .view import View
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OverlaySpec", "Overlays", "GLYPHS", "HELP_KEYS", "help_text", "loose_connectors", "match_rug",
-           "text_boxes"]
+__all__ = ["OverlaySpec", "Overlays", "GLYPHS", "HELP_KEYS", "help_text", "text_boxes"]
 
 LOOSE_RGBA = (0.95, 0.55, 0.10, 1.0)
 TRIAL_RGBA = (0.15, 0.15, 0.15, 0.9)
@@ -88,77 +88,6 @@ class OverlaySpec:
     readout: str = ""                                       # frame-time readout (bottom-left)
     run_color: tuple = (0.12, 0.47, 0.71, 1.0)
     extras: dict = field(default_factory=dict)
-
-
-def loose_connectors(runs, view: View, show_loose: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Owner lines of the loose ends beyond the alpha grid, in data units (x, display y).
-
-    A trial point with alpha beyond the last grid alpha sits at x = k + alpha / taken, possibly over
-    a neighbouring step.  Its line starts at the end of its own step's drawn arc: the last grid
-    point when the part beyond the step is shown, else the accepted step (k + 1).  Only steps
-    that start in the view get lines (a step left of the view would cross the whole plot).
-    """
-    p0s, p1s = [], []
-    for run in runs:
-        if len(run) == 0:
-            continue
-        a = np.asarray(run.alphas, np.float64)
-        amax = float(a.max()) if len(a) else 1.0
-        # a loose end can sit far right of its step: look back far enough for the largest trial alphas
-        d = run.rows_reaching(view.x0 - 64.0, view.x1)
-        if len(d) == 0:
-            continue
-        off = d.trial_offsets
-        ta, tb = int(off[0]), int(off[-1])
-        if tb <= ta:
-            continue
-        rows = np.repeat(np.arange(len(d)), np.diff(off))
-        alpha = np.asarray(d.trials["alpha"][ta:tb], np.float64)
-        loss = np.asarray(d.trials["loss"][ta:tb], np.float64)
-        t = np.asarray(d["taken_alpha"][rows], np.float64)
-        t = np.where(np.isfinite(t) & (t > 0), t, 1.0)
-        far = np.isfinite(alpha) & np.isfinite(loss) & (alpha > amax * (1 + 1e-9)) & (alpha > t * (1 + 1e-9))
-        if not far.any():
-            continue
-        rows, alpha, loss, t = rows[far], alpha[far], loss[far], t[far]
-        it = d.iteration[rows].astype(np.float64)
-        tx = it + alpha / t
-        a_end = np.full(len(rows), amax) if show_loose else t
-        phi = np.asarray(d.phi[rows], np.float64)
-        end_y = np.array([np.interp(ae, a, ph) if np.isfinite(ph).all() else np.nan for ae, ph in zip(a_end, phi)])
-        ex = it + a_end / t
-        sel = (it >= math.floor(view.x0)) & (it <= view.x1) & np.isfinite(end_y)
-        if not sel.any():
-            continue
-        ty = _disp(loss[sel], view)
-        ey = _disp(end_y[sel], view)
-        p0s.append(np.stack([ex[sel], ey], axis=1))
-        p1s.append(np.stack([tx[sel], ty], axis=1))
-    if not p0s:
-        return np.empty((0, 2)), np.empty((0, 2))
-    return np.concatenate(p0s), np.concatenate(p1s)
-
-
-def _disp(y: np.ndarray, view: View) -> np.ndarray:
-    y = np.asarray(y, np.float64)
-    if not view.log_y:
-        return y
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(y > 0, np.log10(np.where(y > 0, y, 1.0)), np.nan)
-
-
-def match_rug(matches: np.ndarray, view: View) -> np.ndarray:
-    """Pixel columns (relative to the plot's left edge) holding at least one matching step in ``view``."""
-    m = np.asarray(matches)
-    if len(m) == 0:
-        return np.empty(0, np.int64)
-    lo = int(np.searchsorted(m, np.floor(view.x0) - 1, side="left"))
-    hi = int(np.searchsorted(m, np.ceil(view.x1), side="right"))
-    xs = m[lo:hi].astype(np.float64) + 0.5
-    pw = view.plot[2]
-    cols = np.floor((xs - view.x0) / (view.x1 - view.x0) * pw)
-    cols = cols[(cols >= 0) & (cols < pw)]
-    return np.unique(cols.astype(np.int64))
 
 
 def text_boxes(layer: TextLayer) -> list[tuple[str, tuple[float, float, float, float]]]:

@@ -17,7 +17,7 @@ import numpy as np
 from recorder import stats
 
 from .frame import Frame, Markers, Rects, Segments
-from .scene import CLASS_COLORS, RunData, compose, resolve_view, stat_colors  # noqa: F401 (resolve_view: transitional)
+from .scene import CLASS_COLORS, RunData, compose, stat_colors
 from .state import ViewState
 from .textlayer import TextLayer
 from .view import View

@@ -175,13 +175,6 @@ def resolve_x(runs: list[RunData], state: ViewState) -> tuple[float, float]:
     return x0, x1
 
 
-def resolve_view(runs: list[RunData], state: ViewState, plot_w: int):
-    """(x range, y range in display units) that :func:`compose` would draw (transitional: the explorer's last caller)."""
-    x0, x1 = resolve_x(runs, state)
-    wins, _ = _gather(runs, x0, x1, max(1, plot_w))
-    return (x0, x1), _resolve_y(wins, state, x0, x1)
-
-
 def _resolve_y(wins, state: ViewState, x0: float, x1: float) -> tuple[float, float]:
     if state.y_range is not None:
         y0, y1 = (float(v) for v in transform_y(np.asarray(state.y_range, np.float64), state.log_y))

@@ -75,14 +75,13 @@ def _settle(cv, n=20):
 
 @pytest.mark.gl
 def test_far_loose_end_is_joined_to_its_step_and_the_legend_names_the_glyphs(far_loose):
-    from gda_gl.overlays import loose_connectors
-
     c, cv = _canvas(far_loose)
     try:
         c.set_x_range((28.0, 37.0), animate=False, y_range=(1.6, 4.2))
         img = _settle(cv)
-        v = c.drawn_view
-        p0, p1 = loose_connectors(c.visible_runs(), v, True)
+        v, frame = c.drawn()
+        owner = frame.merged("owner")  # the composition's owner lines, in the drawn frame
+        p0, p1 = owner.p0 + frame.origin, owner.p1 + frame.origin
         assert len(p0) == 1
         assert p0[0][0] == pytest.approx(32.0) and p1[0] == pytest.approx((35.0, 2.4))  # end of arc -> trial
         # dotted orange pixels along the owner line

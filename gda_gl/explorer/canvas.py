@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 from vispy import app
 
-from ..overlays import DETAIL_GLYPHS, OVERVIEW_GLYPHS, Overlays, OverlaySpec, loose_connectors, match_rug
+from ..overlays import DETAIL_GLYPHS, OVERVIEW_GLYPHS, Overlays, OverlaySpec
 from ..render import CurveRenderer
-from . import inputmap
+from . import inputmap, picking
 from .controller import ExplorerController
 from .export import export_view
 
@@ -90,12 +90,12 @@ class ExplorerCanvas(app.Canvas):
         title = self.follower.title() if self.follower is not None else None
         st = c.display_state()
         runs = c.visible_runs()
-        frame = self.renderer.draw(runs, st, c.layout, title=title)
+        frame = self.renderer.draw(c.runs, st, c.layout, title=title)  # picking ids index c.runs
         view = self.renderer.last_view
-        c.drawn_view = view
+        c.set_drawn(view, frame)
         c.drawn_mode = frame.mode
         c.drawn_match = (getattr(frame, "match_count", None), getattr(frame, "match_exact", True))
-        self.overlays.draw(view, self._overlay_spec(st, frame.mode, runs))
+        self.overlays.draw(view, self._overlay_spec(st, frame, runs))
         if c.show_readout:
             from vispy import gloo
 
@@ -106,9 +106,10 @@ class ExplorerCanvas(app.Canvas):
         if c.animating:
             self.request_redraw()
 
-    def _overlay_spec(self, st, mode: str, runs) -> OverlaySpec:
+    def _overlay_spec(self, st, frame, runs) -> OverlaySpec:
+        """What the overlays draw over ``frame``: its owner lines and rug, the legend, help, box, readout."""
         c = self.controller
-        view = c.drawn_view
+        mode = frame.mode
         spec = OverlaySpec(box=self._box, help=c.show_help)
         if runs:
             spec.run_color = tuple(float(v) for v in runs[0].color)
@@ -122,13 +123,11 @@ class ExplorerCanvas(app.Canvas):
                 kinds = kinds + ("rug",)
             spec.legend = kinds
             spec.legend_offset = 16 * len(runs) + 6 if len(runs) > 1 else 0
-        if mode == "detail" and st.show_trials:
-            spec.connectors = loose_connectors(runs, view, st.show_loose)
-        if st.highlight:
-            try:
-                spec.rug = match_rug(c.matches(), view)
-            except ValueError:
-                spec.rug = None
+        owner = frame.merged("owner")
+        if owner is not None:
+            origin = np.asarray(frame.origin, np.float64)
+            spec.connectors = (owner.p0 + origin, owner.p1 + origin)
+        spec.rug = frame.rug
         if c.show_readout and self.frame_ms:
             ms = np.asarray(self.frame_ms)
             spec.readout = (f"frame {ms[-1]:.1f} ms, median {np.median(ms):.1f} ms over {len(ms)} "
@@ -140,7 +139,7 @@ class ExplorerCanvas(app.Canvas):
         c = self.controller
         parts = [self.message] if self.message else []
         if self._mouse is not None:
-            parts.append(_hover_text(c.hover(*self._mouse)))
+            parts.append(picking.hover_text(c.hover(*self._mouse)))
         parts.append(c.match_summary())
         self.status = "  |  ".join(p for p in parts if p)
 
@@ -243,12 +242,3 @@ class ExplorerCanvas(app.Canvas):
             self.refresh_status()
             log.warning("%s", self.message)
             self.poll_timer.stop()
-
-
-def _hover_text(info) -> str:
-    if not info:
-        return ""
-    if "iteration" in info:
-        return (f"{info['run']}: step {info['iteration']:,}, alpha {info['alpha']:.4g}, "
-                f"phi {info['phi']:.6g} (cursor: x {info['x']:.6g}, loss {info['loss']:.6g})")
-    return f"x {info['x']:.6g}, loss {info['loss']:.6g}"

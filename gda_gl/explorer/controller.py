@@ -92,12 +92,17 @@ class ExplorerController(Navigator):
         return picking.iteration_at(self.visible_runs(), x)
 
     def nearest_arc(self, px: float, py: float, max_px: float = picking.HOVER_PX) -> dict | None:
-        """The drawn arc nearest to the cursor over all visible runs (see :func:`.picking.nearest_arc`)."""
-        return picking.nearest_arc(self.runs, self.view(), px, py, max_px, self.state.show_loose)
+        """The drawn arc nearest to the cursor in the drawn frame (see :func:`.picking.nearest_arc`), with its run."""
+        view, frame = self.drawn()
+        near = picking.nearest_arc(frame, view, px, py, max_px)
+        if near is None or near["run_index"] >= len(self.runs):
+            return None
+        return dict(near, run=self.runs[near["run_index"]])
 
     def hover(self, px: float, py: float) -> dict | None:
-        """Run, iteration, alpha and loss under the cursor (plus phi_k(alpha) there), or None off the plot."""
-        self.hover_info = picking.hover_info(self.runs, self.view(), px, py, self.state.show_loose)
+        """What the cursor points at in the drawn frame (see :func:`.picking.hover_info`), or None off the plot."""
+        view, frame = self.drawn()
+        self.hover_info = picking.hover_info(self.runs, frame, view, px, py)
         return self.hover_info
 
     def pick(self, px: float, py: float, tolerance_px: float = picking.PICK_PX) -> int | None:

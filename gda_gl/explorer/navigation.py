@@ -16,8 +16,9 @@ import time
 from dataclasses import replace
 from typing import Callable
 
-from ..render import Layout, resolve_view
-from ..scene import RunData
+from ..frame import Frame
+from ..render import Layout
+from ..scene import RunData, compose, runs_x_span
 from ..state import ViewState
 from ..view import View
 from .animation import Flight
@@ -46,7 +47,7 @@ class Navigator:
         self.size = size
         self.clock = clock
         self.flight = Flight(lambda: self.clock())
-        self.drawn_view: View | None = None   # set by the canvas after each frame: what is on screen
+        self._drawn: tuple[View | None, Frame | None] = (None, None)  # what is on screen (set_drawn)
         self._redraw: list[Callable[[], None]] = []
         if self.state.x_range is None:
             self.state.x_range = self.full_x_range()
@@ -72,12 +73,45 @@ class Navigator:
         return [r for r in self.runs if getattr(r, "visible", True)]
 
     def full_x_range(self) -> tuple[float, float]:
-        spans = [r.x_span for r in self.runs if len(r)]
-        if not spans:
-            return (0.0, 1.0)
-        lo = min(s[0] for s in spans)
-        hi = max(s[1] for s in spans)
-        return (lo, hi if hi > lo else lo + 1.0)
+        """The runs' whole x extent (the composition's :func:`~gda_gl.scene.runs_x_span`)."""
+        return runs_x_span(self.runs)
+
+    # -- what is on screen -------------------------------------------------------
+    def set_drawn(self, view: View, frame: Frame) -> None:
+        """Called by the canvas after every frame: the view and frame now on screen."""
+        self._drawn = (view, frame)
+
+    @property
+    def drawn_view(self) -> View | None:
+        """The view last drawn (None before the first frame)."""
+        return self._drawn[0]
+
+    @drawn_view.setter
+    def drawn_view(self, view: View | None) -> None:
+        """Set only the view on screen (its frame is composed on demand, see :meth:`drawn`)."""
+        self._drawn = (view, None)
+
+    def compose_for(self, state: ViewState) -> tuple[View, Frame]:
+        """The composition of ``state`` on this canvas (:func:`gda_gl.scene.compose`)."""
+        lay = self.layout
+        return compose(self.runs, state, lay.plot, (lay.width, lay.height))
+
+    def drawn(self) -> tuple[View, Frame]:
+        """The view and frame on screen: what the canvas last drew; before the first frame, what it would draw.
+
+        Where only the view is known (set through :attr:`drawn_view`), its frame is composed for exactly
+        that view once and kept.
+        """
+        view, frame = self._drawn
+        if view is None:
+            st = replace(self.state, x_range=self._animated_x(consume=False), _observers=[])
+            return self.compose_for(st)
+        if frame is None:
+            st = replace(self.state, x_range=view.x_range, y_range=view.y_range_data, log_y=view.log_y,
+                         _observers=[])
+            frame = compose(self.runs, st, view.plot, view.size)[1]
+            self._drawn = (view, frame)
+        return view, frame
 
     def _reach(self) -> float:
         """How far right of x = k + 1 a step's drawn arc reaches (the alpha grid's end / the step)."""
@@ -105,7 +139,8 @@ class Navigator:
     def display_view(self) -> tuple[tuple[float, float], tuple[float, float]]:
         """The (animated) x range and y range (display units) to draw now (ends the animation at its end)."""
         st = self.display_state()
-        return resolve_view(self.visible_runs(), st, self.layout.plot[2])
+        view = self.compose_for(st)[0]
+        return view.x_range, view.y_range
 
     def display_state(self) -> ViewState:
         """A copy of the state with the x range to draw now; the animation ends when this returns its target."""
@@ -113,12 +148,7 @@ class Navigator:
 
     def view(self) -> View:
         """The view on screen: the last drawn one, or (before the first frame) the one that would be drawn."""
-        if self.drawn_view is not None:
-            return self.drawn_view
-        st = replace(self.state, x_range=self._animated_x(consume=False), _observers=[])
-        lay = self.layout
-        (x0, x1), (y0, y1) = resolve_view(self.visible_runs(), st, lay.plot[2])
-        return View(float(x0), float(x1), float(y0), float(y1), bool(st.log_y), lay.plot, (lay.width, lay.height))
+        return self.drawn_view if self.drawn_view is not None else self.drawn()[0]
 
     def px_to_data(self, px: float, py: float) -> tuple[float, float]:
         """Canvas pixel (origin top-left) to (iteration x, loss) in data units, through the drawn view."""

@@ -1,17 +1,19 @@
-"""Picking: which drawn arc is under (or nearest to) a pixel, and the hover readout there.
+"""Picking: what drawn thing is under (or nearest to) a pixel, and the hover readout there.
 
-Compute only (numpy, no GL, no toolkit).  Everything is measured in pixels of
-the *drawn* view (:class:`~gda_gl.view.View`), never the target of an
-animation.  Run data is read through the runs' windows
-(``run.rows_reaching``, ``run.row_at``, ``run.windows.row_of``,
-``run.windows.rows_in_range``), so runs of any length work: zoomed far out,
-only the :data:`MAX_PICK_ROWS` rows nearest the cursor column are searched.
+Compute only (numpy, no GL, no toolkit).  Picking reads the :class:`~gda_gl.frame.Frame` that was
+drawn, with the :class:`~gda_gl.view.View` it was drawn in, never the runs or the target of an
+animation: a step can be picked exactly where its arc is on screen, and a readout names a point
+that is drawn.
 
-An arc of step k is drawn as the polyline through ``(k + alpha / t_k, phi_k(alpha))``
-over the probe's alpha grid, where ``t_k`` is the accepted alpha (``<= 0`` or
-NaN count as 1).  The part beyond the step (``alpha > t_k``) is pickable only
-while it is shown, and counts :data:`BEYOND_PENALTY_PX` farther so that a solid
-arc wins over a light one crossing it.
+* Zoomed in, the candidates are the ``arcs`` segments and, when drawn, the ``beyond`` segments
+  (which count :data:`BEYOND_PENALTY_PX` farther, so that a solid arc wins over a light one crossing
+  it).  Each segment carries its run, step and the alphas at its two ends (:class:`~gda_gl.frame.Ids`),
+  so the nearest point of the nearest segment gives the step and an alpha *on the drawn arc*.
+* Zoomed out, the candidates are the buckets of the classic curve and the envelope: the readout names
+  the bucket's iterations and its loss range, never one step's alpha.
+* Elsewhere the readout gives the cursor's coordinates and says it is between the drawn steps.
+
+Per call the work is bounded by what the frame holds (bounded by pixels), never by the run.
 """
 
 from __future__ import annotations
@@ -20,23 +22,15 @@ import math
 
 import numpy as np
 
-from ..scene import RunData, transform_y
+from ..frame import Frame
+from ..rundata import RunData
 from ..view import View
 
-__all__ = ["PICK_PX", "HOVER_PX", "BEYOND_PENALTY_PX", "MAX_PICK_ROWS", "iteration_at", "nearest_arc",
-           "hover_info"]
+__all__ = ["PICK_PX", "HOVER_PX", "BEYOND_PENALTY_PX", "iteration_at", "nearest_arc", "bucket_at", "hover_info"]
 
 PICK_PX = 8.0             # a click this close to a drawn arc selects it
 HOVER_PX = 14.0           # the hover readout names the nearest arc within this distance
 BEYOND_PENALTY_PX = 5.0   # picking prefers solid arcs: a light part counts as this much farther
-MAX_PICK_ROWS = 8192      # rows searched for the nearest arc (zoomed far out: the ones nearest the cursor)
-
-
-def _arrays(d):
-    """Iterations, phi samples and accepted alphas (<= 0 or NaN as 1) of a window of rows."""
-    t = np.asarray(d["taken_alpha"], np.float64)
-    t = np.where(np.isfinite(t) & (t > 0), t, 1.0)
-    return d.iteration.astype(np.float64), np.asarray(d.phi, np.float64), t
 
 
 def iteration_at(runs: list[RunData], x: float) -> tuple[RunData, int] | None:
@@ -48,88 +42,143 @@ def iteration_at(runs: list[RunData], x: float) -> tuple[RunData, int] | None:
     return None
 
 
-def _pick_window(run: RunData, xc: float, tol_x: float):
-    """The rows whose arcs may pass within ``tol_x`` of x = ``xc`` (at most about MAX_PICK_ROWS)."""
-    xa, xb = xc - tol_x, xc + tol_x
-    n = run.windows.rows_in_range(xa - run.reach, xb + 1)
-    if n > MAX_PICK_ROWS:  # zoomed far out: the rows nearest the cursor column are enough
-        half = 0.5 * (xb - xa + run.reach + 1) * MAX_PICK_ROWS / n
-        xa, xb = xc - half, xc + half
-    return run.rows_reaching(xa, xb)
+def _to_px(view: View, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frame positions (relative to the view origin) to GL pixels (origin bottom-left)."""
+    lx, ly, pw, ph = view.plot
+    return lx + p[:, 0] * (pw / (view.x1 - view.x0)), ly + p[:, 1] * (ph / (view.y1 - view.y0))
 
 
-def _nearest_in_run(run: RunData, v: View, px: float, py: float, max_px: float, show_loose: bool):
-    """(distance with penalty, iteration, alpha) of the nearest pickable segment of one run, or None."""
-    lx, ly, pw, ph = v.plot
-    sx, sy = pw / (v.x1 - v.x0), ph / (v.y1 - v.y0)
-    gy = v.size[1] - py
-    win = _pick_window(run, v.x0 + (px - lx) / sx, max_px / sx)
-    a = np.asarray(run.alphas, np.float64)
-    if len(win) == 0 or len(a) < 2:
-        return None
-    it, phi, t = _arrays(win)
-    X = lx + (it[:, None] + a[None, :] / t[:, None] - v.x0) * sx
-    Y = ly + (transform_y(phi, v.log_y) - v.y0) * sy
-    main = a[None, 1:] <= t[:, None] * (1 + 1e-9)
-    keep_seg = main if not show_loose else np.ones_like(main)
-    x0s, y0s, x1s, y1s = X[:, :-1], Y[:, :-1], X[:, 1:], Y[:, 1:]
-    dx, dy = x1s - x0s, y1s - y0s
-    L2 = dx * dx + dy * dy
+def _nearest_segment(batch, view: View, px: float, gy: float, penalty: float):
+    """(distance + penalty, index, position 0..1 along it) of the segment of ``batch`` nearest to a pixel."""
+    x0, y0 = _to_px(view, batch.p0)
+    x1, y1 = _to_px(view, batch.p1)
+    dx, dy = x1 - x0, y1 - y0
+    length2 = dx * dx + dy * dy
     with np.errstate(invalid="ignore", divide="ignore"):
-        u = np.clip(((px - x0s) * dx + (gy - y0s) * dy) / np.where(L2 > 0, L2, 1.0), 0.0, 1.0)
-    dist = np.hypot(x0s + u * dx - px, y0s + u * dy - gy)
-    # the solid arc wins over a light one (beyond a neighbour's step) crossing it nearby
-    dist = np.where(keep_seg & np.isfinite(dist), dist + np.where(main, 0.0, BEYOND_PENALTY_PX), np.inf)
+        u = np.clip(((px - x0) * dx + (gy - y0) * dy) / np.where(length2 > 0, length2, 1.0), 0.0, 1.0)
+    dist = np.hypot(x0 + u * dx - px, y0 + u * dy - gy)
+    dist = np.where(np.isfinite(dist), dist, np.inf)
     j = int(np.argmin(dist))
-    d = float(dist.flat[j])
-    if d - (0.0 if main.flat[j] else BEYOND_PENALTY_PX) > max_px:
-        return None
-    rr, ss = divmod(j, len(a) - 1)
-    return d, int(it[rr]), float(a[ss] + u.flat[j] * (a[ss + 1] - a[ss]))
+    return float(dist[j]) + penalty, j, float(u[j])
 
 
-def nearest_arc(runs: list[RunData], v: View, px: float, py: float, max_px: float = HOVER_PX,
-                show_loose: bool = True) -> dict | None:
-    """The drawn arc nearest to pixel (px, py) over the visible ``runs``, within ``max_px`` pixels.
+def nearest_arc(frame: Frame, view: View, px: float, py: float, max_px: float = HOVER_PX) -> dict | None:
+    """The drawn arc nearest to canvas pixel (px, py) (origin top-left), within ``max_px`` pixels.
 
-    Returns ``{"run", "run_index", "iteration", "alpha", "dist_px"}`` (alpha of the nearest
-    point of the arc; ``run_index`` indexes ``runs``) or None.  Distances are measured in pixels
-    of the drawn view ``v``, to the polyline through the arc's samples (the part beyond the step
-    included when ``show_loose``).
+    Returns
+    -------
+    ``{"run_index", "iteration", "alpha", "dist_px", "beyond"}`` or None. ``run_index`` indexes the
+    runs the frame was composed from; ``alpha`` is the point of the drawn segment nearest the cursor
+    (between the alphas of its two ends); ``dist_px`` includes the penalty of a ``beyond`` segment.
     """
+    gy = view.size[1] - py
     best = None
-    for i, run in enumerate(runs):
-        if not getattr(run, "visible", True) or len(run) == 0:
+    for kind, penalty in (("arcs", 0.0), ("beyond", BEYOND_PENALTY_PX)):
+        batch = frame.merged(kind)
+        if batch is None or batch.ids is None:
             continue
-        hit = _nearest_in_run(run, v, px, py, max_px, show_loose)
-        if hit is not None and (best is None or hit[0] < best["dist_px"]):
-            best = {"run": run, "run_index": i, "iteration": hit[1], "alpha": hit[2], "dist_px": hit[0]}
+        d, j, u = _nearest_segment(batch, view, px, gy, penalty)
+        if d - penalty <= max_px and (best is None or d < best["dist_px"]):
+            ids = batch.ids
+            best = {"run_index": int(ids.run[j]), "iteration": int(ids.first[j]), "dist_px": d,
+                    "alpha": float(ids.a0[j] + u * (ids.a1[j] - ids.a0[j])), "beyond": kind == "beyond"}
     return best
 
 
-def hover_info(runs: list[RunData], v: View, px: float, py: float, show_loose: bool = True) -> dict | None:
-    """Run, iteration, alpha and loss under the cursor (plus phi_k(alpha) there), or None off the plot.
+def bucket_at(frame: Frame, view: View, px: float, py: float) -> dict | None:
+    """The zoomed-out bucket drawn in the cursor's pixel column nearest to it in y (classic curve or envelope).
 
-    The step is the nearest arc within :data:`HOVER_PX`, else the step whose segment [k, k+1)
-    holds the cursor's x (first visible run).  ``run_index`` indexes ``runs``.
+    Returns ``{"run_index", "first", "last", "lo", "hi"}`` (iterations and the drawn loss range, display
+    units undone) or None when no bucket is drawn in that column.
     """
-    if not v.contains_px(px, py):
+    gy = view.size[1] - py
+    best = None
+    for kind in ("classic", "envelope"):
+        batch = frame.merged(kind)
+        if batch is None or batch.ids is None:
+            continue
+        xa, ya = _to_px(view, batch.rects[:, :2])
+        xb, yb = _to_px(view, batch.rects[:, 2:])
+        col = (np.floor(xa) <= px) & (px < np.maximum(np.floor(xb), np.floor(xa) + 1))
+        if not col.any():
+            continue
+        dy = np.where(col, np.maximum(0.0, np.maximum(ya - gy, gy - yb)), np.inf)
+        j = int(np.argmin(dy))
+        if best is None or dy[j] < best[0]:
+            best = (float(dy[j]), batch, j)
+    if best is None:
         return None
-    x, y = v.px_to_data(px, py)
+    _, batch, j = best
+    lo, hi = (float(v) for v in batch.rects[j, [1, 3]] + view.y0)
+    if view.log_y:
+        lo, hi = 10.0 ** lo, 10.0 ** hi
+    return {"run_index": int(batch.ids.run[j]), "first": int(batch.ids.first[j]), "last": int(batch.ids.last[j]),
+            "lo": lo, "hi": hi}
+
+
+def _phi_at(run: RunData, iteration: int, alpha: float) -> float:
+    """phi of the drawn polyline of step ``iteration`` at ``alpha`` (linear between grid samples)."""
+    row = run.windows.row_of(iteration)
+    if row is None or not len(row):
+        return math.nan
+    a = np.asarray(run.alphas, np.float64)
+    phi = np.asarray(row.phi[0], np.float64)
+    fin = np.isfinite(phi)
+    return float(np.interp(alpha, a[fin], phi[fin])) if fin.sum() >= 2 else math.nan
+
+
+def hover_info(runs: list[RunData], frame: Frame, view: View, px: float, py: float) -> dict | None:
+    """What the cursor points at in the drawn frame, or None off the plot.
+
+    Always ``{"x", "loss"}`` (the cursor in data units).  Near a drawn arc also ``"run", "run_index",
+    "iteration", "alpha", "phi", "dist_px"`` (alpha and phi of the drawn point nearest the cursor);
+    zoomed out over a bucket ``"run", "run_index", "bucket": (first, last), "loss_range": (lo, hi)``;
+    otherwise ``"over_step"`` and ``"run"`` when x lies in a step's column [k, k + 1) off its arc, or
+    ``"between": True``.  Only a point of a drawn arc gets an alpha.  ``run_index`` indexes ``runs``.
+    """
+    if not view.contains_px(px, py):
+        return None
+    x, y = view.px_to_data(px, py)
     info = {"x": x, "loss": y}
-    near = nearest_arc(runs, v, px, py, HOVER_PX, show_loose)
-    if near is not None:
-        run, k = near["run"], near["iteration"]
+    near = nearest_arc(frame, view, px, py, HOVER_PX)
+    if near is not None and near["run_index"] < len(runs):
+        run = runs[near["run_index"]]
+        info.update(near, run=run.name, phi=_phi_at(run, near["iteration"], near["alpha"]))
+        return info
+    bucket = bucket_at(frame, view, px, py) if frame.mode == "overview" else None
+    if bucket is not None and bucket["run_index"] < len(runs):
+        info.update(run=runs[bucket["run_index"]].name, run_index=bucket["run_index"],
+                    bucket=(bucket["first"], bucket["last"]), loss_range=(bucket["lo"], bucket["hi"]))
+        return info
+    hit = iteration_at([r for r in runs if getattr(r, "visible", True)], x)
+    if hit is not None:
+        info.update(over_step=hit[1], run=hit[0].name)
     else:
-        hit = iteration_at([r for r in runs if getattr(r, "visible", True)], x)
-        run, k = hit if hit is not None else (None, None)
-    row = run.windows.row_of(k) if run is not None else None
-    if row is not None:
-        it, phi, t = _arrays(row)
-        alpha = (x - it[0]) * t[0]
-        fin = np.isfinite(phi[0])
-        a = np.asarray(run.alphas, np.float64)
-        info.update({"run": run.name, "run_index": runs.index(run), "iteration": int(it[0]),
-                     "alpha": alpha, "dist_px": near["dist_px"] if near else math.inf,
-                     "phi": float(np.interp(alpha, a[fin], phi[0][fin])) if fin.sum() >= 2 else math.nan})
+        info["between"] = True
     return info
+
+
+def hover_text(info: dict | None) -> str:
+    """The status line's words for a :func:`hover_info` result."""
+    if not info:
+        return ""
+    cursor = f"(cursor: x {format_x(info['x'])}, loss {info['loss']:.6g})"
+    if "iteration" in info:
+        return (f"{info['run']}: step {info['iteration']:,}, alpha {info['alpha']:.4g}, phi {info['phi']:.6g} "
+                + cursor)
+    if "bucket" in info:
+        (a, b), (lo, hi) = info["bucket"], info["loss_range"]
+        steps = f"step {a:,}" if a == b else f"steps {a:,}..{b:,}"
+        return f"{info['run']}: {steps}, loss {lo:.6g}..{hi:.6g} {cursor}"
+    if "over_step" in info:
+        return f"x {format_x(info['x'])}, loss {info['loss']:.6g}: over step {info['over_step']:,} of {info['run']}, " \
+               f"off its arc"
+    return f"x {format_x(info['x'])}, loss {info['loss']:.6g} (between drawn steps)"
+
+
+def format_x(x: float) -> str:
+    """An x position (iterations) with every digit of the integer part and four decimals at most."""
+    if not math.isfinite(x):
+        return str(x)
+    s = f"{x:,.4f}".rstrip("0").rstrip(".")
+    return s if s not in ("-0", "") else "0"
