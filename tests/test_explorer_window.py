@@ -172,3 +172,22 @@ def test_side_panel_follows_the_selected_run_not_only_the_step(drive):
         assert p["selected"][1] == k and p["detail"] == [p["want"], k]
         assert f"run: <b>{p['want']}</b>" in p["panel"], p["panel"]
         assert f"train loss: <b>{p['train_loss']:.6g}</b>" in p["panel"]
+
+
+def test_status_and_tooltip_follow_a_view_that_moves_without_the_mouse(drive):
+    """Issue 17.6: after Home, L or a key zoom the resting cursor's status and tooltip kept the old step."""
+    r = _get(drive, "readout_after_view_moves")
+    for name in ("home", "log", "zoom"):
+        s = r[name]
+        assert s["before"]["tip_visible"] and "step 120" in s["before"]["tip"], (name, s["before"])
+        k = s["expect_step"]
+        if k is None:
+            assert "step" not in s["status"], (name, s)
+        else:
+            assert f"{s['expect_run']}: step {k:,}," in s["status"], (name, s)
+        if s["expect_near"]:
+            assert s["tip_visible"] and s["tip"].startswith(f"{s['expect_run']}\nstep {k:,}\n"), (name, s)
+            alpha, phi = s["tip"].split("\n")[2:4]  # the tooltip states the numbers of the status line
+            assert f"{alpha}, {phi}" in s["status"] and s["tooltip"] == s["tip"], (name, s)
+        else:
+            assert not s["tip_visible"], (name, s)

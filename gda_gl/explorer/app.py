@@ -21,6 +21,7 @@ and scales with the window.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -83,6 +84,13 @@ def _detail_canvas(controller, parent):
     controller.state.observe(lambda st, changed: canvas.update() if changed & {"selected", "log_y"} else None)
     controller.on_redraw(canvas.update)
     return canvas
+
+
+def _tooltip_text(info: dict | None, max_px: float = 14.0) -> str | None:
+    """The tooltip for a hover readout: run, step, alpha and phi of the drawn point near the cursor, or None."""
+    if not info or "iteration" not in info or info.get("dist_px", math.inf) > max_px:
+        return None
+    return f"{info['run']}\nstep {info['iteration']:,}\nalpha {info['alpha']:.4g}\nphi {info['phi']:.6g}"
 
 
 def _ResizeFilter(callback):
@@ -215,22 +223,29 @@ class ExplorerWindow:
         self._tooltip()
 
     def _tooltip(self) -> None:
-        """A tooltip naming the run and the step under a resting cursor (native, no redraw)."""
+        """A tooltip naming the run and the step under a resting cursor (native, no redraw).
+
+        It follows the hover readout, which the canvas recomputes after every frame: when the view
+        moves under a resting cursor (Home, L, a key zoom, following a live run) a visible tooltip
+        is rewritten at once, and hidden when no arc is under the cursor any more.
+        """
         from PyQt6 import QtCore, QtWidgets
 
         info, mouse = self.ctrl.hover_info, self.canvas.mouse
-        key = None if not info or "iteration" not in info or mouse is None else \
-            (info["run"], info["iteration"], int(mouse[0]), int(mouse[1]))
-        if key is None or info.get("dist_px", 99) > 14:
+        text = _tooltip_text(info) if mouse is not None else None
+        shown = QtWidgets.QToolTip.isVisible() and self.tooltip_text != ""
+        if text is None:
             self._tip = (None, 0)
+            if shown:
+                QtWidgets.QToolTip.hideText()
+            self.tooltip_text = ""
             return
+        key = (text, int(mouse[0]), int(mouse[1]))
         last, n = getattr(self, "_tip", (None, 0))
         self._tip = (key, n + 1 if key == last else 1)
-        if self._tip[1] == 4:  # resting for ~0.3 s
+        if self._tip[1] == 4 or (shown and text != self.tooltip_text):  # resting ~0.3 s, or the view moved
             r = self.canvas.pixel_scale
             pos = self.canvas.native.mapToGlobal(QtCore.QPoint(int(mouse[0] / r), int(mouse[1] / r)))
-            text = (f"{info['run']}\nstep {info['iteration']:,}\nalpha {info['alpha']:.4g}\n"
-                    f"phi {info['phi']:.6g}")
             QtWidgets.QToolTip.showText(pos, text, self.canvas.native)
             self.tooltip_text = text
 

@@ -404,6 +404,40 @@ def main() -> None:
                                   "train_loss": float(c.runs[ri].data["train_loss"][c.runs[ri].data.row_of(k)])})
         return out
 
+    @scenario("readout_after_view_moves")
+    def _():
+        """Issue 17.6: status and tooltip must follow the view when it moves without the mouse (Home, L)."""
+        from PyQt6.QtWidgets import QToolTip
+
+        out = {}
+        for name, act in (("home", lambda: key("Home")), ("log", lambda: key("l")), ("zoom", lambda: key("+"))):
+            if c.state.log_y:
+                key("l")
+            c.set_x_range((100.0, 140.0))
+            settle()
+            run = c.runs[0]
+            row = run.data.row_of(120)
+            t = float(run.data["taken_alpha"][row])
+            pos = c.drawn_view.data_to_px(120 + 0.5 / t, float(np.interp(0.5, run.alphas, run.data.phi[row])))
+            pos = (int(round(pos[0])), int(round(pos[1])))
+            hover_at(pos)
+            wait(700)
+            before = {"status": w.win.statusBar().currentMessage(), "tooltip": w.tooltip_text,
+                      "tip_visible": QToolTip.isVisible(), "tip": QToolTip.text()}
+            act()
+            settle()
+            wait(700)
+            expect = c.hover(*pos)  # what is under the resting cursor in the view drawn now
+            out[name] = {"before": before, "status": w.win.statusBar().currentMessage(),
+                         "tooltip": w.tooltip_text, "tip_visible": QToolTip.isVisible(), "tip": QToolTip.text(),
+                         "expect_step": expect.get("iteration") if expect else None,
+                         "expect_run": expect.get("run") if expect else None,
+                         "expect_near": bool(expect and expect.get("dist_px", 99) <= 14),
+                         "x_range": list(c.state.x_range)}
+        if c.state.log_y:
+            key("l")
+        return out
+
     @scenario("follow_missing_file")
     def _():
         from recorder.store import RecordingWriter
