@@ -116,7 +116,9 @@ class ProbeConfig:
         with autocast off, in the parameters' own precision (fp32 for fp32 weights), wherever
         ``step()`` is called; ``"training"`` probes each micro-batch under the autocast state its
         training forward ran in (then phi(0) is the mixed-precision training loss).  Autocast's
-        weight cache is never used: it would hold the low-precision copy of w_k at every alpha
+        weight cache is never used: it would hold the low-precision copy of w_k at every alpha.  A
+        model whose own forward enters autocast (accelerate's mixed precision wraps it so) runs in
+        that precision either way
     memory_budget : bytes of stacked parameters per batched chunk (> 0)
     strict : raise probe errors instead of recording them
     name : preset name, for the run metadata

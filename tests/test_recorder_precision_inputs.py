@@ -260,3 +260,50 @@ def test_training_under_autocast_stays_bit_identical(tmp_path, precision):
     for p, q in zip(plain.parameters(), traced.parameters()):
         assert torch.equal(p, q)
     assert np.all(Recording(tmp_path / "bit.gda").read()["status"] == schema.STATUS_OK)
+
+
+# --------------------------------------------------------------------------- item 8 through Lightning
+
+@pytest.mark.parametrize("precision", ["fp32", "training"])
+def test_lightning_bf16_mixed_probes_in_the_precision_asked(tmp_path, precision):
+    pl = pytest.importorskip("lightning.pytorch")
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from recorder.integrations.lightning import GdaCallback
+
+    class Lit(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = MLP()
+
+        def training_step(self, batch, batch_idx):
+            return F.cross_entropy(self.net(batch[0]), batch[1])
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=1.0)
+
+    class TapeCb(pl.Callback):
+        def on_fit_start(self, trainer, pl_module):
+            self.tape = Tape(pl_module, trainer.optimizers[0])
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            self.tape.feed(*batch)
+
+    X, y = digits(96)
+    torch.manual_seed(0)
+    tape_cb = TapeCb()
+    gda = GdaCallback(tmp_path / "lit.gda", probe=ProbeConfig(k=5, alpha_max=4.0, precision=precision), strict=True)
+    trainer = pl.Trainer(max_steps=3, precision="bf16-mixed", callbacks=[tape_cb, gda], accelerator="cpu", devices=1,
+                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(Lit(), DataLoader(TensorDataset(X, y), batch_size=32, shuffle=False))
+    d = Recording(tmp_path / "lit.gda").read()
+    assert len(d) == 3 and np.all(d["status"] == schema.STATUS_OK)
+    loss_of = ce_bf16 if precision == "training" else ce
+    j0 = list(d.alpha_grid).index(0.0)
+    for k, step in enumerate(tape_cb.tape.steps):
+        ref = truth(lambda: Lit().net, {**step, "state": {n[4:]: v for n, v in step["state"].items()},
+                                        "w1": {n[4:]: v for n, v in step["w1"].items()}}, d.alpha_grid, loss_of)
+        np.testing.assert_allclose(d.phi[k], ref, rtol=1e-6)
+        bf16_gap = abs(d.phi[k, j0] - d["train_loss"][k])  # train_loss: Lightning's bf16-mixed loss
+        assert bf16_gap == 0.0 if precision == "training" else bf16_gap > 1e-6

@@ -4,7 +4,9 @@ What is measured: phi_k(alpha) is the value of ``training_step(batch, batch_idx)
 ``w_k + alpha d_k`` on the step's batches (all of them with ``accumulate_grad_batches`` > 1: their
 mean, as Lightning optimises it), in eval mode by default; ``slope0`` and ``grad_norm`` use the
 gradient before Lightning's ``gradient_clip_val`` clipping.  During the probe ``self.log`` and
-``self.log_dict`` are silenced, so the probe's evaluations never reach your metrics.
+``self.log_dict`` are silenced, so the probe's evaluations never reach your metrics.  With
+``ProbeConfig(precision="training")`` they run in Lightning's precision context (the autocast of
+``precision="bf16-mixed"``), otherwise in fp32.
 
 Automatic optimisation with one optimizer only (the first one is recorded otherwise); the probe
 uses the ``sweep`` strategy (a ``training_step`` is not a function ``vmap`` can batch).
@@ -12,6 +14,7 @@ uses the ``sweep`` strategy (a ``training_step`` is not a function ``vmap`` can 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 from typing import Any
@@ -51,6 +54,7 @@ class GdaCallback(pl.Callback):
         self._batch: tuple | None = None
         self._rng = None
         self._module = None
+        self._trainer = None
 
     # -- the probe's view of a training step -----------------------------------
     def _evaluate(self, mb: MicroBatch):
@@ -58,9 +62,18 @@ class GdaCallback(pl.Callback):
         module.log = lambda *a, **k: None  # the probe's evaluations are not metrics
         module.log_dict = lambda *a, **k: None
         try:
-            return _step_loss(module.training_step(*mb.args, **mb.kwargs))
+            with self._precision():
+                return _step_loss(module.training_step(*mb.args, **mb.kwargs))
         finally:
             del module.log, module.log_dict
+
+    def _precision(self):
+        """Lightning's own precision context (the autocast of ``"bf16-mixed"``, ``"16-mixed"``) with
+        ``ProbeConfig(precision="training")``, so the probe's ``training_step`` runs as the training's
+        did; none otherwise (the probe's default fp32)."""
+        if self.config.precision == "training" and self._trainer is not None:
+            return self._trainer.precision_plugin.train_step_context()
+        return contextlib.nullcontext()
 
     def _call_args(self, module, batch, batch_idx) -> tuple:
         try:
@@ -80,6 +93,7 @@ class GdaCallback(pl.Callback):
         if len(trainer.optimizers) != 1:
             log.warning("GdaCallback: %d optimizers; recording the first one", len(trainer.optimizers))
         self._module = pl_module
+        self._trainer = trainer
         self.recorder = Recorder(trainer.optimizers[0], pl_module, None, self.path, self.config, capture=False,
                                  evaluate=self._evaluate, **self.kwargs)
 
