@@ -24,7 +24,7 @@ import numpy as np
 
 from ..frame import Frame
 from ..rundata import RunData
-from ..view import View
+from ..view import View, transform_y
 
 __all__ = ["PICK_PX", "HOVER_PX", "BEYOND_PENALTY_PX", "iteration_at", "nearest_arc", "bucket_at", "hover_info"]
 
@@ -116,15 +116,19 @@ def bucket_at(frame: Frame, view: View, px: float, py: float) -> dict | None:
             "lo": lo, "hi": hi}
 
 
-def _phi_at(run: RunData, iteration: int, alpha: float) -> float:
-    """phi of the drawn polyline of step ``iteration`` at ``alpha`` (linear between grid samples)."""
+def _phi_at(run: RunData, iteration: int, alpha: float, log_y: bool) -> float:
+    """phi of the drawn polyline of step ``iteration`` at ``alpha``: linear between grid samples in display
+    units (on a log axis the drawn segment is straight in log10(phi))."""
     row = run.windows.row_of(iteration)
     if row is None or not len(row):
         return math.nan
     a = np.asarray(run.alphas, np.float64)
-    phi = np.asarray(row.phi[0], np.float64)
-    fin = np.isfinite(phi)
-    return float(np.interp(alpha, a[fin], phi[fin])) if fin.sum() >= 2 else math.nan
+    y = transform_y(np.asarray(row.phi[0], np.float64), log_y)
+    fin = np.isfinite(y)
+    if fin.sum() < 2:
+        return math.nan
+    yd = float(np.interp(alpha, a[fin], y[fin]))
+    return 10.0 ** yd if log_y else yd
 
 
 def hover_info(runs: list[RunData], frame: Frame, view: View, px: float, py: float) -> dict | None:
@@ -143,7 +147,7 @@ def hover_info(runs: list[RunData], frame: Frame, view: View, px: float, py: flo
     near = nearest_arc(frame, view, px, py, HOVER_PX)
     if near is not None and near["run_index"] < len(runs):
         run = runs[near["run_index"]]
-        info.update(near, run=run.name, phi=_phi_at(run, near["iteration"], near["alpha"]))
+        info.update(near, run=run.name, phi=_phi_at(run, near["iteration"], near["alpha"], view.log_y))
         return info
     bucket = bucket_at(frame, view, px, py) if frame.mode == "overview" else None
     if bucket is not None and bucket["run_index"] < len(runs):
