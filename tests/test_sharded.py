@@ -229,3 +229,23 @@ def test_killing_a_rank_leaves_a_readable_recording(tmp_path):
     d = Recording(tmp_path / "fsdp2_mlp.gda").read()
     assert len(d) >= 3, log[-3000:]
     assert np.all(d["status"][:3] == 0) and np.all(np.isfinite(d.phi[:3]))
+
+
+def test_lightning_model_parallel_strategy_fsdp2(tmp_path):
+    """Lightning's ModelParallelStrategy (FSDP2, CPU) with GdaCallback equals the one-process truth.
+    (Lightning's FSDPStrategy, FSDP1, refuses a CPU accelerator: "The strategy `fsdp` requires a GPU".)"""
+    pytest.importorskip("lightning")
+    from recorder.store import Recording
+
+    proc = subprocess.run([sys.executable, str(HERE / "helpers" / "sharded_lightning.py"), str(tmp_path)], cwd=str(ROOT),
+                          env=_env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    tape = torch.load(tmp_path / "lightning.pt")
+    rec = Recording(tmp_path / "lightning.gda")
+    d = rec.read()
+    assert len(d) == 3 and np.all(d["status"] == 0), rec.events()
+    assert rec.run["sharding"]["kind"] == "fsdp2" and tape["world"] == 2
+    truth = _truth("lightning", tape, d.alpha_grid)
+    for name in ("phi", "train_loss", "slope0", "grad_norm"):
+        np.testing.assert_allclose(d.phi if name == "phi" else d[name], truth[name], rtol=RTOL, err_msg=name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lightning.gda", "lightning.pt"]
