@@ -310,27 +310,39 @@ def precision_context(precision: str, recorded: dict | None, device_types: Seque
 
 
 def tensor_versions(obj) -> list:
-    """(tensor, version counter) for every tensor in ``obj``: :func:`changed_in_place` tells later
-    whether the loop wrote into one of them (the counter grows with every in-place change)."""
+    """(tensor, version counter, checksum) for every tensor in ``obj``: :func:`changed_in_place` tells
+    later whether the loop wrote into one of them (the counter grows with every in-place change).
+
+    A view shares its counter with its base (a slot of a prefetch ring buffer, a slice of a dataset
+    tensor), so a write elsewhere in the base moves it too; views carry a position-weighted checksum
+    (left on the device, read only when the counter moved) that tells such writes from a refill.
+    """
     out = []
     for t in _tensors(obj, []):
         try:
-            out.append((t, t._version))
+            out.append((t, t._version, _checksum(t) if t._base is not None else None))
         except (RuntimeError, AttributeError):  # inference-mode tensors keep no version counter
             pass
     return out
+
+
+def _checksum(t: torch.Tensor) -> torch.Tensor:
+    """The sum and a position-weighted sum of ``t``'s values (float64, on ``t``'s device)."""
+    f = t.detach().reshape(-1).to(torch.float64)
+    w = torch.arange(1, f.numel() + 1, dtype=torch.float64, device=f.device)
+    return torch.stack([f.sum(), torch.dot(f, w)])
 
 
 def changed_in_place(batches: Sequence[MicroBatch]) -> str | None:
     """Why the step's data is no longer what its training forward read (a tensor changed in place since
     it was captured), or None when every tracked tensor is unchanged."""
     for i, mb in enumerate(batches):
-        for t, v in mb.versions or ():
+        for t, v, check in mb.versions or ():
             try:
                 now = t._version
             except (RuntimeError, AttributeError):
                 continue
-            if now != v:
+            if now != v and (check is None or not torch.allclose(_checksum(t), check, rtol=0.0, atol=0.0, equal_nan=True)):
                 return (f"the step's data changed in place after its training forward read it (micro-batch {i}, "
                         f"a tensor of shape {tuple(t.shape)}: version counter {v} -> {now}): the loop refills "
                         "its input buffers before step(), or the model writes into its inputs; phi on that "

@@ -136,6 +136,36 @@ def test_inputs_refilled_in_place_before_step_fail_the_row(tmp_path, strategy, c
     assert np.isfinite(d["train_loss"]).all()  # the scalars from the training step itself stay
 
 
+@pytest.mark.parametrize("slots", [2, 1], ids=["other-slot", "same-slot"])
+def test_a_ring_buffer_prefetching_into_another_slot_is_not_a_refill(tmp_path, slots):
+    # x and y are views of one buffer; writing the next slot before step() bumps their version counters
+    # (shared with the buffer) but leaves their data alone: the step is probed, on the right data.  With
+    # one slot the prefetch overwrites the step's own data: failed rows
+    torch.manual_seed(0)
+    model = MLP()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    tape = Tape(model, opt)
+    loss_fn = nn.CrossEntropyLoss()
+    data = batches(4)
+    xs, ys = torch.zeros(2, 32, 64), torch.zeros(2, 32, dtype=torch.long)
+    xs[0], ys[0] = data[0]
+    with recorder.attach(opt, model, loss_fn, tmp_path / "ring.gda", probe=ProbeConfig(k=5)):
+        for s in range(3):
+            x, y = xs[s % slots], ys[s % slots]
+            opt.zero_grad()
+            tape.feed(x.clone(), y.clone())
+            loss_fn(model(x), y).backward()
+            xs[(s + 1) % slots], ys[(s + 1) % slots] = data[s + 1]  # prefetch into the next slot
+            opt.step()
+    d = Recording(tmp_path / "ring.gda").read()
+    if slots == 1:
+        assert np.all(d["status"] == schema.STATUS_FAILED) and np.all(np.isnan(d.phi))
+        return
+    assert np.all(d["status"] == schema.STATUS_OK)
+    for k, step in enumerate(tape.steps):
+        np.testing.assert_allclose(d.phi[k], truth(MLP, step, d.alpha_grid, ce), rtol=1e-5)
+
+
 def test_a_model_that_changes_its_input_in_place_is_not_probed(tmp_path):
     class Scales(MLP):
         def forward(self, x):
