@@ -357,3 +357,42 @@ def test_view_state_to_json_ignores_observers_that_cannot_be_copied():
     st.observe(Holder().cb)
     back = ViewState.from_json(st.to_json())
     assert back.x_range == (1.0, 5.0) and back.highlight == "overshoot" and back.selected == 3
+
+
+@pytest.mark.parametrize("log_y", [False, True])
+def test_every_readout_names_a_drawn_point_or_none(recs, log_y):
+    """Issue 17.3: a hover readout with an alpha names a point of a drawn arc near the cursor.
+
+    The whole-run view used to say "step 301, alpha -0.2405" (the step nearest in x, the cursor's x
+    turned into an alpha outside the step), log y "alpha -8.519", a box zoom "alpha 2.298" on a 0..2
+    grid.  Off the arcs the readout must carry no alpha (between steps, or a zoomed-out bucket).
+    """
+    from gda_gl.explorer.picking import BEYOND_PENALTY_PX, HOVER_PX
+
+    c, clock = _ctrl(recs, two=True)
+    c.state.update(log_y=log_y)
+    checked = with_alpha = 0
+    for x_range in (c.full_x_range(), (100.0, 140.0), (120.0, 123.5)):
+        c.set_x_range(x_range, animate=False)
+        c.drawn_view = None
+        v = c.view()
+        lx, ly, pw, ph = v.plot
+        for px in np.linspace(lx + 1, lx + pw - 1, 41):
+            for py in np.linspace(v.size[1] - ly - ph + 1, v.size[1] - ly - 1, 23):
+                info = c.hover(float(px), float(py))
+                checked += 1
+                if info is None or "alpha" not in info:
+                    continue
+                with_alpha += 1
+                run = c.runs[info["run_index"]]
+                row = run.windows.row_of(info["iteration"])
+                t = float(row["taken_alpha"][0])
+                t = t if np.isfinite(t) and t > 0 else 1.0
+                a = np.asarray(run.alphas, np.float64)
+                alpha = info["alpha"]
+                assert a[0] - 1e-9 <= alpha <= a[-1] + 1e-9, (x_range, info)
+                phi = float(np.interp(alpha, a, np.asarray(row.phi[0], np.float64)))
+                assert info["phi"] == pytest.approx(phi, rel=1e-9, abs=1e-12)
+                qx, qy = v.data_to_px(info["iteration"] + alpha / t, phi)
+                assert math.hypot(qx - px, qy - py) <= HOVER_PX + BEYOND_PENALTY_PX + 0.5, (x_range, px, py, info)
+    assert checked > 2000 and with_alpha > 50

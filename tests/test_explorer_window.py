@@ -191,3 +191,10 @@ def test_status_and_tooltip_follow_a_view_that_moves_without_the_mouse(drive):
             assert f"{alpha}, {phi}" in s["status"] and s["tooltip"] == s["tip"], (name, s)
         else:
             assert not s["tip_visible"], (name, s)
+
+
+def test_status_line_states_no_alpha_outside_the_drawn_arcs(drive):
+    """Issue 17.3: the whole-run view said "alpha -0.2405", log y "alpha -8.519", a box zoom "alpha 2.298"."""
+    r = _get(drive, "readouts_in_range")
+    assert len(r["lines"]) >= 60 and all(r["lines"])
+    assert all(0.0 <= a <= r["grid_max"] + 1e-9 for a in r["alphas"]), r["alphas"]

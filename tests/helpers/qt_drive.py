@@ -438,6 +438,39 @@ def main() -> None:
             key("l")
         return out
 
+    @scenario("readouts_in_range")
+    def _():
+        """Issue 17.3: status lines over the whole run, in log y and during a box zoom name drawn points only."""
+        import re
+
+        out = {"grid_max": float(max(max(r.alphas) for r in c.runs)), "lines": []}
+        lay = c.layout
+        for log_y in (False, True):
+            if c.state.log_y != log_y:
+                key("l")
+            key("Home")
+            settle()
+            for fx in np.linspace(0.02, 0.98, 9):
+                for fy in (0.2, 0.5, 0.8):
+                    hover_at((int(lay.left + fx * lay.plot[2]), int(c.size[1] - lay.bottom - fy * lay.plot[3])))
+                    wait(40)
+                    out["lines"].append(w.canvas.status)
+        if c.state.log_y:
+            key("l")
+        c.set_x_range((100.0, 104.0))
+        settle()
+        sh = QtCore.Qt.KeyboardModifier.ShiftModifier
+        p0 = (int(lay.left + 0.1 * lay.plot[2]), int(c.size[1] / 2))
+        mouse("press", p0, mods=sh)
+        for fx in np.linspace(0.15, 0.95, 9):
+            mouse("move", (int(lay.left + fx * lay.plot[2]), int(c.size[1] / 2 + 40)), mods=sh)
+            wait(40)
+            out["lines"].append(w.canvas.status)
+        mouse("release", p0, mods=sh)
+        settle()
+        out["alphas"] = [float(a) for line in out["lines"] for a in re.findall(r"alpha (-?[0-9.e+-]+)", line)]
+        return out
+
     @scenario("follow_missing_file")
     def _():
         from recorder.store import RecordingWriter
