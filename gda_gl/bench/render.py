@@ -49,9 +49,9 @@ class _Strip:
     def __init__(self, data):
         from vispy import gloo
 
-        from gda_gl.gl.programs import _program
+        from gda_gl.gl.programs import build_program
 
-        self.prog = _program("polyline")
+        self.prog = build_program("polyline")
         n, k = data.phi.shape
         x = (data.iteration[:, None] + data.alpha_grid[None, :]).reshape(-1).astype(np.float32)
         y = data.phi.reshape(-1)

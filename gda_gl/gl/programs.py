@@ -32,18 +32,19 @@ _QUAD_UNIT = np.array([[0, 0], [1, 0], [1, 1], [0, 0], [1, 1], [0, 1]], np.float
 _QUAD_SIGNED = np.array([[-1, -1], [1, -1], [1, 1], [-1, -1], [1, 1], [-1, 1]], np.float32)
 
 
-def _program(name: str) -> gloo.Program:
+def build_program(name: str) -> gloo.Program:
     """Compile program ``name`` from ``shaders/NAME.vert.glsl`` and ``NAME.frag.glsl`` with its values."""
     values = PROGRAM_VALUES[name]
     return gloo.Program(build(f"{name}.vert.glsl", values), build(f"{name}.frag.glsl", values))
 
 
-def _set_uniforms(program: gloo.Program, uniforms: dict) -> None:
-    """Set the uniforms this program declares; ignore the rest (shared uniform dicts)."""
-    names = getattr(program, "_gda_uniforms", None)
-    if names is None:
-        names = {v[2] for v in program.variables if v[0] == "uniform"}
-        program._gda_uniforms = names
+def _uniform_names(program: gloo.Program) -> frozenset[str]:
+    """The uniforms a program declares."""
+    return frozenset(v[2] for v in program.variables if v[0] == "uniform")
+
+
+def _set_uniforms(program: gloo.Program, names: frozenset[str], uniforms: dict) -> None:
+    """Set the uniforms in ``names`` (those ``program`` declares); ignore the rest (shared uniform dicts)."""
     for k, v in uniforms.items():
         if k in names:
             program[k] = v
@@ -76,7 +77,8 @@ class _Batch:
     """A program plus one vertex buffer of a fixed structured dtype (resized by set_data as needed)."""
 
     def __init__(self, name: str, dtype: np.dtype):
-        self.program = _program(name)
+        self.program = build_program(name)
+        self.uniforms = _uniform_names(self.program)
         self.dtype = dtype
         self.vbo: gloo.VertexBuffer | None = None
         self.count = 0
@@ -90,7 +92,7 @@ class _Batch:
     def draw(self, **uniforms) -> None:
         if self.count == 0:
             return
-        _set_uniforms(self.program, uniforms)
+        _set_uniforms(self.program, self.uniforms, uniforms)
         self.program.draw("triangles")
 
 
@@ -160,7 +162,8 @@ class Overlay:
     TILE = 32
 
     def __init__(self):
-        self.program = _program("overlay")
+        self.program = build_program("overlay")
+        self.uniforms = _uniform_names(self.program)
         self.texture: gloo.Texture2D | None = None
         self.size = (0, 0)
         self.vbo: gloo.VertexBuffer | None = None
@@ -196,5 +199,5 @@ class Overlay:
     def draw(self, **uniforms) -> None:
         if self.texture is None or self.count == 0:
             return
-        _set_uniforms(self.program, uniforms)
+        _set_uniforms(self.program, self.uniforms, uniforms)
         self.program.draw("triangles")
