@@ -21,14 +21,14 @@ import time
 from collections import deque
 from pathlib import Path
 
-import numpy as np
 from vispy import app
 
-from ..overlays import DETAIL_GLYPHS, OVERVIEW_GLYPHS, Overlays, OverlaySpec
+from ..overlays import Overlays, OverlaySpec
 from ..render import CurveRenderer
 from . import inputmap, picking
 from .controller import ExplorerController
 from .export import export_view
+from .frame_draw import draw_controller_frame, overlay_spec
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +88,8 @@ class ExplorerCanvas(app.Canvas):
         w, h = self.physical_size
         c.resize(int(w), int(h))
         title = self.follower.title() if self.follower is not None else None
-        st = c.display_state()
-        runs = c.visible_runs()
-        frame = self.renderer.draw(c.runs, st, c.layout, title=title)  # picking ids index c.runs
-        view = self.renderer.last_view
-        c.set_drawn(view, frame)
-        c.drawn_mode = frame.mode
-        c.drawn_match = (getattr(frame, "match_count", None), getattr(frame, "match_exact", True))
-        self.overlays.draw(view, self._overlay_spec(st, frame, runs))
+        # the same frame the notebook widget draws (frame_draw: curve, set_drawn, overlays)
+        draw_controller_frame(c, self.renderer, self.overlays, title=title, box=self._box, frame_ms=self.frame_ms)
         if c.show_readout:
             from vispy import gloo
 
@@ -107,32 +101,8 @@ class ExplorerCanvas(app.Canvas):
             self.request_redraw()
 
     def _overlay_spec(self, st, frame, runs) -> OverlaySpec:
-        """What the overlays draw over ``frame``: its owner lines and rug, the legend, help, box, readout."""
-        c = self.controller
-        mode = frame.mode
-        spec = OverlaySpec(box=self._box, help=c.show_help)
-        if runs:
-            spec.run_color = tuple(float(v) for v in runs[0].color)
-        if c.show_legend and not c.show_help and runs and st.color_by == "none":
-            kinds = DETAIL_GLYPHS if mode == "detail" else OVERVIEW_GLYPHS
-            kinds = tuple(k for k in kinds if not ((k in ("trial", "loose", "owner") and not st.show_trials)
-                                                   or (k == "beyond" and not st.show_loose)
-                                                   or (k == "rule" and not st.show_rules)
-                                                   or (k == "envelope" and not st.show_envelope)))
-            if st.highlight:
-                kinds = kinds + ("rug",)
-            spec.legend = kinds
-            spec.legend_offset = 16 * len(runs) + 6 if len(runs) > 1 else 0
-        owner = frame.merged("owner")
-        if owner is not None:
-            origin = np.asarray(frame.origin, np.float64)
-            spec.connectors = (owner.p0 + origin, owner.p1 + origin)
-        spec.rug = frame.rug
-        if c.show_readout and self.frame_ms:
-            ms = np.asarray(self.frame_ms)
-            spec.readout = (f"frame {ms[-1]:.1f} ms, median {np.median(ms):.1f} ms over {len(ms)} "
-                            f"({1000.0 / max(np.median(ms), 1e-3):.0f} fps), {mode}")
-        return spec
+        """What the overlays draw over ``frame`` (see :func:`.frame_draw.overlay_spec`)."""
+        return overlay_spec(self.controller, st, frame, runs, self._box, self.frame_ms)
 
     def refresh_status(self) -> None:
         """Recompute the status line against the view just drawn (the cursor may not have moved)."""
