@@ -41,17 +41,18 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
-from .flat import assign, local, offsets
+from .flat import assign, offsets
 from .probe import LineProbe, MicroBatch, batch_size_of
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Layout", "detect", "ShardedProbe", "sharded_probe", "global_mean", "BATCHED_REFUSAL", "GRADIENT_NOTE"]
+__all__ = ["BATCHED_REFUSAL", "GRADIENT_NOTE", "Layout", "ShardedProbe", "detect", "global_mean", "sharded_probe"]
 
 #: The one line that refuses the batched strategy on a sharded model.
 BATCHED_REFUSAL = ("strategy='batched' cannot probe a sharded model (it needs every parameter gathered on each "

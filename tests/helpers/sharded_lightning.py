@@ -19,11 +19,11 @@ from torch import nn
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 
-import lightning.pytorch as pl  # noqa: E402
+import lightning.pytorch as pl
+import sharded_worker as W
 
-import sharded_worker as W  # noqa: E402
-from recorder.integrations.lightning import GdaCallback  # noqa: E402
-from recorder.probe import ProbeConfig, probing  # noqa: E402
+from recorder.integrations.lightning import GdaCallback
+from recorder.probe import ProbeConfig, probing
 
 
 class Module(pl.LightningModule):
