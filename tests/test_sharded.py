@@ -29,8 +29,8 @@ sys.path.insert(0, str(HERE / "helpers"))
 
 RTOL = 1e-5
 WORLD2 = ["fsdp2_mlp", "fsdp2_transformer", "fsdp2_transformer_root", "fsdp2_accum_clip", "fsdp2_batched", "tp",
-          "fsdp1_flat", "fsdp1_orig", "fsdp1_grad_op", "fsdp2_bf16"]
-NODES = ["fsdp2_mlp", "fsdp2_tp_2d"]
+          "fsdp1_flat", "fsdp1_orig", "fsdp1_grad_op", "fsdp2_bf16", "fsdp2_nowriter"]
+NODES = ["fsdp2_mlp", "fsdp2_tp_2d", "fsdp2_hsdp"]
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")]
@@ -213,10 +213,20 @@ def test_fsdp2_mixed_precision_is_measured_at_the_training_precision(world2):
         np.testing.assert_allclose(d.phi if name == "phi" else d[name], truth[name], rtol=1e-2, err_msg=name)
 
 
+def test_rank0_without_a_writer_still_takes_part(world2):
+    """Rank 0 cannot open its recording (a path under /dev/null): it still joins every collective of the
+    probe, so no rank waits and training is bit-identical to training without the recorder."""
+    out = _ran(world2)  # the whole job finished: nothing hung, nothing crashed
+    tape = torch.load(out / "fsdp2_nowriter.pt")
+    assert all(tape["identical"]) and tape["writers"] == [False, False]
+    assert not list(out.glob("fsdp2_nowriter*.gda*"))
+
+
 @pytest.mark.parametrize("setup", NODES)
 def test_two_nodes_rank0_of_the_job_writes(two_nodes, setup):
     """torchrun --nnodes=2 twice on one host (c10d rendezvous on loopback), 2 processes each: a world of 4;
-    FSDP2 per layer, and FSDP2 + tensor parallel on a 2 x 2 mesh."""
+    FSDP2 per layer, FSDP2 + tensor parallel on a 2 x 2 mesh, and HSDP (FSDP2 on a 2 x 2 mesh: replicated
+    over one dimension, sharded over the other)."""
     _check_exact(_ran(two_nodes), setup, 4)
 
 

@@ -84,6 +84,8 @@ def shard(setup: str, model: nn.Module, world: int):
 
         mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if "bf16" in setup else None
         kw = {"mp_policy": mp} if mp is not None else {}
+        if "hsdp" in setup:  # replicated over the first mesh dimension, sharded over the second
+            kw["mesh"] = init_device_mesh("cpu", (2, world // 2), mesh_dim_names=("replicate", "shard"))
         if "root" not in setup:  # per layer: the MLP's two Linear layers, the transformer's embed, block, head
             for m in model.children():
                 fully_shard(m, **kw)
@@ -138,7 +140,8 @@ def train(setup: str, out: str, record: bool, kill: bool = False):
     if record:  # registered before the recorder's hooks, so it sees w_k first
         opt.register_step_pre_hook(lambda o, a, k: tape["w"].append(full_state(model)))
         strategy = "batched" if "batched" in setup else "auto"
-        rec = recorder.attach(opt, model, loss_fn, os.path.join(out, f"{setup}.gda"), overwrite=True,
+        path = "/dev/null/cannot.gda" if "nowriter" in setup else os.path.join(out, f"{setup}.gda")
+        rec = recorder.attach(opt, model, loss_fn, path, overwrite=True,
                               probe=ProbeConfig(k=5, strategy=strategy), commit_interval=0.01)
     micro = 2 if "accum" in setup else 1
     losses = []
