@@ -1,0 +1,158 @@
+"""The explorer in a notebook: render on the machine where the recordings (and the GPU) are.
+
+``from gda_gl.notebook import view``; ``view("runs/a.gda", "runs/b.gda", follow=True)`` returns an
+:class:`ExplorerView`, an ``ipywidgets.HBox``: on the left the frame (an
+:class:`~gda_gl.notebook.widget.ExplorerFrameBuffer`, a jupyter_rfb remote frame buffer), the
+status line, the drawn view in words and the details of the selected step; on the right the
+controls of the desktop window's side panel.  Its attributes ``frame``, ``controller``,
+``follower`` and ``controls`` give the parts.
+
+Design: nothing new is drawn or decided here.  The controller, the input table, picking, the live
+follower, the export and the drawing of a frame (:mod:`gda_gl.explorer.frame_draw`) are the desktop
+explorer's; this package only supplies a GL target without a window (EGL, offscreen framebuffers:
+:mod:`.target`), the mapping of the browser's events (:mod:`.events`) and ipywidgets instead of Qt
+(:mod:`.controls`).  The browser only shows images; rendering stays where the data are.
+
+Bad input (a missing, damaged or not-a-recording file, no OpenGL on the server, a missing extra)
+makes :func:`view` return an :class:`ErrorLine`: the cell shows ``gda-gl: error: ...`` in one line,
+as the CLI would, never a traceback.
+
+While a cell of the same kernel runs (training in the notebook's own kernel), the kernel cannot
+send frames: train in another process (the usual case on a GPU machine; the example notebook does
+this) or in a background thread of the kernel.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+__all__ = ["view", "ExplorerView", "ErrorLine", "error_line"]
+
+
+class ErrorLine:
+    """One line of error shown as a cell's output (``gda-gl: error: ...``), never a traceback."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_html_(self) -> str:
+        return f'<pre class="gda-error" style="color:#b00;margin:0">{html.escape(self.text)}</pre>'
+
+
+def _short(path) -> str:
+    p = str(path)
+    return p if len(p) <= 80 else "..." + p[-77:]
+
+
+def error_line(exc: BaseException, paths=()) -> str:
+    """The CLI's one-line wording of an error met while opening recordings or the GL context."""
+    from recorder.errors import RecordingError
+
+    from ..gl.backend import BackendError
+
+    msg = " ".join(str(exc).split())[:300]
+    if isinstance(exc, (RecordingError, BackendError)):
+        return f"gda-gl: error: {msg}"
+    if isinstance(exc, ImportError):
+        return f"gda-gl: error: the notebook widget needs the notebook extra: pip install 'gda-gl[notebook]' ({msg})"
+    if isinstance(exc, OSError):
+        name = f"{_short(exc.filename)}: " if getattr(exc, "filename", None) else ""
+        return f"gda-gl: error: {name}{exc.strerror or exc}"
+    if isinstance(exc, MemoryError):
+        return "gda-gl: error: out of memory"
+    if isinstance(exc, ValueError) and type(exc).__module__.startswith("recorder."):
+        return f"gda-gl: error: {', '.join(_short(p) for p in paths) or 'recording'}: damaged recording ({msg})"
+    if "egl" in msg.lower() or "opengl" in msg.lower() or type(exc).__module__.startswith(("vispy", "OpenGL")):
+        return f"gda-gl: error: no OpenGL on this machine ({type(exc).__name__}: {msg})"
+    return f"gda-gl: error: unexpected {type(exc).__name__}: {msg}"
+
+
+def _open(paths, follow: bool):
+    """Open the recordings (with ``follow``, missing files are waited for); returns (runs, recordings, pending)."""
+    from recorder.errors import RecordingError
+    from recorder.store import Recording
+
+    from ..scene import RUN_COLORS, RunData
+
+    recs, pending, runs = [], [], []
+    try:
+        for p in paths:
+            if follow and not Path(p).exists():
+                pending.append(str(p))
+                continue
+            rec = Recording(p)
+            recs.append(rec)
+            run = RunData.from_recording(rec, color=RUN_COLORS[len(runs) % len(RUN_COLORS)])
+            if len(run) == 0 and not follow:
+                raise RecordingError(rec.path, f"recording holds no iterations (writer {rec.writer_state()})")
+            run.path = rec.path
+            runs.append(run)
+    except BaseException:
+        for r in recs:
+            r.close()
+        raise
+    return runs, recs, pending
+
+
+def _state(state, follow: bool):
+    from ..state import ViewState
+
+    if state is None:
+        st = ViewState()
+    elif isinstance(state, ViewState):
+        st = state
+    else:
+        st = ViewState.load(state)
+    if follow:
+        st.follow = True
+    return st
+
+
+def view(*paths, follow: bool = False, state=None, size: tuple[int, int] = (1000, 560), poll_s: float = 0.2,
+         quality: int | None = None, export_dir: str | None = None):
+    """Explore recordings in a notebook; returns an :class:`ExplorerView` (or an :class:`ErrorLine`).
+
+    Parameters
+    ----------
+    *paths : recordings (``.gda``), overlaid in one plot
+    follow : follow files being written by another process (missing files are waited for)
+    state : a :class:`~gda_gl.state.ViewState` or the path of a saved one (``gda-gl view --state``)
+    size : the frame's size in CSS pixels (the browser may resize it; the frame follows)
+    poll_s : how often followed files are polled
+    quality : JPEG quality of frames while the view changes (default
+        :data:`~gda_gl.notebook.widget.QUALITY`; 100 sends PNG only)
+    export_dir : where key X writes PNG and CSV (default: the kernel's current folder)
+    """
+    if not paths:
+        return ErrorLine("gda-gl: error: no recording given: view('runs/a.gda', ...)")
+    recs = []
+    try:
+        from .app import ExplorerView
+
+        runs, recs, pending = _open([str(p) for p in paths], follow)
+        return ExplorerView(runs, recs, pending, _state(state, follow), follow=follow, size=size,
+                            poll_s=poll_s, quality=quality, export_dir=export_dir)
+    except Exception as exc:
+        for r in recs:
+            try:
+                r.close()
+            except Exception:  # closing never hides the error being reported
+                pass
+        line = error_line(exc, paths)
+        log.info("%s", line, exc_info=True)
+        return ErrorLine(line)
+
+
+def __getattr__(name):
+    if name == "ExplorerView":  # imported on use: importing gda_gl.notebook needs no ipywidgets
+        from .app import ExplorerView
+
+        return ExplorerView
+    raise AttributeError(name)

@@ -1,0 +1,197 @@
+"""ipywidgets beside the frame: the controls of the desktop window's side panel, the status, the details.
+
+:class:`Controls` mirrors :class:`gda_gl.explorer.panel.ControlPanel` (same toggles, same labels
+naming the keys): run list (visibility), colour-by, the display toggles, y auto-fit, smoothing,
+highlight filter with previous/next match, iteration and epoch ranges, whole run, help, export.
+Every control edits the one :class:`~gda_gl.state.ViewState` through the controller, and
+:meth:`Controls.sync` sets the controls from the state with a guard so it never feeds back.
+
+Below the frame: the status line (key messages, hover readout, highlight matches, live state), a
+line naming the drawn view (x range, whole run or zoomed, selected step), and the details of the
+selected step: its line search drawn by :func:`gda_gl.detail.draw_detail` (a PNG in an
+``ipywidgets.Image``, redrawn only when the selection or the y scale changes) and its numbers.
+Elements carry CSS classes (``gda-status``, ``gda-view``, ``gda-details``) for tests and styling.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+
+import ipywidgets as W
+
+from ..explorer.panel import TOGGLES, _format_details
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Controls"]
+
+
+def _rgb(color) -> str:
+    return "#%02x%02x%02x" % tuple(int(255 * float(v)) for v in color[:3])
+
+
+class Controls:
+    """The ipywidgets wired to one :class:`~gda_gl.notebook.widget.ExplorerFrameBuffer`.
+
+    Parameters
+    ----------
+    fb : the frame buffer widget (its controller, status and details renderer)
+    detail_height : height of the details picture in pixels (its width is the frame's)
+    """
+
+    def __init__(self, fb, detail_height: int = 260):
+        from ..explorer.filters import HIGHLIGHTS
+        from ..explorer.inputmap import SMOOTHING_STEPS
+        from ..state import COLOR_BY_CHOICES
+
+        self.fb, self.ctrl = fb, fb.ctrl
+        self.detail_height = detail_height
+        self._syncing = False
+        self._details_key = None
+        lay = W.Layout(width="250px")
+        self.runs = W.VBox()
+        self.color = W.Dropdown(options=COLOR_BY_CHOICES, description="colour (C)", layout=lay)
+        self.checks = {name: W.Checkbox(description=label, indent=False) for name, label in TOGGLES}
+        self.autofit = W.Checkbox(description="y auto-fit (A)", indent=False)
+        self.smoothing = W.Dropdown(options=[("off", 0.0)] + [(f"EMA {v:g}", v) for v in SMOOTHING_STEPS[1:]],
+                                    description="smooth (M)", layout=lay)
+        self.highlight = W.Combobox(options=[h or "none" for h in HIGHLIGHTS], placeholder="none",
+                                    description="highlight (H)", ensure_option=False, continuous_update=False,
+                                    layout=lay)
+        self.prev_b, self.next_b = W.Button(description="< prev (P)"), W.Button(description="next (N) >")
+        self.it_lo, self.it_hi = W.IntText(layout=W.Layout(width="95px")), W.IntText(layout=W.Layout(width="95px"))
+        self.ep_lo, self.ep_hi = W.IntText(layout=W.Layout(width="95px")), W.IntText(layout=W.Layout(width="95px"))
+        self.it_apply, self.ep_apply = W.Button(description="show"), W.Button(description="show")
+        self.home_b, self.help_b = W.Button(description="whole run (Home)"), W.Button(description="help (?)")
+        self.export_b = W.Button(description="export PNG + CSV (X)")
+        self.status = W.HTML().add_class("gda-status")
+        self.view_line = W.HTML().add_class("gda-view")
+        self.details_image = W.Image(format="png", layout=W.Layout(display="none"))
+        self.details_numbers = W.HTML("<i>click a step (or press D over it) to see its line search here</i>")
+        self.details = W.VBox([self.details_image, self.details_numbers]).add_class("gda-details")
+        self.fill_runs()
+        self._connect()
+        self.sync()
+        fb.on_status(self.show_status)
+        self.ctrl.state.observe(self.sync)
+        self.ctrl.on_grow(self.fill_runs)
+        self.ctrl.on_select(self.show_details)
+
+    def panel(self) -> W.VBox:
+        """The controls in one column (right of the frame)."""
+        def row(*ws):
+            return W.HBox(list(ws))
+
+        return W.VBox([W.HTML("<b>runs</b>"), self.runs, self.color, *self.checks.values(), self.autofit,
+                       self.smoothing, self.highlight, row(self.prev_b, self.next_b),
+                       W.HTML("iterations"), row(self.it_lo, self.it_hi, self.it_apply),
+                       W.HTML("epochs"), row(self.ep_lo, self.ep_hi, self.ep_apply),
+                       row(self.home_b, self.help_b), self.export_b],
+                      layout=W.Layout(width="290px", overflow="auto"))
+
+    # -- wiring ----------------------------------------------------------------------------------
+    def _connect(self) -> None:
+        c, st = self.ctrl, self.ctrl.state
+
+        def on(widget, fn):
+            widget.observe(lambda ch: None if self._syncing else self._guard(fn, ch["new"]), names="value")
+
+        on(self.color, lambda v: st.update(color_by=v))
+        for name, cb in self.checks.items():
+            if name == "follow":
+                on(cb, lambda v: self._say(c.key("f")) if v else st.update(follow=False))
+            else:
+                on(cb, lambda v, n=name: st.update(**{n: v, **({"y_range": None} if n == "log_y" else {})}))
+        on(self.autofit, lambda v: c.toggle_autofit() if v != (st.y_range is None) else None)
+        on(self.smoothing, lambda v: st.update(smoothing=float(v)))
+        on(self.highlight, lambda v: st.update(highlight=None if v in ("", "none") else v))
+        self._click(self.prev_b, lambda: self._say(c.key("p")))
+        self._click(self.next_b, lambda: self._say(c.key("n")))
+        self._click(self.it_apply, lambda: c.set_iteration_range(self.it_lo.value, self.it_hi.value + 1))
+        self._click(self.ep_apply, lambda: c.set_epoch_range(self.ep_lo.value, self.ep_hi.value))
+        self._click(self.home_b, c.home)
+        self._click(self.help_b, lambda: self._say(c.key("?")))
+        self._click(self.export_b, lambda: self._say(self.fb.export()))
+
+    def _click(self, button, fn) -> None:
+        button.on_click(lambda b: self._guard(fn))
+
+    def _guard(self, fn, *args) -> None:
+        """Run a control's action; a bad value (an unknown filter) is one status line, never a traceback."""
+        try:
+            fn(*args)
+        except (ValueError, TypeError) as exc:
+            self._say(str(exc))
+
+    def _say(self, msg) -> None:
+        if msg:
+            self.fb.say(msg)
+
+    # -- the controls follow the state -------------------------------------------------------------
+    def sync(self, st=None, changed=None) -> None:
+        """Set every control from the state (guarded: never feeds back)."""
+        s = self.ctrl.state
+        self._syncing = True
+        try:
+            self.color.value = s.color_by
+            self.highlight.value = s.highlight or "none"
+            for name, cb in self.checks.items():
+                cb.value = bool(getattr(s, name))
+            self.autofit.value = s.y_range is None
+            opts = [v for _, v in self.smoothing.options]
+            self.smoothing.value = min(opts, key=lambda v: abs(v - s.smoothing))
+            if s.x_range is not None:
+                self.it_lo.value = int(math.floor(s.x_range[0]))
+                self.it_hi.value = int(math.ceil(s.x_range[1])) - 1
+            if s.epoch_range is not None:
+                self.ep_lo.value, self.ep_hi.value = (int(v) for v in s.epoch_range)
+        finally:
+            self._syncing = False
+        self.show_details()
+
+    def fill_runs(self) -> None:
+        """One check box per run (visibility), named with its step count, after a swatch of its colour."""
+        names = [f"{run.name} ({len(run):,} steps)" for run in self.ctrl.runs]
+        if names == [b.children[1].description for b in self.runs.children]:
+            return
+        rows = []
+        for i, (run, name) in enumerate(zip(self.ctrl.runs, names)):
+            cb = W.Checkbox(value=bool(getattr(run, "visible", True)), indent=False, description=name)
+            cb.observe(lambda ch, i=i: self.ctrl.set_run_visible(i, ch["new"]), names="value")
+            swatch = W.HTML(f'<span style="color:{_rgb(run.color)}">&#9632;</span>', layout=W.Layout(width="14px"))
+            rows.append(W.HBox([swatch, cb]))
+        self.runs.children = rows
+
+    # -- status and details ---------------------------------------------------------------------------
+    def show_status(self) -> None:
+        self.status.value = f"<code>{html.escape(self.fb.status) or '&nbsp;'}</code>"
+        self.view_line.value = f"<small>{html.escape(self.fb.view_text())}</small>"
+
+    def show_details(self) -> None:
+        """Redraw the details picture and numbers when the selection (run, step) or the y scale changed."""
+        from ..export import encode_png
+
+        c = self.ctrl
+        run = c.selected_run_data()
+        key = (run.name if run is not None else None, c.state.selected, c.state.log_y, self.fb.ctrl.size[0])
+        if key == self._details_key:
+            return
+        self._details_key = key
+        try:
+            image, numbers = self.fb.render_details(max(300, c.size[0]), self.detail_height)
+        except Exception as exc:  # iteration not in this run, a damaged row: one line
+            image, numbers = None, None
+            self.details_numbers.value = html.escape(f"details: {exc}")
+            log.info("details failed", exc_info=True)
+            return
+        if image is None:
+            self.details_image.layout.display = "none"
+            self.details_numbers.value = "<i>click a step (or press D over it) to see its line search here</i>"
+            return
+        self.details_image.value = encode_png(image)
+        self.details_image.layout.display = ""
+        self.details_numbers.value = (f"<b>details of step {numbers.get('iteration')} of "
+                                      f"{html.escape(str(numbers.get('run')))}</b><br>"
+                                      + _format_details(c.details()))
