@@ -596,6 +596,20 @@ class Recording:
         frozen layout, perhaps with more fields); other files are indexed in memory when opened."""
         return self.pyramid_fields is not None
 
+    def series_names(self, builtin: bool = True) -> list[str]:
+        """Names of the scalar series: the built-in ``train_loss``, ``lr``, ``grad_norm`` (when ``builtin``),
+        then those logged with ``rec.log`` in first-logged order (:func:`recorder.series.series_names`)."""
+        from . import series
+
+        return series.series_names(self, builtin)
+
+    def read_series(self, name: str, start: int | None = None, stop: int | None = None):
+        """Every point of series ``name`` in ``[start, stop)`` as :class:`recorder.series.SeriesPoints`
+        (small series; long ones through :meth:`recorder.window.RunWindows.series`); KeyError if none."""
+        from . import series
+
+        return series.read_series(self, name, start, stop)
+
     def file_size(self) -> int:
         """Bytes of the file plus its WAL."""
         total = 0

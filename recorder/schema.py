@@ -87,6 +87,42 @@ Tables
 ``events(id INTEGER PRIMARY KEY, iteration INTEGER, wall_time REAL, kind TEXT, message TEXT)``
     Probe failures with their message, writer notes.
 
+``series``, ``series_blocks``, ``series_lod`` (optional tables, gda_gl 0.3): logged scalars
+    What ``rec.log(name, value, step)`` records (:mod:`recorder.series`): validation loss, accuracy,
+    any scalar, at an iteration, sparse or dense, with its wall time.
+
+    * ``series(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)``: one row per series; a name is
+      1..:data:`MAX_SERIES_NAME` printable characters and never a per-iteration field's name
+      (:data:`FIELDS_V2`, :data:`OPTIONAL_V2`: those are built-in series, read from ``blocks``/``lod``).
+    * ``series_blocks(id INTEGER PRIMARY KEY, series INTEGER, first_iteration, last_iteration, n, data
+      BLOB)``: the points of one series in blocks of up to :data:`SERIES_BLOCK_POINTS`, ``data`` a
+      packed column set (:func:`recorder.colcodec.pack_columns`) of :data:`SERIES_POINT_FIELDS`, ``n``
+      values each; iterations never decrease within a series (equal ones are allowed: several values
+      logged at one step); values are float64, NaN and +-Inf stored as such.  Like ``blocks``, the
+      newest block of a series grows (is rewritten) until full.  Index ``series_blocks_by_series``.
+    * ``series_lod(series, level, chunk, n, first_iteration, last_iteration, data BLOB,
+      PRIMARY KEY(series, level, chunk))``: each series' level-of-detail pyramid, the geometry of
+      ``lod`` (:data:`LOD_BASE_ROWS` points per level-0 bucket, :data:`LOD_FANOUT` per parent,
+      :data:`LOD_CHUNK` buckets per chunk) over the series' *points* (not iterations), bucket fields
+      :data:`SERIES_LOD_FIELDS` (min, max, sum of the finite values and their count, first and last
+      value as recorded, first and last iteration).  The level counts follow from the point count.
+
+    All three are written in the same transaction as the blocks, so a live reader sees a series
+    exactly as far as it was committed and ``kill -9`` loses at most the uncommitted tail.
+
+    Why columnar blocks and not one row per point: measured at 1e7 dense points (one commit per
+    100,000 points, WAL), a ``(name, iteration, wall_time, value)`` WITHOUT ROWID table took 32 s to
+    write and 310 MB, a 1 % range read 97 ms; 4096-point packed blocks took 0.8 s, 55 MB and 3.3 ms.
+
+    Compatibility (the rule for optional tables): a new file is created with the three tables
+    (empty until something is logged); a reader of this release treats a file without them (every
+    earlier file) as one with no logged series, and appending to such a file creates them in the first
+    commit that writes a series.  The previous release (0.2, which knows none of these tables) reads a
+    file with series exactly as before: its reader refuses views, triggers and virtual tables but
+    ignores plain tables and indexes it does not require, so the series are simply not shown.  It
+    cannot *append* to such a file (its writer requires every table to be one it declares), as it
+    already cannot append to any file of this release (``f_micro_batches``); the refusal is one line.
+
 Version 1 files (written by gda_gl 0.1) are opened read-only and indexed in
 memory when opened (a streaming pass over their blocks); they are never
 modified.  ``gda-gl upgrade OLD.gda NEW.gda`` writes a version-2 copy with a
@@ -167,6 +203,16 @@ LOD_FIELDS_V2: tuple[tuple[str, str, str], ...] = (
     ("step_class:0", "<i4", "sum"), ("step_class:1", "<i4", "sum"), ("step_class:2", "<i4", "sum"),
     ("step_class:3", "<i4", "sum"),
 )
+#: Logged series (optional tables, gda_gl 0.3; module docstring): (name, stored dtype) of a block's columns.
+SERIES_POINT_FIELDS: tuple[tuple[str, str], ...] = (("iteration", "<i8"), ("wall_time", "<f8"), ("value", "<f8"))
+#: (name, stored dtype, reduction) of a series' bucket fields, in storage order.
+SERIES_LOD_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("rows", "<i4", "sum"), ("finite", "<i4", "sum"), ("first_it", "<i8", "first"), ("last_it", "<i8", "last"),
+    ("min", "<f8", "min"), ("max", "<f8", "max"), ("sum", "<f8", "sum"), ("first", "<f8", "first"),
+    ("last", "<f8", "last"),
+)
+#: points per full series block; longest series name (characters)
+SERIES_BLOCK_POINTS, MAX_SERIES_NAME = 4096, 200
 #: the dtypes and reductions a stored pyramid field may declare
 LOD_DTYPES = ("<i4", "<i8", "<f4", "<f8")
 LOD_OPS = ("sum", "min", "max", "first", "last")
@@ -320,6 +366,21 @@ def create_statements(optional=None) -> list[str]:
         "PRIMARY KEY (level, chunk)) WITHOUT ROWID",
         "CREATE TABLE events (id INTEGER PRIMARY KEY, iteration INTEGER, wall_time REAL, kind TEXT NOT NULL, "
         "message TEXT NOT NULL)",
+        *series_statements(),
         f"PRAGMA application_id = {APPLICATION_ID}",
         f"PRAGMA user_version = {SCHEMA_VERSION}",
+    ]
+
+
+def series_statements() -> list[str]:
+    """The SQL that creates the optional logged-series tables (module docstring; part of
+    :func:`create_statements`, and run alone when a series is first logged into an earlier file)."""
+    return [
+        "CREATE TABLE series (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
+        "CREATE TABLE series_blocks (id INTEGER PRIMARY KEY, series INTEGER NOT NULL, "
+        "first_iteration INTEGER NOT NULL, last_iteration INTEGER NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL)",
+        "CREATE INDEX series_blocks_by_series ON series_blocks (series, id)",
+        "CREATE TABLE series_lod (series INTEGER NOT NULL, level INTEGER NOT NULL, chunk INTEGER NOT NULL, "
+        "n INTEGER NOT NULL, first_iteration INTEGER NOT NULL, last_iteration INTEGER NOT NULL, "
+        "data BLOB NOT NULL, PRIMARY KEY (series, level, chunk))",
     ]

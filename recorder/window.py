@@ -337,6 +337,21 @@ class RunWindows:
         frac = min(1.0, max(0.0, (x - first) / (last - first + 1.0)))
         return int(self._row0[j]) + int(frac * n)
 
+    # -- scalar series -----------------------------------------------------------------
+    def series_names(self) -> list[str]:
+        """Built-in series (``train_loss``, ``lr``, ``grad_norm``), then those logged into the recording."""
+        from . import series
+
+        return series.window_names(self)
+
+    def series(self, name: str, x0: float, x1: float, width_px: int):
+        """Series ``name`` over iterations ``[x0, x1)`` for ``width_px`` pixel columns: raw
+        :class:`recorder.series.SeriesPoints` (fewer than 16 per column) or :class:`recorder.series.SeriesBuckets`
+        (min, max, last, count ... per bucket), bounded by pixels (:func:`recorder.series.window`)."""
+        from . import series
+
+        return series.window(self, name, x0, x1, width_px)
+
     def summary(self) -> dict[str, np.ndarray] | None:
         """The whole run as one bucket (see :data:`recorder.pyramid.BUCKET_FIELDS`), or None when empty."""
         return self.chunks.top()

@@ -72,6 +72,7 @@ from .errors import RecordingBusyError, RecordingError
 from .fsutil import NETWORK_FS, check_recording_file, fs_type, has_journal, sniff
 from .lock import HEARTBEAT_S, describe_writer, pid_alive, process_token, writer_alive
 from .reader import connect_readonly, read_meta, stored_fields_of, validate_identity
+from .series import SeriesLog
 
 try:
     import fcntl
@@ -262,6 +263,7 @@ class RecordingWriter:
         self._fields = schema.stored_fields()        # the file's per-iteration columns (appending: its own)
         self._columns = schema.block_columns()
         self._lod_fields = BUCKET_FIELDS             # the file's pyramid fields
+        self.series = SeriesLog(self)                # logged scalars, committed with the blocks (recorder.series)
 
         try:
             kind = sniff(self.path)
@@ -710,7 +712,8 @@ class RecordingWriter:
                 return
             self._rows_to_chunk()
             pending, events = self._pending, self._events
-            if not pending and not events and time.time() - self._last_heartbeat < HEARTBEAT_S:
+            if not pending and not events and not self.series.pending and \
+                    time.time() - self._last_heartbeat < HEARTBEAT_S:
                 return
             try:
                 self._write(pending, events)
@@ -745,6 +748,7 @@ class RecordingWriter:
                 con.executemany("INSERT INTO events(iteration, wall_time, kind, message) VALUES (?, ?, ?, ?)",
                                 events)
             self._commit_step(con, written)
+            adopt_series = self.series.stage(con)
             con.execute("UPDATE meta SET value = ? WHERE key = 'writer'",
                         (json.dumps(self._writer_info("open")),))
             con.execute("COMMIT")
@@ -756,6 +760,7 @@ class RecordingWriter:
             raise
         self._tail = new_tail
         self._pyramid = pyr
+        adopt_series()
         self.rows_committed += sum(len(p[1]) for p in pending)
         self._last_heartbeat = time.time()
 
