@@ -106,7 +106,7 @@ class Controls:
                 on(cb, lambda v, n=name: st.update(**{n: v, **({"y_range": None} if n == "log_y" else {})}))
         on(self.autofit, lambda v: c.toggle_autofit() if v != (st.y_range is None) else None)
         on(self.smoothing, lambda v: st.update(smoothing=float(v)))
-        on(self.highlight, lambda v: st.update(highlight=None if v in ("", "none") else v))
+        on(self.highlight, self._set_highlight)
         self._click(self.prev_b, lambda: self._say(c.key("p")))
         self._click(self.next_b, lambda: self._say(c.key("n")))
         self._click(self.it_apply, lambda: c.set_iteration_range(self.it_lo.value, self.it_hi.value + 1))
@@ -114,6 +114,15 @@ class Controls:
         self._click(self.home_b, c.home)
         self._click(self.help_b, lambda: self._say(c.key("?")))
         self._click(self.export_b, lambda: self._say(self.fb.export()))
+
+    def _set_highlight(self, text: str) -> None:
+        """A highlight filter from the box; an unknown one is refused (ValueError -> one status line)."""
+        from ..scene import parse_filter
+
+        text = (text or "").strip()
+        if text not in ("", "none"):
+            parse_filter(text)
+        self.ctrl.state.update(highlight=None if text in ("", "none") else text)
 
     def _click(self, button, fn) -> None:
         button.on_click(lambda b: self._guard(fn))
