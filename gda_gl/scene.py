@@ -49,6 +49,10 @@ __all__ = ["RunData", "Frame", "compose", "build_frame", "fit_y_range", "runs_x_
 
 #: rows in view per pixel column at most for drawing every step as its own arc
 DETAIL_ROWS_PER_PX = 0.5
+#: phi samples (rows x alphas) a frame reads at most to draw every step as its own arc
+DETAIL_SAMPLES = 1 << 24
+#: phi samples a zoomed-out frame reduces from rows at most; more come from the pyramid's finest level
+OVERVIEW_ROW_SAMPLES = 1 << 22
 
 
 @dataclass
@@ -80,10 +84,16 @@ def _gather(runs: list[RunData], x0: float, x1: float, width_px: int, state: Vie
     """Ask each run for the window it must draw; decide overview or detail for the frame."""
     shown = [(i, r) for i, r in enumerate(runs) if r.visible and len(r)]
     counts = [r.windows.rows_in_range(x0 - r.reach, x1) for _, r in shown]
-    mode = "detail" if sum(counts) <= width_px * DETAIL_ROWS_PER_PX else "overview"
+    samples = sum(c * len(r.alphas) for c, (_, r) in zip(counts, shown))
+    detail = sum(counts) <= width_px * DETAIL_ROWS_PER_PX and samples <= DETAIL_SAMPLES
+    mode = "detail" if detail else "overview"
     out = []
     for (i, r), count in zip(shown, counts):
-        env = None if mode == "detail" else r.windows.envelope(x0 - r.reach, x1, width_px, rows=count)
+        env = None
+        if mode == "overview":
+            # rows are reduced here only while their samples stay within budget; else the pyramid's finest level
+            level = 0 if count * len(r.alphas) > OVERVIEW_ROW_SAMPLES else -1
+            env = r.windows.envelope(x0 - r.reach, x1, width_px, level=level, rows=count)
         if env is not None:
             out.append(_Window(r, i, env.level, env.recs))
             continue
@@ -309,19 +319,21 @@ def _detail(frame: Frame, w: _Window, state: ViewState, view: View, color_by):
     d = w.rows
     if d is None or not len(d):
         return (0 if state.highlight else None), True, np.empty(0, np.int64)
-    a = w.run.alphas
     it = d.iteration.astype(np.float64)
     t = stepgeom.accepted_alpha(d["taken_alpha"])
+    cols = drawn_columns(w.run.alphas, t, view.px_per_x)
+    a, phi = w.run.alphas[cols], d.phi[:, cols]
     fade = highlight_mask(d, state.highlight)
     X = stepgeom.arc_x(it[:, None], a[None, :], t[:, None]) - view.x0
-    Y = transform_y(d.phi, state.log_y) - view.y0
+    Y = transform_y(phi, state.log_y) - view.y0
     colors = _run_colors(w, lambda name: d[name].astype(np.float64), color_by, frame, len(d))
     if fade is not None:
         colors[~fade, 3] *= FADE
     if len(a) >= 2:
-        _arcs(frame, w, d, X, Y, colors, stepgeom.within(a[None, 1:], t[:, None]), state.show_loose)
-    bad = ~np.isfinite(d.phi) & (d["status"] != schema.STATUS_SKIPPED)[:, None]
-    frame.add(Markers("flags", np.stack([X[bad], np.full(int(bad.sum()), np.nan)], axis=1), NONFINITE_COLOR, 7.0, 2.0))
+        _arcs(frame, w, d, a, X, Y, colors, stepgeom.within(a[None, 1:], t[:, None]), state.show_loose)
+    rows, ks = np.nonzero(~np.isfinite(d.phi) & (d["status"] != schema.STATUS_SKIPPED)[:, None])
+    fx = stepgeom.arc_x(it[rows], w.run.alphas[ks], t[rows]) - view.x0  # every non-finite sample, drawn or not
+    frame.add(Markers("flags", np.stack([fx, np.full(len(fx), np.nan)], axis=1), NONFINITE_COLOR, 7.0, 2.0))
     if state.show_trials:
         _trials(frame, w, d, t, fade, state, view)
     if fade is None:
@@ -330,10 +342,28 @@ def _detail(frame: Frame, w: _Window, state: ViewState, view: View, color_by):
     return int(np.count_nonzero(fade & vis)), True, _rug_columns(d.iteration[fade], d.iteration[fade], view)
 
 
-def _arcs(frame: Frame, w: _Window, d: Iterations, X, Y, colors, main, show_beyond: bool) -> None:
+#: samples drawn per pixel of a step's width at least; denser alpha grids are thinned to this (issue: 65,536 alphas)
+SAMPLES_PER_PX = 4
+
+
+def drawn_columns(alphas: np.ndarray, accepted: np.ndarray, px_per_step: float) -> np.ndarray:
+    """Indices of the grid alphas to draw: all of them, or an even thinning to about :data:`SAMPLES_PER_PX`
+    samples per pixel of the widest arc, keeping the first, the last and each accepted step's end sample.
+
+    Bounds a frame's work along alpha by pixels (a row's arc spans ``alphas.max() / accepted`` steps).
+    """
+    k = len(alphas)
+    reach = float(np.max(alphas)) / float(np.min(accepted)) if k and len(accepted) else 1.0
+    limit = max(64, int(math.ceil(SAMPLES_PER_PX * max(px_per_step, 1.0) * max(reach, 1.0))))
+    if k <= limit:
+        return np.arange(k)
+    ends = [stepgeom.grid_columns_within(alphas, t) - 1 for t in np.unique(accepted)[:256]]
+    return np.unique(np.concatenate([np.linspace(0, k - 1, limit).round().astype(np.int64), ends]))
+
+
+def _arcs(frame: Frame, w: _Window, d: Iterations, a: np.ndarray, X, Y, colors, main, show_beyond: bool) -> None:
     """The arcs (alpha within the step) and, when shown, the lighter part beyond the step."""
     n, k = X.shape
-    a = w.run.alphas
     fin = np.isfinite(Y)
     pair_ok = fin[:, :-1] & fin[:, 1:]
     p0 = np.stack([X[:, :-1], Y[:, :-1]], axis=2)

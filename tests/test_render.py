@@ -402,3 +402,26 @@ def test_ema_smoothing_equals_a_plain_loop_and_is_drawn(target):
         assert frame.count("smooth") > 5
         _, frame = compose([run], ViewState(smoothing=0.0, x_range=x_range), (78, 58, 1000, 600), (1200, 700))
         assert frame.count("smooth") == 0
+
+
+def test_a_dense_alpha_grid_is_thinned_to_the_pixels_and_stays_on_the_curve():
+    """Issue 21.3: a frame's work along alpha is bounded by pixels (65,536 alphas made render run out of
+    memory); the drawn samples are grid samples, the accepted step's end among them."""
+    from gda_gl.scene import SAMPLES_PER_PX, compose, drawn_columns
+
+    k = 8193
+    grid = np.linspace(0.0, 2.0, k)
+    phi = parabola_phi(30, grid)
+    cols = {"iteration": np.arange(30), "taken_alpha": np.ones(30), "train_loss": phi[:, 0]}
+    run = make_run(grid, phi, cols)
+    _, frame = compose([run], ViewState(x_range=(10.0, 13.0)), (78, 58, 300, 300), (400, 400))
+    arcs = frame.merged("arcs")
+    rows = len(np.unique(arcs.ids.first))
+    assert len(arcs) + len(frame.merged("beyond")) <= rows * (SAMPLES_PER_PX * 100 * 2 + 8)
+    idx = np.searchsorted(grid, arcs.ids.a1)
+    np.testing.assert_array_equal(grid[idx], arcs.ids.a1)  # endpoints are grid alphas
+    for j in range(0, len(arcs), 97):
+        r = int(arcs.ids.first[j])
+        assert arcs.p1[j, 1] + frame.origin[1] == pytest.approx(float(phi[r, idx[j]]), rel=1e-6)
+    assert np.isclose(arcs.ids.a1.max(), 1.0)  # the arc ends at the accepted step
+    assert len(drawn_columns(grid, np.ones(1), 2000.0)) == k  # wide enough: every sample
