@@ -6,6 +6,10 @@ alone would eat a tenth of the 5 s budget of ``gda-gl render``.  Pillow
 rasterises a frame's 50 labels in a few milliseconds with the OpenSans font
 that VisPy ships, and the engine draws the layer as one textured quad
 (``shaders/overlay.*.glsl``).
+
+No label is cut by the layer's left or right border: one that would cross it
+(the last x tick centred on the plot's right end, "10,000,000") is moved
+sideways until it is :data:`EDGE_PX` inside, when it fits at all.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TextLayer", "font_path"]
+__all__ = ["TextLayer", "font_path", "EDGE_PX"]
+
+EDGE_PX = 2  # a label moved inside keeps this many pixels from the border
 
 
 @lru_cache(maxsize=1)
@@ -67,7 +73,8 @@ class TextLayer:
         out = np.zeros((self.height, self.width, 4), np.uint8)
         for text, x, y, anchor, size, color, bold, rotate in self.items:
             img, dx, dy = _label(text, anchor, size, color, bold, rotate)
-            _blend(out, img, int(round(x + dx)), int(round(self.height - y + dy)))
+            left = _inside(int(round(x + dx)), img.shape[1], self.width)
+            _blend(out, img, left, int(round(self.height - y + dy)))
         return out
 
     def rasterize_reference(self) -> np.ndarray:
@@ -80,10 +87,27 @@ class TextLayer:
             font = _font(size, bold)
             if rotate:
                 tmp = _rotated(text, size, color, bold)
-                img.alpha_composite(tmp, (int(x - tmp.width / 2), int(self.height - y - tmp.height / 2)))
+                left = _inside(int(x - tmp.width / 2), tmp.width, self.width)
+                img.alpha_composite(tmp, (left, int(self.height - y - tmp.height / 2)))
             else:
-                draw.text((x, self.height - y), text, font=font, fill=color, anchor=anchor)
+                x0, _, x1, _ = font.getbbox(text, anchor=anchor)
+                shift = _inside(int(round(x + x0)), max(1, x1 - x0), self.width) - int(round(x + x0))
+                draw.text((x + shift, self.height - y), text, font=font, fill=color, anchor=anchor)
         return np.asarray(img)
+
+
+def _inside(left: int, width: int, total: int) -> int:
+    """The left edge of a label ``width`` wide that crosses a border of [0, total], moved EDGE_PX inside it.
+
+    A label already inside (even touching a border) stays where it is; one too wide to fit stays too.
+    """
+    if width + 2 * EDGE_PX > total:
+        return left
+    if left < 0:
+        return EDGE_PX
+    if left + width > total:
+        return total - EDGE_PX - width
+    return left
 
 
 def _rotated(text: str, size: int, color, bold: bool):

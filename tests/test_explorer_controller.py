@@ -391,7 +391,8 @@ def test_every_readout_names_a_drawn_point_or_none(recs, log_y):
                 a = np.asarray(run.alphas, np.float64)
                 alpha = info["alpha"]
                 assert a[0] - 1e-9 <= alpha <= a[-1] + 1e-9, (x_range, info)
-                phi = float(np.interp(alpha, a, np.asarray(row.phi[0], np.float64)))
+                y = np.asarray(row.phi[0], np.float64)  # the drawn polyline: straight in display units
+                phi = float(10.0 ** np.interp(alpha, a, np.log10(y))) if log_y else float(np.interp(alpha, a, y))
                 assert info["phi"] == pytest.approx(phi, rel=1e-9, abs=1e-12)
                 qx, qy = v.data_to_px(info["iteration"] + alpha / t, phi)
                 assert math.hypot(qx - px, qy - py) <= HOVER_PX + BEYOND_PENALTY_PX + 0.5, (x_range, px, py, info)

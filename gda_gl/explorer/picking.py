@@ -24,6 +24,7 @@ import numpy as np
 
 from ..frame import Frame
 from ..rundata import RunData
+from ..ticks import format_position
 from ..view import View, transform_y
 
 __all__ = ["PICK_PX", "HOVER_PX", "BEYOND_PENALTY_PX", "iteration_at", "nearest_arc", "bucket_at", "hover_info"]
@@ -143,7 +144,7 @@ def hover_info(runs: list[RunData], frame: Frame, view: View, px: float, py: flo
     if not view.contains_px(px, py):
         return None
     x, y = view.px_to_data(px, py)
-    info = {"x": x, "loss": y}
+    info = {"x": x, "loss": y, "x_res": (view.x1 - view.x0) / max(1, view.plot[2])}  # iterations per pixel
     near = nearest_arc(frame, view, px, py, HOVER_PX)
     if near is not None and near["run_index"] < len(runs):
         run = runs[near["run_index"]]
@@ -166,7 +167,8 @@ def hover_text(info: dict | None) -> str:
     """The status line's words for a :func:`hover_info` result."""
     if not info:
         return ""
-    cursor = f"(cursor: x {format_x(info['x'])}, loss {info['loss']:.6g})"
+    x = format_x(info["x"], info.get("x_res", 1e-4))
+    cursor = f"(cursor: x {x}, loss {info['loss']:.6g})"
     if "iteration" in info:
         return (f"{info['run']}: step {info['iteration']:,}, alpha {info['alpha']:.4g}, phi {info['phi']:.6g} "
                 + cursor)
@@ -175,14 +177,12 @@ def hover_text(info: dict | None) -> str:
         steps = f"step {a:,}" if a == b else f"steps {a:,}..{b:,}"
         return f"{info['run']}: {steps}, loss {lo:.6g}..{hi:.6g} {cursor}"
     if "over_step" in info:
-        return f"x {format_x(info['x'])}, loss {info['loss']:.6g}: over step {info['over_step']:,} of {info['run']}, " \
+        return f"x {x}, loss {info['loss']:.6g}: over step {info['over_step']:,} of {info['run']}, " \
                f"off its arc"
-    return f"x {format_x(info['x'])}, loss {info['loss']:.6g} (between drawn steps)"
+    return f"x {x}, loss {info['loss']:.6g} (between drawn steps)"
 
 
-def format_x(x: float) -> str:
-    """An x position (iterations) with every digit of the integer part and four decimals at most."""
-    if not math.isfinite(x):
-        return str(x)
-    s = f"{x:,.4f}".rstrip("0").rstrip(".")
-    return s if s not in ("-0", "") else "0"
+def format_x(x: float, resolution: float = 1e-4) -> str:
+    """An x position (iterations): every digit of the integer part, the decimals a pixel of
+    ``resolution`` iterations resolves (:func:`gda_gl.ticks.format_position`)."""
+    return format_position(x, resolution)
