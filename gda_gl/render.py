@@ -21,7 +21,7 @@ from .scene import CLASS_COLORS, RunData, compose, stat_colors
 from .state import ViewState
 from .textlayer import TextLayer
 from .view import View
-from .ticks import format_ticks, linear_ticks, log_ticks
+from .ticks import colorbar_labels, format_ticks, linear_ticks, log_ticks
 
 log = logging.getLogger(__name__)
 
@@ -254,9 +254,8 @@ class CurveRenderer:
             rects = np.stack([np.full(n, x0), edges[:-1], np.full(n, x0 + w), edges[1:]], axis=1)
             vals = rng[0] + (np.arange(n) + 0.5) / n * (rng[1] - rng[0])
             self.rects.set(rects, stat_colors(vals, name, rng))
-            ticks = linear_ticks(rng[0], rng[1], 5)
-            for v, label in zip(ticks, format_ticks(ticks)):
-                text.add(label, x0 + w + 4, py + (v - rng[0]) / (rng[1] - rng[0]) * ph, "lm", fs - 1)
+            for f, label in colorbar_labels(rng[0], rng[1], 5):  # one label for a constant statistic
+                text.add(label, x0 + w + 4, py + f * ph, "lm", fs - 1)
         self.rects.draw(**dict(u, u_space=1.0, u_min_px=1.0))
         text.add(STAT_LABELS.get(name, name), x0 + w / 2 + 10, layout.height - 14, "mt", fs - 1)
 

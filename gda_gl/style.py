@@ -38,8 +38,8 @@ def stat_color_range(name: str, values: list[np.ndarray]) -> tuple[float, float]
     if len(v) == 0:
         return (0.0, 1.0)
     lo, hi = np.percentile(v, [2, 98])
-    if not hi > lo:
-        hi = lo + max(1.0, abs(lo)) * 1e-6 if lo else 1.0
+    if not hi > lo:  # a constant: a relative sliver, so the colour bar can tell (ticks.colorbar_labels)
+        hi = lo + abs(lo) * 1e-6 if lo else 1.0
     return float(lo), float(hi)
 
 

@@ -1,4 +1,4 @@
-"""Numbers at scale (issue 17.4): tick labels, readouts and colour bar labels stay exact and readable.
+"""Numbers at scale (issue 17.4, 17.5): tick labels, readouts and colour bar labels stay exact and readable.
 
 At 1e7 iterations zoomed to one step the x ticks read "7,646,519.8000000007" and the status line
 "x 7.64652e+06"; the last overview tick was clipped ("10,000,00"); a colour bar over SGD's constant
@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pytest
 
-from gda_gl.ticks import format_position, format_ticks, linear_ticks
+from gda_gl.ticks import colorbar_labels, format_position, format_ticks, linear_ticks
 
 FIXED = re.compile(r"-?\d{1,3}(,\d{3})*(\.\d+)?")
 
@@ -69,6 +69,31 @@ def test_readout_in_the_status_line_is_exact_at_scale():
     assert "x 749,548.4," in hover_text(info)
 
 
+@pytest.mark.parametrize("lo,hi", [(0.05, 0.05), (0.05 * (1 - 1e-7), 0.05 * (1 + 1e-7)), (0.0499999, 0.0500011),
+                                   (1e-8, 1e-8), (0.0, 0.0), (-3.0, -3.0), (1234567.0, 1234567.5)])
+def test_colour_bar_labels_of_constant_and_near_constant_statistics(lo, hi):
+    """Issue 17.5: a colour bar over SGD's lr 0.05 read '500010e-7'."""
+    out = colorbar_labels(lo, hi)
+    assert out, (lo, hi)
+    for f, label in out:
+        assert 0.0 <= f <= 1.0
+        assert "e" not in label or re.fullmatch(r"-?\d(\.\d+)?e-?\d+", label), label
+        assert len(label.replace(",", "")) <= 12, label
+        v = float(label.replace(",", ""))
+        tol = 1e-6 * max(abs(lo), abs(hi), 1e-300)
+        assert lo - tol <= v <= hi + tol, (label, lo, hi)
+    if hi - lo <= 1e-6 * max(abs(lo), abs(hi)) or hi == lo:
+        assert len(out) == 1 and float(out[0][1].replace(",", "")) == pytest.approx(0.5 * (lo + hi), rel=1e-6)
+    if (lo, hi) == (0.05, 0.05):
+        assert out == [(0.5, "0.05")]
+
+
+def test_colour_bar_labels_of_a_plain_range_are_its_ticks():
+    out = colorbar_labels(0.0, 1.0)
+    assert [s for _, s in out] == ["0", "0.2", "0.4", "0.6", "0.8", "1.0"]
+    assert [f for f, _ in out] == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+
+
 def test_a_label_at_the_edge_is_moved_inside_not_clipped():
     """The last overview tick ('10,000,000' centred on the plot's right end) was cut to '10,000,00'."""
     from gda_gl.textlayer import TextLayer
@@ -105,3 +130,32 @@ def test_last_overview_tick_of_a_run_ending_at_1e7_is_whole(tmp_path):
     assert not dark[:, -2:].any()                 # no label runs into the right border
     h = img.shape[0]
     assert dark[int(0.76 * h):int(0.9 * h), -80:].sum() > 30   # the last tick's label is drawn near it
+
+
+@pytest.mark.gl
+def test_colour_bar_over_a_constant_lr_says_its_value(tmp_path, monkeypatch):
+    """Issue 17.5, drawn: colour by SGD's constant lr 0.05 labels the bar '0.05', not '500010e-7'."""
+    from gda_gl import textlayer
+    from gda_gl.export import render_image
+    from gda_gl.scene import RunData
+    from gda_gl.state import ViewState
+    from recorder.store import Recording, RecordingWriter
+
+    grid = np.linspace(0.0, 2.0, 8)
+    p = tmp_path / "sgd.gda"
+    with RecordingWriter(p, grid, {"name": "sgd"}, overwrite=True) as w:
+        for i in range(80):
+            w.append(i, 1.0 + 0.1 * (grid - 1.0) ** 2, train_loss=1.1, taken_alpha=1.0, lr=np.float32(0.05))
+    with Recording(p) as rec:
+        run = RunData(rec.read(), name="sgd")
+    labels = []
+    orig = textlayer.TextLayer.add
+
+    def spy(self, text, *a, **kw):
+        labels.append(str(text))
+        return orig(self, text, *a, **kw)
+
+    monkeypatch.setattr(textlayer.TextLayer, "add", spy)
+    render_image([run], ViewState(color_by="lr"), size=(520, 300))
+    assert "0.05" in labels, labels
+    assert not any(re.fullmatch(r"-?\d{4,}e-?\d+", s) for s in labels), labels
