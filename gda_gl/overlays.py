@@ -102,9 +102,74 @@ def text_boxes(layer: TextLayer) -> list[tuple[str, tuple[float, float, float, f
             out.append((text, (x - size, layer.height - y - w / 2, x + size, layer.height - y + w / 2)))
         else:
             out.append((text, tuple(float(v) for v in font.getbbox(text, anchor=anchor))))
-            l, t, r, b = out[-1][1]
-            out[-1] = (text, (l + x, t + layer.height - y, r + x, b + layer.height - y))
+            left, top, right, bottom = out[-1][1]
+            out[-1] = (text, (left + x, top + layer.height - y, right + x, bottom + layer.height - y))
     return out
+
+
+class _Ink:
+    """Primitives of one overlay in canvas GL pixels, gathered then drawn in three batches."""
+
+    def __init__(self):
+        self.rects, self.rect_colors = [], []
+        self.p0, self.p1, self.seg_colors = [], [], []
+        self.centers, self.marker_colors, self.sizes, self.shapes = [], [], [], []
+
+    def rect(self, r, color) -> None:
+        self.rects.append(r)
+        self.rect_colors.append(color)
+
+    def segment(self, a, b, color) -> None:
+        self.p0.append(a)
+        self.p1.append(b)
+        self.seg_colors.append(color)
+
+    def outline(self, x0, y0, x1, y1, color) -> None:
+        corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+        for i in range(4):
+            self.segment(corners[i], corners[(i + 1) % 4], color)
+
+    def marker(self, xy, color, size: float, shape: float) -> None:
+        self.centers.append(xy)
+        self.marker_colors.append(color)
+        self.sizes.append(size)
+        self.shapes.append(shape)
+
+
+def _glyph_sample(ink: _Ink, kind: str, xa: float, xb: float, y: float, run_color) -> None:
+    """A small sample of a glyph between px xa..xb at height y (GL px)."""
+    rc = tuple(float(v) for v in run_color)
+    xm = 0.5 * (xa + xb)
+    samples = {
+        "arc": lambda: ink.segment((xa, y - 3), (xb, y + 3), rc),
+        "beyond": lambda: ink.segment((xa, y - 3), (xb, y + 3), rc[:3] + (rc[3] * 0.35,)),
+        "trial": lambda: ink.marker((xm, y), TRIAL_RGBA, 7.0, 0.0),
+        "loose": lambda: ink.marker((xm, y), LOOSE_RGBA, 10.0, 2.0),
+        "owner": lambda: [ink.segment((xa + 7 * i, y), (xa + 7 * i + 3.5, y), LOOSE_RGBA[:3] + (0.8,))
+                          for i in range(3)],
+        "rule": lambda: ink.rect((xm, y - 6, xm + 1, y + 6), RULE_RGBA),
+        "envelope": lambda: ink.rect((xa, y - 5, xb, y + 5), rc[:3] + (0.4,)),
+        "classic": lambda: ink.rect((xa, y - 1, xb, y + 1), rc),
+        "flag": lambda: ink.marker((xm, y), (0.85, 0.05, 0.05, 1.0), 10.0, 2.0),
+        "rug": lambda: ink.rect((xm, y - 4, xm + 1, y + 4), MATCH_RGBA),
+    }
+    if kind in samples:
+        samples[kind]()
+
+
+def _dotted(view: View, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Owner lines (data units, display y) as dashes of about 6 px in canvas GL pixels."""
+    lx, ly, pw, ph = view.plot
+    sx, sy = pw / (view.x1 - view.x0), ph / (view.y1 - view.y0)
+    qa = np.stack([lx + (a[:, 0] - view.x0) * sx, ly + (a[:, 1] - view.y0) * sy], axis=1)
+    qb = np.stack([lx + (b[:, 0] - view.x0) * sx, ly + (b[:, 1] - view.y0) * sy], axis=1)
+    c0, c1 = [], []
+    for s_, e_ in zip(qa, qb):
+        n = int(max(2, min(400, np.hypot(*(e_ - s_)) / 6)))
+        pts = s_[None] + (e_ - s_)[None] * np.linspace(0, 1, n + 1)[:, None]
+        c0 += list(pts[:-1:2])
+        c1 += list(pts[1::2])
+    return np.asarray(c0, np.float64), np.asarray(c1, np.float64)
 
 
 class Overlays:
@@ -134,79 +199,44 @@ class Overlays:
                        blend_func=("src_alpha", "one_minus_src_alpha", "one", "one_minus_src_alpha"))
         u_px = {"u_resolution": (float(W), float(H)), "u_plot_origin": (0.0, 0.0), "u_scale": (1.0, 1.0),
                 "u_space": 1.0, "u_min_px": 0.0, "u_pin_top": 0.0, "u_plot_top": float(ly + ph)}
-        rects, rect_cols, p0, p1, seg_cols = [], [], [], [], []
-        mk, mk_col, mk_size, mk_shape = [], [], [], []
-        text = TextLayer(W, H)
-
-        # owner lines of far loose ends (data units -> px), dotted, clipped to the plot
-        if spec.connectors is not None and len(spec.connectors[0]):
-            a, b = spec.connectors
-            sx, sy = pw / (view.x1 - view.x0), ph / (view.y1 - view.y0)
-            qa = np.stack([lx + (a[:, 0] - view.x0) * sx, ly + (a[:, 1] - view.y0) * sy], axis=1)
-            qb = np.stack([lx + (b[:, 0] - view.x0) * sx, ly + (b[:, 1] - view.y0) * sy], axis=1)
-            c0, c1 = [], []
-            for s_, e_ in zip(qa, qb):
-                n = int(max(2, min(400, np.hypot(*(e_ - s_)) / 6)))
-                pts = s_[None] + (e_ - s_)[None] * np.linspace(0, 1, n + 1)[:, None]
-                c0 += list(pts[:-1:2])
-                c1 += list(pts[1::2])
-            self.owner.set(np.asarray(c0, np.float64), np.asarray(c1, np.float64), LOOSE_RGBA[:3] + (0.6,))
+        if spec.connectors is not None and len(spec.connectors[0]):  # owner lines, dotted, clipped to the plot
+            self.owner.set(*_dotted(view, *spec.connectors), LOOSE_RGBA[:3] + (0.6,))
             gloo.set_state(scissor_test=True)
             gloo.gl.glScissor(int(lx), int(ly), int(pw), int(ph))
             self.owner.draw(**dict(u_px, u_width=1.4))
             gloo.set_state(scissor_test=False)
-
-        # highlight rug along the bottom of the plot
-        if spec.rug is not None and len(spec.rug):
-            c = spec.rug.astype(np.float64)
-            rects += [(lx + v, ly, lx + v + 1, ly + 7) for v in c]
-            rect_cols += [MATCH_RGBA] * len(c)
-
-        # box zoom rectangle
-        if spec.box is not None:
+        ink, text = _Ink(), TextLayer(W, H)
+        for v in (spec.rug if spec.rug is not None else ()):  # highlight rug along the bottom of the plot
+            ink.rect((lx + float(v), ly, lx + float(v) + 1, ly + 7), MATCH_RGBA)
+        if spec.box is not None:  # box zoom rectangle
             x0, y0, x1, y1 = spec.box
             gx0, gx1 = sorted((x0, x1))
             gy0, gy1 = sorted((H - y0, H - y1))
-            rects.append((gx0, gy0, gx1, gy1))
-            rect_cols.append((0.20, 0.45, 0.85, 0.15))
-            corners = [(gx0, gy0), (gx1, gy0), (gx1, gy1), (gx0, gy1)]
-            for i in range(4):
-                p0.append(corners[i])
-                p1.append(corners[(i + 1) % 4])
-                seg_cols.append((0.15, 0.35, 0.75, 0.9))
-
-        # glyph legend (corner) or the help panel
+            ink.rect((gx0, gy0, gx1, gy1), (0.20, 0.45, 0.85, 0.15))
+            ink.outline(gx0, gy0, gx1, gy1, (0.15, 0.35, 0.75, 0.9))
         fs = 11 if W >= 500 else 9
         if spec.help:
-            self._help(text, rects, rect_cols, p0, p1, seg_cols, mk, mk_col, mk_size, mk_shape, view, spec, fs)
+            self._help(ink, text, view, spec, fs)
         elif spec.legend:
-            labels = [dict(GLYPHS)[k].split(":")[0].split(" (")[0] for k in spec.legend]
-            wmax = max(_width(s, fs - 1) for s in labels) + 40
-            row_h = fs + 6
-            top = ly + ph - 6 - spec.legend_offset
-            right = lx + pw - 6
-            left = right - wmax
-            bottom = top - row_h * len(labels) - 6
-            if left > lx + 10 and bottom > ly + 10:
-                rects.append((left, bottom, right, top))
-                rect_cols.append((1.0, 1.0, 1.0, 0.85))
-                for i, (kind, label) in enumerate(zip(spec.legend, labels)):
-                    yy = top - 4 - row_h * (i + 0.5)
-                    self._sample(kind, left + 8, left + 28, yy, spec, rects, rect_cols, p0, p1, seg_cols,
-                                 mk, mk_col, mk_size, mk_shape)
-                    text.add(label, left + 34, yy, "lm", fs - 1)
+            self._glyph_legend(ink, text, view, spec, fs)
+        self._draw_ink(ink, u_px)
+        self._draw_text(text, spec.readout, u_px, W, H)
 
-        if rects:
-            self.rects.set(np.asarray(rects, np.float64), np.asarray(rect_cols, np.float32))
+    def _draw_ink(self, ink: _Ink, u_px: dict) -> None:
+        if ink.rects:
+            self.rects.set(np.asarray(ink.rects, np.float64), np.asarray(ink.rect_colors, np.float32))
             self.rects.draw(**dict(u_px, u_min_px=1.0))
-        if p0:
-            self.lines.set(np.asarray(p0, np.float64), np.asarray(p1, np.float64),
-                           np.asarray(seg_cols[:len(p0)], np.float32))
+        if ink.p0:
+            self.lines.set(np.asarray(ink.p0, np.float64), np.asarray(ink.p1, np.float64),
+                           np.asarray(ink.seg_colors, np.float32))
             self.lines.draw(**dict(u_px, u_width=1.5))
-        if mk:
-            self.markers.set(np.asarray(mk, np.float64), np.asarray(mk_col, np.float32),
-                             np.asarray(mk_size, np.float32), np.asarray(mk_shape, np.float32))
+        if ink.centers:
+            self.markers.set(np.asarray(ink.centers, np.float64), np.asarray(ink.marker_colors, np.float32),
+                             np.asarray(ink.sizes, np.float32), np.asarray(ink.shapes, np.float32))
             self.markers.draw(**dict(u_px, u_space=0.0))
+
+    def _draw_text(self, text: TextLayer, readout: str, u_px: dict, W: int, H: int) -> None:
+        """The overlay's text (re-rasterised only when it changed) and the frame-time readout."""
         key = (W, H, tuple(text.items))
         if key != self._text_key:
             self.text.set(text.rasterize())
@@ -214,52 +244,33 @@ class Overlays:
         self.last_text = text
         if text.items:
             self.text.draw(**u_px)
-        if spec.readout:
-            rkey = (W, H, spec.readout)
+        if readout:
+            rkey = (W, H, readout)
             if rkey != self._readout_key:
                 small = TextLayer(W, H)
-                small.add(spec.readout, 4, 4, "lb", 10, color=(90, 90, 90, 255))
+                small.add(readout, 4, 4, "lb", 10, color=(90, 90, 90, 255))
                 self.readout.set(small.rasterize())
                 self._readout_key = rkey
             self.readout.draw(**u_px)
 
-    def _sample(self, kind, xa, xb, y, spec, rects, rect_cols, p0, p1, seg_cols, mk, mk_col, mk_size, mk_shape):
-        """A small sample of a glyph between px xa..xb at height y (GL px)."""
-        rc = tuple(float(v) for v in spec.run_color)
-        xm = 0.5 * (xa + xb)
-        if kind == "arc":
-            p0.append((xa, y - 3))
-            p1.append((xb, y + 3))
-            seg_cols.append(rc)
-        elif kind == "beyond":
-            p0.append((xa, y - 3))
-            p1.append((xb, y + 3))
-            seg_cols.append(rc[:3] + (rc[3] * 0.35,))
-        elif kind == "trial":
-            mk.append((xm, y)), mk_col.append(TRIAL_RGBA), mk_size.append(7.0), mk_shape.append(0.0)
-        elif kind == "loose":
-            mk.append((xm, y)), mk_col.append(LOOSE_RGBA), mk_size.append(10.0), mk_shape.append(2.0)
-        elif kind == "owner":
-            for i in range(3):
-                p0.append((xa + 7 * i, y))
-                p1.append((xa + 7 * i + 3.5, y))
-                seg_cols.append(LOOSE_RGBA[:3] + (0.8,))
-        elif kind == "rule":
-            rects.append((xm, y - 6, xm + 1, y + 6))
-            rect_cols.append(RULE_RGBA)
-        elif kind == "envelope":
-            rects.append((xa, y - 5, xb, y + 5))
-            rect_cols.append(rc[:3] + (0.4,))
-        elif kind == "classic":
-            rects.append((xa, y - 1, xb, y + 1))
-            rect_cols.append(rc)
-        elif kind == "flag":
-            mk.append((xm, y)), mk_col.append((0.85, 0.05, 0.05, 1.0)), mk_size.append(10.0), mk_shape.append(2.0)
-        elif kind == "rug":
-            rects.append((xm, y - 4, xm + 1, y + 4))
-            rect_cols.append(MATCH_RGBA)
+    def _glyph_legend(self, ink: _Ink, text: TextLayer, view: View, spec: OverlaySpec, fs: int) -> None:
+        """The glyph legend in the plot's top-right corner (when it fits)."""
+        lx, ly, pw, ph = view.plot
+        labels = [dict(GLYPHS)[k].split(":")[0].split(" (")[0] for k in spec.legend]
+        row_h = fs + 6
+        top = ly + ph - 6 - spec.legend_offset
+        right = lx + pw - 6
+        left = right - (max(_width(s, fs - 1) for s in labels) + 40)
+        bottom = top - row_h * len(labels) - 6
+        if left <= lx + 10 or bottom <= ly + 10:
+            return
+        ink.rect((left, bottom, right, top), (1.0, 1.0, 1.0, 0.85))
+        for i, (kind, label) in enumerate(zip(spec.legend, labels)):
+            yy = top - 4 - row_h * (i + 0.5)
+            _glyph_sample(ink, kind, left + 8, left + 28, yy, spec.run_color)
+            text.add(label, left + 34, yy, "lm", fs - 1)
 
-    def _help(self, text, rects, rect_cols, p0, p1, seg_cols, mk, mk_col, mk_size, mk_shape, view, spec, fs):
+    def _help(self, ink: _Ink, text: TextLayer, view: View, spec: OverlaySpec, fs: int) -> None:
         """A translucent panel over the plot: keys and mouse on the left, glyphs on the right."""
         W, H = view.size
         row_h = fs + 5
@@ -268,13 +279,11 @@ class Overlays:
         panel_w = min(W - 8, 980)
         left = (W - panel_w) / 2
         top = (H + panel_h) / 2
-        rects.append((left, top - panel_h, left + panel_w, top))
-        rect_cols.append((1.0, 1.0, 1.0, 0.93))
+        ink.rect((left, top - panel_h, left + panel_w, top), (1.0, 1.0, 1.0, 0.93))
         for a, b in (((left, top), (left + panel_w, top)), ((left + panel_w, top), (left + panel_w, top - panel_h)),
                      ((left + panel_w, top - panel_h), (left, top - panel_h)), ((left, top - panel_h), (left, top))):
-            p0.append(a), p1.append(b), seg_cols.append((0.3, 0.3, 0.3, 1.0))
-        # shrink the font until both columns fit
-        size = fs
+            ink.segment(a, b, (0.3, 0.3, 0.3, 1.0))
+        size = fs  # shrink the font until both columns fit
         while size > 7 and (row_h * n_rows + 20 > panel_h):
             size -= 1
             row_h = size + 5
@@ -290,6 +299,5 @@ class Overlays:
         gx = left + half + 20
         for i, (kind, label) in enumerate(GLYPHS):
             yy = y - row_h * i
-            self._sample(kind, gx, gx + 20, yy, spec, rects, rect_cols, p0, p1, seg_cols, mk, mk_col, mk_size,
-                         mk_shape)
+            _glyph_sample(ink, kind, gx, gx + 20, yy, spec.run_color)
             text.add(label, gx + 28, yy, "lm", size)
