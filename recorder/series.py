@@ -1,4 +1,4 @@
-"""Logged scalar series: ``rec.log(name, value, step)``, their storage, pyramid and windowed reads.
+"""Logged scalar series: ``rec.log(name, value, step)``, ``rec.log_dict``, ``rec.log_config``; their storage, pyramid and windowed reads.
 
 A *series* is a scalar logged at iterations (validation loss every 1,000 steps, accuracy, anything).
 The per-iteration statistics ``train_loss``, ``lr`` and ``grad_norm`` are *built-in* series: the
@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import sqlite3
 import threading
 import time
@@ -363,7 +364,7 @@ class SeriesLog:
             st = self._state(name)
             if st.last_step is not None and step < st.last_step:
                 raise ValueError(f"series {name!r}: step {step} goes backwards (the previous value was at "
-                                 f"{st.last_step}); not recorded")
+                                 f"{st.last_step})")
             if self.pending_points >= MAX_BUFFER_POINTS and w.error is not None:
                 self.points_dropped += 1
                 return
@@ -448,7 +449,8 @@ class SeriesLog:
             self._stage_config(con, config)
 
         def finish():
-            self._tables = self._tables or bool(adopt)
+            if adopt:
+                self._tables = True
             for st, k, sid, tail, pyr in adopt:
                 st.sid, st.tail, st.pyramid = sid, tail, pyr
                 del st.buf[:k]
@@ -897,9 +899,10 @@ def log_value(rec, name, value, step=None) -> None:
     except (TypeError, ValueError) as exc:
         if rec.strict:
             raise
-        kind = "step" if "backwards" in str(exc) else type(exc).__name__
+        kind = "step" if "backwards" in str(exc) else re.sub(r"\d+", "#", str(exc))  # one per problem
+        text = str(exc)
         _reject(rec, (kind, name if isinstance(name, str) else repr(type(name))), step,
-                f"series {str(name)[:60]!r}: {exc}")
+                text if text.startswith("series") else f"series {str(name)[:60]!r}: {text}")
     except RecordingError as exc:
         if rec.strict:
             raise
@@ -914,7 +917,7 @@ def log_values(rec, values: Mapping, step=None) -> None:
 
 
 def log_config(rec, values: Mapping) -> None:
-    """:meth:`recorder.hooks.Recorder.config`: hyperparameters into ``meta.run["config"]``."""
+    """:meth:`recorder.hooks.Recorder.log_config`: hyperparameters into ``meta.run["config"]``."""
     if rec.writer is None or getattr(rec, "rank", 0) != 0:
         return
     try:
