@@ -669,27 +669,6 @@ class Recorder:
 
         series.log_values(self, values, step)
 
-    def config(self, **values) -> None:
-        """Record hyperparameters (batch size, K, anything) in the run metadata, ``run["config"]``."""
-        from . import series
-
-        series.log_config(self, values)
-
-    # -- scalar series (recorder.series) ---------------------------------------
-    def log(self, name: str, value, step: int | None = None) -> None:
-        """Record a scalar (validation loss, accuracy, ...) of series ``name`` at iteration ``step``
-        (default: the current one, the number of optimizer steps taken).  NaN and +-Inf are kept; bad input
-        gives one warning and an event and training goes on (:func:`recorder.series.log_value`)."""
-        from . import series
-
-        series.log_value(self, name, value, step)
-
-    def log_dict(self, values: dict, step: int | None = None) -> None:
-        """:meth:`log` for every ``name: value`` of ``values``, all at ``step``."""
-        from . import series
-
-        series.log_values(self, values, step)
-
     def log_config(self, **values) -> None:
         """Record hyperparameters (batch size, K, anything) in the run metadata, ``run["config"]`` (named
         ``log_config`` because ``config`` is the recorder's :class:`recorder.probe.ProbeConfig`)."""
