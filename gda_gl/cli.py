@@ -13,6 +13,7 @@ import math
 import os
 import stat
 import sys
+import warnings
 from pathlib import Path
 
 from recorder._version import __version__
@@ -157,6 +158,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    from recorder.check import check_recording
+
+    _check_inputs(args.runs)
+    for path in args.runs:
+        print(check_recording(path).line())
+    return 0
+
+
 def _cmd_upgrade(args: argparse.Namespace) -> int:
     from recorder.upgrade import upgrade
 
@@ -251,6 +261,11 @@ def view_state_from_args(args: argparse.Namespace):
         st.color_by = args.color_by
     if getattr(args, "highlight", None):
         st.highlight = args.highlight
+    if getattr(args, "series", None):
+        st.series = tuple(args.series)
+    if getattr(args, "series_log", None):
+        st.series_log = tuple(args.series_log)
+        st.series = tuple(dict.fromkeys((st.series or ()) + st.series_log))
     if getattr(args, "smooth", None) is not None:
         try:
             v = float(args.smooth)
@@ -260,6 +275,16 @@ def view_state_from_args(args: argparse.Namespace):
             raise UsageError(f"--smooth {args.smooth!r}: expected a number in [0, 1)")
         st.smoothing = v
     return st
+
+
+def _check_series(runs, state) -> None:
+    """Refuse series names no run holds, in one line naming those it holds."""
+    from .seriesview import available
+
+    have = available(runs)
+    missing = [n for n in (state.series or ()) if n not in have]
+    if missing:
+        raise UsageError(f"--series {missing[0]!r}: no such series (these runs hold: {', '.join(have)[:300]})")
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
@@ -278,6 +303,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
         if hi <= lo:
             raise UsageError(f"--range {args.range!r} is empty for these runs ({lo:g}..{hi:g})")
         state.x_range = (lo, hi)
+    _check_series(runs, state)
     if state.highlight:
         from .scene import parse_filter
 
@@ -287,7 +313,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
     from .export import Offscreen, encode_png
     from .gl.backend import BackendError
-    from .render import CurveRenderer, Layout
+    from .render import CurveRenderer, Layout, figure_layout
 
     try:
         target = Offscreen(*size)
@@ -301,7 +327,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
                 draw_detail(renderer, runs[0], args.detail, Layout.for_size(*size, colorbar=False), log_y=state.log_y)
             else:
-                renderer.draw(runs, state, Layout.for_size(*size, colorbar=state.color_by != "none"))
+                renderer.draw(runs, state, figure_layout(*size, runs, state))
         image = target.read()
     finally:
         target.close()
@@ -364,7 +390,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from .compare import format_table, summary_from_bucket, to_csv
 
@@ -466,6 +491,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("runs", nargs="+", metavar="RUN.gda")
     q.set_defaults(func=_cmd_info)
 
+    q = sub.add_parser("check", help="verify recordings: every block and every pyramid bucket",
+                       description="Verify recordings completely: decode every block, rebuild the level-of-detail "
+                                   "pyramid from the rows and compare every stored bucket with it, read every "
+                                   "event. One line per file; exit status 2 at the first problem.")
+    q.add_argument("runs", nargs="+", metavar="RUN.gda")
+    q.set_defaults(func=_cmd_check)
+
     q = sub.add_parser("upgrade", help="write a schema-2 copy of an older recording",
                        description="Write a schema-2 copy of a recording (compressed blocks, stored level-of-detail "
                                    "pyramid). The source is never modified; the target must not exist.")
@@ -487,6 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "(overshoot, undershoot, failed, nonfinite, efficiency<0.5)")
     q.add_argument("--smooth", metavar="S", help="also draw the classic curve smoothed with an EMA of weight S "
                                                   "(0 <= S < 1, TensorBoard's smoothing), e.g. 0.9")
+    q.add_argument("--series", nargs="+", metavar="NAME", help="logged series to draw: names with 'loss' on the "
+                                                              "curve's axes, the others in panels below it")
+    q.add_argument("--series-log", nargs="+", metavar="NAME", help="series panels with a log y axis")
     q.add_argument("--detail", type=int, metavar="K", help="render the line search of iteration K instead")
     q.add_argument("--state", metavar="F", help="a view state saved by 'gda-gl view' (JSON)")
     q.set_defaults(func=_cmd_render)
@@ -550,7 +585,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            if not args.verbose:  # numpy's overflow/invalid-value notes on extreme values are not for the user
+                warnings.simplefilter("ignore", RuntimeWarning)
+            return int(args.func(args) or 0)
     except RecordingError as exc:
         print(f"gda-gl: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

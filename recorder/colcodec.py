@@ -16,7 +16,8 @@ BLOB, layout (little-endian)::
     u32 magic 0x47444332 ("GDC2") | u32 column count c | c x u32 frame length | frames
 
 Every frame carries Zstandard's content checksum (XXH64), verified on
-decompression, so damaged bytes are an error rather than wrong numbers.
+decompression, so damaged bytes are an error rather than wrong numbers; a
+frame without one, and bytes after a column's frame, are refused.
 Every frame's *declared* content size is checked against ``n x itemsize``
 before anything is decompressed, so a hostile file cannot make a reader
 allocate more than the column could legitimately hold.  Bit patterns (NaN
@@ -101,15 +102,18 @@ def decompress_array(blob, count: int, dtype, name: str = "column") -> np.ndarra
     expect = count * dt.itemsize
     zstandard, _, dec = _zstd()
     try:
-        declared = zstandard.frame_content_size(bytes(blob[:18]))
+        head = zstandard.get_frame_parameters(bytes(blob[:18]))
     except zstandard.ZstdError:
         raise CodecError(f"{name}: not a compressed frame ({len(blob)} bytes)") from None
+    declared = head.content_size
     if declared != expect:
         raise CodecError(f"{name}: declares {declared} bytes, expected {expect} ({count} x {dt.name})")
+    if not head.has_checksum:
+        raise CodecError(f"{name}: the frame carries no content checksum (every stored column has one)")
     try:
-        raw = dec.decompress(bytes(blob), max_output_size=max(1, expect))
+        raw = dec.decompress(bytes(blob), max_output_size=max(1, expect), allow_extra_data=False)
     except zstandard.ZstdError as exc:
-        raise CodecError(f"{name}: does not decompress ({exc})") from None
+        raise CodecError(f"{name}: does not decompress ({' '.join(str(exc).split())[:120]})") from None
     if len(raw) != expect:
         raise CodecError(f"{name}: decompressed to {len(raw)} bytes, expected {expect}")
     return _unshuffle(raw, dt)

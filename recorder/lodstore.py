@@ -117,6 +117,33 @@ def decode_chunk(level, chunk, n, first, last, blob, fields: Sequence | None = N
     return recs
 
 
+def check_totals(counts: Sequence[int], spans: Sequence[tuple[int, int]], rows: int, first: int | None,
+                 last: int | None, top_chunk, fields=None) -> None:
+    """The invariants of :meth:`SqlChunks.check_blocks`; ``top_chunk()`` returns the decoded top chunk.
+
+    Raises
+    ------
+    LodError
+    """
+    if not counts:
+        if rows:
+            raise LodError(f"the pyramid is empty but the blocks hold {rows:,} iterations")
+        return
+    if not rows:
+        raise LodError(f"the pyramid has {counts[0]:,} buckets at level 0 but the recording has no blocks")
+    need = -(-rows // pyramid.BASE_ROWS)
+    if counts[0] != need:
+        raise LodError(f"pyramid level 0 has {counts[0]:,} buckets, the blocks' {rows:,} iterations need {need:,}")
+    for level, (f, la) in enumerate(spans):
+        if (f, la) != (first, last):
+            raise LodError(f"pyramid level {level} spans iterations {f}..{la}, the blocks {first}..{last}")
+    top = top_chunk()
+    got = (int(top["rows"][0]), int(top["first_it"][0]), int(top["last_it"][0]))
+    if len(top["rows"]) != 1 or got != (rows, first, last):
+        raise LodError(f"the whole-run bucket counts {got[0]:,} iterations ({got[1]}..{got[2]}) but the blocks "
+                       f"hold {rows:,} ({first}..{last})")
+
+
 class ChunkSource:
     """Read access to a pyramid: bucket counts per level and chunks by index."""
 
@@ -215,6 +242,7 @@ class SqlChunks(ChunkSource):
         self._cache: LRUCache = LRUCache(maxsize=cache_bytes or LOD_CACHE_BYTES, getsizeof=_recs_nbytes)
         self._lock = threading.Lock()
         self._counts: list[int] = []
+        self._spans: list[tuple[int, int]] = []   # per level: first_iteration of chunk 0, last of the newest
 
     def _fail(self, exc: LodError):
         """A damaged pyramid as the reader's one-line error (when the file is known)."""
@@ -247,11 +275,13 @@ class SqlChunks(ChunkSource):
                 raise LodError("pyramid index has non-integer or out-of-range entries")
             cnt, mx = per_level.get(level, (0, -1))
             per_level[level] = (cnt + 1, max(mx, chunk))
-        rows = []
+        rows, spans = [], []
         for level in sorted(per_level):
             cnt, mx = per_level[level]
-            got = query("SELECT n FROM lod WHERE level = ? AND chunk = ?", (level, mx))
+            got = query("SELECT n, last_iteration FROM lod WHERE level = ? AND chunk = ?", (level, mx))
+            head = query("SELECT first_iteration FROM lod WHERE level = ? AND chunk = 0", (level,))
             rows.append((level, mx, cnt, got[0][0] if got else None))
+            spans.append((head[0][0] if head else None, got[0][1] if got else None))
         counts = []
         for i, (level, max_chunk, n_chunks, last_n) in enumerate(rows):
             if not all(isinstance(v, int) for v in (level, max_chunk, n_chunks, last_n)):
@@ -260,6 +290,8 @@ class SqlChunks(ChunkSource):
                 raise LodError(f"pyramid level {i} missing")
             if n_chunks != max_chunk + 1:
                 raise LodError(f"pyramid level {level}: chunks missing ({n_chunks} of {max_chunk + 1})")
+            if not all(isinstance(v, int) for v in spans[i]):
+                raise LodError(f"pyramid level {level}: first or last iteration is not an integer")
             counts.append(max_chunk * pyramid.CHUNK + last_n)
         for i in range(1, len(counts)):
             if counts[i] != -(-counts[i - 1] // pyramid.FANOUT):
@@ -273,9 +305,37 @@ class SqlChunks(ChunkSource):
                         k[1] >= (counts[k[0]] - 1) // pyramid.CHUNK]:
                 self._cache.pop(key, None)
             self._counts = counts
+            self._spans = spans
 
     def counts(self) -> list[int]:
         return list(self._counts)
+
+    def check_blocks(self, query, rows: int, first: int | None, last: int | None) -> None:
+        """The cheap invariants between the pyramid and the block index (call right after :meth:`refresh`,
+        with the same ``query``, inside the read transaction that read the block index).
+
+        ``rows`` is the number of rows the blocks hold, ``first``/``last`` the first and last iteration.
+        Checked: the pyramid is empty exactly when the blocks are, level 0 has one bucket per
+        :data:`recorder.pyramid.BASE_ROWS` rows, every level spans ``first..last`` (the table columns of
+        its first and newest chunk), and the whole-run bucket counts ``rows`` rows from ``first`` to ``last``.
+        (Bucket counts adding up from level to level are checked by :meth:`refresh`.)
+
+        Raises
+        ------
+        RecordingError (or LodError without a path): one line saying what disagrees.
+        """
+        try:
+            check_totals(self._counts, self._spans, rows, first, last, lambda: self._top_row(query or self._query), self._fields)
+        except LodError as exc:
+            raise self._fail(exc) from None
+
+    def _top_row(self, query) -> dict[str, np.ndarray]:
+        top = len(self._counts) - 1
+        got = query("SELECT level, chunk, n, first_iteration, last_iteration, data FROM lod "
+                    "WHERE level = ? AND chunk = 0", (top,))
+        if not got:
+            raise LodError(f"pyramid level {top} chunk 0 missing")
+        return decode_chunk(*got[0], fields=self._fields)
 
     def _chunk(self, level: int, chunk: int) -> dict[str, np.ndarray]:
         key = (level, chunk)

@@ -148,7 +148,8 @@ def _check_exact(con: sqlite3.Connection, objects, path: Path) -> None:
         raise RecordingError(path, "cannot append: the recording stores statistics this gda-gl does not know "
                                    f"({', '.join(c[2:][:40] for c in unknown[:3])}); append with the newer "
                                    "gda-gl that wrote it")
-    declared = _declared_objects(tuple(schema.create_statements(schema.optional_in(names))))
+    declared = _declared_objects(tuple(schema.create_statements(schema.optional_in(names),
+                                                                schema.has_row_alphas(names))))
     for typ, name, _tbl, sql in objects:
         if not str(name).startswith("sqlite_autoindex_") and declared.get(name) != (typ, _canonical(sql)):
             raise RecordingError(path, f"refused for writing: {typ} {str(name)[:60]!r} is not what the recording "
@@ -233,7 +234,8 @@ def read_meta(con: sqlite3.Connection, path: Path) -> dict:
     if "alpha_grid" not in meta:
         raise RecordingError(path, "damaged metadata (no alpha grid)")
     try:
-        meta["alpha_grid"] = as_grid(meta["alpha_grid"])
+        grid, meta["row_alphas"] = schema.parse_grid_meta(meta["alpha_grid"])
+        meta["alpha_grid"] = as_grid(grid)
     except ValueError as exc:
         raise RecordingError(path, f"damaged metadata ({exc})") from None
     run = meta.setdefault("run", {})
@@ -247,6 +249,17 @@ def read_meta(con: sqlite3.Connection, path: Path) -> dict:
         except ValueError as exc:
             raise RecordingError(path, f"damaged metadata ({exc})") from None
     return meta
+
+
+def _event(path: Path, eid, it, wt, k, msg) -> tuple:
+    """One validated event row as ``(iteration, wall_time, kind, message)``."""
+    if it is not None and (isinstance(it, bool) or not isinstance(it, int)):
+        raise RecordingError(path, f"damaged event {eid}: iteration is not an integer")
+    if wt is not None and not isinstance(wt, (int, float)):
+        raise RecordingError(path, f"damaged event {eid}: wall_time is not a number")
+    if not isinstance(k, str) or not isinstance(msg, str):
+        raise RecordingError(path, f"damaged event {eid}: kind and message must be text")
+    return it, None if wt is None else float(wt), k, msg
 
 
 def _guarded(method):
@@ -340,7 +353,19 @@ class Recording:
         self._columns = [f"f_{n}" for n, _ in self.stored_fields] + list(schema.PHI_TRIAL_COLUMNS)
         self.meta = read_meta(self._con, self.path)
         self.alpha_grid = self.meta["alpha_grid"]
+        #: whether rows store their own alphas (adaptive probes; schema.ROW_ALPHA_COLUMN)
+        self.row_alphas = self._row_alpha_layout()
         self._index()  # every block header is checked once at open
+
+    def _row_alpha_layout(self) -> bool:
+        """Whether the file stores per-row alphas: its column and ``meta.alpha_grid`` must agree."""
+        column = self.version >= 2 and schema.has_row_alphas(_blocks_column_names(self._con))
+        if column != bool(self.meta.get("row_alphas")):
+            raise RecordingError(self.path, "damaged recording (the per-row alpha column and meta.alpha_grid "
+                                            "disagree)")
+        if column:
+            self._columns = self._columns + [schema.ROW_ALPHA_COLUMN]
+        return column
 
     def _close_con(self) -> None:
         if self._con is not None:
@@ -461,15 +486,27 @@ class Recording:
         if limit is not None:
             sql += " LIMIT ?"
             args += (int(limit),)
+        return [_event(self.path, *row) for row in self.query(sql, args)]
+
+    def iter_events(self, batch: int = 4096):
+        """Every event ``(iteration, wall_time, kind, message)`` in order, read ``batch`` at a time (memory
+        bounded by one batch however many events the file holds)."""
+        after = None
+        while True:
+            sql = "SELECT id FROM events" + (" WHERE id > ?" if after is not None else "") + " ORDER BY id LIMIT ?"
+            ids = self.query(sql, ((after,) if after is not None else ()) + (int(batch),))
+            if not ids:
+                return
+            lo, hi = ids[0][0], ids[-1][0]
+            yield from self._events_between(lo, hi)
+            after = hi
+
+    @_guarded
+    def _events_between(self, lo, hi) -> list:
         out = []
-        for eid, it, wt, k, msg in self.query(sql, args):
-            if it is not None and (isinstance(it, bool) or not isinstance(it, int)):
-                raise RecordingError(self.path, f"damaged event {eid}: iteration is not an integer")
-            if wt is not None and not isinstance(wt, (int, float)):
-                raise RecordingError(self.path, f"damaged event {eid}: wall_time is not a number")
-            if not isinstance(k, str) or not isinstance(msg, str):
-                raise RecordingError(self.path, f"damaged event {eid}: kind and message must be text")
-            out.append((it, None if wt is None else float(wt), k, msg))
+        for eid, it, wt, k, msg in self.query("SELECT id, iteration, wall_time, kind, message FROM events "
+                                              "WHERE id >= ? AND id <= ? ORDER BY id", (lo, hi)):
+            out.append(_event(self.path, eid, it, wt, k, msg))
         return out
 
     # -- blocks --------------------------------------------------------------
@@ -477,10 +514,13 @@ class Recording:
         """Decode the blocks of ``index`` (inside the caller's read transaction) into one table."""
         k = len(self.alpha_grid)
         if not index:
-            return Iterations.empty(self.alpha_grid)
+            out = Iterations.empty(self.alpha_grid)
+            out.row_alphas = np.empty((0, k), schema.ROW_ALPHA_DTYPE) if self.row_alphas else None
+            return out
         total = sum(r[1] for r in index) - skip_first
         cols = {n: np.empty(total, dt) for n, dt in schema.ITER_DTYPES.items()}
         phi = np.empty((total, k), schema.PHI_DTYPE)
+        ra = np.empty((total, k), schema.ROW_ALPHA_DTYPE) if self.row_alphas else None
         tcounts = np.empty(total, np.int64)
         tparts: dict[str, list] = {n: [] for n in schema.TRIAL_DTYPES}
         pos = 0
@@ -494,7 +534,7 @@ class Recording:
             if r[0] != bid or r[1] != n:
                 raise RecordingError(self.path, f"damaged block {r[0]}: changed while being read")
             try:
-                bcols, bphi, tc, btr = decode_block(r[2:], n, k, self.version, self.stored_fields)
+                bcols, bphi, tc, btr = decode_block(r[2:], n, k, self.version, self.stored_fields, self.row_alphas)
             except BlockError as exc:
                 raise RecordingError(self.path, f"damaged block {bid}: {exc}") from None
             its = bcols["iteration"]
@@ -506,6 +546,8 @@ class Recording:
             for name in schema.ITER_DTYPES:
                 cols[name][pos:pos + m] = bcols[name][s:]
             phi[pos:pos + m] = bphi[s:]
+            if ra is not None:
+                ra[pos:pos + m] = bcols[schema.ROW_ALPHA_COLUMN][s:]
             t0 = int(tc[:s].sum())
             tcounts[pos:pos + m] = tc[s:]
             for name in schema.TRIAL_DTYPES:
@@ -516,7 +558,7 @@ class Recording:
         off = np.zeros(total + 1, np.int64)
         np.cumsum(tcounts, out=off[1:])
         trials = {n: (np.concatenate(v) if v else np.empty(0, schema.TRIAL_DTYPES[n])) for n, v in tparts.items()}
-        return Iterations(self.alpha_grid, cols, phi, off, trials)
+        return Iterations(self.alpha_grid, cols, phi, off, trials, ra)
 
     def _read_tx(self, fn):
         """Run ``fn(con)`` inside one read transaction (a consistent snapshot of the file)."""

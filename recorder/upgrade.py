@@ -3,13 +3,23 @@
 Schema-1 files (gda_gl 0.1) have no stored pyramid: every open indexes them in
 memory with one streaming pass.  Upgrading writes a new file through the normal
 writer, block by block (memory bounded by one block), so the copy gets
-compressed blocks and the stored pyramid; events and run metadata are copied.
-The source is opened read-only and never modified; the target must not exist.
+compressed blocks and the stored pyramid; every event and the run metadata are
+copied.  The source is opened read-only and never modified.
+
+The copy is built under a temporary name beside the target (rollback journal,
+so no WAL is left beside it), checked (every row and event is there, nothing
+was dropped by a failing disk) and only then linked to the target name, which
+must not exist: a damaged source, a full disk or a kill leaves no target at all,
+never a partial copy that reads as complete.  Target names SQLite uses for a
+database's side files (``-wal``, ``-shm``, ``-journal``) are refused: a later
+writer of the database beside it would take the copy for its journal.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
+from pathlib import Path
 
 import numpy as np
 
@@ -17,7 +27,66 @@ from .errors import RecordingError
 from .reader import Recording
 from .writer import RecordingWriter
 
-__all__ = ["upgrade"]
+__all__ = ["upgrade", "SIDE_FILE_SUFFIXES"]
+
+#: name endings SQLite gives the side files of a database (``DB-wal`` belongs to ``DB``)
+SIDE_FILE_SUFFIXES = ("-wal", "-shm", "-journal")
+#: events copied per commit (the writer buffers a bounded number of events between commits)
+_EVENT_BATCH = 4096
+
+
+def _check_target(dst: Path, src: Path) -> None:
+    """Refuse a target that exists, is the source, or carries an SQLite side-file name."""
+    if os.path.lexists(dst):
+        raise RecordingError(dst, "already exists (upgrade writes a new file and never replaces one)")
+    if dst.name.endswith(SIDE_FILE_SUFFIXES):
+        raise RecordingError(dst, "is named like an SQLite side file (-wal, -shm, -journal): a writer of the "
+                                  "database beside it would take the copy for its journal; choose another name")
+    try:
+        if os.path.samefile(dst.parent, src.parent) and dst.name == src.name:
+            raise RecordingError(dst, "is the source recording")
+    except OSError:
+        pass
+
+
+def _copy(rec: Recording, tmp: Path) -> tuple[int, int]:
+    """Write every block and event of ``rec`` into a new recording at ``tmp``; returns (rows, events)."""
+    rows = events = 0
+    with RecordingWriter(tmp, rec.alpha_grid, rec.run, commit_interval=3600.0, journal="delete") as w:
+        for bid in rec.block_ids():
+            d = rec.read_block(bid)
+            w.append_arrays(d.columns, d.phi, np.diff(d.trial_offsets), d.trials)
+            rows += len(d)
+            w.flush()  # raises on a failed commit: nothing is dropped silently
+        for it, wt, kind, msg in rec.iter_events():
+            w.add_event(kind, msg, it)
+            events += 1
+            if events % _EVENT_BATCH == 0:
+                w.flush()
+        if w.rows_dropped or w.events_dropped:
+            raise RecordingError(tmp, f"the copy lost {w.rows_dropped:,} rows and {w.events_dropped:,} events")
+    return rows, events
+
+
+def _verify(tmp: Path, rows: int, events: int) -> None:
+    """The finished copy holds exactly ``rows`` rows and ``events`` events, and stands alone."""
+    with Recording(tmp) as copy:
+        got_rows = copy.n_iterations()
+        got_events = copy.query("SELECT count(*) FROM events")[0][0]
+    if (got_rows, got_events) != (rows, events):
+        raise RecordingError(tmp, f"the copy holds {got_rows:,} rows and {got_events:,} events, expected "
+                                  f"{rows:,} and {events:,}")
+    for suffix in SIDE_FILE_SUFFIXES:
+        if os.path.lexists(str(tmp) + suffix):
+            raise RecordingError(tmp, f"the copy still has a {suffix} file beside it")
+
+
+def _remove(tmp: Path) -> None:
+    for suffix in ("",) + SIDE_FILE_SUFFIXES:
+        try:
+            os.unlink(str(tmp) + suffix)
+        except FileNotFoundError:
+            pass
 
 
 def upgrade(src: str | os.PathLike, dst: str | os.PathLike) -> int:
@@ -26,25 +95,24 @@ def upgrade(src: str | os.PathLike, dst: str | os.PathLike) -> int:
     Raises
     ------
     RecordingError
-        ``src`` is not a readable recording, or ``dst`` exists or cannot be written.
+        ``src`` is not a readable recording (or is damaged anywhere), ``dst`` exists, carries an SQLite
+        side-file name or cannot be written (a full disk); then no ``dst`` is created.
     """
-    if os.path.lexists(dst):
-        raise RecordingError(dst, "already exists (upgrade writes a new file and never replaces one)")
+    dst = Path(dst)
     with Recording(src) as rec:
+        _check_target(dst, rec.path)
+        tmp = dst.parent / f".gda-{os.getpid()}-{secrets.token_hex(6)}.tmp"
         try:
-            if os.path.samefile(os.path.dirname(os.path.abspath(dst)) or ".", rec.path.parent) and \
-                    os.path.basename(dst) == rec.path.name:
-                raise RecordingError(dst, "is the source recording")
-        except OSError:
-            pass
-        index = rec.block_ids()
-        rows = 0
-        with RecordingWriter(dst, rec.alpha_grid, rec.run, commit_interval=3600.0) as w:
-            for bid in index:
-                d = rec.read_block(bid)
-                w.append_arrays(d.columns, d.phi, np.diff(d.trial_offsets), d.trials)
-                rows += len(d)
-                w.flush()
-            for it, wt, kind, msg in rec.events():
-                w.add_event(kind, msg, it)
+            rows, events = _copy(rec, tmp)
+            _verify(tmp, rows, events)
+            try:
+                os.link(tmp, dst)  # fails if the name appeared meanwhile: nothing is replaced
+            except FileExistsError:
+                raise RecordingError(dst, "already exists (created while upgrading; nothing was replaced)") from None
+            except OSError as exc:
+                if os.path.lexists(dst):
+                    raise RecordingError(dst, f"cannot be written ({exc.strerror or exc})") from None
+                os.rename(tmp, dst)  # no hard links on this file system
+        finally:
+            _remove(tmp)
     return rows

@@ -40,6 +40,12 @@ __all__ = ["RunWindows", "Envelope"]
 
 #: decoded rows kept by the block cache of one run (bytes)
 BLOCK_CACHE_BYTES = 96 << 20
+#: A file without a usable stored pyramid (schema 1, or a schema-2 file whose ``meta.lod`` is missing or
+#: foreign) is indexed in memory at every open by decoding every block.  Refused when its blocks declare more
+#: decoded bytes than this, unless that is within :data:`MEMORY_INDEX_RATIO` times the file's own size
+#: (schema-1 blocks are raw, so any schema-1 file passes; only compressed blocks can declare far more).
+MEMORY_INDEX_BYTES = 64 << 20
+MEMORY_INDEX_RATIO = 8
 
 
 class Envelope:
@@ -101,10 +107,26 @@ class RunWindows:
         if not w._memory_index:
             w.chunks = SqlChunks(rec.query, path=rec.path, fields=rec.pyramid_fields)
             if not rows:
-                w.chunks.refresh()
+                w._check_pyramid_alone()
                 return w
+        else:
+            _check_index_budget(rec)
         w.refresh()
         return w
+
+    def _check_pyramid_alone(self) -> None:
+        """Read the stored pyramid's shape and check it against the block totals (no block index kept)."""
+        rec = self.recording
+
+        def snapshot(query):
+            self.chunks.refresh(query)
+            n, total, first, last = query("SELECT count(*), total(n), min(first_iteration), "
+                                          "max(last_iteration) FROM blocks")[0]
+            if not (isinstance(total, float) and total.is_integer() and 0 <= total < 2 ** 62):
+                raise RecordingError(rec.path, "damaged block index (row counts are not integers)")
+            self.chunks.check_blocks(query, int(total), first if n else None, last if n else None)
+
+        rec.consistent_read(snapshot)
 
     # -- live growth -------------------------------------------------------------------
     def refresh(self) -> int:
@@ -124,6 +146,8 @@ class RunWindows:
                              "ORDER BY id", (since,))
                 if not self._memory_index:
                     self.chunks.refresh(query)
+                    check = self._totals(known, rows)
+                    self.chunks.check_blocks(query, *check)
                 return rows
 
             rows = rec.consistent_read(snapshot)  # O(new blocks): a follower never rereads the whole index
@@ -146,15 +170,18 @@ class RunWindows:
                 self._drop(last_id)
             self._index, self._row0 = idx, row0
             total = int(row0[-1])
-            if self._memory_index:
-                if total > self.chunks.builder.n_rows:
-                    self._ingest(self.chunks.builder.n_rows)
-            else:
-                counts = self.chunks.counts()
-                if total and (not counts or counts[0] != -(-total // pyramid.BASE_ROWS)):
-                    raise RecordingError(rec.path, f"damaged pyramid (level 0 has {counts[0] if counts else 0} "
-                                                   f"buckets for {total} rows)")
+            if self._memory_index and total > self.chunks.builder.n_rows:
+                self._ingest(self.chunks.builder.n_rows)
             return total - old_total
+
+    def _totals(self, known: np.ndarray, rows: list) -> tuple[int, int | None, int | None]:
+        """(rows, first iteration, last iteration) of the blocks ``known`` followed by the new ``rows``."""
+        if not all(isinstance(v, int) and not isinstance(v, bool) for r in rows for v in r):
+            raise RecordingError(self.recording.path, "damaged block index (non-integer entries)")
+        total = int(self._row0[len(known)]) + sum(r[3] for r in rows)
+        first = int(known[0, 1]) if len(known) else (rows[0][1] if rows else None)
+        last = rows[-1][2] if rows else (int(known[-1, 2]) if len(known) else None)
+        return total, first, last
 
     def _ingest(self, from_row: int) -> None:
         """Feed rows from ``from_row`` on into the in-memory pyramid, block by block (streaming)."""
@@ -355,6 +382,22 @@ class RunWindows:
     def summary(self) -> dict[str, np.ndarray] | None:
         """The whole run as one bucket (see :data:`recorder.pyramid.BUCKET_FIELDS`), or None when empty."""
         return self.chunks.top()
+
+
+def _check_index_budget(rec) -> None:
+    """Refuse to index a file in memory when its blocks declare more decoded bytes than
+    :data:`MEMORY_INDEX_BYTES` or :data:`MEMORY_INDEX_RATIO` times the file's size allow (a run without a
+    usable stored pyramid is decoded whole at every open; compressed blocks could declare any amount)."""
+    n = rec.n_iterations()
+    row_bytes = 4 * len(rec.alpha_grid) + sum(np.dtype(dt).itemsize for _, dt in rec.stored_fields)
+    need = n * row_bytes
+    size = rec.file_size()
+    if need > max(MEMORY_INDEX_BYTES, MEMORY_INDEX_RATIO * size):
+        raise RecordingError(rec.path, f"has no stored pyramid this gda-gl can use, and its blocks declare "
+                                       f"{n:,} iterations x {len(rec.alpha_grid)} alphas ({need / 2 ** 20:,.0f} MiB "
+                                       f"decoded) in a {size / 2 ** 20:,.1f} MiB file: refusing to index that in "
+                                       f"memory at every open ('gda-gl upgrade' writes a copy with a stored "
+                                       f"pyramid; 'gda-gl check' verifies the blocks)")
 
 
 def _ikey(v: float) -> int:

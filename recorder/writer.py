@@ -64,10 +64,10 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from . import schema
-from .lodstore import LodError, decode_chunk, write_chunks
+from .lodstore import LodError, SqlChunks, write_chunks
 from .pyramid import BASE_ROWS, BUCKET_FIELDS, CHUNK, PyramidBuilder
 from .pyramid import layout as pyramid_layout
-from .codec import MAX_BLOCK_ROWS, BlockError, as_grid, concat_parts, decode_block, encode_block, json_safe, trials_arrays
+from .codec import MAX_BLOCK_ROWS, BlockError, as_grid, as_row_alphas, concat_parts, decode_block, encode_block, json_safe, trials_arrays
 from .errors import RecordingBusyError, RecordingError
 from .fsutil import NETWORK_FS, check_recording_file, fs_type, has_journal, sniff
 from .lock import HEARTBEAT_S, describe_writer, pid_alive, process_token, writer_alive
@@ -218,6 +218,9 @@ class RecordingWriter:
     journal : ``"auto"`` (WAL unless on a network file system), ``"wal"`` or ``"delete"``
     max_buffer_rows : rows kept in memory while commits fail (default ``max(8 * block_rows, 32768)``);
         beyond it the writer stops recording and drops the newest rows
+    row_alphas : every row stores its own alphas (an adaptive probe; ``alpha_grid`` is then the nominal
+        grid, its length the per-row width K): :meth:`append` takes ``alphas=``; see
+        :mod:`recorder.schema`, "Per-row alpha grids"
 
     Raises
     ------
@@ -230,7 +233,8 @@ class RecordingWriter:
 
     def __init__(self, path: str | os.PathLike, alpha_grid: Sequence[float], run: Mapping | None = None, *,
                  overwrite: bool = False, append: bool = False, commit_interval: float = 1.0,
-                 block_rows: int | None = None, journal: str = "auto", max_buffer_rows: int | None = None):
+                 block_rows: int | None = None, journal: str = "auto", max_buffer_rows: int | None = None,
+                 row_alphas: bool = False):
         self.path = Path(path)
         self.alpha_grid = as_grid(alpha_grid)
         self.commit_interval = float(commit_interval)
@@ -254,6 +258,7 @@ class RecordingWriter:
         self.error: BaseException | None = None
         self.stopped = False
         self.rows_dropped = 0
+        self.events_dropped = 0
         self._last_heartbeat = 0.0
         self._last_failure = 0.0
         self.rows_committed = 0
@@ -261,7 +266,8 @@ class RecordingWriter:
         self.journal_mode = ""
         self._pyramid = PyramidBuilder(self.alpha_grid)
         self._fields = schema.stored_fields()        # the file's per-iteration columns (appending: its own)
-        self._columns = schema.block_columns()
+        self.row_alphas = bool(row_alphas)           # rows store their own alphas (schema: per-row alpha grids)
+        self._columns = schema.block_columns(row_alphas=self.row_alphas)
         self._lod_fields = BUCKET_FIELDS             # the file's pyramid fields
         self.series = SeriesLog(self)                # logged scalars, committed with the blocks (recorder.series)
 
@@ -364,14 +370,14 @@ class RecordingWriter:
         """Write an empty recording holding our write lock to ``tmp`` (rollback journal, closed after)."""
         from ._version import __version__
 
-        meta = {"run": dict(run or {}), "alpha_grid": self.alpha_grid.tolist(),
+        meta = {"run": dict(run or {}), "alpha_grid": schema.grid_meta(self.alpha_grid, self.row_alphas),
                 "created_by": f"gda_gl {__version__}", "writer": self._writer_info("open"),
                 "lod": pyramid_layout()}
         rows = [(k, json.dumps(json_safe(v), allow_nan=False, default=str)) for k, v in meta.items()]
         con = sqlite3.connect(tmp, isolation_level=None)
         try:
             con.execute("BEGIN")
-            for stmt in schema.create_statements():
+            for stmt in schema.create_statements(row_alphas=self.row_alphas):
                 con.execute(stmt)
             con.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", rows)
             con.execute("COMMIT")
@@ -397,20 +403,25 @@ class RecordingWriter:
                 raise
         if meta is not None and not np.array_equal(meta["alpha_grid"], self.alpha_grid):
             raise RecordingError(self.path, "cannot append: the alpha grid differs from the recording's")
-        self._con = self._connect(journal, validate=True)
+        self._con = self._connect(None, validate=True)  # the journal mode changes the file: only once checked
         if meta is None:
             meta = read_meta(self._con, self.path)
             if not np.array_equal(meta["alpha_grid"], self.alpha_grid):
                 raise RecordingError(self.path, "cannot append: the alpha grid differs from the recording's")
         self._adopt_layout(meta)
-        self._acquire()
-        self._load_tail()
-        self._resume_pyramid()
+        self._acquire()  # checks the blocks and the pyramid before it writes anything
+        self._set_journal(self._con, journal)
 
     def _adopt_layout(self, meta: dict) -> None:
         """Write the columns and pyramid fields the (validated) file has, not necessarily all this release knows."""
         self._fields = stored_fields_of(self._con, schema.SCHEMA_VERSION)
         self._columns = [f"f_{n}" for n, _ in self._fields] + list(schema.PHI_TRIAL_COLUMNS)
+        if bool(meta.get("row_alphas")) != self.row_alphas:
+            raise RecordingError(self.path, "cannot append: the recording " + (
+                "stores per-row alphas (an adaptive probe's); open it with row_alphas=True" if meta.get("row_alphas")
+                else "has one shared alpha grid; an adaptive probe cannot append to it"))
+        if self.row_alphas:
+            self._columns.append(schema.ROW_ALPHA_COLUMN)
         lod = schema.stored_lod_fields(meta.get("lod"), BUCKET_FIELDS)
         known = {n for n, _, _ in BUCKET_FIELDS}
         if lod is None or any(n not in known for n, _, _ in lod):
@@ -432,22 +443,27 @@ class RecordingWriter:
             con.execute("PRAGMA trusted_schema = OFF")
             if validate:  # the same checks again on this connection, before any write
                 validate_identity(con, self.path, exact=True)
-            if journal == "auto":
-                fstype = fs_type(self.path)
-                journal = "delete" if fstype in NETWORK_FS else "wal"
-                if journal == "delete":
-                    log.info("%s is on %s: using the rollback journal instead of WAL", self.path, fstype)
-            mode = con.execute(f"PRAGMA journal_mode={'WAL' if journal == 'wal' else 'DELETE'}").fetchone()[0]
-            if journal == "wal" and mode.lower() != "wal":
-                log.warning("%s: WAL not available (journal_mode=%s); using the rollback journal", self.path, mode)
-                con.execute("PRAGMA journal_mode=DELETE")
-            self.journal_mode = con.execute("PRAGMA journal_mode").fetchone()[0].lower()
-            # NORMAL is crash-safe against process death in WAL mode; FULL for the rollback journal.
-            con.execute(f"PRAGMA synchronous={'NORMAL' if self.journal_mode == 'wal' else 'FULL'}")
+            if journal is not None:
+                self._set_journal(con, journal)
         except BaseException:
             con.close()
             raise
         return con
+
+    def _set_journal(self, con: sqlite3.Connection, journal: str) -> None:
+        """WAL or the rollback journal (``journal`` as for the constructor), and the matching ``synchronous``."""
+        if journal == "auto":
+            fstype = fs_type(self.path)
+            journal = "delete" if fstype in NETWORK_FS else "wal"
+            if journal == "delete":
+                log.info("%s is on %s: using the rollback journal instead of WAL", self.path, fstype)
+        mode = con.execute(f"PRAGMA journal_mode={'WAL' if journal == 'wal' else 'DELETE'}").fetchone()[0]
+        if journal == "wal" and mode.lower() != "wal":
+            log.warning("%s: WAL not available (journal_mode=%s); using the rollback journal", self.path, mode)
+            con.execute("PRAGMA journal_mode=DELETE")
+        self.journal_mode = con.execute("PRAGMA journal_mode").fetchone()[0].lower()
+        # NORMAL is crash-safe against process death in WAL mode; FULL for the rollback journal.
+        con.execute(f"PRAGMA synchronous={'NORMAL' if self.journal_mode == 'wal' else 'FULL'}")
 
     def _writer_info(self, state: str) -> dict:
         pid = os.getpid()
@@ -455,6 +471,8 @@ class RecordingWriter:
                 "state": state}
 
     def _acquire(self) -> None:
+        """Take the write lock, in one transaction with the checks of the tail block and the pyramid
+        (:meth:`_load_tail`, :meth:`_resume_pyramid`): a file they refuse is left unchanged."""
         con = self._con
         con.execute("BEGIN IMMEDIATE")
         try:
@@ -469,6 +487,8 @@ class RecordingWriter:
                 if writer_alive(info):
                     raise RecordingBusyError(self.path,
                                              f"is being written by another writer ({describe_writer(info)})")
+            self._load_tail()
+            self._resume_pyramid()
             con.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('writer', ?)",
                         (json.dumps(self._writer_info("open")),))
             con.execute("COMMIT")
@@ -479,24 +499,25 @@ class RecordingWriter:
     def _load_tail(self) -> None:
         con = self._con
         k = len(self.alpha_grid)
-        total, last_it = 0, None
-        item = schema.ITER_DTYPES["iteration"].itemsize
+        total, first_it, last_it = 0, None, None
         for bid, n, first, last, nbytes in con.execute(
                 "SELECT id, n, first_iteration, last_iteration, length(f_iteration) FROM blocks ORDER BY id"):
             if not all(isinstance(v, int) for v in (bid, n, first, last)) or n <= 0 or n > MAX_BLOCK_ROWS or nbytes is None \
                     or first > last or (last_it is not None and first <= last_it):
                 raise RecordingError(self.path, f"cannot append: damaged block {bid}")
             total += n
+            first_it = first if first_it is None else first_it
             last_it = last
         self.rows_committed = total
         self._last_iteration = last_it
+        self._first_iteration = first_it
         row = con.execute(f"SELECT id, n, {', '.join(self._columns)} FROM blocks "
                           "ORDER BY id DESC LIMIT 1").fetchone()
         if row is None:
             return
         bid, n = row[0], row[1]
         try:
-            cols, phi, tcount, trials = decode_block(row[2:], n, k, fields=self._fields)
+            cols, phi, tcount, trials = decode_block(row[2:], n, k, fields=self._fields, row_alphas=self.row_alphas)
         except BlockError as exc:
             raise RecordingError(self.path, f"cannot append: damaged block {bid}: {exc}") from None
         if n < self.block_rows:
@@ -505,15 +526,16 @@ class RecordingWriter:
     def _resume_pyramid(self) -> None:
         """Continue the stored pyramid: the newest chunk of every level, the rows of the partial bucket."""
         con = self._con
-        last_chunks = []
+        total = self.rows_committed
+        # the reader's validator, on this connection: a pyramid a reader would refuse is never continued
+        chunks = SqlChunks(lambda sql, args=(): con.execute(sql, args).fetchall(), fields=self._lod_fields)
         try:
-            for level, c in con.execute("SELECT level, MAX(chunk) FROM lod GROUP BY level ORDER BY level").fetchall():
-                row = con.execute("SELECT level, chunk, n, first_iteration, last_iteration, data FROM lod "
-                                  "WHERE level = ? AND chunk = ?", (level, c)).fetchone()
-                last_chunks.append((c, decode_chunk(*row, fields=self._lod_fields)))
+            chunks.refresh()
+            chunks.check_blocks(None, total, self._first_iteration, self._last_iteration)
+            last_chunks = [((cnt - 1) // CHUNK, chunks.chunk(level, (cnt - 1) // CHUNK))
+                           for level, cnt in enumerate(chunks.counts())]
         except LodError as exc:
             raise RecordingError(self.path, f"cannot append: damaged pyramid ({exc})") from None
-        total = self.rows_committed
         rem = total % BASE_ROWS
         tail_cols = tail_phi = None
         prev_batch = None
@@ -524,7 +546,8 @@ class RecordingWriter:
             for row in con.execute(f"SELECT id, n, {', '.join(self._columns)} FROM blocks "
                                    "ORDER BY id DESC LIMIT 2"):
                 try:
-                    cols, phi, tc, tr = decode_block(row[2:], row[1], k, fields=self._fields)
+                    cols, phi, tc, tr = decode_block(row[2:], row[1], k, fields=self._fields,
+                                                     row_alphas=self.row_alphas)
                 except BlockError as exc:
                     raise RecordingError(self.path, f"cannot append: damaged block {row[0]}: {exc}") from None
                 parts.insert(0, (cols, phi, tc, tr["alpha"]))
@@ -551,7 +574,8 @@ class RecordingWriter:
 
     # -- appending -----------------------------------------------------------
     def append(self, iteration: int, phi: Sequence[float] | np.ndarray | None = None, *,
-               trials: Mapping[str, Sequence] | None = None, **fields) -> None:
+               trials: Mapping[str, Sequence] | None = None, alphas: Sequence[float] | None = None,
+               **fields) -> None:
         """Append one iteration.
 
         Every value is checked here: a bad one raises for this call only, and the
@@ -563,6 +587,8 @@ class RecordingWriter:
         iteration : an integer strictly larger than the previous one
         phi : (K,) values at the alpha grid (NaN where not measured); all NaN when None
         trials : optional dict with ``alpha``, ``loss`` and optionally ``slope``, ``order`` sequences
+        alphas : (K,) this row's alphas (a writer made with ``row_alphas=True`` only): the measured ones
+            strictly increasing, then NaN, phi NaN where alpha is; None: no alphas (phi must be all NaN)
         **fields : any of :data:`recorder.schema.ITER_FIELDS`; missing floats are NaN, ints 0
 
         Raises
@@ -594,17 +620,27 @@ class RecordingWriter:
                 raise ValueError(f"phi has {phi_arr.size} values, expected {k} (one per alpha)")
             phi_arr = phi_arr.reshape(k)
         tr = trials_arrays(trials) if trials is not None else None
+        ra = self._row_alphas_of(alphas, phi_arr, 1)
         with self._lock:
             if self._last_iteration is not None and iteration <= self._last_iteration:
                 raise ValueError("iterations must be strictly increasing (the recording is append-only)")
             if self._full():
                 return
-            self._rows.append((row, phi_arr, tr))
+            self._rows.append((row, phi_arr, tr, ra))
             self._pending_rows += 1
             self._last_iteration = iteration
             big = self._pending_rows >= self.block_rows and self.error is None
         if big:
             self._flush_quietly()
+
+    def _row_alphas_of(self, alphas, phi: np.ndarray, n: int) -> np.ndarray | None:
+        """Checked (n, K) per-row alphas for a per-row writer (None otherwise; giving alphas to it raises)."""
+        if not self.row_alphas:
+            if alphas is not None:
+                raise ValueError("alphas given, but this recording has one shared alpha grid (create the "
+                                 "writer with row_alphas=True for per-row alphas)")
+            return None
+        return as_row_alphas(alphas, phi, n, len(self.alpha_grid))
 
     def _full(self) -> bool:
         """Whether the buffer is full while commits fail: then stop recording (lock held)."""
@@ -639,6 +675,8 @@ class RecordingWriter:
         cols = {name: np.array(table[i], dtype=schema.ITER_DTYPES[name]) for i, name in
                 enumerate(("iteration",) + _ROW_FIELDS)}
         phi = np.stack([r[1] for r in rows]).astype(schema.PHI_DTYPE, copy=False)
+        if self.row_alphas:
+            cols[schema.ROW_ALPHA_COLUMN] = np.concatenate([r[3] for r in rows])
         trs = [r[2] for r in rows]
         tcount = np.array([0 if t is None else len(t["alpha"]) for t in trs], schema.TRIAL_COUNT_DTYPE)
         present = [t for t in trs if t is not None]
@@ -647,8 +685,11 @@ class RecordingWriter:
         self._pending.append((cols, phi, tcount, trials))
 
     def append_arrays(self, columns: Mapping[str, np.ndarray], phi: np.ndarray,
-                      trial_count: np.ndarray | None = None, trials: Mapping[str, np.ndarray] | None = None) -> None:
+                      trial_count: np.ndarray | None = None, trials: Mapping[str, np.ndarray] | None = None,
+                      alphas: np.ndarray | None = None) -> None:
         """Append many iterations at once (columnar); used by bulk importers and benchmarks.
+
+        ``alphas``: (n, K) per-row alphas, for a writer made with ``row_alphas=True`` (see :meth:`append`).
 
         Everything is validated before anything is buffered (all or nothing).
         """
@@ -665,6 +706,7 @@ class RecordingWriter:
         if phi.size != n * len(self.alpha_grid):
             raise ValueError(f"phi has {phi.size} values, expected {n} x {len(self.alpha_grid)}")
         phi = phi.reshape(n, len(self.alpha_grid))
+        ra = self._row_alphas_of(alphas, phi, n)
         cols = {}
         for name, dt in schema.ITER_DTYPES.items():
             v = columns.get(name)
@@ -684,6 +726,8 @@ class RecordingWriter:
                 self.rows_dropped += n - 1
                 return
             self._rows_to_chunk()
+            if ra is not None:
+                cols[schema.ROW_ALPHA_COLUMN] = ra
             self._pending.append((cols, phi, tcount, tr))
             self._pending_rows += n
             self._last_iteration = int(it[-1])
@@ -697,6 +741,11 @@ class RecordingWriter:
         with self._lock:
             if len(self._events) < _MAX_EVENTS:
                 self._events.append((it, time.time(), str(kind), str(message)))
+            else:
+                if not self.events_dropped:
+                    log.warning("%s: %d events wait for a commit; later ones are not recorded until one "
+                                "succeeds", self.path, _MAX_EVENTS)
+                self.events_dropped += 1
 
     # -- committing ----------------------------------------------------------
     def flush(self) -> None:

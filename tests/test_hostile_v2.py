@@ -1,0 +1,319 @@
+"""Hostile schema-2 recordings (issue 21): forged pyramids, damaged frames, careless commands.
+
+The corpus is generated here with raw ``sqlite3`` and the project's own encoders (no binary files in the
+repository): a good schema-2 recording of 600 rows is written once, copied, and each case forges or damages
+it.  Every case was written to fail before the fix it names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from gda_gl.cli import main
+from recorder import pyramid, schema
+from recorder.codec import decode_block
+from recorder.colcodec import pack_columns
+from recorder.errors import RecordingError
+from recorder.lodstore import decode_chunk, encode_chunk
+from recorder.store import Recording, RecordingWriter
+
+GRID = np.linspace(0.0, 2.0, 8)
+N_ROWS = 600
+
+
+# --------------------------------------------------------------------------- corpus generator
+
+def write_good(p: Path, n: int = N_ROWS, events: int = 3, **kw) -> Path:
+    """A valid schema-2 recording: ``n`` rows in blocks of 64, ragged trials, loss in 1.0..1.6."""
+    with RecordingWriter(p, GRID, {"name": p.stem}, block_rows=64, commit_interval=60, **kw) as w:
+        for i in range(n):
+            tr = {"alpha": [0.5, 1.5], "loss": [1.0, 1.2]} if i % 3 == 0 else None
+            w.append(i, (1.0 + GRID * 0.1 + i * 1e-3).astype(np.float32), trials=tr, epoch=i // 100,
+                     train_loss=1.0 + i * 1e-3, wall_time=1.7e9 + i, ls_evals=i % 3)
+        for j in range(events):
+            w.add_event("note", f"event {j}", iteration=j)
+    return p
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    return write_good(tmp_path_factory.mktemp("tmpl") / "good.gda")
+
+
+def _sql(p: Path, *changes) -> Path:
+    con = sqlite3.connect(p, isolation_level=None)
+    try:
+        con.execute("PRAGMA journal_mode = DELETE")
+        con.execute("BEGIN")
+        for change in changes:
+            change(con)
+        con.execute("COMMIT")
+    finally:
+        con.close()
+    return p
+
+
+def _top(con) -> int:
+    return con.execute("SELECT MAX(level) FROM lod").fetchone()[0]
+
+
+def forge_chunk(level_of, change, chunk: int = 0):
+    """A mutation: decode chunk ``chunk`` of a level (``level_of(con)``), let ``change(recs)`` alter the
+    buckets, store them back consistently re-encoded (table columns follow the buckets)."""
+    def mutate(con):
+        level = level_of(con)
+        row = con.execute("SELECT level, chunk, n, first_iteration, last_iteration, data FROM lod "
+                          "WHERE level = ? AND chunk = ?", (level, chunk)).fetchone()
+        recs = {k: np.array(v) for k, v in decode_chunk(*row).items()}
+        change(recs)
+        con.execute("UPDATE lod SET n = ?, first_iteration = ?, last_iteration = ?, data = ? "
+                    "WHERE level = ? AND chunk = ?", (len(recs["rows"]), int(recs["first_it"][0]),
+                                                      int(recs["last_it"][-1]), encode_chunk(recs), level, chunk))
+    return mutate
+
+
+def _every_level(change):
+    def mutate(con):
+        for level in range(_top(con) + 1):
+            forge_chunk(lambda _c, lv=level: lv, change)(con)
+    return mutate
+
+
+def _top_rows_1000(recs):
+    recs["rows"][0] = 1000
+    recs["status:0"][0] = 1000  # the code counts still add up to the forged row count
+    recs["step_class:0"][0] += 1000 - recs["step_class:0"][0] - recs["step_class:1"][0] - recs["step_class:2"][0] \
+        - recs["step_class:3"][0]
+
+
+def _spikes(recs):
+    recs["env_hi"][:] = 50.0
+    recs["env_lo"][:] = -50.0
+
+
+def _shift_spans(recs):
+    recs["first_it"] += 5000
+    recs["last_it"] += 5000
+
+
+def _sum_doubled(recs):
+    recs["train_loss:sum"] *= 2
+
+
+def _drop_last_block(con):
+    con.execute("DELETE FROM blocks WHERE id = (SELECT MAX(id) FROM blocks)")
+
+
+def _top_chunk_index(con):
+    con.execute("UPDATE lod SET chunk = 3 WHERE level = ?", (_top(con),))
+
+
+def _level0_short(con):
+    forge_chunk(lambda _c: 0, lambda r: [r.__setitem__(k, v[:-1]) for k, v in list(r.items())])(con)
+
+
+#: forged pyramids the cheap invariants at open refuse: (mutation, words of the message)
+OPEN_CASES = {
+    "top-rows-1000": (forge_chunk(_top, _top_rows_1000), "whole-run bucket counts 1,000"),
+    "last-block-deleted": (_drop_last_block, "576 iterations"),
+    "pyramid-empty": (lambda c: c.execute("DELETE FROM lod"), "pyramid is empty but the blocks hold 600"),
+    "top-chunk-index": (_top_chunk_index, "chunks missing"),
+    "level0-one-bucket-short": (_level0_short, "level 0 has 37 buckets"),
+    "spans-shifted": (_every_level(_shift_spans), "spans iterations 5000..5599"),
+    "blocks-deleted": (lambda c: c.execute("DELETE FROM blocks"), "no blocks"),
+}
+#: forged pyramids that agree with the block index: only ``gda-gl check`` (every bucket) finds them
+CHECK_CASES = {
+    "env-spikes": (_every_level(_spikes), "env_lo"),
+    "top-sum-doubled": (forge_chunk(_top, _sum_doubled), "train_loss:sum"),
+    "level1-sum-doubled": (forge_chunk(lambda _c: 1, _sum_doubled), "level 1 bucket 0"),
+}
+
+
+def make(name: str, template: Path, where: Path) -> Path:
+    p = where / f"{name}.gda"
+    shutil.copyfile(template, p)
+    mutation = {**OPEN_CASES, **CHECK_CASES}[name][0]
+    return _sql(p, mutation)
+
+
+def _sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def _run(argv, capsys):
+    capsys.readouterr()
+    rc = main(argv)
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def _one_line(err: str, p: Path, words: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert p.name in lines[0] and words in lines[0], err
+
+
+# --------------------------------------------------------------------------- forged pyramids
+
+@pytest.mark.parametrize("name", sorted(OPEN_CASES))
+def test_forged_pyramid_is_refused_at_open(name, template, tmp_path, capsys):
+    p = make(name, template, tmp_path)
+    before = _sha(p)
+    words = OPEN_CASES[name][1]
+    for argv in (["info", str(p)], ["compare", str(p)], ["render", str(p), "-o", str(tmp_path / "o.png")],
+                 ["check", str(p)]):
+        rc, out, err = _run(argv, capsys)
+        assert rc == 2, (argv, out, err)
+        _one_line(err, p, words)
+        assert "no iterations" not in err
+    assert not (tmp_path / "o.png").exists()
+    assert _sha(p) == before and not [s for s in ("-wal", "-shm", "-journal") if Path(f"{p}{s}").exists()]
+
+
+@pytest.mark.parametrize("name", sorted(CHECK_CASES))
+def test_check_compares_every_bucket_with_the_blocks(name, template, tmp_path, capsys):
+    p = make(name, template, tmp_path)
+    before = _sha(p)
+    rc, out, err = _run(["check", str(p)], capsys)
+    assert rc == 2, out
+    _one_line(err, p, CHECK_CASES[name][1])
+    assert "damaged pyramid" in err
+    assert _sha(p) == before
+
+
+def test_check_passes_good_files_and_an_upgraded_schema1_file(template, tmp_path, capsys):
+    rc, out, err = _run(["check", str(template)], capsys)
+    assert rc == 0 and err == "" and "600 iterations" in out and "agree with the blocks" in out, (out, err)
+    big = write_good(tmp_path / "big.gda", n=70_000, events=0)  # several chunks at level 0: chunks are settled
+    rc, out, err = _run(["check", str(big)], capsys)
+    assert rc == 0 and "70,000 iterations" in out, err
+
+
+def test_append_refuses_a_pyramid_the_reader_refuses(template, tmp_path):
+    """Item 5: a top chunk under the wrong index made every later commit fail with IndexError."""
+    p = make("top-chunk-index", template, tmp_path)
+    before = _sha(p)
+    with pytest.raises(RecordingError, match="damaged pyramid"):
+        RecordingWriter(p, GRID, append=True)
+    p2 = make("top-rows-1000", template, tmp_path)
+    with pytest.raises(RecordingError, match="damaged pyramid"):
+        RecordingWriter(p2, GRID, append=True)
+    assert _sha(p) == before
+
+
+# --------------------------------------------------------------------------- damaged frames
+
+def _recompress_first_iteration(con, checksum: bool, extra: bytes = b""):
+    import zstandard
+
+    row = con.execute(f"SELECT id, n, {', '.join(schema.block_columns())} FROM blocks ORDER BY id").fetchone()
+    cols = decode_block(row[2:], row[1], len(GRID))[0]
+    from recorder.colcodec import _shuffle
+
+    z = zstandard.ZstdCompressor(level=1, write_content_size=True, write_checksum=checksum)
+    blob = z.compress(_shuffle(np.ascontiguousarray(cols["iteration"]))) + extra
+    con.execute("UPDATE blocks SET f_iteration = ? WHERE id = ?", (blob, row[0]))
+
+
+@pytest.mark.parametrize("how", ["no-checksum", "trailing-bytes"])
+def test_frames_without_checksum_or_with_trailing_bytes_are_refused(how, template, tmp_path):
+    p = tmp_path / f"{how}.gda"
+    shutil.copyfile(template, p)
+    _sql(p, lambda c: _recompress_first_iteration(c, checksum=how != "no-checksum",
+                                                  extra=b"\x00junk" if how == "trailing-bytes" else b""))
+    with pytest.raises(RecordingError, match="block 1") as ei, Recording(p) as rec:
+        rec.read()
+    assert ("checksum" if how == "no-checksum" else "unused data") in str(ei.value)
+
+
+def test_pyramid_chunk_with_trailing_bytes_is_refused(template, tmp_path, capsys):
+    p = tmp_path / "lod-trailing.gda"
+    shutil.copyfile(template, p)
+
+    def pad(con):
+        top = _top(con)
+        row = con.execute("SELECT n, data FROM lod WHERE level = ? AND chunk = 0", (top,)).fetchone()
+        recs = decode_chunk(top, 0, row[0], 0, N_ROWS - 1, row[1])
+        cols = [np.asarray(recs[n], d) for n, d, _ in pyramid.BUCKET_FIELDS]
+        blob = bytearray(pack_columns(cols))
+        # grow the last frame by 3 bytes and say so in the header: the lengths add up, the frame has extra data
+        c = len(cols)
+        last_len = int.from_bytes(blob[8 + 4 * (c - 1):8 + 4 * c], "little")
+        blob[8 + 4 * (c - 1):8 + 4 * c] = (last_len + 3).to_bytes(4, "little")
+        con.execute("UPDATE lod SET data = ? WHERE level = ? AND chunk = 0", (bytes(blob) + b"abc", top))
+
+    _sql(p, pad)
+    rc, out, err = _run(["info", str(p)], capsys)
+    assert rc == 2
+    _one_line(err, p, "damaged pyramid")
+
+
+# --------------------------------------------------------------------------- upgrade (items 6, 7, 8)
+
+@pytest.mark.parametrize("suffix", ["-wal", "-journal", "-shm"])
+def test_upgrade_refuses_sqlite_side_file_names(suffix, template, tmp_path, capsys):
+    """Item 7: ``upgrade src.gda src.gda-wal`` made a later append take the copy for its WAL."""
+    src = tmp_path / "src.gda"
+    shutil.copyfile(template, src)
+    dst = tmp_path / f"src.gda{suffix}"
+    rc, out, err = _run(["upgrade", str(src), str(dst)], capsys)
+    assert rc == 2 and "side file" in err and len(err.strip().splitlines()) == 1, err
+    assert not dst.exists()
+    with RecordingWriter(src, GRID, append=True) as w:
+        w.append(10_000, GRID)
+    with Recording(src) as rec:
+        assert rec.n_iterations() == N_ROWS + 1
+
+
+def test_upgrade_of_a_damaged_source_leaves_no_target(template, tmp_path, capsys):
+    """Item 8: a damaged block half-way left a partial copy marked closed that info showed as complete."""
+    src = tmp_path / "src.gda"
+    shutil.copyfile(template, src)
+    _sql(src, lambda c: c.execute("UPDATE blocks SET phi = substr(phi, 1, 10) WHERE id = 5"))
+    dst = tmp_path / "copy.gda"
+    rc, out, err = _run(["upgrade", str(src), str(dst)], capsys)
+    assert rc == 2 and "block 5" in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(os.listdir(tmp_path)) == ["src.gda"]
+
+
+def test_upgrade_onto_a_full_disk_leaves_no_target(template, tmp_path, capsys):
+    """Item 8: a full disk half-way left a partial target."""
+    from test_faults import _mount_tmpfs
+
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "160k"):
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        src = write_good(tmp_path / "src.gda", n=6000, events=0)
+        dst = disk / "copy.gda"
+        rc, out, err = _run(["upgrade", str(src), str(dst)], capsys)
+        assert rc == 2 and len(err.strip().splitlines()) == 1, (out, err)
+        assert os.listdir(disk) == []
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_upgrade_copies_every_event(tmp_path):
+    """Item 6: only the first 10,000 events were copied, silently."""
+    src = write_good(tmp_path / "src.gda", n=50, events=0)
+    n_events = 25_000
+    _sql(src, lambda c: c.executemany("INSERT INTO events(iteration, wall_time, kind, message) VALUES "
+                                      "(?, 1.0, 'note', ?)", ((i, f"m{i}") for i in range(n_events))))
+    from recorder.upgrade import upgrade
+
+    assert upgrade(src, tmp_path / "copy.gda") == 50
+    with Recording(tmp_path / "copy.gda") as rec:
+        ev = rec.events()
+    assert len(ev) == n_events and ev[-1][3] == f"m{n_events - 1}"
