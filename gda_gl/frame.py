@@ -19,6 +19,9 @@ classic      Rects      the classic curve phi_k(0) per bucket (zoomed out)
 beyond       Segments   phi_k past the accepted step (lighter)
 arcs         Segments   phi_k over [0, accepted step]: the enhanced curve
 smooth       Segments   the EMA-smoothed classic curve
+series_band  Rects      a logged series zoomed out: min..max of its points per bucket
+series       Segments   a logged series: the line through its points (or bucket means)
+series_marks Markers    a logged series' points when few are visible
 trials       Markers    line-search trial points and loose ends
 flags        Markers    non-finite losses (pinned to the top edge)
 owner        Segments   owner lines of loose ends beyond the grid (drawn dotted by the overlays)
@@ -36,7 +39,8 @@ import numpy as np
 
 __all__ = ["Ids", "Segments", "Rects", "Markers", "Frame", "KINDS"]
 
-KINDS = ("rules", "envelope", "classic", "beyond", "arcs", "smooth", "trials", "flags", "owner")
+KINDS = ("rules", "envelope", "classic", "beyond", "arcs", "smooth", "series_band", "series", "series_marks", "trials",
+         "flags", "owner")
 
 
 def _f64(a, width: int) -> np.ndarray:
@@ -168,6 +172,7 @@ class Frame:
     rule_min_px: float = 1.0
     seg_width: float | None = None                      # None: by zoom (2 px when a step is wide, else 1.5)
     x_tick_px: int = 110                                # pixels per x tick
+    y_tick_px: int = 60                                 # pixels per y tick
     font_size: int | None = None                        # None: by canvas width
     axis_titles: bool = True                            # False: titles and axis labels come in ``texts``
     texts: list = field(default_factory=list)           # (text, x, y, anchor, size, rgba, bold, rotate) in px

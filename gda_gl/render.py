@@ -17,6 +17,7 @@ import numpy as np
 from recorder import stats
 
 from .frame import Frame, Markers, Rects, Segments
+from . import seriesview
 from .scene import CLASS_COLORS, RunData, compose, stat_colors
 from .state import ViewState
 from .textlayer import TextLayer
@@ -25,7 +26,7 @@ from .ticks import colorbar_labels, format_ticks, linear_ticks, log_ticks
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Layout", "CurveRenderer", "STAT_LABELS", "DRAW_TABLE"]
+__all__ = ["Layout", "CurveRenderer", "STAT_LABELS", "DRAW_TABLE", "figure_layout"]
 
 STAT_LABELS = {s.name: s.title for s in stats.STATISTICS}
 CLASS_LABELS = dict(stats.CLASS_NAMES)
@@ -44,6 +45,9 @@ DRAW_TABLE: tuple[tuple[str, str, dict], ...] = (
     ("beyond", "segment", {"u_width": 1.2}),
     ("arcs", "segment", {"u_width": None}),
     ("smooth", "segment", {"u_width": 2.0}),
+    ("series_band", "rect", {"u_min_px": 1.0}),
+    ("series", "segment", {"u_width": 1.6}),
+    ("series_marks", "marker", {}),
     ("trials", "marker", {}),
     ("flags", "marker", {}),
 )
@@ -60,29 +64,54 @@ class Layout:
     bottom: int = 58
     top: int = 34
     origin: tuple[int, int] = (0, 0)  # viewport position in the framebuffer (stacked views)
+    panels: tuple[str, ...] = ()      # series panels below the plot, top to bottom (their height is taken
+                                      # from the bottom margin's side of the canvas)
 
     @classmethod
-    def for_size(cls, width: int, height: int, colorbar: bool) -> "Layout":
+    def for_size(cls, width: int, height: int, colorbar: bool, panels: tuple[str, ...] = ()) -> "Layout":
         small = width < 400 or height < 250
         lay = cls(width, height, left=56 if small else 78, right=18, bottom=44 if small else 58,
-                  top=26 if small else 34)
+                  top=26 if small else 34, panels=tuple(panels))
         if colorbar:
             lay.right += 84
         return lay
 
     @property
+    def panel_height(self) -> int:
+        """Pixels of each series panel: a quarter of the canvas each, together at most half of it."""
+        if not self.panels:
+            return 0
+        return int(max(40, min(self.height // 4, (self.height // 2) // len(self.panels))))
+
+    @property
     def plot(self) -> tuple[int, int, int, int]:
-        """x, y, w, h of the plot rectangle."""
-        return (self.left, self.bottom, max(1, self.width - self.left - self.right),
-                max(1, self.height - self.bottom - self.top))
+        """x, y, w, h of the plot rectangle (above the series panels)."""
+        bottom = self.bottom + self.panel_height * len(self.panels)
+        return (self.left, bottom, max(1, self.width - self.left - self.right),
+                max(1, self.height - bottom - self.top))
+
+    def panel_layouts(self) -> list["Layout"]:
+        """The layouts of the series panels, top to bottom, sharing the plot's left and right edges."""
+        h = self.panel_height
+        n = len(self.panels)
+        return [Layout(self.width, h, left=self.left, right=self.right, bottom=18, top=16,
+                       origin=(self.origin[0], self.origin[1] + (n - 1 - i) * h)) for i in range(n)]
 
 
-def axis_ticks(plot, view, log_y: bool, px_per_x_tick: int = 110) -> tuple[np.ndarray, np.ndarray]:
+def figure_layout(width: int, height: int, runs, state: ViewState) -> Layout:
+    """The layout of a figure for ``state``: a colour bar when colouring, a panel per series drawn in one."""
+    return Layout.for_size(width, height, colorbar=state.color_by != "none",
+                           panels=tuple(seriesview.plan(runs, state)[1]))
+
+
+def axis_ticks(plot, view, log_y: bool, px_per_x_tick: int = 110, px_per_y_tick: int = 60
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Tick positions (x in iterations or alpha, y in display units) for a plot rectangle."""
     _, _, pw, ph = plot
     (x0, x1), (y0, y1) = view
     xt = linear_ticks(x0, x1, max(2, pw // px_per_x_tick))
-    yt = log_ticks(y0, y1, max(2, ph // 60)) if log_y else linear_ticks(y0, y1, max(2, ph // 60))
+    ny = max(2, ph // px_per_y_tick)
+    yt = log_ticks(y0, y1, ny) if log_y else linear_ticks(y0, y1, ny)
     return xt, yt
 
 
@@ -104,9 +133,16 @@ class CurveRenderer:
         self.last_view = None
 
     def draw(self, runs: list[RunData], state: ViewState, layout: Layout, title: str | None = None) -> Frame:
-        """Compose and draw the figure for ``state`` (see :func:`gda_gl.scene.compose`); returns the Frame."""
+        """Compose and draw the figure for ``state`` (see :func:`gda_gl.scene.compose`), then the series panels
+        ``layout.panels`` below it sharing its x range; returns the curve's Frame (``last_view`` its View)."""
         view, frame = compose(runs, state, layout.plot, (layout.width, layout.height))
-        self.draw_frame(view, frame, layout, title)
+        self.draw_frame(view, frame, layout, title)  # clears the whole canvas: the panels come after
+        main = (self.last_frame, self.last_view, self.last_text)
+        for name, lay in zip(layout.panels, layout.panel_layouts()):
+            windows = seriesview.read_windows(runs, [name], view.x0, view.x1, lay.plot[2])
+            self.draw_frame(*seriesview.panel_frame(windows, name, (view.x0, view.x1), name in state.series_log,
+                                                    lay.plot, (lay.width, lay.height)), lay)
+        self.last_frame, self.last_view, self.last_text = main
         return frame
 
     def draw_frame(self, view: View, frame: Frame, layout: Layout, title: str | None = None) -> None:
@@ -133,7 +169,7 @@ class CurveRenderer:
         # grid and ticks (px space)
         log_y = view.log_y
         view = ((x0, x1), (y0, y1))
-        xt, yt = axis_ticks(layout.plot, view, log_y, px_per_x_tick=frame.x_tick_px)
+        xt, yt = axis_ticks(layout.plot, view, log_y, px_per_x_tick=frame.x_tick_px, px_per_y_tick=frame.y_tick_px)
         self.draw_grid(u, layout.plot, view, xt, yt)
 
         # plot contents, clipped to the plot rectangle
@@ -154,7 +190,7 @@ class CurveRenderer:
         self.draw_box_and_labels(u, text, layout.plot, view, xt, yt, log_y, fs)
         self._epoch_labels(text, frame.epoch_marks, px, py, sx, pw, fs)
         if frame.axis_titles:
-            text.add("iteration", px + pw / 2, 6, "mb", fs + 1)
+            text.add("iteration", px + pw / 2, py - layout.bottom + 6, "mb", fs + 1)
             text.add("loss (log)" if log_y else "loss", 12, py + ph / 2, "mm", fs + 1, rotate=True)
             if title is None:
                 title = frame.title

@@ -36,6 +36,7 @@ from recorder import pyramid, schema, stepgeom
 from recorder.codec import Iterations
 
 from .filters import FILTER_HELP, highlight_buckets, highlight_mask, parse_filter  # noqa: F401 (re-exported)
+from . import seriesview
 from .frame import Frame, Ids, Markers, Rects, Segments
 from .rundata import RunData
 from .state import ViewState
@@ -132,9 +133,10 @@ def _visible(recs: dict, x0: float, x1: float) -> np.ndarray:
     return (recs["last_it"] + 1 > x0) & (recs["first_it"] < x1)
 
 
-def fit_y_range(windows: list[_Window], x0: float, x1: float, log: bool) -> tuple[float, float]:
-    """y range (display units) fitted to what is visible in [x0, x1], 5 % padding."""
-    lo, hi = np.inf, -np.inf
+def fit_y_range(windows: list[_Window], x0: float, x1: float, log: bool,
+                extra: tuple[float, float] | None = None) -> tuple[float, float]:
+    """y range (display units) fitted to what is visible in [x0, x1] and the ``extra`` extent, 5 % padding."""
+    lo, hi = extra if extra is not None else (np.inf, -np.inf)
     for w in windows:
         if w.recs is not None:
             keep = _visible(w.recs, x0, x1)
@@ -185,12 +187,14 @@ def resolve_x(runs: list[RunData], state: ViewState) -> tuple[float, float]:
     return x0, x1
 
 
-def _resolve_y(wins, state: ViewState, x0: float, x1: float) -> tuple[float, float]:
+def _resolve_y(wins, state: ViewState, x0: float, x1: float, extra: tuple[float, float] | None = None
+               ) -> tuple[float, float]:
+    """The state's y range, or one fitted to the visible windows and ``extra`` (display units, e.g. series)."""
     if state.y_range is not None:
         y0, y1 = (float(v) for v in transform_y(np.asarray(state.y_range, np.float64), state.log_y))
         if math.isfinite(y0) and math.isfinite(y1) and y1 > y0:
             return y0, y1
-    return fit_y_range(wins, x0, x1, state.log_y)
+    return fit_y_range(wins, x0, x1, state.log_y, extra)
 
 
 def compose(runs: list[RunData], state: ViewState, plot: tuple[int, int, int, int], size: tuple[int, int]
@@ -212,9 +216,12 @@ def compose(runs: list[RunData], state: ViewState, plot: tuple[int, int, int, in
     x0, x1 = resolve_x(runs, state)
     width_px = max(1, int(plot[2]))
     wins, mode = _gather(runs, x0, x1, width_px, state)
-    y0, y1 = _resolve_y(wins, state, x0, x1)
+    on_curve, _ = seriesview.plan(runs, state)
+    swins = seriesview.read_windows(runs, on_curve, x0, x1, width_px) if on_curve else []
+    y0, y1 = _resolve_y(wins, state, x0, x1, seriesview.extent(swins, x0, x1, bool(state.log_y)))
     view = View(x0, x1, y0, y1, bool(state.log_y), tuple(int(v) for v in plot), tuple(int(v) for v in size))
     frame = build_frame(wins, mode, state, view)
+    seriesview.draw_series(frame, swins, view, on_curve=True)
     frame.x_span = runs_x_span(runs)
     return view, frame
 

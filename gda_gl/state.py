@@ -49,6 +49,13 @@ def _range(key: str, v, *, integer: bool, bound: float) -> tuple:
         raise ValueError(f"{key} must be increasing (got {lo:g}, {hi:g})")
     return lo, hi
 
+def _names(key: str, v) -> tuple[str, ...]:
+    """A list of series names (short texts, at most 64 of them)."""
+    if not (isinstance(v, list) and len(v) <= 64 and all(isinstance(n, str) and 0 < len(n) <= 200 for n in v)):
+        raise ValueError(f"{key} must be a list of at most 64 series names")
+    return tuple(v)
+
+
 #: "none" and the statistics declared colourable in :data:`recorder.stats.COLOR_BY`
 COLOR_BY_CHOICES = ("none",) + _stats.COLOR_BY
 
@@ -69,6 +76,8 @@ class ViewState:
     selected: int | None = None           # iteration whose details are shown
     follow: bool = False
     smoothing: float = 0.0                # EMA weight of the classic curve's smoothed line (0: none, < 1)
+    series: tuple[str, ...] | None = None  # series drawn (None: every logged loss-like series, on the curve's axes)
+    series_log: tuple[str, ...] = ()      # panels drawn with a log y axis
     _observers: list = field(default_factory=list, repr=False, compare=False)
 
     def observe(self, fn: Callable[["ViewState", set], None]) -> None:
@@ -133,6 +142,9 @@ class ViewState:
             d["smoothing"] = float(v)
         if d.get("selected") is not None:
             d["selected"] = _number("selected", d["selected"], integer=True, bound=_X_BOUND)
+        for k in ("series", "series_log"):
+            if d.get(k) is not None:
+                d[k] = _names(k, d[k])
         st = cls(**d)
         if st.log_y and st.y_range is not None and st.y_range[0] <= 0:
             raise ValueError("y_range must be positive on a log axis")

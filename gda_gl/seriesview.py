@@ -1,0 +1,180 @@
+"""Logged series in the figure: loss-like ones over the enhanced curve, the others in panels below it. Compute only.
+
+A run's series (``rec.log``: validation loss, accuracy, anything; and the built-in ``train_loss``,
+``lr``, ``grad_norm``) are read through :meth:`recorder.window.RunWindows.series`, which returns
+raw points while fewer than 16 fall in a pixel column and pyramid buckets (min, max, count, ...)
+beyond that, so a frame's work is bounded by pixels whatever the series' length, and a spike stays
+visible at every zoom (buckets are drawn as min..max bands).
+
+Which series are drawn where (:func:`plan`):
+
+* ``ViewState.series is None`` (the default): every *logged* series whose name contains "loss"
+  (validation loss, test loss, ...) on the curve's own axes;
+* otherwise the series named there: loss-like names on the curve's axes, every other name in a
+  panel of its own below the curve (its own y scale, log when named in ``ViewState.series_log``),
+  sharing the curve's x range.
+
+Style on the curve's axes: a darker shade of the run's colour, a point mark where few points are
+visible, a legend entry "run: series".  A point at iteration k is drawn at x = k (the iteration
+it was logged at).  Non-finite values leave a gap and put a red flag on the top edge, never a line
+to +-inf.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .frame import Frame, Markers, Rects, Segments
+from .style import NONFINITE_COLOR
+from .view import View, transform_y
+
+log = logging.getLogger(__name__)
+
+__all__ = ["plan", "available", "is_loss_like", "SeriesWindow", "read_windows", "extent", "draw_series",
+           "series_color", "MARK_POINTS"]
+
+#: at most this many visible points get a mark each
+MARK_POINTS = 200
+BUILTIN = ("train_loss", "lr", "grad_norm")
+
+
+def is_loss_like(name: str) -> bool:
+    """Series drawn on the loss axis: names containing "loss"."""
+    return "loss" in name.lower()
+
+
+def _names(run) -> list[str]:
+    try:
+        return list(run.windows.series_names())
+    except Exception as exc:  # an in-memory run or a damaged table: no series, say why once
+        log.debug("no series for %s: %s", getattr(run, "name", "?"), exc)
+        return list(BUILTIN)
+
+
+def available(runs) -> list[str]:
+    """Every series some run holds (built-in ones first), in first-seen order."""
+    out: list[str] = []
+    for r in runs:
+        out += [n for n in _names(r) if n not in out]
+    return out
+
+
+def plan(runs, state) -> tuple[list[str], list[str]]:
+    """(series on the curve's axes, series in panels) for ``state`` (see the module docstring)."""
+    names = available([r for r in runs if getattr(r, "visible", True)])
+    if state.series is None:
+        return [n for n in names if n not in BUILTIN and is_loss_like(n)], []
+    chosen = [n for n in state.series if n in names]
+    return [n for n in chosen if is_loss_like(n)], [n for n in chosen if not is_loss_like(n)]
+
+
+@dataclass
+class SeriesWindow:
+    """One run's series as read for a frame: points (``level`` None) or buckets."""
+
+    run_index: int
+    run: object
+    name: str
+    data: object
+
+
+def read_windows(runs, names: list[str], x0: float, x1: float, width_px: int) -> list[SeriesWindow]:
+    """Each visible run's window onto each named series it holds, for ``[x0, x1]`` (one column of margin)."""
+    out = []
+    margin = (x1 - x0) / max(width_px, 1)
+    for i, r in enumerate(runs):
+        if not getattr(r, "visible", True) or not len(r):
+            continue
+        have = _names(r)
+        for name in names:
+            if name not in have:
+                continue
+            try:
+                data = r.windows.series(name, x0 - margin - 1, x1 + margin + 1, max(1, int(width_px)))
+            except (KeyError, ValueError) as exc:
+                log.warning("%s: series %s not drawn: %s", r.name, name, exc)
+                continue
+            out.append(SeriesWindow(i, r, name, data))
+    return out
+
+
+def _points(s) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(x, value, low, high) of a window: points as they are, buckets at their middle with their mean."""
+    d = s.data
+    if d.level is None:
+        return d.iteration.astype(np.float64), np.asarray(d.value, np.float64), None, None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(d.finite > 0, d.sum / np.maximum(d.finite, 1), np.nan)
+    x = 0.5 * (d.first_it.astype(np.float64) + d.last_it.astype(np.float64))
+    lo = np.where(d.finite > 0, d.min, np.nan)
+    hi = np.where(d.finite > 0, d.max, np.nan)
+    return x, mean, lo, hi
+
+
+def extent(windows: list[SeriesWindow], x0: float, x1: float, log_y: bool) -> tuple[float, float] | None:
+    """(min, max) in display units of what the windows draw inside [x0, x1], or None."""
+    lo, hi = math.inf, -math.inf
+    for s in windows:
+        x, v, blo, bhi = _points(s)
+        keep = (x >= x0 - 1) & (x <= x1 + 1)
+        vals = [v[keep]] + ([blo[keep], bhi[keep]] if blo is not None else [])
+        t = transform_y(np.concatenate(vals), log_y)
+        t = t[np.isfinite(t)]
+        if len(t):
+            lo, hi = min(lo, float(t.min())), max(hi, float(t.max()))
+    return (lo, hi) if math.isfinite(lo) else None
+
+
+def series_color(run_color, on_curve: bool) -> np.ndarray:
+    """A series' colour: a darker shade of the run's colour on the curve's axes, the run's colour in a panel."""
+    c = np.asarray(run_color, np.float32).copy()
+    if on_curve:
+        c[:3] *= 0.55
+    return c
+
+
+def draw_series(frame: Frame, windows: list[SeriesWindow], view: View, on_curve: bool) -> None:
+    """Add the windows' bands, lines, marks and non-finite flags to ``frame`` (positions relative to the view)."""
+    for s in windows:
+        x, v, blo, bhi = _points(s)
+        color = series_color(s.run.color, on_curve)
+        xs, ys = x - view.x0, transform_y(v, view.log_y) - view.y0
+        fin = np.isfinite(ys)
+        if blo is not None:  # buckets: the min..max band keeps every spike visible
+            d = s.data
+            band = np.stack([d.first_it - view.x0, transform_y(blo, view.log_y) - view.y0,
+                             d.last_it + 1.0 - view.x0, transform_y(bhi, view.log_y) - view.y0], axis=1)
+            ok = np.all(np.isfinite(band), axis=1)
+            frame.add(Rects("series_band", band[ok], color * np.array([1, 1, 1, 0.35], np.float32)))
+            bad = d.rows > d.finite  # a bucket holding a NaN or an infinity
+        else:
+            bad = ~np.isfinite(v)
+        pair = fin[:-1] & fin[1:]
+        p = np.stack([xs, ys], axis=1)
+        frame.add(Segments("series", p[:-1][pair], p[1:][pair], color))
+        if blo is None and fin.sum() <= MARK_POINTS:
+            frame.add(Markers("series_marks", p[fin], color, 5.0, 0.0))
+        frame.add(Markers("flags", np.stack([xs[bad], np.full(int(bad.sum()), np.nan)], axis=1), NONFINITE_COLOR,
+                          7.0, 2.0))
+        if on_curve:
+            frame.legend.append((f"{s.run.name}: {s.name}", tuple(float(c) for c in color)))
+
+
+def panel_frame(windows: list[SeriesWindow], name: str, x_range: tuple[float, float], log_y: bool,
+                plot: tuple[int, int, int, int], size: tuple[int, int]) -> tuple[View, Frame]:
+    """One series' panel: the runs' windows on their own y axis (5 % padding), the curve's x range."""
+    x0, x1 = x_range
+    ext = extent(windows, x0, x1, log_y) or ((-1.0, 1.0) if log_y else (0.0, 1.0))
+    lo, hi = ext
+    pad = 0.05 * (hi - lo) if hi > lo else (0.5 if log_y else max(abs(hi) * 0.05, 1e-6))
+    view = View(x0, x1, lo - pad, hi + pad, log_y, tuple(int(v) for v in plot), tuple(int(v) for v in size))
+    frame = Frame(origin=(view.x0, view.y0), mode="series", title=name)
+    frame.axis_titles, frame.font_size, frame.y_tick_px = False, 9, 30
+    frame.texts.append((name + (" (log)" if log_y else ""), plot[0] + 4, plot[1] + plot[3] + 2, "lb", 10,
+                        (40, 40, 40, 255), True, False))
+    draw_series(frame, windows, view, on_curve=False)
+    return view, frame

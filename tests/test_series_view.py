@@ -1,0 +1,96 @@
+"""Logged series drawn beside phi (issue 18.3): on the curve's axes, in panels, through real GL pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gda_gl import seriesview
+from gda_gl.render import figure_layout
+from gda_gl.scene import RunData
+from gda_gl.state import ViewState
+from recorder.store import Recording, RecordingWriter
+
+GRID = np.linspace(0.0, 2.0, 9)
+N = 200_000
+SPIKE_AT, SPIKE = 123_000, 30.0
+
+
+@pytest.fixture(scope="module")
+def long_run(tmp_path_factory):
+    """A 200,000-iteration run with a validation loss every 1,000 iterations (one spike) and a dense
+    'accuracy' series logged at every iteration (one dip)."""
+    p = tmp_path_factory.mktemp("series") / "long.gda"
+    its = np.arange(N)
+    top = 2.0 * np.exp(-its / 80_000.0) + 0.1
+    phi = (top[:, None] - 0.05 * GRID[None, :] + 0.03 * GRID[None, :] ** 2).astype(np.float32)
+    w = RecordingWriter(p, GRID, {"name": "long"}, commit_interval=3600)
+    w.append_arrays({"iteration": its, "train_loss": phi[:, 0], "taken_alpha": np.ones(N),
+                     "lr": 0.1 * np.cos(its / 40_000.0) ** 2}, phi)
+    for i in range(0, N, 1000):
+        w.series.log("val_loss", SPIKE if i == SPIKE_AT else float(top[i] + 0.2), int(i))
+    acc = 0.5 + 0.4 * (1 - np.exp(-its / 50_000.0))
+    acc[77_777] = -1.0
+    for i in range(N):
+        w.series.log("accuracy", float(acc[i]), int(i))
+    w.close()
+    return p
+
+
+def _image(runs, state, size=(900, 600)):
+    from gda_gl.export import Offscreen
+    from gda_gl.render import CurveRenderer
+
+    target = Offscreen(*size)
+    with target:
+        r = CurveRenderer()
+        lay = figure_layout(*size, runs, state)
+        frame = r.draw(runs, state, lay)
+        view = r.last_view
+    img = target.read()
+    target.close()
+    return img[..., :3].astype(np.int16), frame, view, lay
+
+
+def test_plan_puts_loss_like_series_on_the_curve_and_others_in_panels(long_run):
+    with Recording(long_run) as rec:
+        run = RunData.from_recording(rec)
+        assert seriesview.plan([run], ViewState()) == (["val_loss"], [])
+        assert seriesview.plan([run], ViewState(series=("accuracy", "val_loss", "lr", "nope"))) == \
+            (["val_loss"], ["accuracy", "lr"])
+
+
+@pytest.mark.gl
+def test_the_validation_spike_is_visible_in_the_whole_run(long_run):
+    with Recording(long_run) as rec:
+        run = RunData.from_recording(rec)
+        img, frame, view, lay = _image([run], ViewState())
+    assert frame.mode == "overview" and frame.count("series") > 100
+    assert view.y1 > SPIKE  # the y range makes room for the series
+    color = (seriesview.series_color(run.color, True)[:3] * 255).astype(np.int16)
+    x, y = view.data_to_px(SPIKE_AT, SPIKE)
+    patch = img[int(y) - 4:int(y) + 5, int(x) - 4:int(x) + 5]
+    assert (np.abs(patch - color).max(axis=2) < 40).any(), "the spike's point is drawn in the series colour"
+    assert any(name == "long: val_loss" for name, _ in frame.legend)
+
+
+@pytest.mark.gl
+def test_a_panel_keeps_a_one_point_dip_of_a_dense_series_at_every_zoom(long_run):
+    dip_it, dip = 77_777, -1.0
+    with Recording(long_run) as rec:
+        run = RunData.from_recording(rec)
+        for x_range in (None, (70_000.0, 90_000.0), (77_700.0, 77_850.0)):
+            state = ViewState(series=("accuracy",), x_range=x_range)
+            img, frame, view, lay = _image([run], state)
+            (panel,) = lay.panel_layouts()
+            assert lay.plot[1] >= panel.origin[1] + panel.height  # the curve sits above the panel
+            windows = seriesview.read_windows([run], ["accuracy"], view.x0, view.x1, panel.plot[2])
+            pview, pframe = seriesview.panel_frame(windows, "accuracy", (view.x0, view.x1), False, panel.plot,
+                                                   (panel.width, panel.height))
+            assert pview.y0 <= dip <= pview.y1 and pview.x_range == view.x_range
+            # a drawn pixel of the run's blue (line or light band) at the dip, in the canvas image
+            x, y = pview.data_to_px(dip_it + 0.5, dip)
+            gy = panel.origin[1] + (panel.height - y)          # GL row of the dip
+            row = img.shape[0] - 1 - int(round(gy))
+            patch = img[row - 3:row + 4, int(x) - 3:int(x) + 4]
+            assert ((patch[..., 2] - patch[..., 0]) > 30).any(), x_range
