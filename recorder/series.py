@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["BUILTIN_SERIES", "SeriesNameClash", "SeriesPoints", "SeriesBuckets", "SeriesLog", "SeriesPyramid",
            "check_name", "as_value", "reference_buckets", "series_names", "read_series", "window",
-           "log_value", "log_values", "log_config"]
+           "log_value", "log_values", "log_config", "framework_name"]
 
 BASE, FANOUT, CHUNK = schema.LOD_BASE_ROWS, schema.LOD_FANOUT, schema.LOD_CHUNK
 BLOCK_POINTS = schema.SERIES_BLOCK_POINTS
@@ -863,6 +863,12 @@ def window_names(w) -> list[str]:
 
 
 # --------------------------------------------------------------------------- the Recorder's side
+
+def framework_name(name, framework: str):
+    """The series name of a metric a framework callback forwards: ``<framework>/<name>`` when ``name`` is a
+    built-in statistic's (Lightning's ``train_loss``, the HF Trainer's ``grad_norm``), else ``name``."""
+    return f"{framework}/{name}" if isinstance(name, str) and name in RESERVED else name
+
 
 def _reject(rec, key: tuple, step, message: str) -> None:
     """One warning and one event per series and problem; later ones are dropped silently."""

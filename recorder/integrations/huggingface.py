@@ -7,6 +7,16 @@ passes ``num_items_in_batch`` (the loss already normalised over the whole step) 
 summed, otherwise averaged, which is the objective the Trainer optimises in both cases.
 ``slope0`` and ``grad_norm`` use the gradient before ``max_grad_norm`` clipping.  Evaluation
 forwards (``eval_strategy``) run without gradients and are never taken for training data.
+
+What the Trainer logs reaches the recording as series (:mod:`recorder.series`), no line needed:
+``on_log`` forwards the training logs (``loss``, ``learning_rate``, ``grad_norm``, anything a
+callback adds) and ``on_evaluate`` the evaluation metrics (``eval_loss``, ``eval_accuracy``, ...),
+each at the number of optimizer steps taken (the recorder's iteration, ``state.global_step`` in a
+fresh run), where the next ``train_loss`` lands.  ``epoch`` (an axis, not a metric) and the
+evaluation metrics repeated in ``on_log`` are not forwarded twice; names of built-in statistics
+(``grad_norm``, the final ``train_loss``) are recorded as ``hf/<name>``.  The training arguments
+that shape the run (learning rate, batch sizes, accumulation, clipping, schedule, seed) go to
+``run["config"]``.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from transformers import TrainerCallback
 
 from ..hooks import Recorder, attach
 from ..probe import ProbeConfig
+from ..series import framework_name
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +59,21 @@ class GdaTrainerCallback(TrainerCallback):
         raw = getattr(optimizer, "optimizer", optimizer)  # accelerate's AcceleratedOptimizer wraps it
         self.recorder = attach(raw, model, path=self.path, probe=self.probe, loss_from=self.loss_from,
                                seed=args.seed, **self.kwargs)
+        self.recorder.log_config(**_settings(args))
+
+    def _forward(self, values, skip_eval: bool) -> None:
+        if self.recorder is None or not values:
+            return
+        for name, value in values.items():
+            if name == "epoch" or (skip_eval and str(name).startswith("eval_")):
+                continue
+            self.recorder.log(framework_name(name, "hf"), value)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self._forward(logs, skip_eval=True)
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        self._forward(metrics, skip_eval=False)
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         if self.recorder is not None:
@@ -57,3 +83,24 @@ class GdaTrainerCallback(TrainerCallback):
         if self.recorder is not None:
             self.recorder.close()
             self.recorder = None
+
+
+_SETTINGS = ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "world_size",
+             "max_grad_norm", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "lr_scheduler_type",
+             "warmup_steps", "warmup_ratio", "num_train_epochs", "max_steps", "seed", "optim", "bf16", "fp16")
+
+
+def _settings(args) -> dict:
+    """The training arguments that shape the run, for ``run["config"]`` (plus the batch per optimizer step)."""
+    out = {}
+    for key in _SETTINGS:
+        v = getattr(args, key, None)
+        v = getattr(v, "value", v)  # enums (lr_scheduler_type, optim) as their text
+        if isinstance(v, (int, float, str, bool)):
+            out[key] = v
+    try:
+        out["batch_size"] = int(args.per_device_train_batch_size * args.gradient_accumulation_steps *
+                                max(1, args.world_size))
+    except Exception:
+        pass
+    return out

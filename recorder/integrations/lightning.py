@@ -10,6 +10,17 @@ gradient before Lightning's ``gradient_clip_val`` clipping.  During the probe ``
 
 Automatic optimisation with one optimizer only (the first one is recorded otherwise); the probe
 uses the ``sweep`` strategy (a ``training_step`` is not a function ``vmap`` can batch).
+
+What the LightningModule logs reaches the recording as series (:mod:`recorder.series`), no line
+needed: ``self.log``/``self.log_dict`` calls are seen as they are made (the probe's are not).  A
+per-step value logged in ``training_step`` is recorded at the iteration of the step its batch feeds
+(the recorder's iteration when the batch starts, ``trainer.global_step`` then in a fresh fit); an
+epoch-aggregated value (``on_epoch=True``: validation metrics by default) is read from
+``trainer.callback_metrics`` when its loop ends (``on_validation_end``, ``on_train_epoch_end``) and
+recorded at the number of optimizer steps taken, where the next ``train_loss`` lands.  Sanity-check
+validation is not recorded.  A name that is a built-in per-iteration statistic (``train_loss``,
+``lr``, ...) is recorded as ``lightning/<name>``.  The module's ``hparams`` and the trainer's
+settings (accumulation, clipping, precision, batch size) go to ``run["config"]``.
 """
 
 from __future__ import annotations
@@ -20,11 +31,13 @@ import logging
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 
 from ..hooks import Recorder
 from ..probe import MicroBatch, ProbeConfig, resolve_config, rng_state
+from ..series import framework_name
 
-log = logging.getLogger(__name__)
+log = log_ = logging.getLogger(__name__)
 
 __all__ = ["GdaCallback"]
 
@@ -55,10 +68,14 @@ class GdaCallback(pl.Callback):
         self._rng = None
         self._module = None
         self._trainer = None
+        self._step_values: list[tuple[str, Any]] = []   # per-step values logged during the current batch
+        self._epoch_names: dict[str, set] = {"train": set(), "validate": set()}  # on_epoch names per loop
+        self._batch_iteration = 0
 
     # -- the probe's view of a training step -----------------------------------
     def _evaluate(self, mb: MicroBatch):
         module = self._module
+        saved = {k: module.__dict__[k] for k in ("log", "log_dict") if k in module.__dict__}
         module.log = lambda *a, **k: None  # the probe's evaluations are not metrics
         module.log_dict = lambda *a, **k: None
         try:
@@ -66,6 +83,7 @@ class GdaCallback(pl.Callback):
                 return _step_loss(module.training_step(*mb.args, **mb.kwargs))
         finally:
             del module.log, module.log_dict
+            module.__dict__.update(saved)  # our own metric capture (_watch_log), when installed
 
     def _precision(self):
         """Lightning's own precision context (the autocast of ``"bf16-mixed"``, ``"16-mixed"``) with
@@ -96,6 +114,62 @@ class GdaCallback(pl.Callback):
         self._trainer = trainer
         self.recorder = Recorder(trainer.optimizers[0], pl_module, None, self.path, self.config, capture=False,
                                  evaluate=self._evaluate, **self.kwargs)
+        self._watch_log(pl_module)
+        self.recorder.log_config(**_settings(trainer, pl_module))
+
+    # -- forwarding what the module logs ------------------------------------------------
+    def _watch_log(self, module) -> None:
+        """See every ``self.log`` call of the module (``log_dict`` calls it per item) before Lightning does."""
+        original = module.log
+
+        def log(name, value, *args, **kwargs):
+            try:
+                self._seen(name, value, kwargs)
+            except Exception as exc:  # never break training
+                log_.debug("GdaCallback: could not forward %r: %s", name, exc)
+            return original(name, value, *args, **kwargs)
+
+        module.log = log
+
+    def _seen(self, name, value, kwargs) -> None:
+        trainer = self._trainer
+        if self.recorder is None or trainer is None or trainer.sanity_checking:
+            return
+        loop = "train" if trainer.training else "validate" if trainer.validating else None
+        if loop is None:
+            return
+        on_step = kwargs.get("on_step")
+        on_epoch = kwargs.get("on_epoch")
+        if (on_step is None and loop == "train") or on_step:
+            self._step_values.append((name, value))
+        if (on_epoch is None and loop == "validate") or on_epoch:
+            self._epoch_names[loop].add(name)
+
+    def _forward_epoch(self, trainer, loop: str) -> None:
+        names, self._epoch_names[loop] = self._epoch_names[loop], set()
+        if self.recorder is None or trainer.sanity_checking:
+            return
+        metrics = trainer.callback_metrics
+        for name in sorted(names):
+            value = metrics.get(name, metrics.get(f"{name}_epoch"))
+            if value is not None:
+                self.recorder.log(framework_name(name, "lightning"), value)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        values, self._step_values = self._step_values, []
+        if self.recorder is None:
+            return
+        for name, value in values:
+            if not isinstance(value, (int, float, torch.Tensor)):  # a torchmetrics Metric: its computed value
+                value = trainer.callback_metrics.get(name, trainer.callback_metrics.get(f"{name}_step"))
+            if value is not None:
+                self.recorder.log(framework_name(name, "lightning"), value, step=self._batch_iteration)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._forward_epoch(trainer, "train")
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        self._forward_epoch(trainer, "validate")
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         if self.recorder is not None:
@@ -104,6 +178,7 @@ class GdaCallback(pl.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self.recorder is not None:
             self._batch = self._call_args(pl_module, batch, batch_idx)
+            self._batch_iteration = self.recorder.iteration  # the step this batch feeds
             self._rng = rng_state(self.recorder._devices) if self.config.replays else None
 
     def on_before_backward(self, trainer, pl_module, loss) -> None:
@@ -115,6 +190,8 @@ class GdaCallback(pl.Callback):
         self.recorder.add_micro_batch(MicroBatch(self._batch, {}, None, loss=value, rng=self._rng))
 
     def _close(self) -> None:
+        if self._module is not None:
+            self._module.__dict__.pop("log", None)  # the module's own log again
         if self.recorder is not None:
             self.recorder.close()
             self.recorder = None
@@ -124,3 +201,23 @@ class GdaCallback(pl.Callback):
 
     def on_exception(self, trainer, pl_module, exception) -> None:
         self._close()
+
+
+def _settings(trainer, module) -> dict:
+    """The run's hyperparameters for ``run["config"]``: the module's ``hparams`` and the trainer's settings."""
+    out = {}
+    try:
+        out.update({str(k): v for k, v in dict(getattr(module, "hparams", {}) or {}).items()})
+    except Exception:
+        pass
+    for key in ("accumulate_grad_batches", "gradient_clip_val", "max_epochs", "max_steps", "precision",
+                "world_size"):
+        v = getattr(trainer, key, None)
+        if isinstance(v, (int, float, str, bool)):
+            out[key] = v
+    try:
+        loader = trainer.fit_loop._data_source.dataloader()
+        out.setdefault("batch_size", getattr(loader, "batch_size", None))
+    except Exception:
+        pass
+    return {k: v for k, v in out.items() if v is not None}
