@@ -68,6 +68,9 @@ def sql_error(path: Path, exc: sqlite3.Error) -> RecordingError:
     msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if "malformed" in msg or "not a database" in msg or "disk image" in msg or "corrupt" in msg:
         return RecordingError(path, f"corrupt or truncated recording ({msg})")
+    if "decode to UTF-8" in msg:
+        col = msg.split("column ", 1)[1].split(" ", 1)[0] if "column " in msg else "?"
+        return RecordingError(path, f"damaged recording (text that is not valid UTF-8 in column {col[:40]})")
     if "unable to open" in msg:
         return RecordingError(path, f"cannot be opened ({msg})")
     if "readonly" in msg:

@@ -71,7 +71,7 @@ from .codec import MAX_BLOCK_ROWS, BlockError, as_grid, as_row_alphas, concat_pa
 from .errors import RecordingBusyError, RecordingError
 from .fsutil import NETWORK_FS, check_recording_file, fs_type, has_journal, sniff
 from .lock import HEARTBEAT_S, describe_writer, pid_alive, process_token, writer_alive
-from .reader import connect_readonly, read_meta, stored_fields_of, validate_identity
+from .reader import connect_readonly, read_meta, sql_error, stored_fields_of, validate_identity
 from .series import SeriesLog
 
 try:
@@ -279,7 +279,8 @@ class RecordingWriter:
                 self._open_append(kind, journal)
         except sqlite3.Error as exc:
             self._abandon()
-            raise RecordingError(self.path, f"cannot be opened for writing ({exc})") from None
+            problem = sql_error(self.path, exc).problem if "UTF-8" in str(exc) else str(exc)
+            raise RecordingError(self.path, f"cannot be opened for writing ({problem})") from None
         except OSError as exc:
             self._abandon()
             raise RecordingError(self.path, f"cannot be written ({exc.strerror or exc})") from None
@@ -318,6 +319,14 @@ class RecordingWriter:
                 raise RecordingError(self.path, "is an SQLite database of another application; refusing to replace it")
             if not overwrite:
                 raise RecordingError(self.path, "already exists (pass overwrite=True or append=True)")
+            try:  # object types first: reading a view or a table with generated columns would run stored SQL
+                validate_identity(con, self.path)
+            except sqlite3.Error as exc:
+                raise RecordingError(self.path, f"exists and cannot be checked ({sql_error(self.path, exc).problem});"
+                                                " refusing to replace it") from None
+            except RecordingError as exc:
+                raise RecordingError(self.path, f"exists and is not a recording gda-gl can check "
+                                                f"({exc.problem}); refusing to replace it") from None
             try:
                 row = con.execute("SELECT value FROM meta WHERE key='writer'").fetchone()
                 info = json.loads(row[0]) if row and isinstance(row[0], str) and len(row[0]) < 65536 else None
