@@ -1,4 +1,5 @@
-"""Explorer controller with a fake clock: animations that land, flight paths, drawn-view mapping, picking, bounds, follow.
+"""Explorer controller with a fake clock: animations that land, flight paths, drawn-view mapping, picking,
+bounds, follow.
 
 Frames are simulated the way the canvas draws them: a frame asks for
 ``display_state()`` at its start, takes its time, and the canvas redraws while

@@ -198,3 +198,10 @@ def test_status_line_states_no_alpha_outside_the_drawn_arcs(drive):
     r = _get(drive, "readouts_in_range")
     assert len(r["lines"]) >= 60 and all(r["lines"])
     assert all(0.0 <= a <= r["grid_max"] + 1e-9 for a in r["alphas"]), r["alphas"]
+
+
+def test_keys_reach_the_plot_after_the_panel_and_esc_clears_the_help_line(drive):
+    """Issue 17.7: after typing into the epoch box Home and L were ignored; Esc left "press ? or Esc"."""
+    r = _get(drive, "keys_after_panel_and_esc")
+    assert r["focus_is_plot"] and r["l_toggled"] and r["home_whole"] and r["focus_after_combo_is_plot"]
+    assert "Esc" in r["status_help"] and "Esc" not in r["status_after_esc"]

@@ -69,7 +69,7 @@ def _detail_canvas(controller, parent):
                 text = TextLayer(int(w), int(h))
                 text.add("click a step (or press D over it) to see its line search here", w / 2, h / 2, "mm", 12,
                          color=(120, 120, 120, 255))
-                self.renderer._set_text(text)
+                self.renderer.overlay.set(text.rasterize())  # drawn rarely: no cache by content needed
                 self.renderer.overlay.draw(u_resolution=(float(w), float(h)))
                 self.drawn = None
                 return
@@ -143,7 +143,7 @@ class ExplorerWindow:
         self.detail = _detail_canvas(ctrl, self.left)
         self._title()
         self._build_plots()
-        self.panel = ControlPanel(ctrl, self._message)
+        self.panel = ControlPanel(ctrl, self._message, done=self.canvas.native.setFocus)
         self._build_scroll()
         self._build_menu()
         self.status_timer = QtCore.QTimer()

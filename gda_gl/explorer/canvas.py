@@ -21,6 +21,7 @@ import time
 from collections import deque
 from pathlib import Path
 
+import numpy as np
 from vispy import app
 
 from ..overlays import Overlays, OverlaySpec
@@ -192,14 +193,28 @@ class ExplorerCanvas(app.Canvas):
         if len(name) == 1 and self._mods(event) and name.lower() in ("x", "s"):
             return  # ctrl+X / ctrl+S belong to the menu, not to the plain keys
         msg = self.controller.key(name if len(name) > 1 else (event.text or name), self.commands)
-        if msg:
+        if msg is not None:  # "" clears the message (Esc closing the help)
             self.message = msg
-            log.info("%s", msg)
+            if msg:
+                log.info("%s", msg)
             self.refresh_status()
 
     def export(self, folder: Path) -> str:
-        """Write the view as PNG and the visible rows as CSV into ``folder``; returns a status message."""
-        return export_view(self.render, self.controller.visible_rows_csv, folder)
+        """Write the view as PNG and the visible rows as CSV into ``folder``; returns a status message.
+
+        The PNG is the view as drawn, without the frame-time readout (key R), which is about this
+        machine and not about the run.
+        """
+        return export_view(self._render_for_export, self.controller.visible_rows_csv, folder)
+
+    def _render_for_export(self) -> np.ndarray:
+        c = self.controller
+        readout, c.show_readout = c.show_readout, False
+        try:
+            return self.render()
+        finally:
+            c.show_readout = readout
+            self.request_redraw()
 
     def _on_poll(self, event=None) -> None:
         if self.follower is None:

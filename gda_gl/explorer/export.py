@@ -2,7 +2,8 @@
 
 The PNG goes through :func:`gda_gl.export.save_png` (atomic write); the CSV
 holds the rows of every visible run whose step ``[k, k+1)`` reaches into the
-drawn x range, read through the run's windows (runs of any length).
+drawn x range, read through the run's windows (runs of any length), with the
+names of code columns (step class, probe status) after the columns.
 """
 
 from __future__ import annotations
@@ -16,12 +17,17 @@ from typing import Callable
 
 import numpy as np
 
+from recorder.stats import CLASS_NAMES, STATUS_NAMES
+
 from ..scene import RunData
 from ..view import View
 
 log = logging.getLogger(__name__)
 
-__all__ = ["visible_rows_csv", "export_view"]
+__all__ = ["visible_rows_csv", "export_view", "CODE_NAMES"]
+
+#: code columns written with their names too (``step_class_name``, ``status_name``), after the columns
+CODE_NAMES = {"step_class": CLASS_NAMES, "status": STATUS_NAMES}
 
 
 def visible_rows_csv(runs: list[RunData], v: View, path: str | Path) -> int:
@@ -42,11 +48,13 @@ def visible_rows_csv(runs: list[RunData], v: View, path: str | Path) -> int:
             d = run.rows(math.floor(v.x0), v.x1)
             sel = np.nonzero(d.iteration + 1 > v.x0)[0]
             cols = list(d.columns)
+            named = [c for c in CODE_NAMES if c in cols]
             if header is None:
-                header = ["run", *cols]
+                header = ["run", *cols, *(f"{c}_name" for c in named)]
                 w.writerow(header)
             for r in sel:
-                w.writerow([run.name, *(d[c][r].item() for c in cols)])
+                codes = [CODE_NAMES[c].get(int(d[c][r]), "") for c in named]
+                w.writerow([run.name, *(d[c][r].item() for c in cols), *codes])
                 n += 1
     return n
 

@@ -8,7 +8,8 @@ says what its keys do (``keys``: key name -> action).  The same table feeds
 - the help overlay and ``overlays.help_text`` (:data:`HELP_KEYS`),
 - the README's key list (a test checks that both name the same keys).
 
-An action is either a function ``(controller) -> status message or None`` or
+An action is either a function ``(controller) -> status message`` (None: leave
+the status message as it is; "": clear it) or
 the name of a *command* owned outside the controller (``"export"`` by the
 canvas, ``"save_state"`` by the window), looked up in the ``commands`` mapping
 passed to :func:`dispatch`.  Mouse actions are names the canvas implements
@@ -127,13 +128,15 @@ def _follow(c):
 def _help(c):
     c.show_help = not c.show_help
     c.request_redraw()
-    return "help: press ? or Esc to close" if c.show_help else None
+    return "help: press ? or Esc to close" if c.show_help else ""
 
 
 def _close_help(c):
     if c.show_help:
         c.show_help = False
         c.request_redraw()
+        return ""  # clears "press ? or Esc to close"
+    return None
 
 
 #: Every binding, in the order of the help overlay.
@@ -184,7 +187,7 @@ def _normalise(name: str) -> str:
 
 
 def dispatch(ctrl, name: str, commands: Mapping[str, Callable[[], "str | None"]] | None = None) -> str | None:
-    """Run the action bound to key ``name``; returns its status message (or None).
+    """Run the action bound to key ``name``; returns its status message ("" clears it, None leaves it).
 
     Parameters
     ----------

@@ -17,7 +17,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ControlPanel"]
+__all__ = ["ControlPanel", "format_details"]
 
 #: (state field, check box label) of the toggles.
 TOGGLES = (("log_y", "log y (L)"), ("show_loose", "beyond the step, light arcs (O)"),
@@ -25,12 +25,18 @@ TOGGLES = (("log_y", "log y (L)"), ("show_loose", "beyond the step, light arcs (
            ("show_envelope", "envelope (E)"), ("follow", "follow newest (F)"))
 
 
-def _format_details(d: dict | None) -> str:
+def _value(v) -> str:
+    """One number as the details table writes it (``gda_gl.detail``): "n/a" for NaN, else 6 digits."""
+    if isinstance(v, float):
+        return "n/a" if not math.isfinite(v) else f"{v:.6g}"
+    return str(v)
+
+
+def format_details(d: dict | None) -> str:
     """The selected step's numbers as rich text for the side panel."""
     if d is None:
         return ""
-    return "<br>".join(f"{k}: <b>{v:.6g}</b>" if isinstance(v, float) else f"{k}: <b>{v}</b>"
-                       for k, v in d.items())
+    return "<br>".join(f"{k}: <b>{_value(v)}</b>" for k, v in d.items())
 
 
 class ControlPanel:
@@ -40,13 +46,16 @@ class ControlPanel:
     ----------
     ctrl : the explorer's controller
     message : shows a status message (the window's status line)
+    done : gives the keyboard back to the plot; called once a widget has been used (Enter in a spin
+        box, a button, a combo box choice, a check box), so that keys such as Home or L act on the plot
     """
 
-    def __init__(self, ctrl, message: Callable[[str | None], None]):
+    def __init__(self, ctrl, message: Callable[[str | None], None], done: Callable[[], None] | None = None):
         from PyQt6 import QtWidgets
 
         self.ctrl = ctrl
         self.message = message
+        self.done = done
         self.widget = QtWidgets.QWidget()
         self._make_widgets()
         self._lay_out(QtWidgets.QVBoxLayout(self.widget))
@@ -143,6 +152,28 @@ class ControlPanel:
         self.ep_apply.clicked.connect(lambda: ctrl.set_epoch_range(self.ep_lo.value(), self.ep_hi.value()))
         self.home_b.clicked.connect(ctrl.home)
         self.help_b.clicked.connect(lambda: ctrl.key("?"))
+        self._give_back_keys()
+
+    def _give_back_keys(self) -> None:
+        """After a widget was used, the keyboard goes back to the plot (unless the user moved on to
+        another widget: focus that went elsewhere is left alone)."""
+        from PyQt6 import QtCore
+
+        def back(widget):
+            def check():
+                focus = widget.window().focusWidget()  # where keys go in this window (active or not)
+                if self.done is not None and (focus is None or focus is widget or widget.isAncestorOf(focus)):
+                    self.done()
+            return lambda *_: QtCore.QTimer.singleShot(0, check)
+
+        for sb in self.spin_boxes:
+            sb.editingFinished.connect(back(sb))
+        for b in (self.prev_b, self.next_b, self.it_apply, self.ep_apply, self.home_b, self.help_b):
+            b.clicked.connect(back(b))
+        for combo in (self.color, self.highlight):
+            combo.activated.connect(back(combo))
+        for cb in (*self.checks.values(), self.autofit):
+            cb.clicked.connect(back(cb))
 
     # -- widgets follow the state ------------------------------------------------------------
     def sync(self, st=None, changed=None) -> None:
@@ -171,7 +202,7 @@ class ControlPanel:
 
     def show_details(self) -> None:
         """The selected step's numbers (of the selected run) in the side panel."""
-        self.numbers.setText(_format_details(self.ctrl.details()))
+        self.numbers.setText(format_details(self.ctrl.details()))
 
     def _epochs_in_view(self):
         s = self.ctrl.state
