@@ -190,7 +190,7 @@ class Navigator:
         lx, _, pw, _ = self.layout.plot
         frac = min(1.0, max(0.0, (px - lx) / pw))
         anchor = x0 + frac * (x1 - x0)  # anchor in the target view, so repeated wheel steps compose
-        w = (x1 - x0) / factor
+        w = max((x1 - x0) / factor, MIN_WIDTH)  # narrowest about the anchor (clamp_x would re-centre: a drift)
         self.set_x_range((anchor - frac * w, anchor + (1 - frac) * w), animate, y_range=self.state.y_range,
                          anchor=anchor)
 
