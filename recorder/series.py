@@ -317,7 +317,9 @@ class _State:
     pyramid: SeriesPyramid
     tail: tuple | None = None            # (block id, it, wall, value) of the newest block while not full
     last_step: int | None = None         # the newest iteration logged (buffered or committed)
-    buf: list = field(default_factory=list)  # (iteration, wall_time, value) not committed yet
+    buf: list = field(default_factory=list)    # (iteration, wall_time, value) not committed yet
+    parts: list = field(default_factory=list)  # (iterations, wall times, values) arrays from log_many, before buf
+    n_buf: int = 0                              # points in parts and buf
 
 
 class SeriesLog:
@@ -368,9 +370,62 @@ class SeriesLog:
             if self.pending_points >= MAX_BUFFER_POINTS and w.error is not None:
                 self.points_dropped += 1
                 return
+            if st.parts and st.buf:  # keep arrival order: parts first, then the single points
+                st.parts.append(self._buf_arrays(st))
+                st.buf = []
             st.buf.append((step, wt, v))
             st.last_step = step
+            st.n_buf += 1
             self.pending_points += 1
+            big = self.pending_points >= _FLUSH_POINTS and w.error is None
+        if big:
+            w._flush_quietly()
+
+    @staticmethod
+    def _buf_arrays(st: _State) -> tuple:
+        return (np.array([p[0] for p in st.buf], np.int64), np.array([p[1] for p in st.buf], np.float64),
+                np.array([p[2] for p in st.buf], np.float64))
+
+    def log_many(self, name: str, steps, values, wall_time=None) -> None:
+        """Buffer many points of one series at once (importers, benchmarks), validated as a whole.
+
+        Parameters
+        ----------
+        steps : 1-D integers, never decreasing (nor below the series' previous step)
+        values : 1-D numbers, as many (NaN and +-Inf kept)
+        wall_time : one number or 1-D numbers (default: now)
+
+        Raises
+        ------
+        SeriesNameClash, ValueError, TypeError : as :meth:`log`; nothing is buffered then
+        """
+        name = check_name(name)
+        it, v = np.asarray(steps), np.asarray(values)
+        if it.ndim != 1 or v.shape != it.shape or it.dtype.kind not in "iu" or v.dtype.kind not in "biuf":
+            raise TypeError(f"series {name!r}: steps must be 1-D integers and values as many numbers")
+        if not len(it):
+            return
+        if np.any(np.diff(it) < 0):
+            raise ValueError(f"series {name!r}: steps go backwards")
+        wt = np.broadcast_to(np.asarray(time.time() if wall_time is None else wall_time, np.float64), it.shape)
+        w = self._w
+        if w._closed:
+            raise RecordingError(w.path, "writer is closed")
+        with w._lock:
+            st = self._state(name)
+            if st.last_step is not None and int(it[0]) < st.last_step:
+                raise ValueError(f"series {name!r}: step {int(it[0])} goes backwards (the previous value was at "
+                                 f"{st.last_step})")
+            if self.pending_points >= MAX_BUFFER_POINTS and w.error is not None:
+                self.points_dropped += len(it)
+                return
+            if st.buf:
+                st.parts.append(self._buf_arrays(st))
+                st.buf = []
+            st.parts.append((it.astype(np.int64), np.array(wt), v.astype(np.float64)))
+            st.last_step = int(it[-1])
+            st.n_buf += len(it)
+            self.pending_points += len(it)
             big = self.pending_points >= _FLUSH_POINTS and w.error is None
         if big:
             w._flush_quietly()
@@ -442,8 +497,8 @@ class SeriesLog:
                 con.execute(stmt)
         adopt = []
         for name, st in self._states.items():
-            if st.buf:
-                adopt.append((st, len(st.buf), *self._stage_one(con, name, st)))
+            if st.n_buf:
+                adopt.append((st, st.n_buf, *self._stage_one(con, name, st)))
         config = dict(self._config)
         if config:
             self._stage_config(con, config)
@@ -453,7 +508,7 @@ class SeriesLog:
                 self._tables = True
             for st, k, sid, tail, pyr in adopt:
                 st.sid, st.tail, st.pyramid = sid, tail, pyr
-                del st.buf[:k]
+                st.buf, st.parts, st.n_buf = [], [], 0  # the writer's lock is held from stage to here
                 self.pending_points -= k
             for key in config:
                 if self._config.get(key) is config[key]:
@@ -464,8 +519,8 @@ class SeriesLog:
         sid = st.sid
         if sid is None:
             sid = con.execute("INSERT INTO series(name) VALUES (?)", (name,)).lastrowid
-        pts = np.array([p[0] for p in st.buf], np.int64), np.array([p[1] for p in st.buf], np.float64), \
-            np.array([p[2] for p in st.buf], np.float64)
+        parts = st.parts + ([self._buf_arrays(st)] if st.buf else [])
+        pts = tuple(np.concatenate(c) for c in zip(*parts)) if len(parts) > 1 else parts[0]
         it, wall, val = pts
         bid = None
         if st.tail is not None:

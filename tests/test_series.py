@@ -449,3 +449,26 @@ def test_strict_recorder_raises_on_bad_series_input(tmp_path):
             rec.log("train_loss", 1.0)
         with pytest.raises(TypeError):
             rec.log("val", "x")
+
+
+def test_log_many_and_single_points_keep_their_order(tmp_path):
+    p = tmp_path / "m.gda"
+    v = _values(30_000, seed=3)
+    its = np.arange(30_000) // 2  # two points per step
+    with RecordingWriter(p, GRID, {"name": "m"}, commit_interval=3600) as w:
+        w.series.log_many("x", its[:10_000], v[:10_000])
+        for i in range(10_000, 10_100):
+            w.series.log("x", v[i], int(its[i]))
+        w.series.log_many("x", its[10_100:20_000], v[10_100:20_000], wall_time=5.0)
+        w.flush()
+        w.series.log("x", v[20_000], int(its[20_000]))
+        w.series.log_many("x", its[20_001:], v[20_001:])
+        with pytest.raises(ValueError, match="backwards"):
+            w.series.log_many("x", [0, 1], [1.0, 2.0])
+        with pytest.raises(TypeError):
+            w.series.log_many("x", [20_000.5], [1.0])
+    with Recording(p) as rec:
+        pts = rec.read_series("x")
+    np.testing.assert_array_equal(pts.iteration, its)
+    assert pts.value.tobytes() == v.tobytes() and np.all(pts.wall_time[10_100:20_000] == 5.0)
+    _assert_pyramid_is_brute_force(_stored_levels(p, "x"), its, v)
