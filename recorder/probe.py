@@ -79,6 +79,25 @@ def make_grid(kind: str = "uniform", k: int = 17, alpha_max: float = 2.0,
     return g
 
 
+def _adaptive_problems(cfg: "ProbeConfig") -> list[str]:
+    """What is wrong with the ``mode``/``budget`` fields of ``cfg`` (empty when nothing)."""
+    from .adaptive import MAX_BUDGET, MIN_BUDGET
+
+    if cfg.mode not in ("grid", "adaptive"):
+        return [f"mode={cfg.mode!r} (choose 'grid' or 'adaptive')"]
+    if cfg.mode == "grid":
+        return []
+    out = []
+    if isinstance(cfg.budget, bool) or not isinstance(cfg.budget, (int, np.integer)) \
+            or not MIN_BUDGET <= cfg.budget <= MAX_BUDGET:
+        out.append(f"budget={cfg.budget!r} (an int from {MIN_BUDGET} to {MAX_BUDGET})")
+    if cfg.alphas is not None:
+        out.append("alphas with mode='adaptive' (the adaptive probe places its own alphas)")
+    if isinstance(cfg.alpha_max, (int, float)) and not cfg.alpha_max >= 1:
+        out.append(f"alpha_max={cfg.alpha_max!r} with mode='adaptive' (>= 1: the step taken is measured)")
+    return out
+
+
 _STRATEGIES = ("auto", "sweep", "batched")
 _PRECISIONS = ("fp32", "training")
 
@@ -122,6 +141,10 @@ class ProbeConfig:
     memory_budget : bytes of stacked parameters per batched chunk (> 0)
     strict : raise probe errors instead of recording them
     name : preset name, for the run metadata
+    mode : ``"grid"`` (the alphas of ``grid``/``k``/``alphas`` at every step) or ``"adaptive"``: up to
+        ``budget`` alphas per step in [0, ``alpha_max``], placed where the line bends (a few batched
+        rounds, :mod:`recorder.adaptive`); each row stores its own alphas
+    budget : alphas per step of the adaptive mode (forward passes of the probe batch per step; >= 5)
     """
 
     grid: str = "uniform"
@@ -140,9 +163,12 @@ class ProbeConfig:
     memory_budget: int = 256 << 20
     strict: bool = False
     name: str = "custom"
+    mode: str = "grid"
+    budget: int = 7
 
     def __post_init__(self):
         problems = []
+        problems += _adaptive_problems(self)
 
         def is_int(v):
             return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
@@ -199,6 +225,12 @@ class ProbeConfig:
         return not self.eval_mode and self.replay_rng
 
     def alpha_grid(self) -> np.ndarray:
+        """The shared grid: the probe's alphas, or for the adaptive mode the nominal grid its recordings
+        declare (:func:`recorder.adaptive.nominal_grid`; each row stores the alphas it measured)."""
+        if self.mode == "adaptive":
+            from .adaptive import nominal_grid
+
+            return nominal_grid(self.budget, self.alpha_max)
         return make_grid(self.grid, self.k, self.alpha_max, self.alphas)
 
     def describe(self) -> dict:
@@ -208,10 +240,12 @@ class ProbeConfig:
             data += f" (first {self.sub_batch} samples)"
         mode = "eval" if self.eval_mode else ("train, RNG of the step replayed" if self.replay_rng
                                               else "train, fresh RNG at each alpha")
+        where = (f"up to {self.budget} alphas in [0, {self.alpha_max:g}] placed per step (adaptive)"
+                 if self.mode == "adaptive" else f"{len(g)} alphas")
         return {"preset": self.name, "k": len(g), "every": self.every, "data": data, "strategy": self.strategy,
                 "eval_mode": self.eval_mode, "mode": mode, "max_micro_batches": self.max_micro_batches,
-                "precision": self.precision,
-                "describe": f"{self.name}: {len(g)} alphas every {self.every} iteration(s) on the {data}, "
+                "precision": self.precision, "grid_mode": self.mode,
+                "describe": f"{self.name}: {where} every {self.every} iteration(s) on the {data}, "
                             f"{mode} mode"}
 
     def with_(self, **kw) -> "ProbeConfig":
@@ -233,6 +267,7 @@ PRESETS: dict[str, ProbeConfig] = {
     "cheap": ProbeConfig(k=5, sub_batch=32, every=16, name="cheap"),
     "standard": ProbeConfig(k=17, name="standard"),
     "dense": ProbeConfig(k=65, name="dense"),
+    "adaptive": ProbeConfig(mode="adaptive", budget=7, name="adaptive"),
 }
 
 
