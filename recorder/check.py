@@ -91,7 +91,7 @@ def _rebuild_and_compare(rec: Recording, windows: RunWindows) -> tuple[int, int]
     for bid in rec.block_ids():
         d = rec.read_block(bid)
         blocks += 1
-        for level, c, recs in builder.add(d.columns, d.phi, np.diff(d.trial_offsets), d.trials["alpha"]):
+        for level, c, recs in builder.add(d.columns_with_alphas(), d.phi, np.diff(d.trial_offsets), d.trials["alpha"]):
             checked += settle([k for k in pending if k[0] == level and k[1] < c])
             pending[(level, c)] = recs
     stored, built = windows.chunks.counts(), builder.counts()

@@ -20,7 +20,8 @@ import numpy as np
 from . import schema
 from .colcodec import CodecError, compress_array, decompress_array
 
-__all__ = ["Iterations", "BlockError", "encode_block", "decode_block", "concat_parts", "as_grid", "json_safe",
+__all__ = ["Iterations", "BlockError", "encode_block", "decode_block", "concat_parts", "as_grid", "as_row_alphas", "check_row_alphas",
+           "json_safe",
            "trials_arrays", "loads_bounded", "MAX_GRID"]
 
 
@@ -37,6 +38,10 @@ class Iterations:
     phi : (n, K) float32, phi_k at the alpha grid
     trial_offsets : (n + 1,) int64, trials of row i are ``trials[name][off[i]:off[i+1]]``
     trials : dict of name -> concatenated trial arrays (:data:`recorder.schema.TRIAL_FIELDS`)
+    row_alphas : (n, K) float64 or None: each row's own alphas (adaptive probes; ``phi[i, j]`` is at
+        ``row_alphas[i, j]``; measured alphas ascending, then NaN), None when every row has ``alpha_grid``
+        (then ``alpha_grid`` is the grid; with per-row alphas it is the nominal grid, only its length K
+        and ends [0, alpha_max] mean anything).  :meth:`alphas_of_rows` reads both alike.
     """
 
     alpha_grid: np.ndarray
@@ -44,6 +49,24 @@ class Iterations:
     phi: np.ndarray
     trial_offsets: np.ndarray
     trials: dict[str, np.ndarray] = field(default_factory=dict)
+    row_alphas: np.ndarray | None = None
+
+    def alphas_of_rows(self) -> np.ndarray:
+        """(n, K) float64: the alpha of every phi value (the shared grid broadcast when rows share it)."""
+        if self.row_alphas is not None:
+            return self.row_alphas
+        g = np.asarray(self.alpha_grid, np.float64)
+        return np.broadcast_to(g, (len(self), len(g)))
+
+    def columns_with_alphas(self) -> dict[str, np.ndarray]:
+        """``columns`` plus, for per-row alphas, ``"alpha"`` (the block layout the pyramid builder reads)."""
+        if self.row_alphas is None:
+            return self.columns
+        return {**self.columns, schema.ROW_ALPHA_COLUMN: self.row_alphas}
+
+    def alphas_of(self, row: int) -> np.ndarray:
+        """(K,) float64: the alphas of row ``row`` (NaN where that step measured fewer points)."""
+        return self.alphas_of_rows()[row]
 
     def __len__(self) -> int:
         return int(self.phi.shape[0])
@@ -71,7 +94,8 @@ class Iterations:
     def slice_rows(self, a: int, b: int) -> "Iterations":
         ta, tb = int(self.trial_offsets[a]), int(self.trial_offsets[b])
         return Iterations(self.alpha_grid, {k: v[a:b] for k, v in self.columns.items()}, self.phi[a:b],
-                          self.trial_offsets[a:b + 1] - ta, {k: v[ta:tb] for k, v in self.trials.items()})
+                          self.trial_offsets[a:b + 1] - ta, {k: v[ta:tb] for k, v in self.trials.items()},
+                          None if self.row_alphas is None else self.row_alphas[a:b])
 
     @staticmethod
     def empty(alpha_grid: np.ndarray) -> "Iterations":
@@ -90,7 +114,10 @@ class Iterations:
                                                   for p in parts])
         off = np.zeros(len(counts) + 1, np.int64)
         np.cumsum(counts, out=off[1:])
-        return Iterations(parts[0].alpha_grid, cols, phi, off, trials)
+        ra = None
+        if any(p.row_alphas is not None for p in parts):
+            ra = np.concatenate([np.asarray(p.alphas_of_rows(), np.float64) for p in parts])
+        return Iterations(parts[0].alpha_grid, cols, phi, off, trials, ra)
 
 
 # --------------------------------------------------------------------------- block encoding
@@ -122,6 +149,10 @@ def encode_block(cols: Mapping[str, np.ndarray], phi: np.ndarray, tcount: np.nda
     fields : (name, stored dtype) of the per-iteration columns the file has
         (:func:`recorder.schema.stored_fields`; default: all this release writes to a new file)
 
+    A per-row alpha grid travels with the columns as ``cols["alpha"]`` ((n, K),
+    :data:`recorder.schema.ROW_ALPHA_COLUMN`); when present it is encoded last, for files that have
+    that column.
+
     Returns
     -------
     list of bytes
@@ -132,6 +163,8 @@ def encode_block(cols: Mapping[str, np.ndarray], phi: np.ndarray, tcount: np.nda
     arrays.append(np.ascontiguousarray(phi, schema.PHI_DTYPE))
     arrays.append(np.ascontiguousarray(tcount, schema.TRIAL_COUNT_DTYPE))
     arrays += [np.ascontiguousarray(trials[n], schema.TRIAL_DTYPES[n]) for n, _, _ in schema.TRIAL_FIELDS]
+    if schema.ROW_ALPHA_COLUMN in cols and version >= 2:
+        arrays.append(np.ascontiguousarray(cols[schema.ROW_ALPHA_COLUMN], schema.ROW_ALPHA_DTYPE))
     if version >= 2:
         return [compress_array(a) for a in arrays]
     return [a.tobytes() for a in arrays]
@@ -189,7 +222,7 @@ def _decode_fields(it, fields, n: int, version: int) -> dict[str, np.ndarray]:
 
 
 def decode_block(blobs: Sequence, n, k: int, version: int = schema.SCHEMA_VERSION,
-                 fields: Sequence[tuple[str, np.dtype]] | None = None):
+                 fields: Sequence[tuple[str, np.dtype]] | None = None, row_alphas: bool = False):
     """Validate and decode the BLOBs of one block; the only decoder of stored bytes.
 
     Every length is checked against ``n`` and the schema's dtypes *before*
@@ -205,6 +238,8 @@ def decode_block(blobs: Sequence, n, k: int, version: int = schema.SCHEMA_VERSIO
     fields : (name, stored dtype) of the file's per-iteration columns (:func:`recorder.schema.stored_fields`,
         the default: every one of ``version``); fields the file lacks read as their default
         (:func:`recorder.schema.field_default`), stored fields this release does not know are skipped
+    row_alphas : the block has the per-row alpha column (last): it is checked (:func:`check_row_alphas`)
+        and returned as ``cols["alpha"]``, (n, k) float64
 
     Returns
     -------
@@ -219,6 +254,8 @@ def decode_block(blobs: Sequence, n, k: int, version: int = schema.SCHEMA_VERSIO
     if fields is None:
         fields = schema.stored_fields(version)
     names = [f"f_{name}" for name, _ in fields] + list(schema.PHI_TRIAL_COLUMNS)
+    if row_alphas and version >= 2:
+        names.append(schema.ROW_ALPHA_COLUMN)
     if len(blobs) != len(names):
         raise BlockError(f"has {len(blobs)} columns, expected {len(names)}")
     n = _row_count(n, k, version)
@@ -244,10 +281,69 @@ def decode_block(blobs: Sequence, n, k: int, version: int = schema.SCHEMA_VERSIO
         if not raw and m > 64 * MAX_BLOCK_ROWS:
             raise BlockError(f"trial counts add up to {m}, more than a block can hold")
         trials[name] = _blob(value, col, m, dt, version)
+    if row_alphas and version >= 2:
+        value, col = next(it)
+        ra = _blob(value, col, n * k, schema.ROW_ALPHA_DTYPE, version).reshape(n, k)
+        try:
+            check_row_alphas(ra, phi)
+        except ValueError as exc:
+            raise BlockError(f"column {col}: {exc}") from None
+        cols[schema.ROW_ALPHA_COLUMN] = ra
     iters = cols["iteration"]
     if n > 1 and not np.all(iters[1:] > iters[:-1]):
         raise BlockError("iterations are not strictly increasing")
     return cols, phi, tcount, trials
+
+
+def check_row_alphas(alphas: np.ndarray, phi: np.ndarray | None = None) -> None:
+    """Check per-row alphas: each row finite and strictly increasing, then NaN to the end; phi (when given)
+    NaN wherever alpha is.
+
+    Raises
+    ------
+    ValueError
+        one line naming the first bad row.
+    """
+    a = np.asarray(alphas, np.float64)
+    if a.ndim != 2:
+        raise ValueError(f"per-row alphas must be 2-D (got shape {a.shape})")
+    fin = np.isfinite(a)
+    count = fin.sum(axis=1)
+    padded = np.arange(a.shape[1])[None, :] < count[:, None]  # where a row's finite values must be
+    bad = np.nonzero(np.any(fin != padded, axis=1) | np.any(np.isinf(a), axis=1))[0]
+    if len(bad):
+        raise ValueError(f"row {int(bad[0])}: alphas must be finite values first, then NaN")
+    with np.errstate(invalid="ignore"):
+        inc = np.where(padded[:, 1:], np.diff(a, axis=1) > 0, True)
+    bad = np.nonzero(~inc.all(axis=1))[0]
+    if len(bad):
+        raise ValueError(f"row {int(bad[0])}: alphas are not strictly increasing")
+    if phi is not None:
+        bad = np.nonzero(np.any(~fin & ~np.isnan(np.asarray(phi, np.float64)), axis=1))[0]
+        if len(bad):
+            raise ValueError(f"row {int(bad[0])}: a loss without an alpha")
+
+
+def as_row_alphas(alphas, phi: np.ndarray, n: int, k: int) -> np.ndarray:
+    """The per-row alphas of ``n`` appended rows as a checked (n, k) float64 array.
+
+    ``alphas`` is None (no alphas: all NaN, then ``phi`` must be all NaN too) or n x k values; rows
+    with fewer measured points are NaN-padded (:func:`check_row_alphas`).
+
+    Raises
+    ------
+    ValueError
+        wrong size, or a row that breaks the layout.
+    """
+    if alphas is None:
+        a = np.full((n, k), np.nan)
+    else:
+        a = np.array(alphas, np.float64)
+        if a.size != n * k:
+            raise ValueError(f"alphas has {a.size} values, expected {n} x {k} (one per phi value)")
+        a = a.reshape(n, k)
+    check_row_alphas(a, np.asarray(phi).reshape(n, k))
+    return a
 
 
 def as_grid(alpha_grid) -> np.ndarray:

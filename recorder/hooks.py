@@ -196,6 +196,7 @@ class Recorder:
         self.iteration = 0
         self.epoch = 0
         self.strategy = None
+        self._row_alphas: np.ndarray | None = None  # the adaptive probe's alphas of the current step
         self._batch_id = -1
         self._batch_fp = None
         self._pending: MicroBatch | None = None  # the latest grad-enabled model forward
@@ -255,7 +256,8 @@ class Recorder:
                                                 f"(attach(..., overwrite=True) replaces a finished recording)")
                     path = fresh
                 self.writer = RecordingWriter(path, self.alphas, meta, overwrite=overwrite,
-                                              commit_interval=commit_interval)
+                                              commit_interval=commit_interval,
+                                              row_alphas=self.config.mode == "adaptive")
             except Exception as exc:  # unwritable path, bad metadata: report, keep training
                 if self.strict:
                     raise
@@ -482,7 +484,7 @@ class Recorder:
         line = self._line(pre)
         info = self._step_info(pre, line, micro)
         batches, batch = self._probe_data(micro)
-        phi, status, message, stats = self._measure(k, line, batches)
+        phi, status, message, stats = self._measure(k, line, batches, info.slope0)
         if dropped:
             self._note(k, "micro-batches-dropped",
                        f"phi and train_loss use the first {len(micro)} of {len(micro) + dropped} micro-batches "
@@ -586,9 +588,10 @@ class Recorder:
             self._batch_id += 1
         return micro, self._batch_id
 
-    def _measure(self, k: int, line: _Line, batches: list[MicroBatch]):
+    def _measure(self, k: int, line: _Line, batches: list[MicroBatch], slope0: float = math.nan):
         """Probe phi_k; returns (phi, status, message, statistics computed on the device or None)."""
         phi = np.full(len(self.alphas), np.nan)
+        self._row_alphas = None  # the adaptive probe's alphas of this step (None: the shared grid, or none)
         if k % max(1, self.config.every):
             return phi, schema.STATUS_SKIPPED, "", None
         if not batches:
@@ -602,20 +605,35 @@ class Recorder:
         if changed:
             return phi, schema.STATUS_FAILED, changed, None
         try:
-            phi_t, self.strategy = self.probe.measure(line.w0, line.w1, batches=batches,
-                                                      distributed=self.distributed, as_tensor=True)
-            stats_dev = _device_stats(self.alphas, phi_t)  # CuPy on CUDA: statistics where phi is
-            phi = phi_t.cpu().numpy()
+            if self.config.mode == "adaptive":
+                (phi, self._row_alphas), stats_dev = self._measure_adaptive(line, batches, slope0), None
+            else:
+                phi_t, self.strategy = self.probe.measure(line.w0, line.w1, batches=batches,
+                                                          distributed=self.distributed, as_tensor=True)
+                stats_dev = _device_stats(self.alphas, phi_t)  # CuPy on CUDA: statistics where phi is
+                phi = phi_t.cpu().numpy()
         except Exception as exc:
             if self.strict:
                 raise
             return phi, schema.STATUS_FAILED, f"{type(exc).__name__}: {exc}", None
         changed = changed_in_place(batches)  # before the probe (distributed), or by the probe's own forwards
         if changed:
+            self._row_alphas = None
             return np.full(len(self.alphas), np.nan), schema.STATUS_FAILED, changed, None
-        if not np.all(np.isfinite(phi)):
+        measured = phi if self._row_alphas is None else phi[np.isfinite(self._row_alphas)]
+        if not np.all(np.isfinite(measured)):
             return phi, schema.STATUS_NONFINITE, "phi has NaN or Inf values", stats_dev
         return phi, schema.STATUS_OK, "", stats_dev
+
+    def _measure_adaptive(self, line: _Line, batches: list[MicroBatch], slope0: float):
+        """The adaptive probe (:mod:`recorder.adaptive`): (phi, alphas) padded with NaN to the budget."""
+        from .adaptive import measure_adaptive
+
+        a, p, self.strategy = measure_adaptive(self.probe, line.w0, line.w1, batches, slope0, self.distributed)
+        k = len(self.alphas)
+        alphas, phi = np.full(k, np.nan), np.full(k, np.nan)
+        alphas[:len(a)], phi[:len(p)] = a[:k], p[:k]
+        return phi, alphas
 
     def _write(self, k: int, line: _Line, info: _StepInfo, batch: int, phi: np.ndarray, status: int,
                message: str, stats_dev: dict | None) -> None:
@@ -623,9 +641,12 @@ class Recorder:
             return
         stats = {}
         if status in (schema.STATUS_OK, schema.STATUS_NONFINITE):
+            grid = self.alphas if self._row_alphas is None else self._row_alphas[None, :]
             stats = stats_dev if stats_dev is not None else \
-                {n: v[0].item() for n, v in line_stats(self.alphas, phi[None, :], 1.0).items()}
+                {n: v[0].item() for n, v in line_stats(grid, phi[None, :], 1.0).items()}
         extra = {}
+        if self.writer.row_alphas:
+            extra["alphas"] = self._row_alphas
         if "micro_batches" in schema.ITER_DTYPES:  # filled once the schema has the field
             extra["micro_batches"] = info.micro_batches
         self.writer.append(k, phi, trials=info.trials, epoch=self.epoch, batch=batch,

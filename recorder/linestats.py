@@ -55,7 +55,8 @@ def line_stats(alphas, phi, taken=None):
 
     Parameters
     ----------
-    alphas : (K,) increasing grid
+    alphas : (K,) increasing grid, or (n, K) per-row alphas (each row increasing, then NaN where the
+        step has no point: :func:`line_stats_rows`)
     phi : (n, K) values (any float dtype; NaN/Inf allowed)
     taken : (n,) accepted alpha per iteration (default 1.0)
 
@@ -68,6 +69,8 @@ def line_stats(alphas, phi, taken=None):
     p = xp.asarray(phi, dtype=xp.float64)
     if p.ndim == 1:
         p = p[None, :]
+    if a.ndim == 2:
+        return line_stats_rows(a, p, taken)
     n, k = p.shape
     t = xp.ones(n, xp.float64) if taken is None else xp.broadcast_to(xp.asarray(taken, xp.float64), (n,))
     fin = xp.isfinite(p)
@@ -128,15 +131,17 @@ def line_stats(alphas, phi, taken=None):
 
 
 def line_stats_reference(alphas, phi, taken=None) -> dict[str, np.ndarray]:
-    """Plain per-iteration twin of :func:`line_stats` (numpy, one iteration at a time)."""
-    a = np.asarray(alphas, np.float64)
+    """Plain per-iteration twin of :func:`line_stats` (numpy, one iteration at a time); ``alphas`` (K,) or
+    (n, K) per-row (a row's NaN alphas and their phi values are left out)."""
     p2 = np.atleast_2d(np.asarray(phi, np.float64))
     n = len(p2)
+    a2 = np.broadcast_to(np.asarray(alphas, np.float64), p2.shape)
     tk = np.ones(n) if taken is None else np.broadcast_to(np.asarray(taken, np.float64), (n,))
     out = {name: np.full(n, np.nan) for name in STAT_NAMES}
     out["step_class"] = np.zeros(n, np.int8)
     for i in range(n):
-        row, t = p2[i], float(tk[i])
+        keep = np.isfinite(a2[i])
+        a, row, t = a2[i][keep], p2[i][keep], float(tk[i])
         fin = np.isfinite(row)
         if not fin.any():
             continue
@@ -170,3 +175,86 @@ def line_stats_reference(alphas, phi, taken=None) -> dict[str, np.ndarray]:
                 if vertex != 0:
                     out["cockpit_alpha"][i] = (t - vertex) / abs(vertex)
     return out
+
+
+def line_stats_rows(alphas, phi, taken=None):
+    """:func:`line_stats` with per-row alphas: the same definitions, row ``i`` on its own grid ``alphas[i]``.
+
+    Parameters
+    ----------
+    alphas : (n, K) per-row alphas: each row's points increasing, then NaN (a shared grid broadcast to
+        (n, K) gives the results of the shared-grid path)
+    phi : (n, K) values at those alphas (values where alpha is NaN are ignored)
+    taken : (n,) accepted alpha per iteration (default 1.0)
+    """
+    xp = _xp_of(phi)
+    p = xp.asarray(phi, dtype=xp.float64)
+    p = p[None, :] if p.ndim == 1 else p
+    n, k = p.shape
+    a = xp.broadcast_to(xp.asarray(alphas, dtype=xp.float64), (n, k))
+    t = xp.ones(n, xp.float64) if taken is None else xp.broadcast_to(xp.asarray(taken, xp.float64), (n,))
+    has = xp.isfinite(a)
+    a0 = xp.where(has, a, 0.0)
+    fin = xp.isfinite(p) & has
+    anyfin = fin.any(axis=1)
+    nan = xp.float64(np.nan)
+    masked = xp.where(fin, p, xp.inf)
+    idx = xp.argmin(masked, axis=1)
+    min_phi = xp.where(anyfin, xp.take_along_axis(masked, idx[:, None], axis=1)[:, 0], nan)
+    min_alpha = xp.where(anyfin, xp.take_along_axis(a0, idx[:, None], axis=1)[:, 0], nan)
+    phi0 = _value_at_rows(xp, a, has, p, xp.zeros(n, xp.float64))
+    phit = _value_at_rows(xp, a, has, p, t)
+    denom = phi0 - min_phi
+    ok = xp.isfinite(phi0) & xp.isfinite(phit) & (denom > 0)
+    efficiency = xp.where(ok, (phi0 - phit) / xp.where(ok, denom, 1.0), nan)
+    cls = xp.full(n, schema.CLASS_UNKNOWN, xp.int8)
+    cls = xp.where(ok & (efficiency >= NEAR_OPTIMAL_EFFICIENCY), schema.CLASS_NEAR_OPTIMAL, cls)
+    rest = ok & (efficiency < NEAR_OPTIMAL_EFFICIENCY)
+    cls = xp.where(rest & (min_alpha > t), schema.CLASS_UNDERSHOOT, cls)
+    cls = xp.where(rest & (min_alpha <= t), schema.CLASS_OVERSHOOT, cls).astype(xp.int8)
+    centre = a0.sum(1) / xp.maximum(has.sum(1), 1)
+    curvature, cockpit = _parabola_rows(xp, xp.where(has, a0 - centre[:, None], 0.0), centre, fin, p, t)
+    return {"min_alpha": min_alpha, "min_phi": min_phi, "efficiency": efficiency, "step_class": cls,
+            "curvature": curvature, "cockpit_alpha": cockpit}
+
+
+def _value_at_rows(xp, a, has, p, x):
+    """phi at ``x[i]`` on row i by linear interpolation between its points (exact at a point; NaN outside)."""
+    n, k = p.shape
+    kf = has.sum(1)
+    nan = xp.float64(np.nan)
+    if k == 1:
+        return xp.where(has[:, 0] & (a[:, 0] == x), p[:, 0], nan)
+    j = xp.clip((xp.where(has, a, xp.inf) < x[:, None]).sum(1), 1, xp.maximum(kf - 1, 1))
+    a0 = xp.take_along_axis(a, (j - 1)[:, None], axis=1)[:, 0]
+    a1 = xp.take_along_axis(a, j[:, None], axis=1)[:, 0]
+    v0 = xp.take_along_axis(p, (j - 1)[:, None], axis=1)[:, 0]
+    v1 = xp.take_along_axis(p, j[:, None], axis=1)[:, 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = (x - a0) / (a1 - a0)
+        v = xp.where(x == a0, v0, xp.where(x == a1, v1, v0 + w * (v1 - v0)))
+    first = a[:, 0]
+    last = xp.take_along_axis(a, xp.maximum(kf - 1, 0)[:, None], axis=1)[:, 0]
+    single = (kf == 1) & (x == first)
+    inside = (kf >= 2) & (x >= first) & (x <= last)
+    return xp.where(single, p[:, 0], xp.where(inside, v, nan))
+
+
+def _parabola_rows(xp, u, centre, fin, p, t):
+    """Curvature and Cockpit's alpha of each row's least-squares parabola (centred alphas ``u``)."""
+    nan = xp.float64(np.nan)
+    m = fin.astype(xp.float64)
+    pz = xp.where(fin, p, 0.0)
+    s0, s1, s2 = m.sum(1), (m * u).sum(1), (m * u ** 2).sum(1)
+    s3, s4 = (m * u ** 3).sum(1), (m * u ** 4).sum(1)
+    t0, t1, t2 = pz.sum(1), (pz * u).sum(1), (pz * u ** 2).sum(1)
+    det = s0 * (s2 * s4 - s3 * s3) - s1 * (s1 * s4 - s3 * s2) + s2 * (s1 * s3 - s2 * s2)
+    good = (s0 >= 3) & (xp.abs(det) > 1e-300)
+    dsafe = xp.where(good, det, 1.0)
+    c1 = (s0 * (t1 * s4 - s3 * t2) - t0 * (s1 * s4 - s3 * s2) + s2 * (s1 * t2 - t1 * s2)) / dsafe
+    c2 = (s0 * (s2 * t2 - t1 * s3) - s1 * (s1 * t2 - t1 * s2) + t0 * (s1 * s3 - s2 * s2)) / dsafe
+    curvature = xp.where(good, 2.0 * c2, nan)
+    convex = good & (c2 > 0)
+    vertex = xp.where(convex, -c1 / xp.where(convex, 2.0 * c2, 1.0) + centre, nan)
+    cockpit = xp.where(convex & (vertex != 0), (t - vertex) / xp.abs(xp.where(vertex != 0, vertex, 1.0)), nan)
+    return curvature, cockpit

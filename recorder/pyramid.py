@@ -85,16 +85,22 @@ def row_envelope(alphas: np.ndarray, phi: np.ndarray, taken: np.ndarray, classic
     """Per-row min/max of phi over alpha in [0, taken], widened by the classic value.
 
     Non-finite samples are skipped (NaN where nothing finite remains).  ``taken`` values that are
-    not finite or <= 0 (a step that did not move) count as 1.
+    not finite or <= 0 (a step that did not move) count as 1.  ``alphas`` is the shared (K,) grid or
+    (n, K) per-row alphas (NaN where a row has no point).
     """
     phi = np.asarray(phi)
     n = phi.shape[0]
     if n == 0:
         return np.empty(0, _F4), np.empty(0, _F4)
     t = stepgeom.accepted_alpha(taken)
+    alphas = np.asarray(alphas, np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        if np.all(t == t[0]):
+        if alphas.ndim == 2:
+            mask = stepgeom.within(alphas, t[:, None]) & np.isfinite(phi)
+            masked = np.where(mask, phi, np.nan)
+            lo, hi = np.fmin.reduce(masked, axis=1), np.fmax.reduce(masked, axis=1)
+        elif np.all(t == t[0]):
             ncols = stepgeom.grid_columns_within(alphas, t[0])
             sub = phi[:, :ncols]
             # plain min/max first; only rows where they are not finite need the NaN/Inf-skipping pass
@@ -114,9 +120,18 @@ def row_envelope(alphas: np.ndarray, phi: np.ndarray, taken: np.ndarray, classic
 
 
 def classic_values(alphas: np.ndarray, phi: np.ndarray, train_loss: np.ndarray) -> np.ndarray:
-    """phi_k(0) per row, or the training loss where the probe did not measure it (the classic curve)."""
-    j0 = np.nonzero(np.asarray(alphas) == 0.0)[0]
-    c = phi[:, j0[0]].astype(_F4) if len(j0) else np.full(len(phi), np.nan, _F4)
+    """phi_k(0) per row, or the training loss where the probe did not measure it (the classic curve).
+
+    ``alphas``: the shared (K,) grid or (n, K) per-row alphas."""
+    alphas = np.asarray(alphas)
+    if alphas.ndim == 2:
+        at0 = alphas == 0.0
+        j = np.argmax(at0, axis=1)
+        c = np.where(at0.any(axis=1), np.asarray(phi)[np.arange(len(phi)), j], np.nan).astype(_F4) if len(phi) \
+            else np.empty(0, _F4)
+    else:
+        j0 = np.nonzero(alphas == 0.0)[0]
+        c = phi[:, j0[0]].astype(_F4) if len(j0) else np.full(len(phi), np.nan, _F4)
     return np.where(np.isfinite(c), c, np.asarray(train_loss, _F4))
 
 
@@ -131,7 +146,8 @@ def row_records(alphas: np.ndarray, cols: Mapping[str, np.ndarray], phi: np.ndar
 
     Parameters
     ----------
-    alphas : (K,) grid; cols : the rows' columns (:data:`recorder.stats.STATISTICS`); phi : (n, K)
+    alphas : (K,) grid, or (n, K) per-row alphas; cols : the rows' columns (:data:`recorder.stats.STATISTICS`);
+        phi : (n, K)
     prev_batch : batch id of the row before the first one (None at the start of the run)
     tcount, trial_alpha : trial points per row and their concatenated alphas (None: no trials)
     with_stats : True for every statistic's fields, False for none, or a set of statistic names
@@ -292,7 +308,7 @@ class PyramidBuilder:
 
     Parameters
     ----------
-    alphas : the run's alpha grid
+    alphas : the run's alpha grid (rows that carry their own alphas as ``cols["alpha"]`` use those)
     """
 
     def __init__(self, alphas: np.ndarray):
@@ -323,7 +339,8 @@ class PyramidBuilder:
             b._levels.append((ci * CHUNK, dict(recs)))
             b._counts.append(ci * CHUNK + len(recs["rows"]))
         if tail_cols is not None and len(tail_cols["iteration"]):
-            b._tail_rows = raw_rows(b.alphas, tail_cols, tail_phi, prev_batch, tail_tcount, tail_trial_alpha)
+            b._tail_rows = raw_rows(b._alphas_for(tail_cols), tail_cols, tail_phi, prev_batch, tail_tcount,
+                                    tail_trial_alpha)
             b._prev_batch = int(tail_cols["batch"][-1])
         else:
             b._prev_batch = prev_batch
@@ -338,6 +355,11 @@ class PyramidBuilder:
         b.alphas, b.n_rows, b._tail_rows, b._prev_batch = self.alphas, self.n_rows, self._tail_rows, self._prev_batch
         b._levels, b._counts = list(self._levels), list(self._counts)
         return b
+
+    def _alphas_for(self, cols: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The rows' alphas: their own (``cols["alpha"]``, the codec's per-row alpha column), else the grid."""
+        ra = cols.get(schema.ROW_ALPHA_COLUMN)
+        return self.alphas if ra is None else np.asarray(ra, np.float64)
 
     @property
     def levels(self) -> int:
@@ -354,7 +376,7 @@ class PyramidBuilder:
         n = len(cols["iteration"])
         if n == 0:
             return []
-        recs = raw_rows(self.alphas, cols, phi, self._prev_batch, tcount, trial_alpha)
+        recs = raw_rows(self._alphas_for(cols), cols, phi, self._prev_batch, tcount, trial_alpha)
         self._prev_batch = int(np.asarray(cols["batch"])[-1])
         first_bucket = self.n_rows // BASE_ROWS
         if self._tail_rows is not None:

@@ -123,6 +123,26 @@ Tables
     cannot *append* to such a file (its writer requires every table to be one it declares), as it
     already cannot append to any file of this release (``f_micro_batches``); the refusal is one line.
 
+Per-row alpha grids (optional column ``alpha``, gda_gl 0.3): the adaptive probe
+    A recording of ``ProbeConfig(mode="adaptive")`` (:mod:`recorder.adaptive`) measures each step at
+    its own alphas.  Its ``blocks`` table has one more BLOB column after :data:`PHI_TRIAL_COLUMNS`,
+    :data:`ROW_ALPHA_COLUMN` (``alpha``): ``n x K`` float64 (:data:`ROW_ALPHA_DTYPE`), row-major, the
+    same layout as ``phi``: ``phi[i, j]`` is the loss at ``alpha[i, j]``.  Each row holds its measured
+    alphas finite and strictly increasing, then NaN up to K (a step that used fewer points, or was not
+    probed: all NaN), and ``phi`` is NaN wherever ``alpha`` is.  K is the probe's budget.
+
+    * ``meta.alpha_grid`` of such a file is the object ``{"nominal": [...], "per_row": "alpha"}``
+      (:func:`grid_meta`): ``nominal`` is the budget's nominal grid ``linspace(0, alpha_max, K)`` (its
+      length is K, its ends the interval every row lies in; no row need hold its other values).  A
+      list there means a shared grid.  The previous release (0.2) expects a list, so it refuses such a
+      file ("alpha grid must be a list of numbers") instead of drawing every row at the nominal grid.
+    * A reader of this release reads the column when the file has it
+      (:attr:`recorder.codec.Iterations.row_alphas`, :meth:`recorder.codec.Iterations.alphas_of_rows`);
+      a file without it (every earlier file, and any grid probe's) reads ``meta.alpha_grid`` for every
+      row.  A file whose column and ``meta.alpha_grid`` disagree is damaged.
+    * The writer stores the column when created with ``row_alphas=True``; appending keeps the file's
+      choice (a shared-grid file never gets the column, nor loses it).
+
 Version 1 files (written by gda_gl 0.1) are opened read-only and indexed in
 memory when opened (a streaming pass over their blocks); they are never
 modified.  ``gda-gl upgrade OLD.gda NEW.gda`` writes a version-2 copy with a
@@ -230,6 +250,9 @@ TRIAL_DTYPES: dict[str, np.dtype] = {name: np.dtype(dt) for name, dt, _ in TRIAL
 TRIAL_COUNT_DTYPE = np.dtype("<i4")
 #: the BLOB columns after the per-iteration fields, in every version
 PHI_TRIAL_COLUMNS: tuple[str, ...] = ("phi", "trial_count") + tuple(f"t_{name}" for name, _, _ in TRIAL_FIELDS)
+#: the optional per-row alpha column of ``blocks`` (adaptive probes), after :data:`PHI_TRIAL_COLUMNS`
+ROW_ALPHA_COLUMN = "alpha"
+ROW_ALPHA_DTYPE = np.dtype("<f8")
 
 # --------------------------------------------------------------------------- derived from the registry
 # What this release holds in memory (and writes to new files), from recorder.stats.
@@ -293,9 +316,38 @@ def stored_fields(version: int = SCHEMA_VERSION, optional=None) -> tuple[tuple[s
     return tuple((n, np.dtype(d)) for n, d in FIELDS_V2) + tuple((n, d) for n, d, _ in opt)
 
 
-def block_columns(version: int = SCHEMA_VERSION, optional=None) -> list[str]:
-    """SQL column names of the BLOB columns of ``blocks`` (arguments as for :func:`stored_fields`), in order."""
-    return [f"f_{name}" for name, _ in stored_fields(version, optional)] + list(PHI_TRIAL_COLUMNS)
+def block_columns(version: int = SCHEMA_VERSION, optional=None, row_alphas: bool = False) -> list[str]:
+    """SQL column names of the BLOB columns of ``blocks`` (arguments as for :func:`stored_fields`), in order;
+    ``row_alphas``: with the per-row alpha column (:data:`ROW_ALPHA_COLUMN`) last."""
+    cols = [f"f_{name}" for name, _ in stored_fields(version, optional)] + list(PHI_TRIAL_COLUMNS)
+    return cols + [ROW_ALPHA_COLUMN] if row_alphas and version >= 2 else cols
+
+
+def has_row_alphas(columns) -> bool:
+    """Whether a file's ``blocks`` column names include the per-row alpha column."""
+    return ROW_ALPHA_COLUMN in {str(c) for c in columns}
+
+
+def grid_meta(alpha_grid, row_alphas: bool):
+    """The ``meta.alpha_grid`` value of a new file: the grid as a list, or for per-row alphas the object
+    ``{"nominal": [...], "per_row": "alpha"}`` (see "Per-row alpha grids" above)."""
+    grid = [float(a) for a in alpha_grid]
+    return {"nominal": grid, "per_row": ROW_ALPHA_COLUMN} if row_alphas else grid
+
+
+def parse_grid_meta(value) -> tuple[object, bool]:
+    """(the grid's values, whether rows store their own alphas) of a stored ``meta.alpha_grid`` value.
+
+    Raises
+    ------
+    ValueError
+        an object that is not ``{"nominal": [...], "per_row": "alpha"}``.
+    """
+    if not isinstance(value, dict):
+        return value, False
+    if set(value) != {"nominal", "per_row"} or value.get("per_row") != ROW_ALPHA_COLUMN:
+        raise ValueError("alpha grid object must be {'nominal': [...], 'per_row': 'alpha'}")
+    return value["nominal"], True
 
 
 def required_block_columns(version: int) -> tuple[str, ...]:
@@ -348,10 +400,11 @@ def stored_lod_fields(meta_lod, bucket_fields) -> tuple[tuple[str, np.dtype, str
     return tuple((n, np.dtype(d), op) for n, d, op in out)
 
 
-def create_statements(optional=None) -> list[str]:
+def create_statements(optional=None, row_alphas: bool = False) -> list[str]:
     """The SQL that creates an empty recording of the current schema version (``optional`` as for
-    :func:`stored_fields`: the columns an existing file would have, to compare it with)."""
-    blob_cols = ",\n    ".join(f"{c} BLOB NOT NULL" for c in block_columns(SCHEMA_VERSION, optional))
+    :func:`stored_fields`: the columns an existing file would have, to compare it with; ``row_alphas``:
+    with the per-row alpha column)."""
+    blob_cols = ",\n    ".join(f"{c} BLOB NOT NULL" for c in block_columns(SCHEMA_VERSION, optional, row_alphas))
     return [
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         f"""CREATE TABLE blocks (

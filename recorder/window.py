@@ -91,7 +91,7 @@ class RunWindows:
         w = cls(data.alpha_grid, name)
         w._mem = data
         if len(data):
-            w.chunks.add(data.columns, data.phi, np.diff(data.trial_offsets), data.trials["alpha"])
+            w.chunks.add(data.columns_with_alphas(), data.phi, np.diff(data.trial_offsets), data.trials["alpha"])
         return w
 
     @classmethod
@@ -192,7 +192,7 @@ class RunWindows:
             if skip >= len(data):
                 continue
             part = data.slice_rows(skip, len(data)) if skip else data
-            self.chunks.add(part.columns, part.phi, np.diff(part.trial_offsets), part.trials["alpha"])
+            self.chunks.add(part.columns_with_alphas(), part.phi, np.diff(part.trial_offsets), part.trials["alpha"])
 
     # -- rows --------------------------------------------------------------------------
     @property
@@ -232,7 +232,7 @@ class RunWindows:
         with self._lock:
             self._mem = data
             if len(new):
-                self.chunks.add(new.columns, new.phi, np.diff(new.trial_offsets), new.trials["alpha"])
+                self.chunks.add(new.columns_with_alphas(), new.phi, np.diff(new.trial_offsets), new.trials["alpha"])
 
     def _drop(self, block_id: int) -> None:
         self._cache.pop(block_id, None)
