@@ -46,6 +46,10 @@ class ErrorLine:
         return f'<pre class="gda-error" style="color:#b00;margin:0">{html.escape(self.text)}</pre>'
 
 
+#: modules of the ``notebook`` extra: importing one of them failing means the extra is not installed
+_EXTRA_MODULES = ("jupyter_rfb", "ipywidgets", "anywidget", "simplejpeg", "IPython", "traitlets")
+
+
 def _short(path) -> str:
     p = str(path)
     return p if len(p) <= 80 else "..." + p[-77:]
@@ -60,7 +64,7 @@ def error_line(exc: BaseException, paths=()) -> str:
     msg = " ".join(str(exc).split())[:300]
     if isinstance(exc, (RecordingError, BackendError)):
         return f"gda-gl: error: {msg}"
-    if isinstance(exc, ImportError):
+    if isinstance(exc, ImportError) and (getattr(exc, "name", None) or "").split(".")[0] in _EXTRA_MODULES:
         return f"gda-gl: error: the notebook widget needs the notebook extra: pip install 'gda-gl[notebook]' ({msg})"
     if isinstance(exc, OSError):
         name = f"{_short(exc.filename)}: " if getattr(exc, "filename", None) else ""

@@ -60,6 +60,8 @@ class ExplorerView(W.HBox):
 
     def close(self):
         """Stop following, close the recordings and the widgets."""
+        if getattr(self, "frame", None) is None:  # __init__ failed (ipywidgets closes on __del__ too)
+            return
         self.frame.close()
         recs = self.follower.recordings if self.follower is not None else self.recordings
         for rec in recs:

@@ -21,7 +21,7 @@ import math
 
 import ipywidgets as W
 
-from ..explorer.panel import TOGGLES, _format_details
+from ..explorer.panel import TOGGLES, format_details
 
 log = logging.getLogger(__name__)
 
@@ -203,4 +203,4 @@ class Controls:
         self.details_image.layout.display = ""
         self.details_numbers.value = (f"<b>details of step {numbers.get('iteration')} of "
                                       f"{html.escape(str(numbers.get('run')))}</b><br>"
-                                      + _format_details(c.details()))
+                                      + format_details(c.details()))

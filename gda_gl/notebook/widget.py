@@ -192,7 +192,17 @@ class ExplorerFrameBuffer(RemoteFrameBuffer):
     def export(self) -> str:
         """Write the view as PNG and the visible rows as CSV (key X); returns the status message."""
         folder = Path(self.export_dir or Path.cwd())
-        return export_view(self.render, self.ctrl.visible_rows_csv, folder)
+        return export_view(self._render_for_export, self.ctrl.visible_rows_csv, folder)
+
+    def _render_for_export(self) -> np.ndarray:
+        """The view as drawn, without the frame-time readout (about this machine, not the run)."""
+        c = self.ctrl
+        readout, c.show_readout = c.show_readout, False
+        try:
+            return self.render()
+        finally:
+            c.show_readout = readout
+            self.request_redraw()
 
     def save_state(self) -> str:
         """Save the view state (key S) to ``state_file`` or beside the first run; returns the message."""
@@ -248,8 +258,18 @@ class ExplorerFrameBuffer(RemoteFrameBuffer):
         elif not n:
             self.refresh_status()
         if not f.pending and f.live_status and not any(s.startswith("live") for s in f.live_status.values()):
-            self.stop_follow()  # every run finished: an idle widget costs nothing
+            # every run finished: read once more (rows committed between this poll's read and its status
+            # check), then stop: an idle widget costs nothing
+            n += self._final_poll()
+            self.stop_follow()
         return n
+
+    def _final_poll(self) -> int:
+        try:
+            return self.follower.poll()
+        except Exception as exc:
+            self.say(f"cannot read new iterations: {' '.join(str(exc).split())[:200]}")
+            return 0
 
     def close(self, *args, **kwargs) -> None:
         self.stop_follow()
