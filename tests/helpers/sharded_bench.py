@@ -9,7 +9,6 @@ probe's own memory beyond the gathered layers and activations any sharded forwar
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 
