@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Callable
 
 from ..frame import Frame
-from ..render import Layout
+from ..render import Layout, figure_layout
 from ..scene import RunData, compose, runs_x_span
 from ..state import ViewState
 from ..view import View
@@ -64,7 +64,7 @@ class Navigator:
     # -- geometry ----------------------------------------------------------
     @property
     def layout(self) -> Layout:
-        return Layout.for_size(*self.size, colorbar=self.state.color_by != "none")
+        return figure_layout(*self.size, self.runs, self.state)  # with a panel per series drawn in one
 
     def resize(self, width: int, height: int) -> None:
         self.size = (max(1, int(width)), max(1, int(height)))
