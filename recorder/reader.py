@@ -54,6 +54,12 @@ from .lock import parse_lock_record, writer_alive
 __all__ = ["Recording", "open_recordings", "sql_error", "read_meta", "validate_identity", "connect_readonly",
            "stored_fields_of"]
 
+#: Most bytes :meth:`Recording.read` and :meth:`Recording.read_new` assemble at once (counted from the row
+#: counts the blocks declare, before decoding): a compressed file of a few MB can declare gigabytes.
+READ_BUDGET_BYTES = 1 << 30
+#: bytes of one row's per-iteration fields and trial offset in memory
+_ROW_BYTES = sum(np.dtype(d).itemsize for d in schema.ITER_DTYPES.values()) + 8
+
 _META_KEYS = ("run", "alpha_grid", "created_by", "writer", "lod")
 _LOD_COLUMNS = ("level", "chunk", "n", "first_iteration", "last_iteration", "data")
 _REQUIRED_COLUMNS = {
@@ -576,9 +582,26 @@ class Recording:
                 except sqlite3.Error:
                     pass
 
+    def _check_budget(self, index: list, max_bytes: int | None) -> None:
+        """Refuse to assemble ``index`` when its rows would take more than ``max_bytes`` (default
+        :data:`READ_BUDGET_BYTES`) in memory, counted from the row counts the blocks declare."""
+        budget = READ_BUDGET_BYTES if max_bytes is None else int(max_bytes)
+        rows = sum(r[1] for r in index)
+        k = len(self.alpha_grid)
+        need = rows * (4 * k + 8 * k * bool(getattr(self, "row_alphas", False)) + _ROW_BYTES)
+        if need > budget:
+            raise RecordingError(self.path, f"reading {rows:,} iterations x {k} alphas at once needs about "
+                                            f"{need / 2 ** 20:,.0f} MiB, more than the read budget of "
+                                            f"{budget / 2 ** 20:,.0f} MiB (read(start, stop) reads a range; "
+                                            "recorder.window.RunWindows reads windows)")
+
     @_guarded
-    def read(self, start: int | None = None, stop: int | None = None) -> Iterations:
-        """Committed iterations with ``start <= iteration < stop`` (all by default) as numpy columns."""
+    def read(self, start: int | None = None, stop: int | None = None, *, max_bytes: int | None = None) -> Iterations:
+        """Committed iterations with ``start <= iteration < stop`` (all by default) as numpy columns.
+
+        Refused (:class:`RecordingError`) when the blocks holding them declare more rows than fit in
+        ``max_bytes`` (default :data:`READ_BUDGET_BYTES`, 1 GiB), before anything is decoded.
+        """
         cond, args = [], []
         if start is not None:
             cond.append("last_iteration >= ?")
@@ -590,6 +613,7 @@ class Recording:
 
         def work(con):
             index = self._index(where, args, con=con)
+            self._check_budget(index, max_bytes)
             return index, self._assemble(index, con)
 
         index, data = self._read_tx(work)
@@ -612,6 +636,7 @@ class Recording:
             skip = seen if index and index[0][0] == bid else 0
             if index and skip > index[0][1]:
                 raise RecordingError(self.path, f"damaged block {bid}: it lost rows already read")
+            self._check_budget(index, None)
             return index, self._assemble(index, con, skip_first=skip)
 
         index, data = self._read_tx(work)

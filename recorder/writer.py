@@ -16,7 +16,8 @@ Design
   exactly as before and the next attempt rewrites the same rows.
 * Full disk while training: after a failed commit, appends no longer retry (the
   background thread retries every ``commit_interval``), so training keeps its
-  speed.  The buffer is bounded by ``max_buffer_rows``: when it is full and
+  speed.  The buffer is bounded by ``max_buffer_rows`` and ``max_buffer_bytes`` (32 MiB by default,
+  whichever is reached first): when it is full and
   commits keep failing the writer *stops recording* with one warning and drops
   the newest rows from then on (they are counted in ``rows_dropped``); the rows
   already buffered are committed as soon as space returns, and everything
@@ -91,6 +92,9 @@ _INT_RANGE = {name: (int(np.iinfo(dt).min), int(np.iinfo(dt).max))
               for name, dt in schema.ITER_DTYPES.items() if dt.kind in "iu"}
 _NAN_ROWS: dict[int, np.ndarray] = {}
 _MAX_EVENTS = 10000
+#: Default bound on the bytes of rows a writer buffers while commits fail (a full disk): then it stops
+#: recording (see :class:`RecordingWriter`, ``max_buffer_bytes``).
+MAX_BUFFER_BYTES = 32 << 20
 
 
 def _as_int(name: str, v) -> int:
@@ -218,6 +222,8 @@ class RecordingWriter:
     journal : ``"auto"`` (WAL unless on a network file system), ``"wal"`` or ``"delete"``
     max_buffer_rows : rows kept in memory while commits fail (default ``max(8 * block_rows, 32768)``);
         beyond it the writer stops recording and drops the newest rows
+    max_buffer_bytes : bytes of rows kept in memory while commits fail (default :data:`MAX_BUFFER_BYTES`,
+        32 MiB); whichever bound is reached first stops recording
     row_alphas : every row stores its own alphas (an adaptive probe; ``alpha_grid`` is then the nominal
         grid, its length the per-row width K): :meth:`append` takes ``alphas=``; see
         :mod:`recorder.schema`, "Per-row alpha grids"
@@ -234,7 +240,7 @@ class RecordingWriter:
     def __init__(self, path: str | os.PathLike, alpha_grid: Sequence[float], run: Mapping | None = None, *,
                  overwrite: bool = False, append: bool = False, commit_interval: float = 1.0,
                  block_rows: int | None = None, journal: str = "auto", max_buffer_rows: int | None = None,
-                 row_alphas: bool = False):
+                 row_alphas: bool = False, max_buffer_bytes: int | None = None):
         self.path = Path(path)
         self.alpha_grid = as_grid(alpha_grid)
         self.commit_interval = float(commit_interval)
@@ -247,6 +253,11 @@ class RecordingWriter:
         if self.block_rows < 1:
             raise ValueError("block_rows must be positive")
         self.max_buffer_rows = int(max_buffer_rows or max(8 * self.block_rows, 32768))
+        self.max_buffer_bytes = int(max_buffer_bytes or MAX_BUFFER_BYTES)
+        if self.max_buffer_bytes < 1:
+            raise ValueError("max_buffer_bytes must be positive")
+        self._row_bytes = 4 * k + sum(dt.itemsize for dt in schema.ITER_DTYPES.values()) + 8 * k * bool(row_alphas)
+        self._pending_bytes = 0
         self._lock = threading.RLock()
         self._pending: list[tuple[dict, np.ndarray, np.ndarray, dict]] = []
         self._pending_rows = 0
@@ -637,6 +648,7 @@ class RecordingWriter:
                 return
             self._rows.append((row, phi_arr, tr, ra))
             self._pending_rows += 1
+            self._pending_bytes += self._row_bytes + (0 if tr is None else 28 * len(tr["alpha"]))
             self._last_iteration = iteration
             big = self._pending_rows >= self.block_rows and self.error is None
         if big:
@@ -653,7 +665,8 @@ class RecordingWriter:
 
     def _full(self) -> bool:
         """Whether the buffer is full while commits fail: then stop recording (lock held)."""
-        if self._pending_rows < self.max_buffer_rows or self.error is None:
+        if (self._pending_rows < self.max_buffer_rows and self._pending_bytes < self.max_buffer_bytes) \
+                or self.error is None:
             return False
         if not self.stopped:
             self.stopped = True
@@ -739,6 +752,7 @@ class RecordingWriter:
                 cols[schema.ROW_ALPHA_COLUMN] = ra
             self._pending.append((cols, phi, tcount, tr))
             self._pending_rows += n
+            self._pending_bytes += n * self._row_bytes + sum(v.nbytes for v in tr.values())
             self._last_iteration = int(it[-1])
             big = self._pending_rows >= self.block_rows and self.error is None
         if big:
@@ -783,7 +797,7 @@ class RecordingWriter:
                 self.error = err
                 self._last_failure = time.time()
                 raise err from None
-            self._pending, self._pending_rows, self._events = [], 0, []
+            self._pending, self._pending_rows, self._pending_bytes, self._events = [], 0, 0, []
             if self.error is not None:
                 log.warning("%s: commits succeed again; nothing buffered was lost", self.path)
             self.error = None

@@ -412,3 +412,92 @@ def test_extreme_values_print_no_runtime_warnings(tmp_path):
         if args[0] == "render" and proc.returncode and "display" in proc.stderr.lower():
             continue  # no GL here
         assert proc.returncode == 0 and proc.stderr == "", (args, proc.stderr[-800:])
+
+
+# --------------------------------------------------------------------------- bounded work and memory (items 1, 2, 4)
+
+def write_bomb(p: Path, blocks: int, rows: int, k: int, lod: bool = True) -> Path:
+    """A small file whose compressed blocks declare ``blocks x rows`` iterations of ``k`` alphas (all zeros but
+    the iterations: a decompression bomb), with a consistent stored pyramid when ``lod`` (built here with the
+    writer's builder from the declared rows), else without ``meta.lod``."""
+    from recorder.codec import encode_block
+    from recorder.colcodec import compress_array
+    from recorder.lodstore import write_chunks
+
+    grid = np.linspace(0.0, 2.0, k)
+    with RecordingWriter(p, grid, {"name": p.stem}) as w:
+        pass
+    zero = {name: np.zeros(rows, dt) for name, dt in schema.ITER_DTYPES.items()}
+    phi = np.zeros((rows, k), np.float32)
+    tc = np.zeros(rows, np.int32)
+    tr = {name: np.empty(0, dt) for name, dt in schema.TRIAL_DTYPES.items()}
+    blobs = encode_block({**zero, "iteration": np.arange(rows, dtype=np.int64)}, phi, tc, tr)
+    builder = pyramid.PyramidBuilder(grid)
+    con = sqlite3.connect(p, isolation_level=None)
+    con.execute("PRAGMA journal_mode = DELETE")
+    con.execute("BEGIN")
+    cols = ", ".join(schema.block_columns())
+    qs = ", ".join("?" for _ in range(len(schema.block_columns()) + 3))
+    changed = {}
+    for b in range(blocks):
+        it = np.arange(b * rows, (b + 1) * rows, dtype=np.int64)
+        con.execute(f"INSERT INTO blocks(first_iteration, last_iteration, n, {cols}) VALUES ({qs})",
+                    (int(it[0]), int(it[-1]), rows, compress_array(it), *blobs[1:]))
+        if lod:
+            for level, c, recs in builder.add({**zero, "iteration": it}, phi, tc, None):
+                changed[(level, c)] = (level, c, recs)
+    if lod:
+        write_chunks(con, list(changed.values()))
+    else:
+        con.execute("DELETE FROM meta WHERE key = 'lod'")
+    con.execute("COMMIT")
+    con.close()
+    return p
+
+
+def test_file_without_a_usable_pyramid_layout_is_not_decoded_whole_at_open(tmp_path, capsys):
+    """Item 1: a missing pyramid layout key made every open decode every block (812 KB: 36 s in info)."""
+    p = write_bomb(tmp_path / "nolayout.gda", blocks=40, rows=65536, k=8, lod=False)
+    assert p.stat().st_size < 2 << 20
+    for argv in (["info", str(p)], ["compare", str(p)], ["render", str(p), "-o", str(tmp_path / "o.png")]):
+        rc, out, err = _run(argv, capsys)
+        assert rc == 2, (argv, out)
+        _one_line(err, p, "refusing to index")
+    # a small file without the layout key (as written before meta.lod existed) still opens, same numbers
+    q = write_good(tmp_path / "old.gda")
+    _sql(q, lambda c: c.execute("DELETE FROM meta WHERE key = 'lod'"))
+    rc, out, err = _run(["info", str(q)], capsys)
+    assert rc == 0 and "600 (0..599)" in out and "indexed in memory" in out, err
+
+
+def test_read_refuses_above_its_memory_budget(tmp_path):
+    """Item 2: read() of a 0.1-5 MB file declaring 1M rows x 1024 alphas reached 3.9-5.8 GB."""
+    p = write_bomb(tmp_path / "wide.gda", blocks=64, rows=16384, k=1024, lod=False)
+    assert p.stat().st_size < 8 << 20
+    with Recording(p) as rec:
+        with pytest.raises(RecordingError, match="read budget"):
+            rec.read()
+        assert len(rec.read(0, 100)) == 100  # a range within the budget is read
+
+
+def test_full_disk_buffer_is_bounded_in_bytes(tmp_path, caplog):
+    """Item 4: while commits failed the buffer grew to 65,536 rows (1.67 GB at ~21 KB per row)."""
+    from test_faults import FailingConnection
+
+    from recorder.writer import MAX_BUFFER_BYTES
+
+    k = 2048  # 8 KiB of phi per row
+    w = RecordingWriter(tmp_path / "stuck.gda", np.linspace(0.0, 2.0, k), {"name": "stuck"}, commit_interval=3600)
+    real = w._con
+    w._con = FailingConnection(real, "INSERT INTO BLOCKS", times=None)
+    phi = np.ones((100, k), np.float32)
+    for b in range(80):  # 8,000 rows: 64 MiB of phi
+        w.append_arrays({"iteration": np.arange(b * 100, (b + 1) * 100)}, phi)
+    assert w.stopped and w.rows_dropped > 0
+    assert w._pending_rows * 4 * k <= MAX_BUFFER_BYTES + 100 * 4 * k
+    kept = w._pending_rows
+    assert kept + w.rows_dropped == 8000
+    w._con = real
+    w.close()  # space is back: every buffered row is committed
+    with Recording(tmp_path / "stuck.gda") as rec:
+        assert rec.n_iterations() == kept
