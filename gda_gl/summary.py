@@ -104,7 +104,26 @@ def info_text(rec: Recording) -> str:
         f"schema {rec.version}" + ("" if rec.has_stored_pyramid() else " (indexed in memory; 'gda-gl upgrade' "
                                                                        "stores the index)"),
     ]
+    lines += _series_lines(rec, run)
     if failures:
         it0, _, _, msg = failures[0]
         lines.append(f"  first failure iteration {it0}: {_text(msg, 300)}")
     return "\n".join(ln for ln in lines if ln.strip().split()[1:] or ln == lines[0])
+
+
+def _series_lines(rec: Recording, run: dict) -> list[str]:
+    """The logged series (points, iteration span) and the hyperparameters logged with ``rec.log_config``."""
+    from recorder.series import series_summary
+
+    out = []
+    logged = series_summary(rec)
+    if logged:
+        shown = ", ".join(f"{_text(name, 60)} ({pts:,} points, {a}..{b})" for name, pts, a, b in logged[:12])
+        more = f", and {len(logged) - 12} more" if len(logged) > 12 else ""
+        out.append(f"  series        {shown}{more}")
+    cfg = run.get("config")
+    if isinstance(cfg, dict) and cfg:
+        items = " ".join(f"{_text(k, 40)}={v:g}" if isinstance(v, float) else f"{_text(k, 40)}={_text(v, 60)}"
+                         for k, v in cfg.items() if not isinstance(v, (dict, list)))
+        out.append(f"  config        {items[:400]}")
+    return out

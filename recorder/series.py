@@ -58,7 +58,7 @@ from .errors import RecordingError
 log = logging.getLogger(__name__)
 
 __all__ = ["BUILTIN_SERIES", "SeriesNameClash", "SeriesPoints", "SeriesBuckets", "SeriesLog", "SeriesPyramid",
-           "check_name", "as_value", "reference_buckets", "series_names", "read_series", "window",
+           "check_name", "as_value", "reference_buckets", "series_names", "series_summary", "read_series", "window",
            "log_value", "log_values", "log_config", "framework_name"]
 
 BASE, FANOUT, CHUNK = schema.LOD_BASE_ROWS, schema.LOD_FANOUT, schema.LOD_CHUNK
@@ -672,6 +672,18 @@ def series_names(rec, builtin: bool = True) -> list[str]:
     """The series of an open :class:`recorder.reader.Recording`: the built-in ones first (when
     ``builtin``), then the logged ones in the order they were first logged."""
     return (list(BUILTIN_SERIES) if builtin else []) + list(_logged(rec))
+
+
+def series_summary(rec) -> list[tuple[str, int, int, int]]:
+    """``(name, points, first iteration, last iteration)`` of every logged series, in first-logged order
+    (one query over the block headers; what ``gda-gl info`` lists)."""
+    names = _logged(rec)
+    if not names:
+        return []
+    rows = rec.query("SELECT series, sum(n), min(first_iteration), max(last_iteration) FROM series_blocks "
+                     "GROUP BY series")
+    got = {r[0]: r[1:] for r in rows if all(isinstance(v, int) for v in r)}
+    return [(name, *got[sid]) for name, sid in names.items() if sid in got]
 
 
 def _block_headers(query, sid: int, since: int = -1) -> np.ndarray:

@@ -472,3 +472,17 @@ def test_log_many_and_single_points_keep_their_order(tmp_path):
     np.testing.assert_array_equal(pts.iteration, its)
     assert pts.value.tobytes() == v.tobytes() and np.all(pts.wall_time[10_100:20_000] == 5.0)
     _assert_pyramid_is_brute_force(_stored_levels(p, "x"), its, v)
+
+
+def test_info_lists_series_and_config(tmp_path):
+    from gda_gl.summary import info_text
+
+    p = tmp_path / "i.gda"
+    with RecordingWriter(p, GRID, {"name": "i"}) as w:
+        w.append_arrays({"iteration": np.arange(50)}, np.zeros((50, len(GRID)), np.float32))
+        w.series.log_many("val_loss", np.arange(0, 50, 10), np.ones(5))
+        w.series.config({"batch_size": 32, "lr": 0.25})
+    with Recording(p) as rec:
+        text = info_text(rec)
+    assert "series        val_loss (5 points, 0..40)" in text
+    assert "config        batch_size=32 lr=0.25" in text
