@@ -58,7 +58,7 @@ from .errors import RecordingError
 log = logging.getLogger(__name__)
 
 __all__ = ["BUILTIN_SERIES", "SeriesNameClash", "SeriesPoints", "SeriesBuckets", "SeriesLog", "SeriesPyramid",
-           "check_name", "as_value", "reference_buckets", "series_names", "series_summary", "read_series", "window",
+           "check_name", "as_value", "reference_buckets", "series_names", "series_summary", "read_series", "window", "copy_series",
            "log_value", "log_values", "log_config", "framework_name"]
 
 BASE, FANOUT, CHUNK = schema.LOD_BASE_ROWS, schema.LOD_FANOUT, schema.LOD_CHUNK
@@ -684,6 +684,28 @@ def series_summary(rec) -> list[tuple[str, int, int, int]]:
                      "GROUP BY series")
     got = {r[0]: r[1:] for r in rows if all(isinstance(v, int) for v in r)}
     return [(name, *got[sid]) for name, sid in names.items() if sid in got]
+
+
+def copy_series(rec, writer) -> int:
+    """Copy every logged series of an open recording into ``writer`` (``gda-gl upgrade``), block by block,
+    wall times kept; returns the points copied.  Memory is bounded by one block.
+
+    Raises
+    ------
+    RecordingError : damaged series data in ``rec``, or a failed commit of ``writer``
+    """
+    total = 0
+    for name, sid in _logged(rec).items():
+        try:
+            headers = rec.consistent_read(lambda query: _block_headers(query, sid))
+            for j in range(len(headers)):
+                it, wall, val = rec.consistent_read(lambda query: _points(query, sid, name, headers[j:j + 1]))
+                writer.series.log_many(name, it, val, wall_time=wall)
+                writer.flush()
+                total += len(it)
+        except (ValueError, sqlite3.Error) as exc:
+            raise _damaged(rec, exc) from None
+    return total
 
 
 def _block_headers(query, sid: int, since: int = -1) -> np.ndarray:

@@ -486,3 +486,18 @@ def test_info_lists_series_and_config(tmp_path):
         text = info_text(rec)
     assert "series        val_loss (5 points, 0..40)" in text
     assert "config        batch_size=32 lr=0.25" in text
+
+
+def test_copy_series_keeps_every_point_and_wall_time(tmp_path):
+    src, dst = tmp_path / "src.gda", tmp_path / "dst.gda"
+    v = _values(9000, seed=5)
+    with RecordingWriter(src, GRID, {"name": "src"}) as w:
+        w.series.log_many("a", np.arange(9000), v, wall_time=np.arange(9000) * 0.5)
+        w.series.log("b", 1.0, 3)
+    with Recording(src) as rec, RecordingWriter(dst, GRID, {"name": "dst"}) as w:
+        assert S.copy_series(rec, w) == 9001
+    with Recording(dst) as rec:
+        a = rec.read_series("a")
+        assert a.value.tobytes() == v.tobytes() and np.all(a.wall_time == np.arange(9000) * 0.5)
+        assert rec.series_names(builtin=False) == ["a", "b"]
+    _assert_pyramid_is_brute_force(_stored_levels(dst, "a"), np.arange(9000), v)
