@@ -206,14 +206,17 @@ def load_runs(paths: list[str]):
     from recorder.errors import RecordingError
     from recorder.store import open_recordings
 
-    from .scene import RUN_COLORS, RunData
+    from .compare import unique_names
+    from .scene import RunData
+    from .style import run_color
 
     recs = open_recordings(paths)
     runs = []
     try:
-        for i, rec in enumerate(recs):
+        names = unique_names([rec.name for rec in recs], [str(rec.path) for rec in recs])
+        for i, (rec, name) in enumerate(zip(recs, names)):
             # windows onto the file: only what a frame needs is ever read (the recording stays open)
-            run = RunData.from_recording(rec, name=rec.name, color=RUN_COLORS[i % len(RUN_COLORS)])
+            run = RunData.from_recording(rec, name=name, color=run_color(i))
             if len(run) == 0:
                 raise RecordingError(rec.path, f"recording holds no iterations (writer {rec.writer_state()})")
             run.path = rec.path
@@ -389,11 +392,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_scatter(text: str, stat_keys: dict) -> tuple[str, str]:
+    """``STAT:PARAM`` -> (the comparison column, the hyperparameter name)."""
+    stat, sep, param = text.partition(":")
+    stat = stat_keys.get(stat.strip(), stat.strip())
+    if not sep or not param.strip() or stat not in stat_keys.values():
+        raise UsageError(f"--scatter {text!r}: expected STAT:PARAM with STAT one of {', '.join(stat_keys)}")
+    return stat, param.strip()
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
 
-    from .compare import format_table, summary_from_bucket, to_csv
+    from .compare import STAT_KEYS, format_table, hyperparameters, summary_from_bucket, to_csv
 
     _check_inputs(args.runs)
+    scatter = _parse_scatter(args.scatter, STAT_KEYS) if args.scatter else None
+    if scatter and not args.png:
+        raise UsageError("--scatter draws into the --png file: give --png F")
     csv_out = check_output(args.csv, "csv", inputs=args.runs) if args.csv else None
     png_out = check_output(args.png, "png", inputs=args.runs) if args.png else None
     if csv_out is not None and png_out is not None and _same_file(csv_out, png_out):
@@ -402,13 +417,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     state = view_state_from_args(args) if args.png else None
     runs = load_runs(args.runs)
     rows = [summary_from_bucket(r.name, r.windows.summary()) for r in runs]
-    print(format_table(rows))
+    params = [hyperparameters(r.windows.recording.run, len(r.alphas)) for r in runs]
+    print(format_table(rows, params))
     if csv_out is not None:
-        write_atomic(csv_out, to_csv(rows).encode())
+        write_atomic(csv_out, to_csv(rows, params).encode())
         print(f"wrote {args.csv}")
     if png_out is not None:
+        from .comparefig import draw_runs, draw_scatter
         from .export import Offscreen, encode_png
-        from .explorer.stacked import draw_stacked
         from .gl.backend import BackendError
 
         try:
@@ -417,7 +433,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         try:
             with target:
-                draw_stacked(runs, state, size)
+                if scatter:
+                    stat, param = scatter
+                    try:
+                        draw_scatter([r[stat] for r in rows], [p.get(param) for p in params], [r.name for r in runs],
+                                     [r.color for r in runs], stat, param, size)
+                    except ValueError as exc:
+                        raise UsageError(f"--scatter: {exc}") from None
+                else:
+                    draw_runs(runs, state, size, [r.name for r in runs])
             image = target.read()
         finally:
             target.close()
@@ -554,7 +578,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "over/undershooting shares, mean step efficiency.")
     q.add_argument("runs", nargs="+", metavar="RUN.gda")
     q.add_argument("--csv", metavar="F", help="also write the table as CSV")
-    q.add_argument("--png", metavar="F", help="also draw the runs stacked, sharing the x axis")
+    q.add_argument("--png", metavar="F", help="also draw the runs sharing the x axis (stacked, or a grid of small "
+                                              "multiples for more than 6 runs)")
+    q.add_argument("--scatter", metavar="STAT:PARAM", help="draw into --png one statistic against one "
+                                                           "hyperparameter, e.g. overshoot:lr or loose_ends:config.K")
     q.add_argument("--size", default="1600x1000", metavar="WxH")
     q.add_argument("--log", action="store_true", help="logarithmic loss axis in --png")
     q.add_argument("--range", metavar="A:B", help="iterations to show in --png")

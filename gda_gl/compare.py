@@ -1,9 +1,11 @@
 """Quantities for comparing runs (the paper's hyperparameter analysis). Compute only, no drawing.
 
-Per run (from the whole-run pyramid bucket, :func:`summary_from_bucket`; :func:`run_summary` is
-the plain twin over every row): iterations, final loss (the classic curve's last value), mean line-search evaluations, loose ends per
-100 iterations (trial points beyond the accepted step), shares of
-overshooting / undershooting steps among classified ones, mean step efficiency.
+Per run (from the whole-run pyramid bucket, :func:`summary_from_bucket`; :func:`run_summary` is the
+plain twin over every row): iterations, final loss (the classic curve's last value), mean
+line-search evaluations, loose ends per 100 iterations (trial points beyond the accepted step),
+shares of overshooting / undershooting steps among classified ones, mean step efficiency.  Beside
+them the run's hyperparameters (:func:`hyperparameters`: optimizer, its settings, the probe's K and
+what the user logged with ``rec.config``); the table shows those that differ between the runs.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from recorder import schema, stepgeom
 from recorder.pyramid import classic_values
 from recorder.store import Iterations
 
-__all__ = ["run_summary", "summary_from_bucket", "COLUMNS", "format_table", "to_csv"]
+__all__ = ["run_summary", "summary_from_bucket", "COLUMNS", "STAT_KEYS", "format_table", "to_csv", "hyperparameters",
+           "varying", "unique_names"]
 
 COLUMNS = ("run", "iterations", "final loss", "mean line-search evals", "loose ends / 100 it", "overshoot share",
            "undershoot share", "mean efficiency")
@@ -65,16 +68,82 @@ def run_summary(name: str, d: Iterations) -> dict:
             "mean efficiency": float(eff.mean()) if len(eff) else math.nan}
 
 
+#: short names of the comparison statistics (``--scatter STAT:PARAM``)
+STAT_KEYS = {"final_loss": "final loss", "ls_evals": "mean line-search evals", "loose_ends": "loose ends / 100 it",
+             "overshoot": "overshoot share", "undershoot": "undershoot share", "efficiency": "mean efficiency",
+             "iterations": "iterations"}
+#: optimizer settings that are switches of the implementation, not hyperparameters
+_NOT_HYPER = {"foreach", "fused", "differentiable", "capturable", "maximize", "params"}
+
+
+def _scalar(v):
+    """A metadata value as a table cell: numbers and short texts; None for anything else."""
+    if isinstance(v, bool) or v is None:
+        return None if v is None else str(v)
+    if isinstance(v, (int, float)):
+        return v
+    if isinstance(v, str):
+        return v[:60]
+    if isinstance(v, (list, tuple)) and 0 < len(v) <= 4 and all(isinstance(x, (int, float)) for x in v):
+        return ",".join(f"{x:g}" for x in v)
+    return None
+
+
+def hyperparameters(run_meta: dict, alphas: int | None = None) -> dict:
+    """The hyperparameters of a run as flat cells: optimizer, its settings, the probe's K (alphas), and
+    everything the user logged with ``rec.config(...)`` (``config.NAME``)."""
+    out = {"optimizer": _scalar(run_meta.get("optimizer"))}
+    hyper = run_meta.get("hyperparameters")
+    for k, v in (hyper.items() if isinstance(hyper, dict) else ()):
+        if k not in _NOT_HYPER and _scalar(v) is not None:
+            out[str(k)[:40]] = _scalar(v)
+    if alphas is not None:
+        out["probe K"] = alphas
+    config = run_meta.get("config")
+    for k, v in (config.items() if isinstance(config, dict) else ()):
+        if _scalar(v) is not None:
+            out[f"config.{str(k)[:40]}"] = _scalar(v)
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def varying(params: list[dict]) -> tuple[list[str], dict]:
+    """(keys whose value differs between runs or is missing in some, {key: value} the same in every run)."""
+    keys = list(dict.fromkeys(k for p in params for k in p))
+    same = {k: params[0][k] for k in keys if all(k in p and p[k] == params[0][k] for p in params)}
+    return [k for k in keys if k not in same or len(params) == 1], same
+
+
+def unique_names(names: list[str], paths: list[str]) -> list[str]:
+    """Run names, with the file name added where two runs carry the same name."""
+    from pathlib import Path
+
+    counts = {n: names.count(n) for n in names}
+    out = [n if counts[n] == 1 else f"{n} ({Path(p).name})" for n, p in zip(names, paths)]
+    if len(set(out)) < len(out):  # same file names in different folders
+        out = [n if counts[n] == 1 else f"{n} ({p})" for n, p in zip(names, paths)]
+    return out
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         return "n/a" if not math.isfinite(v) else f"{v:.4g}"
     return str(v)
 
 
-def format_table(rows: list[dict]) -> str:
-    cells = [[_fmt(r[c]) for c in COLUMNS] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(COLUMNS)]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(COLUMNS, widths)))]
+def format_table(rows: list[dict], params: list[dict] | None = None) -> str:
+    """The comparison as text: one line per run, the statistics, then the hyperparameters that differ
+    between the runs (those the same in every run on a line above the table)."""
+    head = []
+    cols = list(COLUMNS)
+    if params:
+        vary, same = varying(params)
+        rows = [dict(r, **{k: p.get(k, "") for k in vary}) for r, p in zip(rows, params)]
+        cols += vary
+        if same and len(params) > 1:
+            head.append("same in every run: " + " ".join(f"{k}={_fmt(v)}" for k, v in same.items()))
+    cells = [[_fmt(r.get(c, "")) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    lines = head + ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cols, widths)))]
     for row in cells:
         lines.append("  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths))))
     return "\n".join(lines)
@@ -87,10 +156,13 @@ def _cell(v):
     return v
 
 
-def to_csv(rows: list[dict]) -> str:
+def to_csv(rows: list[dict], params: list[dict] | None = None) -> str:
+    """The comparison as CSV: the statistics, then every hyperparameter of any run (empty where a run lacks it)."""
+    keys = list(dict.fromkeys(k for p in params for k in p)) if params else []
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(COLUMNS))
+    w = csv.DictWriter(buf, fieldnames=list(COLUMNS) + keys)
     w.writeheader()
-    for r in rows:
-        w.writerow({k: (repr(v) if isinstance(v, float) else _cell(v)) for k, v in r.items()})
+    for i, r in enumerate(rows):
+        cells = dict(r, **({k: params[i].get(k, "") for k in keys} if params else {}))
+        w.writerow({k: (repr(v) if isinstance(v, float) else _cell(v)) for k, v in cells.items()})
     return buf.getvalue()

@@ -11,7 +11,7 @@ import numpy as np
 from recorder import schema, stats
 
 __all__ = ["RUN_COLORS", "CLASS_COLORS", "LOOSE_COLOR", "NONFINITE_COLOR", "TRIAL_COLOR", "NAN_COLOR", "RULE_COLOR",
-           "FADE", "stat_color_range", "stat_colors", "bucket_stat"]
+           "FADE", "run_color", "stat_color_range", "stat_colors", "bucket_stat"]
 
 RUN_COLORS = np.array([
     [0.12, 0.47, 0.71, 1.0], [0.84, 0.15, 0.16, 1.0], [0.17, 0.63, 0.17, 1.0], [0.58, 0.40, 0.74, 1.0],
@@ -26,6 +26,18 @@ NAN_COLOR = (0.6, 0.6, 0.6, 1.0)
 RULE_COLOR = (0.55, 0.55, 0.70, 0.35)
 #: alpha multiplier of rows/buckets that do not match the highlight filter
 FADE = 0.15
+
+
+def run_color(i: int) -> np.ndarray:
+    """The colour of the i-th run: the eight of :data:`RUN_COLORS`, then hues spread by the golden angle
+    at alternating lightness, so that a sweep of 100 runs never repeats a colour."""
+    if i < len(RUN_COLORS):
+        return RUN_COLORS[i].copy()
+    import colorsys
+
+    hue = (0.61803398875 * (i - len(RUN_COLORS)) + 0.07) % 1.0
+    light = (0.38, 0.52, 0.30)[i % 3]
+    return np.array(colorsys.hls_to_rgb(hue, light, 0.75) + (1.0,), np.float32)
 
 
 def stat_color_range(name: str, values: list[np.ndarray]) -> tuple[float, float]:
