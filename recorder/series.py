@@ -1,4 +1,4 @@
-"""Logged scalar series: ``rec.log(name, value, step)``, ``rec.log_dict``, ``rec.log_config``; their storage, pyramid and windowed reads.
+"""Logged scalar series: ``rec.log``, ``rec.log_dict``, ``rec.log_config``; storage, pyramid, windowed reads.
 
 A *series* is a scalar logged at iterations (validation loss every 1,000 steps, accuracy, anything).
 The per-iteration statistics ``train_loss``, ``lr`` and ``grad_norm`` are *built-in* series: the
@@ -36,6 +36,7 @@ A name that is a per-iteration field (``lr``, ``train_loss``, ...) is refused wi
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -44,6 +45,7 @@ import sqlite3
 import threading
 import time
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -58,7 +60,8 @@ from .errors import RecordingError
 log = logging.getLogger(__name__)
 
 __all__ = ["BUILTIN_SERIES", "SeriesNameClash", "SeriesPoints", "SeriesBuckets", "SeriesLog", "SeriesPyramid",
-           "check_name", "as_value", "reference_buckets", "series_names", "series_summary", "read_series", "window", "copy_series",
+           "check_name", "as_value", "reference_buckets", "series_names", "series_summary", "read_series", "window",
+           "copy_series",
            "log_value", "log_values", "log_config", "framework_name"]
 
 BASE, FANOUT, CHUNK = schema.LOD_BASE_ROWS, schema.LOD_FANOUT, schema.LOD_CHUNK
@@ -220,8 +223,8 @@ class SeriesPyramid:
         return b
 
     def copy(self) -> "SeriesPyramid":
-        b = SeriesPyramid.__new__(SeriesPyramid)
-        b.n_points, b._tail, b._levels, b._counts = self.n_points, self._tail, list(self._levels), list(self._counts)
+        b = copy.copy(self)  # arrays are never modified in place: sharing them is safe
+        b.__dict__.update(_levels=list(self._levels), _counts=list(self._counts))
         return b
 
     def counts(self) -> list[int]:
@@ -327,10 +330,23 @@ class SeriesLog:
 
     :meth:`log` validates and buffers; the writer's commit calls :meth:`stage` inside its transaction
     and the returned callable after ``COMMIT``.  Every method runs under the writer's lock.
+
+    Parameters
+    ----------
+    path : the recording (for messages)
+    lock : the writer's lock (its commits hold it from :meth:`stage` to the adoption)
+    connection, closed, failing : callables giving the writer's connection, whether it is closed, whether
+        its commits are failing now
+    flush : commits now (the writer reports failures)
     """
 
-    def __init__(self, writer):
-        self._w = writer
+    def __init__(self, path, lock, connection, closed, failing, flush):
+        self.path = path
+        self._lock = lock                # the writer's lock
+        self._connection = connection    # () -> the writer's connection (None until opened)
+        self._closed = closed            # () -> whether the writer is closed
+        self._failing = failing          # () -> whether commits are failing now
+        self._flush = flush              # commit now; failures are the writer's to report
         self._states: dict[str, _State] = {}
         self._config: dict = {}
         self._tables: bool | None = None      # whether the file has the series tables
@@ -359,15 +375,14 @@ class SeriesLog:
         if not -(1 << 62) < step < (1 << 62):
             raise ValueError(f"series {name!r}: step {step} out of range")
         wt = time.time() if wall_time is None else float(wall_time)
-        w = self._w
-        if w._closed:
-            raise RecordingError(w.path, "writer is closed")
-        with w._lock:
+        if self._closed():
+            raise RecordingError(self.path, "writer is closed")
+        with self._lock:
             st = self._state(name)
             if st.last_step is not None and step < st.last_step:
                 raise ValueError(f"series {name!r}: step {step} goes backwards (the previous value was at "
                                  f"{st.last_step})")
-            if self.pending_points >= MAX_BUFFER_POINTS and w.error is not None:
+            if self.pending_points >= MAX_BUFFER_POINTS and self._failing():
                 self.points_dropped += 1
                 return
             if st.parts and st.buf:  # keep arrival order: parts first, then the single points
@@ -377,9 +392,9 @@ class SeriesLog:
             st.last_step = step
             st.n_buf += 1
             self.pending_points += 1
-            big = self.pending_points >= _FLUSH_POINTS and w.error is None
+            big = self.pending_points >= _FLUSH_POINTS and not self._failing()
         if big:
-            w._flush_quietly()
+            self._flush()
 
     @staticmethod
     def _buf_arrays(st: _State) -> tuple:
@@ -408,15 +423,14 @@ class SeriesLog:
         if np.any(np.diff(it) < 0):
             raise ValueError(f"series {name!r}: steps go backwards")
         wt = np.broadcast_to(np.asarray(time.time() if wall_time is None else wall_time, np.float64), it.shape)
-        w = self._w
-        if w._closed:
-            raise RecordingError(w.path, "writer is closed")
-        with w._lock:
+        if self._closed():
+            raise RecordingError(self.path, "writer is closed")
+        with self._lock:
             st = self._state(name)
             if st.last_step is not None and int(it[0]) < st.last_step:
                 raise ValueError(f"series {name!r}: step {int(it[0])} goes backwards (the previous value was at "
                                  f"{st.last_step})")
-            if self.pending_points >= MAX_BUFFER_POINTS and w.error is not None:
+            if self.pending_points >= MAX_BUFFER_POINTS and self._failing():
                 self.points_dropped += len(it)
                 return
             if st.buf:
@@ -426,9 +440,9 @@ class SeriesLog:
             st.last_step = int(it[-1])
             st.n_buf += len(it)
             self.pending_points += len(it)
-            big = self.pending_points >= _FLUSH_POINTS and w.error is None
+            big = self.pending_points >= _FLUSH_POINTS and not self._failing()
         if big:
-            w._flush_quietly()
+            self._flush()
 
     def config(self, values: Mapping) -> None:
         """Merge ``values`` (JSON-able; others stored as text) into ``meta.run["config"]`` at the next commit."""
@@ -436,9 +450,9 @@ class SeriesLog:
         text = json.dumps(safe, allow_nan=False, default=str)
         if len(text) > 1 << 20:
             raise ValueError(f"config values of {len(text)} characters (at most {1 << 20})")
-        with self._w._lock:
+        with self._lock:
             self._config.update(json.loads(text))
-        self._w._flush_quietly()
+        self._flush()
 
     # -- state ---------------------------------------------------------------
     def _has_tables(self, con) -> bool:
@@ -458,7 +472,7 @@ class SeriesLog:
 
     def _resume(self, name: str) -> _State:
         """The state of a series already in the file (appending), else a new one."""
-        con = self._w._con
+        con = self._connection()
         row = con.execute("SELECT id FROM series WHERE name = ?", (name,)).fetchone() \
             if con is not None and self._has_tables(con) else None
         if row is None:
@@ -477,7 +491,7 @@ class SeriesLog:
             r = con.execute("SELECT n, data FROM series_lod WHERE series = ? AND level = ? AND chunk = ?",
                             (sid, level, ci)).fetchone()
             if r is None:
-                raise RecordingError(self._w.path, f"cannot append to series {name!r}: its pyramid is damaged")
+                raise RecordingError(self.path, f"cannot append to series {name!r}: its pyramid is damaged")
             chunks.append((ci, decode_chunk(r[1], r[0], level, f"series {name!r}")))
         rem = total % BASE
         pyr = SeriesPyramid.resume(total, chunks, it[n - rem:] if rem else None, val[n - rem:] if rem else None)
@@ -831,7 +845,8 @@ class _LoggedView:
         return int(round(float(np.sum((b - a) * n))))
 
     def _blocks_between(self, lo: int, hi: int) -> tuple[int, int]:
-        return int(np.searchsorted(self.headers[:, 2], lo, "left")), int(np.searchsorted(self.headers[:, 1], hi, "left"))
+        h = self.headers
+        return int(np.searchsorted(h[:, 2], lo, "left")), int(np.searchsorted(h[:, 1], hi, "left"))
 
     def points(self, query, lo: int, hi: int) -> SeriesPoints:
         j0, j1 = self._blocks_between(lo, hi)
@@ -905,7 +920,7 @@ def _builtin_window(w, name: str, x0: float, x1: float, width: int):
                          recs[f"{name}:sum"][keep], nan, nan.copy())
 
 
-_VIEWS: "weakref.WeakKeyDictionary" = None  # RunWindows -> {name: _LoggedView}; created on first use
+_VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # RunWindows -> {name: _LoggedView}
 
 
 def window(w, name: str, x0: float, x1: float, width_px: int):
@@ -922,16 +937,11 @@ def window(w, name: str, x0: float, x1: float, width_px: int):
     KeyError : no such series
     RecordingError : damaged series data
     """
-    global _VIEWS
     if name in BUILTIN_SERIES:
         return _builtin_window(w, name, x0, x1, width_px)
     rec = w.recording
     if rec is None:
         raise KeyError(f"run {w.name!r} has no series {name!r} (an in-memory run has built-in series only)")
-    if _VIEWS is None:
-        import weakref
-
-        _VIEWS = weakref.WeakKeyDictionary()
     views = _VIEWS.setdefault(w, {})
     view = views.get(name)
     if view is None:
@@ -957,6 +967,13 @@ def framework_name(name, framework: str):
     """The series name of a metric a framework callback forwards: ``<framework>/<name>`` when ``name`` is a
     built-in statistic's (Lightning's ``train_loss``, the HF Trainer's ``grad_norm``), else ``name``."""
     return f"{framework}/{name}" if isinstance(name, str) and name in RESERVED else name
+
+
+def _warn_once(rec, key, message: str) -> None:
+    seen = rec.__dict__.setdefault("_series_warned", set())
+    if key not in seen:
+        seen.add(key)
+        log.warning("%s", message)
 
 
 def _reject(rec, key: tuple, step, message: str) -> None:
@@ -1001,7 +1018,7 @@ def log_value(rec, name, value, step=None) -> None:
     except RecordingError as exc:
         if rec.strict:
             raise
-        rec._warn_once("write", f"gda_gl recorder: {exc}")
+        _warn_once(rec, "write", f"gda_gl recorder: {exc}")
 
 
 def log_values(rec, values: Mapping, step=None) -> None:
@@ -1020,4 +1037,4 @@ def log_config(rec, values: Mapping) -> None:
     except (TypeError, ValueError, RecordingError) as exc:
         if rec.strict:
             raise
-        rec._warn_once("config", f"gda_gl recorder: config not recorded ({exc})")
+        _warn_once(rec, "config", f"gda_gl recorder: config not recorded ({exc})")

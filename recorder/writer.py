@@ -280,7 +280,9 @@ class RecordingWriter:
         self.row_alphas = bool(row_alphas)           # rows store their own alphas (schema: per-row alpha grids)
         self._columns = schema.block_columns(row_alphas=self.row_alphas)
         self._lod_fields = BUCKET_FIELDS             # the file's pyramid fields
-        self.series = SeriesLog(self)                # logged scalars, committed with the blocks (recorder.series)
+        # logged scalars, committed with the blocks (recorder.series)
+        self.series = SeriesLog(self.path, self._lock, lambda: self._con, lambda: self._closed,
+                                lambda: self.error is not None, self._flush_quietly)
 
         try:
             kind = sniff(self.path)

@@ -138,7 +138,8 @@ def test_huggingface_forwards_logs_and_evaluation_at_their_global_step(tmp_path)
         disable_tqdm=True, seed=0, dataloader_num_workers=0)
     torch.manual_seed(0)
     seen = HFSeen()
-    trainer = transformers.Trainer(model=_gpt2(), args=args, train_dataset=TokenData(), eval_dataset=TokenData(16, seed=1),
+    trainer = transformers.Trainer(model=_gpt2(), args=args, train_dataset=TokenData(),
+                                   eval_dataset=TokenData(16, seed=1),
                                    data_collator=collate,
                                    callbacks=[seen, GdaTrainerCallback(tmp_path / "hf.gda", probe=ProbeConfig(k=5),
                                                                        strict=True)])

@@ -171,6 +171,12 @@ class GdaCallback(pl.Callback):
     def on_validation_end(self, trainer, pl_module) -> None:
         self._forward_epoch(trainer, "validate")
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        loader = trainer.train_dataloader  # set up by now
+        size = getattr(loader, "batch_size", None)
+        if self.recorder is not None and isinstance(size, int):
+            self.recorder.log_config(batch_size=size)
+
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         if self.recorder is not None:
             self.recorder.set_epoch(trainer.current_epoch)
@@ -215,9 +221,4 @@ def _settings(trainer, module) -> dict:
         v = getattr(trainer, key, None)
         if isinstance(v, (int, float, str, bool)):
             out[key] = v
-    try:
-        loader = trainer.fit_loop._data_source.dataloader()
-        out.setdefault("batch_size", getattr(loader, "batch_size", None))
-    except Exception:
-        pass
     return {k: v for k, v in out.items() if v is not None}
