@@ -205,3 +205,20 @@ def test_keys_reach_the_plot_after_the_panel_and_esc_clears_the_help_line(drive)
     r = _get(drive, "keys_after_panel_and_esc")
     assert r["focus_is_plot"] and r["l_toggled"] and r["home_whole"] and r["focus_after_combo_is_plot"]
     assert "Esc" in r["status_help"] and "Esc" not in r["status_after_esc"]
+
+
+def test_numbers_at_scale_in_the_window(drive):
+    """Issues 17.4, 17.5, 17.7 drawn: ticks, status line, colour bar and side panel at 7.6e6 iterations."""
+    import re
+
+    r = _get(drive, "numbers_at_scale")
+    grouped = re.compile(r"\d{1,3}(,\d{3})+(\.\d+)?")
+    x_ticks = [s for s in r["step_labels"] if grouped.fullmatch(s)]
+    assert "7,646,519.8" in x_ticks and all(len(s.split(".")[1]) == 1 for s in x_ticks), r["step_labels"]
+    assert not any(re.search(r"\d\.\d{5,}", s) for s in r["step_labels"]), r["step_labels"]
+    assert "7,646,560" in r["overview_labels"] or any(s.startswith("7,646,5") for s in r["overview_labels"])
+    m = re.search(r"x ([0-9,]+\.[0-9]+)", r["status"])
+    assert m and m.group(1).startswith("7,646,519."), r["status"]   # every digit, with the fraction
+    assert "e+06" not in r["status"]
+    assert "0.05" in r["lr_labels"] and not any(re.fullmatch(r"\d{4,}e-\d+", s) for s in r["lr_labels"])
+    assert "<b>n/a</b>" in r["panel"] and "<b>nan</b>" not in r["panel"]

@@ -574,6 +574,72 @@ def _keys_after_panel_and_esc(h):
     return out
 
 
+@scenario("numbers_at_scale")
+def _numbers_at_scale(h):
+    """Issues 17.4, 17.5, 17.7 in a window on a run at 7.6 million iterations with SGD's constant lr 0.05."""
+    w, c, cv, native, full, wait, settle, grab, mouse, hover_at, wheel, key, build_window, ANIMATION_S = h.env
+    QtCore, QtGui, QtWidgets, QTest = h.qt
+    from gda_gl import textlayer
+    from recorder.store import RecordingWriter
+
+    path = OUT / "sgd-7m.gda"
+    grid = np.linspace(0.0, 2.0, 16)
+    with RecordingWriter(path, grid, {"name": "sgd-7m"}, overwrite=True) as wr:
+        for i in range(7_646_500, 7_646_560):
+            wr.append(i, 1.0 + 0.2 * (grid - 1.0) ** 2 + 0.001 * (i % 5), train_loss=1.0, taken_alpha=1.0,
+                      lr=np.float32(0.05))
+    g = build_window([str(path)])
+    g.show((1200, 760))
+    gc, gcv = g.ctrl, g.canvas
+    labels = []
+    orig = textlayer.TextLayer.add
+
+    def spy(self, text, *a, **kw):
+        labels.append(str(text))
+        return orig(self, text, *a, **kw)
+
+    def drawn_labels():
+        labels.clear()
+        textlayer.TextLayer.add = spy
+        try:
+            gcv.request_redraw()
+            t0 = time.time()
+            while time.time() - t0 < 5 and (not labels or gc.animating or gcv.pending_redraw):
+                wait(40)
+            wait(100)
+        finally:
+            textlayer.TextLayer.add = orig
+        return list(labels)
+
+    out = {}
+    try:
+        wait(600)
+        out["overview_labels"] = drawn_labels()
+        gc.set_x_range((7_646_519.15, 7_646_520.35), animate=False)  # one step: ticks 0.2 apart
+        out["step_labels"] = drawn_labels()
+        v = gc.drawn_view
+        row = gc.runs[0].data.row_of(7_646_519)
+        pos = v.data_to_px(7_646_519.4, float(np.interp(0.4, gc.runs[0].alphas, gc.runs[0].data.phi[row])))
+        gcv.native.setFocus()
+        ev = QtGui.QMouseEvent(QtCore.QEvent.Type.MouseMove, QtCore.QPointF(*pos),
+                               QtCore.QPointF(gcv.native.mapToGlobal(QtCore.QPointF(*pos).toPoint())),
+                               QtCore.Qt.MouseButton.NoButton, QtCore.Qt.MouseButton.NoButton,
+                               QtCore.Qt.KeyboardModifier.NoModifier)
+        QtWidgets.QApplication.sendEvent(gcv.native, ev)
+        wait(300)
+        out["status"] = g.win.statusBar().currentMessage()
+        out["x_range"] = list(gc.state.x_range)
+        gc.select(0, 7_646_519)
+        wait(200)
+        out["panel"] = g.panel.numbers.text()
+        g.panel.color.setCurrentText("lr")
+        out["lr_labels"] = drawn_labels()
+    finally:
+        g.win.close()
+        g.close_recordings()
+    return out
+
+
 @scenario("follow_missing_file")
 def _follow_missing_file(h):
     w, c, cv, native, full, wait, settle, grab, mouse, hover_at, wheel, key, build_window, ANIMATION_S = h.env
