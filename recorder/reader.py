@@ -86,13 +86,17 @@ def sql_error(path: Path, exc: sqlite3.Error) -> RecordingError:
     return RecordingError(path, f"SQLite error: {msg}")
 
 
-def connect_readonly(path: Path, *, snapshot: bool = False) -> sqlite3.Connection:
+def connect_readonly(path: Path, *, snapshot: bool = False, immutable: bool = False) -> sqlite3.Connection:
     """An SQLite connection that cannot change ``path`` and runs no SQL stored in it.
 
     ``snapshot=True`` is for a private copy: opened read-write so SQLite may roll
-    back a hot journal in the copy, then made query-only.
+    back a hot journal in the copy, then made query-only.  ``immutable=True`` is for
+    a finished file (:func:`finished_wal_file`): SQLite then reads the file alone,
+    creates nothing beside it and needs no write access to its directory.
     """
     uri = "file:" + pathname2url(str(path.resolve())) + ("" if snapshot else "?mode=ro")
+    if immutable and not snapshot:
+        uri += "&immutable=1"
     con = sqlite3.connect(uri, uri=True, timeout=10.0, isolation_level=None, check_same_thread=False)
     try:
         con.execute("PRAGMA trusted_schema = OFF")
@@ -101,6 +105,23 @@ def connect_readonly(path: Path, *, snapshot: bool = False) -> sqlite3.Connectio
         con.close()
         raise
     return con
+
+
+def finished_wal_file(path: Path) -> bool:
+    """Whether ``path`` is in WAL mode with no WAL content beside it (no ``-wal`` file, or an empty one).
+
+    Such a file holds every committed transaction in itself: a writer that closed while a reader had
+    the file open could not switch it back to the rollback journal.  Opening it the usual way would make
+    SQLite create ``-wal`` and ``-shm`` files beside it (and fail on read-only media), so the reader opens
+    it immutable, and falls back to the usual way when ``meta.writer`` says a writer may still be appending.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(20)
+        wal = os.stat(str(path) + "-wal").st_size if os.path.lexists(str(path) + "-wal") else 0
+    except OSError:
+        return False
+    return len(head) == 20 and head[18] == 2 and head[19] == 2 and wal == 0
 
 
 def _canonical(sql) -> str:
@@ -354,8 +375,13 @@ class Recording:
                 raise RecordingError(self.path, f"cannot be read without changing it, and no private copy could "
                                                 f"be made ({exc.strerror or exc})") from None
             self._finalizer = weakref.finalize(self, shutil.rmtree, self._tmpdir, True)
-        self._con = connect_readonly(target, snapshot=snapshot)
+        immutable = not snapshot and finished_wal_file(self.path)
+        self._con = connect_readonly(target, snapshot=snapshot, immutable=immutable)
         validate_identity(self._con, self.path)
+        if immutable and (read_meta(self._con, self.path).get("writer") or {}).get("state", "closed") != "closed":
+            self._con.close()  # a writer may still append: read the file the usual way, committed state only
+            self._con = connect_readonly(target)
+            validate_identity(self._con, self.path)
         self.version = int(self._con.execute("PRAGMA user_version").fetchone()[0])
         #: (name, stored dtype) of the per-iteration columns the file has
         self.stored_fields = stored_fields_of(self._con, self.version)

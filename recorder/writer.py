@@ -914,15 +914,26 @@ class RecordingWriter:
                     self._con.execute("UPDATE meta SET value = ? WHERE key = 'writer'",
                                       (json.dumps(self._writer_info("closed")),))
                 if self.journal_mode == "wal":
-                    try:  # fold the WAL back so the recording is one self-contained file
-                        self._con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                        self._con.execute("PRAGMA journal_mode=DELETE")
-                    except sqlite3.Error:
-                        pass  # a reader holds it open; the WAL stays beside the file
+                    self._leave_wal()
             except sqlite3.Error as exc:
                 log.error("%s: could not mark the recording closed (%s)", self.path, exc)
             finally:
                 self._con.close()
+
+    def _leave_wal(self, tries: int = 10, pause_s: float = 0.05) -> None:
+        """Fold the WAL back and switch to the rollback journal, so the finished recording is one
+        self-contained file (readable alone, also from read-only media).  A reader holding the file open
+        prevents the switch: retried for about half a second, then the file stays in WAL mode with an empty WAL
+        (readers open such a finished file immutable: :func:`recorder.reader.finished_wal_file`)."""
+        for i in range(tries):
+            try:
+                self._con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                if self._con.execute("PRAGMA journal_mode=DELETE").fetchone()[0].lower() == "delete":
+                    return
+            except sqlite3.Error:
+                pass
+            time.sleep(pause_s)
+        log.info("%s: a reader holds the file open; it stays in WAL mode (its WAL is empty)", self.path)
 
     def __enter__(self) -> "RecordingWriter":
         return self

@@ -501,3 +501,52 @@ def test_full_disk_buffer_is_bounded_in_bytes(tmp_path, caplog):
     w.close()  # space is back: every buffered row is committed
     with Recording(tmp_path / "stuck.gda") as rec:
         assert rec.n_iterations() == kept
+
+
+# --------------------------------------------------------------------------- finished files stand alone
+
+def _journal_bytes(p: Path) -> bytes:
+    return p.read_bytes()[18:20]  # 1, 1: rollback journal; 2, 2: WAL
+
+
+def test_finished_recording_is_one_file_readable_from_read_only_media(tmp_path, capsys):
+    """A recording closed while a reader had it open stayed in WAL mode: alone on read-only media it could not
+    be opened, and every ``info`` on writable media left -wal and -shm files beside it."""
+    p = tmp_path / "run.gda"
+    w = RecordingWriter(p, GRID, {"name": "run"}, commit_interval=3600)
+    for i in range(100):
+        w.append(i, GRID)
+    w.flush()
+    with Recording(p):
+        w.close()  # the reader holds it: the switch back to the rollback journal cannot happen now
+    alone = tmp_path / "copy"
+    alone.mkdir()
+    shutil.copyfile(p, alone / "run.gda")
+    before = _sha(alone / "run.gda")
+    for argv in (["info", str(alone / "run.gda")], ["check", str(alone / "run.gda")]):
+        rc, out, err = _run(argv, capsys)
+        assert sorted(os.listdir(alone)) == ["run.gda"], argv  # nothing left beside it
+        assert rc == 0 and "100" in out, err
+    with Recording(alone / "run.gda") as rec:
+        assert rec.n_iterations() == 100
+    assert sorted(os.listdir(alone)) == ["run.gda"] and _sha(alone / "run.gda") == before
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(ro)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        shutil.copyfile(p, ro / "run.gda")
+        assert subprocess.run(["mount", "-o", "remount,ro", str(ro)], capture_output=True).returncode == 0
+        rc, out, err = _run(["info", str(ro / "run.gda")], capsys)
+        assert rc == 0 and "100 (0..99)" in out, err
+    finally:
+        subprocess.run(["umount", str(ro)], check=False)
+
+
+def test_writer_leaves_the_rollback_journal_when_the_reader_lets_go(tmp_path):
+    p = tmp_path / "run.gda"
+    with RecordingWriter(p, GRID, {"name": "run"}, journal="wal") as w:
+        for i in range(10):
+            w.append(i, GRID)
+    assert _journal_bytes(p) == b"\x01\x01"
+    assert [s for s in ("-wal", "-shm", "-journal") if Path(f"{p}{s}").exists()] == []
