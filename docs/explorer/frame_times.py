@@ -62,8 +62,7 @@ def measure(paths: list[str], frames: int = 15) -> list[tuple[str, str, float, f
         cv.render()  # warm-up (text rasterised, caches filled)
         cv.frame_ms.clear()
         for _ in range(frames):
-            c._mouse = None
-            cv._mouse = (600 + np.random.uniform(-50, 50), 350)  # hover readout computed every frame
+            cv.mouse = (600 + np.random.uniform(-50, 50), 350)  # hover readout computed every frame
             cv.render()
         ms = np.asarray(cv.frame_ms)
         out.append((" + ".join(r.name for r in runs), level, float(np.median(ms)), float(np.percentile(ms, 90))))

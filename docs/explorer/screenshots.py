@@ -60,7 +60,7 @@ def main(paths: list[str]) -> None:
     settle()
     lay = c.layout
     v = c.drawn_view
-    cv._mouse = v.data_to_px(k + 0.5, v.px_to_data(0, lay.height / 2)[1])
+    cv.mouse = v.data_to_px(k + 0.5, v.px_to_data(0, lay.height / 2)[1])
     settle()
     shot("step")
     w.win.close()

@@ -78,6 +78,11 @@ class ExplorerCanvas(app.Canvas):
         """The last cursor position over the canvas (physical pixels, origin top-left), or None."""
         return self._mouse
 
+    @mouse.setter
+    def mouse(self, pos: tuple[float, float] | None) -> None:
+        """Place a resting cursor (scripts and tests): the next frame's status line reads it."""
+        self._mouse = None if pos is None else (float(pos[0]), float(pos[1]))
+
     # -- drawing ---------------------------------------------------------------
     def on_draw(self, event=None) -> None:
         t0 = time.perf_counter()
