@@ -245,7 +245,7 @@ class Recorder:
             "world_size": torch.distributed.get_world_size() if self.distributed else 1,
         }
         if self.shard is not None:
-            meta["sharding"] = self.shard.describe()
+            meta["sharding"] = self.shard.describe(self.config.strategy)
         meta.update({k: v for k, v in (run or {}).items() if k != "name"})
         if self.rank == 0:
             try:

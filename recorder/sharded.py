@@ -107,14 +107,12 @@ class Layout:
                     runs.append((a, b))
         self._spans = spans
 
-    def describe(self) -> dict:
-        """For the run metadata."""
-        out = {"kind": self.kind, "world_size": self.world, "local_elements": self.offsets[-1],
-               "strategy": "sweep", "why": SWEEP_REASON,
-               "gradient": GRADIENT_NOTE if self.grad_hooks else FSDP1_GRADIENT_NOTE}
-        if self.problem:
-            out["problem"] = self.problem
-        return out
+    def describe(self, requested: str = "auto") -> dict:
+        """For the run metadata; ``requested`` is the configured strategy (``"batched"`` is refused)."""
+        refused = self.problem or (BATCHED_REFUSAL if requested == "batched" else None)
+        return {"kind": self.kind, "world_size": self.world, "local_elements": self.offsets[-1],
+                "strategy": "none" if refused else "sweep", "why": refused or SWEEP_REASON,
+                "gradient": GRADIENT_NOTE if self.grad_hooks else FSDP1_GRADIENT_NOTE}
 
     def _local_dot(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         total = torch.zeros((), dtype=torch.float64, device=a.device)

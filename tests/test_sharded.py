@@ -186,6 +186,7 @@ def test_what_cannot_be_measured_is_recorded_as_failed_with_the_reason(world2, s
     d = rec.read()
     assert len(d) == 3 and np.all(d["status"] == 2) and np.all(np.isnan(d.phi))
     assert any(why in msg for _, _, kind, msg in rec.events("probe-failed")), rec.events()
+    assert rec.run["sharding"]["strategy"] == "none" and why in rec.run["sharding"]["why"]
     if setup == "fsdp1_grad_op":  # no dot product over a layout the recorder cannot vouch for
         assert np.all(np.isnan(d["slope0"])) and np.all(np.isnan(d["grad_norm"]))
 
