@@ -25,6 +25,12 @@ Design
   the same decoder the writer uses.  Memory is therefore bounded by the bytes
   the file actually holds.  Every problem is one :class:`RecordingError` line
   naming the file, the block and the problem.
+* :meth:`Recording.read` refuses, before decoding, to assemble more than
+  :data:`READ_BUDGET_BYTES` (1 GiB, counted from the row counts the blocks
+  declare; a compressed file of a few MB may declare gigabytes).
+* A finished file left in WAL mode with an empty WAL (its writer closed while a
+  reader held it) is opened ``immutable``: nothing is created beside it and it
+  opens from read-only media (:func:`finished_wal_file`).
 * ``read_new`` returns only rows committed since the previous call (the live
   tail used by ``gda-gl view --follow``); each read is one read transaction, so
   a writer committing meanwhile is seen either wholly or not at all.
