@@ -98,6 +98,24 @@ class Layout:
                        origin=(self.origin[0], self.origin[1] + (n - 1 - i) * h)) for i in range(n)]
 
 
+def _clip_text(text: TextLayer, s: str, width: float, fs: int, bold: bool = False) -> str:
+    """``s`` shortened with an ellipsis to at most ``width`` pixels."""
+    if text.text_width(s, fs, bold) <= width:
+        return s
+    while len(s) > 1 and text.text_width(s + "...", fs, bold) > width:
+        s = s[:-1]
+    return s + "..."
+
+
+def fit_title(text: TextLayer, title: str, width: float, fs: int, runs: int) -> str:
+    """The title if it fits the canvas, else "N runs" for a long "A vs B vs ..." title, else clipped."""
+    if text.text_width(title, fs, True) <= width:
+        return title
+    if " vs " in title and runs > 1:
+        return f"{runs} runs"
+    return _clip_text(text, title, width, fs, True)
+
+
 def figure_layout(width: int, height: int, runs, state: ViewState) -> Layout:
     """The layout of a figure for ``state``: a colour bar when colouring, a panel per series drawn in one."""
     return Layout.for_size(width, height, colorbar=state.color_by != "none",
@@ -196,7 +214,8 @@ class CurveRenderer:
                 title = frame.title
                 if frame.mode == "detail":
                     title += "  (each arc: phi_k over [0, step]; lighter: beyond the step)"
-            text.add(title, layout.width / 2, layout.height - 8, "mt", fs + 2, bold=True)
+            text.add(fit_title(text, title, layout.width - 16, fs + 2, len(frame.legend)), layout.width / 2,
+                     layout.height - 8, "mt", fs + 2, bold=True)
         for item in frame.texts:
             text.add(*item[:5], color=item[5], bold=item[6], rotate=item[7])
         if len(frame.legend) > 1 and not frame.color_by:
@@ -260,15 +279,22 @@ class CurveRenderer:
                 text.add(f"epoch {e}", px + x * sx, py - 24, "mt", fs - 1, color=(90, 90, 140, 255))
 
     def _legend(self, text, entries, px, py, pw, ph, u, fs) -> None:
+        """The run legend in the plot's top-right corner: as many columns as its rows need to stay inside the
+        plot (at most a third of its width); entries that still do not fit are counted in a last row."""
         rects, colors = [], []
-        x = px + pw - 10
-        y = py + ph - 14
-        width = max(text.text_width(name, fs) for name, _ in entries) + 28
-        for i, (name, color) in enumerate(entries):
-            yy = y - 16 * i
+        rows = max(1, int((ph - 20) // 16))
+        width = min(max(text.text_width(name, fs) for name, _ in entries) + 28, max(60, pw // 6))
+        ncols = max(1, min(-(-len(entries) // rows), int(pw // 3 // width)))
+        shown = entries if len(entries) <= rows * ncols else entries[:rows * ncols - 1]
+        for i, (name, color) in enumerate(shown):
+            col, row = divmod(i, rows)
+            x, yy = px + pw - 10 - (ncols - 1 - col) * width, py + ph - 14 - 16 * row
             rects.append((x - width, yy - 2, x - width + 16, yy + 2))
             colors.append(color)
-            text.add(name, x - width + 22, yy, "lm", fs)
+            text.add(_clip_text(text, name, width - 26, fs), x - width + 22, yy, "lm", fs)
+        if len(shown) < len(entries):
+            text.add(f"+{len(entries) - len(shown)} more", px + pw - 10 - width + 22, py + ph - 14 - 16 * (rows - 1),
+                     "lm", fs)
         self.rects.set(np.asarray(rects), np.asarray(colors))
         self.rects.draw(**dict(u, u_space=1.0, u_min_px=1.0))
 

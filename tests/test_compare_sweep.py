@@ -96,3 +96,35 @@ def test_helpers_on_their_own():
                                                                    "fused": False}, "config": {"K": 20, "obj": {}}}, 17)
     assert hp == {"optimizer": "Adam", "lr": 1e-3, "betas": "0.9,0.999", "probe K": 17, "config.K": 20}
     assert varying([{"a": 1, "b": 2}, {"a": 1, "b": 3}, {"a": 1}]) == (["b"], {"a": 1})
+
+
+@pytest.mark.gl
+def test_thirty_overlaid_runs_keep_legend_and_title_inside_the_canvas(sweep):
+    """The window with 30 runs open: the legend ran off the bottom of the plot, the title off its right edge."""
+    from gda_gl.cli import load_runs
+    from gda_gl.export import Offscreen
+    from gda_gl.overlays import text_boxes
+    from gda_gl.render import CurveRenderer, figure_layout
+    from gda_gl.state import ViewState
+
+    runs = load_runs([str(p) for p in sweep])
+    try:
+        target = Offscreen(900, 420)
+        with target:
+            r = CurveRenderer()
+            lay = figure_layout(900, 420, runs, ViewState())
+            r.draw(runs, ViewState(), lay)
+            boxes = text_boxes(r.last_text)
+        target.close()
+    finally:
+        for run in runs:
+            run.windows.recording.close()
+    px, py, pw, ph = lay.plot
+    top, bottom = 420 - (py + ph), 420 - py  # image rows of the plot's edges
+    names = {run.name for run in runs}
+    legend = [(t, b) for t, b in boxes if t in names or t.endswith("...") or t.endswith("more")]
+    assert len(legend) == RUNS  # in two columns at this height
+    for t, (left, up, right, down) in legend:
+        assert px <= left and right <= px + pw and top <= up and down <= bottom, t
+    title = [(t, b) for t, b in boxes if b[1] < top]
+    assert [t for t, _ in title] == ["30 runs"] and 0 <= title[0][1][0] and title[0][1][2] <= 900
