@@ -42,10 +42,10 @@ class ExplorerView(W.HBox):
         from ..explorer.controller import ExplorerController
         from ..explorer.follow import Follower
         from .controls import Controls
-        from .target import GLTarget
+        from .target import GLTarget, gl_call
         from .widget import ExplorerFrameBuffer
 
-        target = GLTarget(*size)  # first: no GL means one error line, no half-built widget
+        target = gl_call(GLTarget, *size)  # first: no GL means one error line, no half-built widget
         ctrl = ExplorerController(runs, state, size=tuple(int(v) for v in size))
         follower = Follower(ctrl, recordings, pending) if follow else None
         kw = {} if quality is None else {"quality": int(quality)}

@@ -6,11 +6,19 @@ GPU machine), a hidden canvas for the context and a colour renderbuffer bound to
 object.  The widget draws two pictures in that one context: the curve (its size follows the
 browser's frame) and the details of the selected step, each in its own framebuffer, so the GL
 programs of both renderers live in one context and nothing is re-created on a resize.
+
+Threads: an EGL context is current in one thread at a time, and JupyterLab may deliver a widget's
+messages on a kernel *subshell* (another thread than the one that ran the cell), so every GL call
+of the notebook goes through :func:`gl_call`, which runs it on one thread (``gda-gl-render``) that
+owns every context of the kernel's widgets.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, TypeVar
 
 import numpy as np
 
@@ -18,7 +26,27 @@ from ..export import Offscreen
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GLTarget"]
+__all__ = ["GLTarget", "gl_call"]
+
+T = TypeVar("T")
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+_on_gl_thread = threading.local()
+
+
+def _mark() -> None:
+    _on_gl_thread.yes = True
+
+
+def gl_call(fn: Callable[..., T], *args, **kwargs) -> T:
+    """Run ``fn`` on the kernel's one GL thread and return its result (its exception is raised here)."""
+    global _executor
+    if getattr(_on_gl_thread, "yes", False):
+        return fn(*args, **kwargs)
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(1, thread_name_prefix="gda-gl-render", initializer=_mark)
+    return _executor.submit(fn, *args, **kwargs).result()
 
 
 class GLTarget(Offscreen):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -37,6 +38,7 @@ from ..explorer import picking
 from ..explorer.export import export_view
 from ..explorer.frame_draw import draw_controller_frame
 from .events import RfbInput
+from .target import gl_call
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,8 @@ class ExplorerFrameBuffer(RemoteFrameBuffer):
         self._status_fns: list[Callable[[], None]] = []
         self._poll_cb = None
         self._title_key = None
+        # events may arrive on a kernel subshell's thread while the follower polls on the main one
+        self._lock = threading.RLock()
         self.input = RfbInput(ctrl, self.request_redraw, self.say,
                               {"export": self.export, "save_state": self.save_state})
         ctrl.state.observe(lambda st, changed: self.request_redraw())
@@ -92,10 +96,24 @@ class ExplorerFrameBuffer(RemoteFrameBuffer):
 
     def render(self) -> np.ndarray:
         """Draw the controller's view now; returns (height, width, 3) uint8 RGB (rows top-down)."""
+        t0 = time.perf_counter()
+        c = self.ctrl
+        with self._lock:
+            image = gl_call(self._draw)
+            self.frames += 1
+            self.frame_ms.append(1000.0 * (time.perf_counter() - t0))
+            if self.input.mouse is not None:
+                c.hover(*self.input.mouse)  # the view moved under a resting cursor
+            self.refresh_status()
+        if c.animating:
+            self.request_redraw()
+        return image
+
+    def _draw(self) -> np.ndarray:
+        """The GL part of :meth:`render` (on the GL thread)."""
         from ..overlays import Overlays
         from ..render import CurveRenderer
 
-        t0 = time.perf_counter()
         c, t = self.ctrl, self.target
         t.resize(*c.size)
         with t:
@@ -104,15 +122,7 @@ class ExplorerFrameBuffer(RemoteFrameBuffer):
             title = self.follower.title() if self.follower is not None else None
             draw_controller_frame(c, self.renderer, self.overlays, title=title, box=self.input.box,
                                   frame_ms=self.frame_ms)
-        image = t.read_rgb()
-        self.frames += 1
-        self.frame_ms.append(1000.0 * (time.perf_counter() - t0))
-        if self.input.mouse is not None:
-            c.hover(*self.input.mouse)  # the view moved under a resting cursor
-        self.refresh_status()
-        if c.animating:
-            self.request_redraw()
-        return image
+        return t.read_rgb()
 
     def get_frame(self):
         """jupyter_rfb's draw: the new frame, or None (and one status line) when drawing failed."""
@@ -126,7 +136,8 @@ class ExplorerFrameBuffer(RemoteFrameBuffer):
     def handle_event(self, event: dict) -> None:
         """Input from the browser, through the explorer's input table (:class:`.events.RfbInput`)."""
         try:
-            self.input.handle(event)
+            with self._lock:
+                self.input.handle(event)
         except Exception as exc:  # one line in the status, never a traceback in the cell
             self.say(f"{event.get('type')}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
             log.info("event failed", exc_info=True)
@@ -144,14 +155,19 @@ class ExplorerFrameBuffer(RemoteFrameBuffer):
         run, k = c.selected_run_data(), c.state.selected
         if run is None or k is None:
             return None, None
-        fbo = self.target.extra("details", width, height)
-        with fbo:
-            if self.detail_renderer is None:
-                self.detail_renderer = CurveRenderer()
-            lay = Layout(int(width), int(height), left=56, right=18, bottom=44, top=26)
-            numbers = draw_detail(self.detail_renderer, run, int(k), lay, log_y=c.state.log_y)
-            image = np.asarray(fbo.read(mode="color", alpha=False))
-        return np.ascontiguousarray(image[..., :3]), dict(numbers or {}, run=run.name)
+
+        def draw():
+            fbo = self.target.extra("details", width, height)
+            with fbo:
+                if self.detail_renderer is None:
+                    self.detail_renderer = CurveRenderer()
+                lay = Layout(int(width), int(height), left=56, right=18, bottom=44, top=26)
+                numbers = draw_detail(self.detail_renderer, run, int(k), lay, log_y=c.state.log_y)
+                image = np.asarray(fbo.read(mode="color", alpha=False))
+            return np.ascontiguousarray(image[..., :3]), dict(numbers or {}, run=run.name)
+
+        with self._lock:
+            return gl_call(draw)
 
     # -- status line -----------------------------------------------------------------------------
     def on_status(self, fn: Callable[[], None]) -> None:
@@ -245,7 +261,8 @@ class ExplorerFrameBuffer(RemoteFrameBuffer):
         if f is None:
             return 0
         try:
-            n = f.poll()
+            with self._lock:
+                n = f.poll()
         except Exception as exc:  # a vanished or damaged file: say so, keep the widget
             self.say(f"cannot read new iterations: {' '.join(str(exc).split())[:200]}")
             self.stop_follow()
@@ -266,11 +283,19 @@ class ExplorerFrameBuffer(RemoteFrameBuffer):
 
     def _final_poll(self) -> int:
         try:
-            return self.follower.poll()
+            with self._lock:
+                return self.follower.poll()
         except Exception as exc:
             self.say(f"cannot read new iterations: {' '.join(str(exc).split())[:200]}")
             return 0
 
     def close(self, *args, **kwargs) -> None:
+        """Stop following, close the widget and its GL context."""
         self.stop_follow()
         super().close(*args, **kwargs)
+        target, self.target = self.target, None
+        if target is not None:
+            try:
+                gl_call(target.close)
+            except Exception as exc:  # closing never raises into the notebook
+                log.debug("close: %s", exc)
