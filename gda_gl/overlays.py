@@ -27,13 +27,12 @@ from functools import lru_cache
 
 import numpy as np
 
-from .explorer.inputmap import HELP_KEYS
 from .textlayer import TextLayer
 from .view import View
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OverlaySpec", "Overlays", "GLYPHS", "HELP_KEYS", "help_text", "text_boxes"]
+__all__ = ["OverlaySpec", "Overlays", "GLYPHS", "help_text", "text_boxes"]
 
 LOOSE_RGBA = (0.95, 0.55, 0.10, 1.0)
 TRIAL_RGBA = (0.15, 0.15, 0.15, 0.9)
@@ -56,8 +55,8 @@ GLYPHS = (
 DETAIL_GLYPHS = ("arc", "beyond", "trial", "loose", "owner", "rule")
 OVERVIEW_GLYPHS = ("envelope", "classic", "rule")
 
-# HELP_KEYS (key and mouse bindings: (keys, what they do), shown in the help overlay and the README) are the
-# rows of the explorer's one input table, gda_gl.explorer.inputmap.BINDINGS (a leaf module, no GL, no toolkit).
+# The help's key rows ((keys, what they do)) come with each OverlaySpec (``help_rows``): the explorer passes
+# the rows of its one input table (gda_gl.explorer.inputmap.HELP_KEYS); this GL layer imports no UI.
 
 
 @lru_cache(maxsize=512)
@@ -66,10 +65,10 @@ def _width(text: str, size: int, bold: bool = False) -> float:
     return TextLayer(1, 1).text_width(text, size, bold)
 
 
-def help_text() -> str:
-    """The help as plain text (keys, then glyphs)."""
-    w = max(len(k) for k, _ in HELP_KEYS)
-    lines = [f"{k:<{w}}  {v}" for k, v in HELP_KEYS]
+def help_text(rows) -> str:
+    """The help as plain text: the key rows ((keys, what they do)), then the glyphs."""
+    w = max(len(k) for k, _ in rows)
+    lines = [f"{k:<{w}}  {v}" for k, v in rows]
     lines.append("")
     lines += [label for _, label in GLYPHS]
     return "\n".join(lines)
@@ -83,6 +82,7 @@ class OverlaySpec:
     legend: tuple[str, ...] = ()                            # glyph kinds to explain in the corner legend
     legend_offset: int = 0                                  # px below the plot top (room for the run legend)
     help: bool = False
+    help_rows: tuple = ()                                   # (keys, what they do) rows of the help panel
     connectors: tuple[np.ndarray, np.ndarray] | None = None  # (n, 2) p0 and p1 in data units (x, display y)
     rug: np.ndarray | None = None                           # pixel columns (relative to the plot) with matches
     readout: str = ""                                       # frame-time readout (bottom-left)
@@ -274,7 +274,8 @@ class Overlays:
         """A translucent panel over the plot: keys and mouse on the left, glyphs on the right."""
         W, H = view.size
         row_h = fs + 5
-        n_rows = max(len(HELP_KEYS), len(GLYPHS)) + 2
+        keys = spec.help_rows or (("?", "help"),)
+        n_rows = max(len(keys), len(GLYPHS)) + 2
         panel_h = min(H - 8, row_h * n_rows + 20)
         panel_w = min(W - 8, 980)
         left = (W - panel_w) / 2
@@ -287,12 +288,12 @@ class Overlays:
         while size > 7 and (row_h * n_rows + 20 > panel_h):
             size -= 1
             row_h = size + 5
-        kw = max(_width(k, size, True) for k, _ in HELP_KEYS) + 10
+        kw = max(_width(k, size, True) for k, _ in keys) + 10
         half = panel_w * 0.47
         text.add("help (? or Esc to close)", left + 12, top - 10, "lt", size + 1, bold=True)
         text.add("glyphs", left + half + 20, top - 10, "lt", size + 1, bold=True)
         y = top - 14 - 1.8 * row_h
-        for i, (k, v) in enumerate(HELP_KEYS):
+        for i, (k, v) in enumerate(keys):
             yy = y - row_h * i
             text.add(k, left + 12, yy, "lm", size, bold=True)
             text.add(v, left + 12 + kw, yy, "lm", size)

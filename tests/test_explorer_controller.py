@@ -309,8 +309,15 @@ def test_one_input_table_feeds_dispatch_help_and_readme():
     from gda_gl import overlays
     from gda_gl.explorer import inputmap
 
-    assert overlays.HELP_KEYS == tuple((b.label, b.text) for b in inputmap.BINDINGS)
-    assert all(b.label in overlays.help_text() for b in inputmap.BINDINGS)
+    from gda_gl.explorer.frame_draw import overlay_spec
+
+    assert inputmap.HELP_KEYS == tuple((b.label, b.text) for b in inputmap.BINDINGS)
+    assert all(b.label in overlays.help_text(inputmap.HELP_KEYS) for b in inputmap.BINDINGS)
+    c = ExplorerController([], ViewState())
+    c.show_help = True
+    from gda_gl.frame import Frame
+
+    assert overlay_spec(c, c.state, Frame(origin=(0.0, 0.0)), []).help_rows == inputmap.HELP_KEYS
     bound = inputmap.key_names()
     for b in inputmap.BINDINGS:  # every key a help row names is bound, by the same row
         for tok in re.findall(r"\b([A-Z0-9])\b", b.label):

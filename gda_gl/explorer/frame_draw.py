@@ -27,6 +27,7 @@ import numpy as np
 
 from ..frame import Frame
 from ..overlays import DETAIL_GLYPHS, OVERVIEW_GLYPHS, OverlaySpec
+from .inputmap import HELP_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def overlay_spec(c, st, frame: Frame, runs, box=None, frame_ms: Sequence[float] 
     frame_ms : recent frame times (ms) for the readout (key R)
     """
     mode = frame.mode
-    spec = OverlaySpec(box=box, help=c.show_help)
+    spec = OverlaySpec(box=box, help=c.show_help, help_rows=HELP_KEYS)
     if runs:
         spec.run_color = tuple(float(v) for v in runs[0].color)
     if c.show_legend and not c.show_help and runs and st.color_by == "none":
