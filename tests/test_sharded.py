@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE / "helpers"))
 
 RTOL = 1e-5
 WORLD2 = ["fsdp2_mlp", "fsdp2_transformer", "fsdp2_transformer_root", "fsdp2_accum_clip", "fsdp2_batched", "tp",
-          "fsdp1_flat", "fsdp1_orig", "fsdp1_grad_op", "fsdp2_bf16", "fsdp2_nowriter"]
+          "fsdp1_flat", "fsdp1_orig", "fsdp1_accum", "fsdp1_grad_op", "fsdp2_bf16", "fsdp2_nowriter"]
 NODES = ["fsdp2_mlp", "fsdp2_tp_2d", "fsdp2_hsdp"]
 
 pytestmark = [pytest.mark.slow,
@@ -191,9 +191,10 @@ def test_what_cannot_be_measured_is_recorded_as_failed_with_the_reason(world2, s
         assert np.all(np.isnan(d["slope0"])) and np.all(np.isnan(d["grad_norm"]))
 
 
-@pytest.mark.parametrize("setup", ["fsdp1_flat", "fsdp1_orig"])
+@pytest.mark.parametrize("setup", ["fsdp1_flat", "fsdp1_orig", "fsdp1_accum"])
 def test_fsdp1(world2, setup):
-    """FullyShardedDataParallel with use_orig_params False (flat parameters) and True."""
+    """FullyShardedDataParallel with use_orig_params False (flat parameters) and True, and gradient
+    accumulation under no_sync() (FSDP1's gradient is p.grad at step(): no clipping in these runs)."""
     _check_exact(_ran(world2), setup, 2)
 
 

@@ -10,6 +10,7 @@ on one process.  ``kill`` makes rank 1 kill itself with SIGKILL after its third 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -150,11 +151,15 @@ def train(setup: str, out: str, record: bool, kill: bool = False):
         batches = [(x[j::micro], y[j::micro]) for j in range(micro)]  # the global micro-batches
         opt.zero_grad()
         for j, (xg, yg) in enumerate(batches):
-            if hasattr(model, "set_requires_gradient_sync"):
+            sync = contextlib.nullcontext()
+            if hasattr(model, "set_requires_gradient_sync"):  # FSDP2
                 model.set_requires_gradient_sync(j == micro - 1)
+            elif hasattr(model, "no_sync") and j < micro - 1:  # FSDP1
+                sync = model.no_sync()
             xm, ym = xg[dp_rank::dp], yg[dp_rank::dp]
-            loss = loss_fn(model(xm), ym)
-            (loss / micro).backward()
+            with sync:
+                loss = loss_fn(model(xm), ym)
+                (loss / micro).backward()
             losses.append(loss.detach().clone())
         if "clip" in setup:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 0.05)
