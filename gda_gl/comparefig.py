@@ -23,7 +23,7 @@ from .scene import compose
 from .state import ViewState
 from .view import View
 
-__all__ = ["draw_runs", "draw_scatter", "grid_shape", "STACK_MAX", "LOG_DECADES"]
+__all__ = ["draw_runs", "draw_stacked", "draw_scatter", "grid_shape", "shared_x_range", "STACK_MAX", "LOG_DECADES"]
 
 #: at most this many runs are stacked in bands; more are drawn as a grid of small multiples
 STACK_MAX = 6
@@ -37,6 +37,23 @@ def grid_shape(n: int, width: int, height: int) -> tuple[int, int]:
     return cols, -(-n // cols)
 
 
+def shared_x_range(runs, state: ViewState) -> tuple[float, float]:
+    """The state's x range, its open ends filled with the runs' whole extent."""
+    lo, hi = state.x_range if state.x_range is not None else (None, None)
+    return (min(r.x_span[0] for r in runs) if lo is None else lo, max(r.x_span[1] for r in runs) if hi is None else hi)
+
+
+def draw_stacked(runs, state: ViewState, size: tuple[int, int], renderer: CurveRenderer) -> None:
+    """One full-width band per run, top to bottom, all over the same x range (each its own y)."""
+    w, h = size
+    band = h // len(runs)
+    st = _state_for(state, shared_x_range(runs, state))
+    for i, run in enumerate(runs):
+        lay = Layout.for_size(w, band, colorbar=st.color_by != "none")
+        lay.origin = (0, h - (i + 1) * band)
+        renderer.draw([run], st, lay, title=run.name)
+
+
 def _state_for(state: ViewState, x_range) -> ViewState:
     st = ViewState(**{k: v for k, v in vars(state).items() if not k.startswith("_")})
     st.x_range = x_range
@@ -47,8 +64,6 @@ def _state_for(state: ViewState, x_range) -> ViewState:
 def draw_runs(runs, state: ViewState, size: tuple[int, int], names: list[str],
               renderer: CurveRenderer | None = None) -> None:
     """Draw the runs stacked (few) or as a grid of small multiples (many), all over the same x range."""
-    from .explorer.stacked import draw_stacked, shared_x_range
-
     renderer = renderer or CurveRenderer()
     if len(runs) <= STACK_MAX:
         draw_stacked(runs, state, size, renderer)

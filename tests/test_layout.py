@@ -77,3 +77,37 @@ def test_no_product_module_imports_the_repository_benchmarks():
             if bad:
                 offenders.append(f"{f.relative_to(ROOT)}: {', '.join(sorted(bad))}")
     assert offenders == []
+
+
+def _imports_with_relative(path: Path, package: str) -> set[str]:
+    """Every module a file imports, relative imports resolved against its package."""
+    names = set()
+    parts = package.split(".")
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = parts[:len(parts) - node.level + 1] if node.level else []
+            mod = ".".join(base + ([node.module] if node.module else []))
+            names.add(mod)
+            names.update(f"{mod}.{a.name}" for a in node.names)
+    return names
+
+
+def test_the_engine_imports_no_ui_and_the_recorder_no_engine():
+    """One-way layers: recorder -> engine (gda_gl: compose, render, GL) -> UI (explorer, notebook, Qt)."""
+    ui = ("gda_gl.explorer", "gda_gl.notebook", "PyQt6", "ipywidgets", "jupyter_rfb")
+    ui_side = {"cli.py", "demo.py", "__main__.py"}  # entry points that start the UI
+    offenders = []
+    for f in sorted((ROOT / "gda_gl").glob("*.py")) + sorted((ROOT / "gda_gl" / "gl").glob("*.py")):
+        if f.name in ui_side:
+            continue
+        pkg = "gda_gl.gl" if f.parent.name == "gl" else "gda_gl"
+        bad = {m for m in _imports_with_relative(f, pkg) if m.startswith(ui)}
+        if bad:
+            offenders.append(f"{f.relative_to(ROOT)}: {', '.join(sorted(bad))}")
+    for f in sorted((ROOT / "recorder").rglob("*.py")):
+        bad = {m for m in _imports_with_relative(f, "recorder") if m.split(".")[0] in ("gda_gl", "vispy", "OpenGL")}
+        if bad:
+            offenders.append(f"{f.relative_to(ROOT)}: {', '.join(sorted(bad))}")
+    assert offenders == []
