@@ -94,3 +94,57 @@ def test_a_panel_keeps_a_one_point_dip_of_a_dense_series_at_every_zoom(long_run)
             row = img.shape[0] - 1 - int(round(gy))
             patch = img[row - 3:row + 4, int(x) - 3:int(x) + 4]
             assert ((patch[..., 2] - patch[..., 0]) > 30).any(), x_range
+
+
+def test_the_controller_toggles_series_and_the_layout_follows(long_run):
+    from gda_gl.explorer.controller import ExplorerController
+
+    with Recording(long_run) as rec:
+        c = ExplorerController([RunData.from_recording(rec)], ViewState(), size=(1000, 700))
+        names, shown = c.series_shown()
+        assert names == ["train_loss", "lr", "grad_norm", "val_loss", "accuracy"] and shown == ["val_loss"]
+        full = c.layout.plot
+        c.show_series("accuracy", True)
+        assert c.state.series == ("val_loss", "accuracy") and c.layout.panels == ("accuracy",)
+        assert c.layout.plot[3] < full[3]  # the curve made room for the panel
+        assert c.toggle_series_log("accuracy") and c.state.series_log == ("accuracy",)
+        c.show_series("val_loss", False)
+        assert c.series_shown()[1] == ["accuracy"]
+
+
+PANEL_SCRIPT = r"""
+import sys
+from PyQt6 import QtCore, QtWidgets
+app = QtWidgets.QApplication([])
+from gda_gl.explorer.controller import ExplorerController
+from gda_gl.explorer.serieslist import SeriesList
+from gda_gl.scene import RunData
+from gda_gl.state import ViewState
+from recorder.store import Recording
+rec = Recording(sys.argv[1])
+c = ExplorerController([RunData.from_recording(rec)], ViewState())
+sl = SeriesList(c)
+items = {sl.widget.item(i).text(): sl.widget.item(i) for i in range(sl.widget.count())}
+on = QtCore.Qt.CheckState.Checked
+print("items", sorted(items), "checked", [t for t, it in items.items() if it.checkState() == on])
+items["accuracy"].setCheckState(QtCore.Qt.CheckState.Checked)
+print("series", c.state.series, "panels", c.layout.panels)
+sl.widget.itemDoubleClicked.emit(items["accuracy"])
+sl.fill()
+print("log", c.state.series_log, [sl.widget.item(i).text() for i in range(sl.widget.count())][-1])
+"""
+
+
+def test_the_panels_series_list_edits_the_state(long_run):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    res = subprocess.run([sys.executable, "-c", PANEL_SCRIPT, str(long_run)], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = res.stdout
+    assert "checked ['val_loss']" in out
+    assert "series ('val_loss', 'accuracy') panels ('accuracy',)" in out
+    assert "log ('accuracy',) accuracy  (log)" in out

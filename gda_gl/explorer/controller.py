@@ -42,6 +42,7 @@ from typing import Callable
 
 import numpy as np
 
+from .. import seriesview
 from ..scene import RunData
 from ..state import COLOR_BY_CHOICES, ViewState
 from . import export, filters, inputmap, picking
@@ -225,6 +226,25 @@ class ExplorerController(Navigator):
         self.runs[index].visible = bool(visible)
         self._matches.invalidate()
         self.request_redraw()
+
+    # -- series (drawn per gda_gl.seriesview.plan) ---------------------------------------
+    def series_shown(self) -> tuple[list[str], list[str]]:
+        """(every series the runs hold, those drawn now)."""
+        on_curve, panels = seriesview.plan(self.runs, self.state)
+        return seriesview.available(self.runs), on_curve + panels
+
+    def show_series(self, name: str, on: bool) -> None:
+        """Draw series ``name`` (loss-like on the curve's axes, others in a panel) or stop drawing it."""
+        _, shown = self.series_shown()
+        names = [n for n in shown if n != name] + ([name] if on else [])
+        self.state.update(series=tuple(names))
+
+    def toggle_series_log(self, name: str) -> bool:
+        """Log y for the panel of series ``name`` on/off; returns whether it is log now."""
+        log_now = name not in self.state.series_log
+        others = tuple(n for n in self.state.series_log if n != name)
+        self.state.update(series_log=others + ((name,) if log_now else ()))
+        return log_now
 
     def set_run_color(self, index: int, rgba) -> None:
         self.runs[index].color = np.asarray(rgba, np.float32)

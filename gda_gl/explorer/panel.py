@@ -63,6 +63,7 @@ class ControlPanel:
         ctrl.state.observe(self.sync)
         ctrl.on_grow(self.update_ranges)
         ctrl.on_grow(self.fill_runs)
+        ctrl.on_grow(self.series.fill)
         ctrl.on_select(self.show_details)  # the state does not change when only the run does
         self.sync()
         self._connect()
@@ -74,11 +75,13 @@ class ControlPanel:
         from ..scene import FILTER_HELP, RUN_COLORS
         from ..state import COLOR_BY_CHOICES
         from .filters import HIGHLIGHTS
+        from .serieslist import SeriesList
 
         self.runs_list = QtWidgets.QListWidget()
         self.runs_list.setToolTip("tick: show the run; double-click: next colour")
         self._colors = RUN_COLORS
         self.fill_runs()
+        self.series = SeriesList(self.ctrl)
         self.color = QtWidgets.QComboBox()
         self.color.addItems(COLOR_BY_CHOICES)
         self.checks = {name: QtWidgets.QCheckBox(label) for name, label in TOGGLES}
@@ -115,6 +118,8 @@ class ControlPanel:
         form.addWidget(QtWidgets.QLabel("runs"))
         self.runs_list.setMaximumHeight(22 * max(2, min(6, len(self.ctrl.runs) + 1)))
         form.addWidget(self.runs_list)
+        form.addWidget(QtWidgets.QLabel("series (double-click: log y)"))
+        form.addWidget(self.series.widget)
         form.addWidget(QtWidgets.QLabel("colour by (C)"))
         form.addWidget(self.color)
         for cb in self.checks.values():
@@ -198,6 +203,8 @@ class ControlPanel:
         finally:
             for w in widgets:
                 w.blockSignals(False)
+        if changed is None or changed & {"series", "series_log"}:
+            self.series.fill()
         self.show_details()
 
     def show_details(self) -> None:
