@@ -45,6 +45,8 @@ BLOCK_CACHE_BYTES = 96 << 20
 #: decoded bytes than this, unless that is within :data:`MEMORY_INDEX_RATIO` times the file's own size
 #: (schema-1 blocks are raw, so any schema-1 file passes; only compressed blocks can declare far more).
 MEMORY_INDEX_BYTES = 64 << 20
+#: most buckets per pixel column :meth:`RunWindows.envelope` reads (a finer level asked for is coarsened)
+MAX_BUCKETS_PER_COLUMN = 16
 MEMORY_INDEX_RATIO = 8
 
 
@@ -320,12 +322,28 @@ class RunWindows:
     def envelope(self, x0: float, x1: float, columns: int, level: int | None = -1,
                  rows: int | None = None) -> Envelope | None:
         """Buckets overlapping ``[x0, x1)`` at ``level`` (chosen for ``columns`` when -1, from ``rows`` rows in
-        the window when given); None: draw rows."""
+        the window when given); None: draw rows.
+
+        A level given explicitly is coarsened, when needed, to the finest one with at most
+        :data:`MAX_BUCKETS_PER_COLUMN` buckets per pixel column, so the work is bounded by the pixels drawn,
+        not by the run's length (``Envelope.level`` says which level was read).
+        """
         if level == -1:
             level = self.choose_level(x0, x1, columns, rows)
         if level is None:
             return None
+        level = self._bounded_level(level, x0, x1, columns, rows)
         return Envelope(level, self.buckets_between(level, x0, x1))
+
+    def _bounded_level(self, level: int, x0: float, x1: float, columns: int, rows: int | None) -> int:
+        """``level``, or a coarser one whose buckets in ``[x0, x1)`` number at most
+        :data:`MAX_BUCKETS_PER_COLUMN` per column."""
+        counts = self.chunks.counts()
+        n = self.rows_in_range(x0, x1) if rows is None else rows
+        cap = MAX_BUCKETS_PER_COLUMN * max(1, int(columns))
+        while level + 1 < len(counts) and n / pyramid.bucket_rows(level) > cap:
+            level += 1
+        return level
 
     def buckets_between(self, level: int, x0: float, x1: float) -> dict[str, np.ndarray]:
         """Buckets of ``level`` whose iteration span overlaps ``[x0, x1)``."""

@@ -550,3 +550,19 @@ def test_writer_leaves_the_rollback_journal_when_the_reader_lets_go(tmp_path):
             w.append(i, GRID)
     assert _journal_bytes(p) == b"\x01\x01"
     assert [s for s in ("-wal", "-shm", "-journal") if Path(f"{p}{s}").exists()] == []
+
+
+def test_overview_of_a_consistent_bomb_reads_buckets_bounded_by_pixels(tmp_path, capsys):
+    """A small file with a consistent pyramid over 1.3M declared rows: info answers from the top bucket, and an
+    envelope asked at the finest level is coarsened to at most 16 buckets per pixel column (render read every
+    level-0 chunk: 447 MB and 4 s at 6.5M rows)."""
+    from recorder.window import MAX_BUCKETS_PER_COLUMN, RunWindows
+
+    p = write_bomb(tmp_path / "bomb.gda", blocks=20, rows=65536, k=8, lod=True)
+    rc, out, err = _run(["info", str(p)], capsys)
+    assert rc == 0 and "1,310,720" in out, err
+    with Recording(p) as rec:
+        w = RunWindows.from_recording(rec)
+        env = w.envelope(0, 1_310_720, 100, level=0)
+        assert env.level > 0 and len(env) <= MAX_BUCKETS_PER_COLUMN * 100 + 2
+        assert w.envelope(0, 2000, 100, level=0).level == 0  # a narrow window keeps the level asked for
