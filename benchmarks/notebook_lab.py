@@ -127,7 +127,7 @@ class Lab:
                 time.sleep(0.3)
         raise TimeoutError(f"jupyter lab did not answer in {timeout:.0f} s")
 
-    def open(self, notebook: str, viewport=(1500, 1250)):
+    def open(self, notebook: str, viewport=(1800, 1250)):
         """Open ``notebook`` in headless Chromium; returns the Playwright page."""
         from playwright.sync_api import sync_playwright
 
@@ -141,6 +141,8 @@ class Lab:
             self.page.locator(".jp-Dialog .jp-mod-accept").click(timeout=4000)
         except Exception:
             pass
+        # JupyterLab's news question is a toast over the page (and over screenshots): hide toasts
+        self.page.add_style_tag(content=".Toastify { display: none !important; }")
         self.page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
                                     ".jp-Notebook .jp-Cell", timeout=60_000)
         return self.page
@@ -171,8 +173,8 @@ class Lab:
 
     def loads(self) -> list[dict]:
         """Every frame shown since :meth:`wait_frame`: ``{t (ms, page clock), bytes, type}``."""
-        return self.page.evaluate(f"() => document.querySelector('{FRAME}').__gda.loads"
-                                  ".map(r => ({{t: r.t, bytes: r.bytes, type: r.type}}))")
+        return self.page.evaluate("(sel) => document.querySelector(sel).__gda.loads"
+                                  ".map(r => ({t: r.t, bytes: r.bytes, type: r.type}))", FRAME)
 
     def now(self) -> float:
         """The page's clock (``performance.now()``, ms)."""

@@ -51,8 +51,10 @@ class ExplorerView(W.HBox):
         kw = {} if quality is None else {"quality": int(quality)}
         fb = ExplorerFrameBuffer(ctrl, target, follower=follower, poll_s=poll_s, export_dir=export_dir, **kw)
         controls = Controls(fb)
-        left = W.VBox([fb, controls.status, controls.view_line, controls.details])
-        super().__init__([left, controls.panel()])
+        left = W.VBox([fb, controls.status, controls.view_line, controls.details],
+                      layout=W.Layout(flex="0 0 auto", width=f"{int(size[0]) + 4}px"))
+        # the controls beside the frame, or below it where the notebook is too narrow for both
+        super().__init__([left, controls.panel()], layout=W.Layout(flex_flow="row wrap", align_items="flex-start"))
         self.frame, self.controller, self.follower, self.controls = fb, ctrl, follower, controls
         self.recordings = recordings
         self.add_class("gda-explorer")

@@ -50,16 +50,17 @@ class Controls:
         self.detail_height = detail_height
         self._syncing = False
         self._details_key = None
-        lay = W.Layout(width="250px")
+        lay = W.Layout(width="270px")
+        wide = {"description_width": "95px"}
         self.runs = W.VBox()
-        self.color = W.Dropdown(options=COLOR_BY_CHOICES, description="colour (C)", layout=lay)
+        self.color = W.Dropdown(options=COLOR_BY_CHOICES, description="colour (C)", layout=lay, style=wide)
         self.checks = {name: W.Checkbox(description=label, indent=False) for name, label in TOGGLES}
         self.autofit = W.Checkbox(description="y auto-fit (A)", indent=False)
         self.smoothing = W.Dropdown(options=[("off", 0.0)] + [(f"EMA {v:g}", v) for v in SMOOTHING_STEPS[1:]],
-                                    description="smooth (M)", layout=lay)
+                                    description="smooth (M)", layout=lay, style=wide)
         self.highlight = W.Combobox(options=[h or "none" for h in HIGHLIGHTS], placeholder="none",
                                     description="highlight (H)", ensure_option=False, continuous_update=False,
-                                    layout=lay)
+                                    layout=lay, style=wide)
         self.prev_b, self.next_b = W.Button(description="< prev (P)"), W.Button(description="next (N) >")
         self.it_lo, self.it_hi = W.IntText(layout=W.Layout(width="95px")), W.IntText(layout=W.Layout(width="95px"))
         self.ep_lo, self.ep_hi = W.IntText(layout=W.Layout(width="95px")), W.IntText(layout=W.Layout(width="95px"))
@@ -202,5 +203,5 @@ class Controls:
         self.details_image.value = encode_png(image)
         self.details_image.layout.display = ""
         self.details_numbers.value = (f"<b>details of step {numbers.get('iteration')} of "
-                                      f"{html.escape(str(numbers.get('run')))}</b><br>"
-                                      + format_details(c.details()))
+                                      f"{html.escape(str(numbers.get('run')))}</b>"
+                                      f'<div style="columns: 3; font-size: 90%">{format_details(c.details())}</div>')
