@@ -96,6 +96,7 @@ class Segments:
     p1: np.ndarray
     color: np.ndarray
     ids: Ids | None = None
+    label: str = ""            # what a line stands for (a series: "run: name"), for readouts
 
     def __post_init__(self):
         self.p0, self.p1 = _f64(self.p0, 2), _f64(self.p1, 2)

@@ -155,7 +155,7 @@ def draw_series(frame: Frame, windows: list[SeriesWindow], view: View, on_curve:
             bad = ~np.isfinite(v)
         pair = fin[:-1] & fin[1:]
         p = np.stack([xs, ys], axis=1)
-        frame.add(Segments("series", p[:-1][pair], p[1:][pair], color))
+        frame.add(Segments("series", p[:-1][pair], p[1:][pair], color, label=f"{s.run.name}: {s.name}"))
         if blo is None and fin.sum() <= MARK_POINTS:
             frame.add(Markers("series_marks", p[fin], color, 5.0, 0.0))
         frame.add(Markers("flags", np.stack([xs[bad], np.full(int(bad.sum()), np.nan)], axis=1), NONFINITE_COLOR,

@@ -148,3 +148,31 @@ def test_the_panels_series_list_edits_the_state(long_run):
     assert "checked ['val_loss']" in out
     assert "series ('val_loss', 'accuracy') panels ('accuracy',)" in out
     assert "log ('accuracy',) accuracy  (log)" in out
+
+
+def test_hover_and_csv_include_the_series_drawn(long_run, tmp_path):
+    """The hover readout names the value of each series line drawn at the cursor's x; the CSV of the
+    visible rows carries each drawn logged series at the iterations it was logged at."""
+    import csv
+
+    from gda_gl.explorer.controller import ExplorerController
+    from gda_gl.explorer.picking import hover_text
+
+    with Recording(long_run) as rec:
+        c = ExplorerController([RunData.from_recording(rec)], ViewState(), size=(1000, 700))
+        c.set_x_range((4000.0, 6000.0), animate=False)
+        v = c.view()
+        px, py = v.data_to_px(4500.0, 0.5 * (v.y0 + v.y1))
+        info = c.hover(px, py)
+        expect = np.interp(4500.0, [4000.0, 5000.0], [float(2.0 * np.exp(-4000 / 80_000.0) + 0.3),
+                                                      float(2.0 * np.exp(-5000 / 80_000.0) + 0.3)])
+        assert info["series"]["long: val_loss"] == pytest.approx(expect, rel=2e-3)
+        assert f"long: val_loss {expect:.6g}" in hover_text(info)
+        c.set_x_range((4990.0, 5010.0), animate=False)
+        c.show_series("accuracy", True)
+        n = c.visible_rows_csv(tmp_path / "v.csv")
+        rows = list(csv.DictReader(open(tmp_path / "v.csv")))
+    assert n == len(rows) and {"val_loss", "accuracy"} <= set(rows[0])
+    by_it = {int(r["iteration"]): r for r in rows}
+    assert by_it[5000]["val_loss"] != "" and by_it[5001]["val_loss"] == ""
+    assert float(by_it[5003]["accuracy"]) == pytest.approx(0.5 + 0.4 * (1 - np.exp(-5003 / 50_000.0)))

@@ -289,7 +289,7 @@ class ExplorerController(Navigator):
     # -- export and keys ------------------------------------------------------------------------
     def visible_rows_csv(self, path: str | Path) -> int:
         """Write the rows whose steps are in the drawn x range (all visible runs) as CSV; returns the row count."""
-        return export.visible_rows_csv(self.runs, self.view(), path)
+        return export.visible_rows_csv(self.runs, self.view(), path, self.series_shown()[1])
 
     def key(self, name: str, commands=None) -> str | None:
         """Handle a key through the input map (:func:`.inputmap.dispatch`); returns a status message or None."""

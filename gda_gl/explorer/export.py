@@ -30,8 +30,24 @@ __all__ = ["visible_rows_csv", "export_view", "CODE_NAMES"]
 CODE_NAMES = {"step_class": CLASS_NAMES, "status": STATUS_NAMES}
 
 
-def visible_rows_csv(runs: list[RunData], v: View, path: str | Path) -> int:
+def _series_at(run: RunData, names: list[str], first: int, stop: int) -> dict[str, dict[int, float]]:
+    """For each logged series, iteration -> the value logged there (the last one) in ``[first, stop)``."""
+    out = {}
+    rec = getattr(run.windows, "recording", None)
+    for name in names:
+        try:
+            pts = rec.read_series(name, first, stop) if rec is not None else None
+        except KeyError:
+            pts = None
+        out[name] = {} if pts is None else dict(zip(pts.iteration.tolist(), pts.value.tolist()))
+    return out
+
+
+def visible_rows_csv(runs: list[RunData], v: View, path: str | Path, series: list[str] = ()) -> int:
     """Write the rows whose steps are in the drawn x range of ``v`` (visible ``runs``) as CSV.
+
+    ``series`` names logged series drawn in the view: each is a column holding the value logged at the
+    row's iteration (empty where none was).
 
     Returns
     -------
@@ -49,12 +65,16 @@ def visible_rows_csv(runs: list[RunData], v: View, path: str | Path) -> int:
             sel = np.nonzero(d.iteration + 1 > v.x0)[0]
             cols = list(d.columns)
             named = [c for c in CODE_NAMES if c in cols]
+            extra = [s for s in series if s not in cols]
             if header is None:
-                header = ["run", *cols, *(f"{c}_name" for c in named)]
+                header = ["run", *cols, *(f"{c}_name" for c in named), *extra]
                 w.writerow(header)
+            logged = _series_at(run, extra, int(math.floor(v.x0)), int(math.ceil(v.x1)) + 1) if len(sel) else {}
             for r in sel:
                 codes = [CODE_NAMES[c].get(int(d[c][r]), "") for c in named]
-                w.writerow([run.name, *(d[c][r].item() for c in cols), *codes])
+                k = int(d.iteration[r])
+                w.writerow([run.name, *(d[c][r].item() for c in cols), *codes,
+                            *(logged.get(s, {}).get(k, "") for s in extra)])
                 n += 1
     return n
 

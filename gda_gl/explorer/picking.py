@@ -145,6 +145,9 @@ def hover_info(runs: list[RunData], frame: Frame, view: View, px: float, py: flo
         return None
     x, y = view.px_to_data(px, py)
     info = {"x": x, "loss": y, "x_res": (view.x1 - view.x0) / max(1, view.plot[2])}  # iterations per pixel
+    values = series_at(frame, view, x)
+    if values:
+        info["series"] = values  # the series lines drawn over the curve, at the cursor's x
     near = nearest_arc(frame, view, px, py, HOVER_PX)
     if near is not None and near["run_index"] < len(runs):
         run = runs[near["run_index"]]
@@ -163,10 +166,32 @@ def hover_info(runs: list[RunData], frame: Frame, view: View, px: float, py: flo
     return info
 
 
+def series_at(frame: Frame, view: View, x: float) -> dict[str, float]:
+    """The value of every series line drawn over the curve at x: "run: name" -> value (data units), read
+    from the drawn segments (linear between the points drawn); series not drawn at x are left out."""
+    out = {}
+    xr = x - frame.origin[0]
+    for b in frame.of("series"):
+        hit = np.nonzero((b.p0[:, 0] <= xr) & (xr <= b.p1[:, 0]))[0]
+        if not len(hit) or not b.label:
+            continue
+        j = hit[0]
+        span = b.p1[j, 0] - b.p0[j, 0]
+        u = (xr - b.p0[j, 0]) / span if span > 0 else 0.0
+        yd = b.p0[j, 1] + u * (b.p1[j, 1] - b.p0[j, 1]) + frame.origin[1]
+        out[b.label] = float(10.0 ** yd if view.log_y else yd)
+    return out
+
+
 def hover_text(info: dict | None) -> str:
-    """The status line's words for a :func:`hover_info` result."""
+    """The status line's words for a :func:`hover_info` result (then the series drawn at the cursor's x)."""
     if not info:
         return ""
+    return _hover_main(info) + "".join(f"; {k} {v:.6g}" for k, v in info.get("series", {}).items())
+
+
+def _hover_main(info: dict) -> str:
+    """The words for the step, bucket or place under the cursor."""
     x = format_x(info["x"], info.get("x_res", 1e-4))
     cursor = f"(cursor: x {x}, loss {info['loss']:.6g})"
     if "iteration" in info:
