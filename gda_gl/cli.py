@@ -36,6 +36,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {msg} (see '{self.prog} -h')\n")
 
 
+#: Largest image ``render`` and ``compare --png`` draw (pixels): memory grows with it.
+MAX_PIXELS = 1 << 24
+#: Longest alpha grid ``render`` and ``compare --png`` draw (a recording may hold 65,536).
+MAX_RENDER_ALPHAS = 4096
+
 #: Iteration numbers are int64; a range end beyond this is certainly a typo.
 _MAX_ITERATION = float(2 ** 62)
 
@@ -198,7 +203,20 @@ def _parse_size(text: str) -> tuple[int, int]:
         raise UsageError(f"--size {text[:80]!r}: expected WIDTHxHEIGHT, e.g. 1600x900") from None
     if not (64 <= w <= 16384 and 64 <= h <= 16384):
         raise UsageError(f"--size {text!r}: width and height must be within 64..16384")
+    if w * h > MAX_PIXELS:
+        raise UsageError(f"--size {text!r}: {w * h / 1e6:.0f} megapixels; at most {MAX_PIXELS / 1e6:.1f} "
+                         "(e.g. 4096x4096)")
     return w, h
+
+
+def _check_drawable(runs) -> None:
+    """Refuse, in one line, runs whose alpha grid is longer than :data:`MAX_RENDER_ALPHAS` (drawing is not yet
+    bounded by pixels along alpha: ``recorder.window.alpha_envelope`` is the reduction a frame would use)."""
+    for r in runs:
+        k = len(r.alphas)
+        if k > MAX_RENDER_ALPHAS:
+            raise RecordingError(getattr(r, "path", r.name), f"has {k:,} alphas per step; drawing handles at most "
+                                 f"{MAX_RENDER_ALPHAS:,} ('gda-gl info' and 'compare' without --png work)")
 
 
 def load_runs(paths: list[str]):
@@ -299,6 +317,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     output = check_output(args.output, "png", inputs=[*args.runs, args.state])
     state = view_state_from_args(args)
     runs = load_runs(args.runs)
+    _check_drawable(runs)
     if state.x_range is not None and None in state.x_range:
         spans = [r.x_span for r in runs]
         lo = state.x_range[0] if state.x_range[0] is not None else min(s[0] for s in spans)
@@ -416,6 +435,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     size = _parse_size(args.size) if args.png else None
     state = view_state_from_args(args) if args.png else None
     runs = load_runs(args.runs)
+    if png_out is not None:
+        _check_drawable(runs)
     rows = [summary_from_bucket(r.name, r.windows.summary()) for r in runs]
     params = [hyperparameters(r.windows.recording.run, len(r.alphas)) for r in runs]
     print(format_table(rows, params))
