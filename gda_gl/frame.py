@@ -34,6 +34,7 @@ or the bucket's first and last iteration), which is all picking needs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -87,9 +88,29 @@ class Ids:
         return cls(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("run", "first", "last", "a0", "a1")))
 
 
+class _Batch:
+    """What every batch shares: positions normalised to float64 rows of :attr:`WIDTHS` columns, one RGBA per
+    primitive, ``len()`` the primitive count, and :attr:`ARRAYS` (the per-primitive arrays, concatenated by
+    :meth:`Frame.merged`)."""
+
+    WIDTHS: ClassVar[dict[str, int]] = {}
+    ARRAYS: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self):
+        for name, width in self.WIDTHS.items():
+            setattr(self, name, _f64(getattr(self, name), width))
+        self.color = _rgba(self.color, len(self))
+
+    def __len__(self) -> int:
+        return len(getattr(self, next(iter(self.WIDTHS))))
+
+
 @dataclass
-class Segments:
+class Segments(_Batch):
     """Line segments p0 -> p1 with a colour each."""
+
+    WIDTHS: ClassVar[dict[str, int]] = {"p0": 2, "p1": 2}
+    ARRAYS: ClassVar[tuple[str, ...]] = ("p0", "p1", "color")
 
     kind: str
     p0: np.ndarray
@@ -98,34 +119,26 @@ class Segments:
     ids: Ids | None = None
     label: str = ""            # what a line stands for (a series: "run: name"), for readouts
 
-    def __post_init__(self):
-        self.p0, self.p1 = _f64(self.p0, 2), _f64(self.p1, 2)
-        self.color = _rgba(self.color, len(self.p0))
-
-    def __len__(self) -> int:
-        return len(self.p0)
-
 
 @dataclass
-class Rects:
+class Rects(_Batch):
     """Axis-aligned rectangles (x0, y0, x1, y1) with a colour each."""
+
+    WIDTHS: ClassVar[dict[str, int]] = {"rects": 4}
+    ARRAYS: ClassVar[tuple[str, ...]] = ("rects", "color")
 
     kind: str
     rects: np.ndarray
     color: np.ndarray
     ids: Ids | None = None
 
-    def __post_init__(self):
-        self.rects = _f64(self.rects, 4)
-        self.color = _rgba(self.color, len(self.rects))
-
-    def __len__(self) -> int:
-        return len(self.rects)
-
 
 @dataclass
-class Markers:
+class Markers(_Batch):
     """Markers: centre, colour, size in pixels and shape code (0 disc, 2 triangle, ...)."""
+
+    WIDTHS: ClassVar[dict[str, int]] = {"xy": 2}
+    ARRAYS: ClassVar[tuple[str, ...]] = ("xy", "color", "size", "shape")
 
     kind: str
     xy: np.ndarray
@@ -134,17 +147,10 @@ class Markers:
     shape: np.ndarray | float = 0.0
 
     def __post_init__(self):
-        self.xy = _f64(self.xy, 2)
-        n = len(self.xy)
-        self.color = _rgba(self.color, n)
+        super().__post_init__()
+        n = len(self)
         self.size = np.broadcast_to(np.asarray(self.size, np.float64), (n,))
         self.shape = np.broadcast_to(np.asarray(self.shape, np.float64), (n,))
-
-    def __len__(self) -> int:
-        return len(self.xy)
-
-
-_CONCAT = {Segments: ("p0", "p1", "color"), Rects: ("rects", "color"), Markers: ("xy", "color", "size", "shape")}
 
 
 @dataclass
@@ -197,7 +203,7 @@ class Frame:
         if len(parts) == 1:
             return parts[0]
         cls = type(parts[0])
-        arrays = {name: np.concatenate([np.asarray(getattr(p, name)) for p in parts]) for name in _CONCAT[cls]}
+        arrays = {name: np.concatenate([np.asarray(getattr(p, name)) for p in parts]) for name in cls.ARRAYS}
         out = cls(kind, **arrays)
         if cls is not Markers and all(p.ids is not None for p in parts):
             out.ids = Ids.concat([p.ids for p in parts])

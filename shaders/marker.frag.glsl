@@ -1,10 +1,5 @@
 // marker.frag.glsl: anti-aliased marker shapes with a darker outline.
-varying vec4 v_color;
-varying vec2 v_uv;
-varying float v_size;
-varying float v_shape;
-
-const float AA = {{ AA_PX }};
+#include "marker_varyings.glsl"
 
 void main() {
     float r = 0.5 * v_size;

@@ -9,12 +9,7 @@ attribute float a_shape;   // 0 disc, 1 square, 2 triangle (pointing up), 3 ring
 uniform float u_pin_top;   // > 0: y is ignored and the marker sits this many px below the plot top
 uniform float u_plot_top;  // px
 
-varying vec4 v_color;
-varying vec2 v_uv;
-varying float v_size;
-varying float v_shape;
-
-const float AA = {{ AA_PX }};
+#include "marker_varyings.glsl"
 
 void main() {
     vec2 c = data_to_px(a_center);
