@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+import inspect
 import traceback
-import types
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -25,7 +25,7 @@ RUN_A, RUN_B, FOLLOW = sys.argv[2], sys.argv[3], sys.argv[4]
 results: dict = {}
 
 
-SCENARIOS: list = []  # (name, function of the shared helpers), run in this order against one window
+SCENARIOS: list = []  # (name, function whose parameters name the shared helpers of main), run in order, one window
 
 
 def scenario(name):
@@ -108,11 +108,12 @@ def main() -> None:
     wait(300)
 
     full = c.full_x_range()
-    env = (w, c, cv, native, full, wait, settle, grab, mouse, hover_at, wheel, key, build_window, ANIMATION_S)
-    h = types.SimpleNamespace(env=env, qt=(QtCore, QtGui, QtWidgets, QTest))
+    env = {"w": w, "c": c, "cv": cv, "native": native, "full": full, "wait": wait, "settle": settle, "grab": grab,
+           "mouse": mouse, "hover_at": hover_at, "wheel": wheel, "key": key, "build_window": build_window,
+           "ANIMATION_S": ANIMATION_S, "QtCore": QtCore, "QtGui": QtGui, "QtWidgets": QtWidgets, "QTest": QTest}
     for name, fn in SCENARIOS:
-        try:
-            results[name] = fn(h)
+        try:  # a scenario names the helpers it uses as its parameters, like pytest fixtures
+            results[name] = fn(**{p: env[p] for p in inspect.signature(fn).parameters})
         except Exception:
             results[name] = {"error": traceback.format_exc()}
 
@@ -120,9 +121,7 @@ def main() -> None:
 
 
 @scenario("widgets_follow_state")
-def _widgets_follow_state(h):
-    w, c, cv, native, full, wait, settle, grab, mouse, hover_at, wheel, key, build_window, ANIMATION_S = h.env
-    QtCore, QtGui, QtWidgets, QTest = h.qt
+def _widgets_follow_state(w, c, wait, settle, key):
     out = {}
     key("h")
     wait()
@@ -148,9 +147,7 @@ def _widgets_follow_state(h):
 
 
 @scenario("pick_two_runs")
-def _pick_two_runs(h):
-    w, c, cv, native, full, wait, settle, grab, mouse, hover_at, wheel, key, build_window, ANIMATION_S = h.env
-    QtCore, QtGui, QtWidgets, QTest = h.qt
+def _pick_two_runs(w, c, wait, settle, mouse, hover_at):
     # zoom where both runs' arcs are drawn; click within 2 px of run a's or b's arc
     c.set_x_range((60.0, 75.0))
     settle()
@@ -192,9 +189,7 @@ def _pick_two_runs(h):
 
 
 @scenario("status_after_zoom")
-def _status_after_zoom(h):
-    w, c, cv, native, full, wait, settle, grab, mouse, hover_at, wheel, key, build_window, ANIMATION_S = h.env
-    QtCore, QtGui, QtWidgets, QTest = h.qt
+def _status_after_zoom(w, c, wait, settle, hover_at, key):
     c.set_x_range((100.0, 140.0))
     settle()
     lay = c.layout
@@ -213,9 +208,7 @@ def _status_after_zoom(h):
 
 
 @scenario("box_zoom")
-def _box_zoom(h):
-    w, c, cv, native, full, wait, settle, grab, mouse, hover_at, wheel, key, build_window, ANIMATION_S = h.env
-    QtCore, QtGui, QtWidgets, QTest = h.qt
+def _box_zoom(c, wait, settle, grab, mouse, key, QtCore):
     key("Home")
     settle()
     lay = c.layout
@@ -238,9 +231,7 @@ def _box_zoom(h):
 
 
 @scenario("y_zoom_autofit")
-def _y_zoom_autofit(h):
-    w, c, cv, native, full, wait, settle, grab, mouse, hover_at, wheel, key, build_window, ANIMATION_S = h.env
-    QtCore, QtGui, QtWidgets, QTest = h.qt
+def _y_zoom_autofit(w, c, settle, wheel, key, QtCore):
     key("Home")
     settle()
     h0 = c.drawn_view.y1 - c.drawn_view.y0
@@ -256,9 +247,7 @@ def _y_zoom_autofit(h):
 
 
 @scenario("zoom_out_bound")
-def _zoom_out_bound(h):
-    w, c, cv, native, full, wait, settle, grab, mouse, hover_at, wheel, key, build_window, ANIMATION_S = h.env
-    QtCore, QtGui, QtWidgets, QTest = h.qt
+def _zoom_out_bound(c, full, wait, settle, wheel, key):
     key("Home")
     settle()
     for _ in range(8):
@@ -273,9 +262,7 @@ def _zoom_out_bound(h):
 
 
 @scenario("help_overlay")
-def _help_overlay(h):
-    w, c, cv, native, full, wait, settle, grab, mouse, hover_at, wheel, key, build_window, ANIMATION_S = h.env
-    QtCore, QtGui, QtWidgets, QTest = h.qt
+def _help_overlay(c, settle, grab, key, QtWidgets):
     key("Home")
     settle()
     blue = lambda im: int(np.sum(np.all(np.abs(im.astype(int) - [31, 120, 181]) < 40, axis=2)))  # noqa: E731
@@ -294,9 +281,7 @@ def _help_overlay(h):
 
 
 @scenario("double_click_flight")
-def _double_click_flight(h):
-    w, c, cv, native, full, wait, settle, grab, mouse, hover_at, wheel, key, build_window, ANIMATION_S = h.env
-    QtCore, QtGui, QtWidgets, QTest = h.qt
+def _double_click_flight(c, cv, settle, mouse, key):
     key("Home")
     settle()
     drawn = []
@@ -324,9 +309,7 @@ def _double_click_flight(h):
 
 
 @scenario("slow_frames")
-def _slow_frames(h):
-    w, c, cv, native, full, wait, settle, grab, mouse, hover_at, wheel, key, build_window, ANIMATION_S = h.env
-    QtCore, QtGui, QtWidgets, QTest = h.qt
+def _slow_frames(c, cv, settle, wheel, key, ANIMATION_S):
     # every frame takes twice the animation: each zoom must still end with its target on screen
     r = cv.renderer
     orig = r.draw
@@ -355,9 +338,7 @@ def _slow_frames(h):
 
 
 @scenario("details_layout")
-def _details_layout(h):
-    w, c, cv, native, full, wait, settle, grab, mouse, hover_at, wheel, key, build_window, ANIMATION_S = h.env
-    QtCore, QtGui, QtWidgets, QTest = h.qt
+def _details_layout(w, c, wait, settle, grab):
     out = {}
     for size in ((1500, 850), (900, 560)):
         w.win.resize(*size)
@@ -377,9 +358,7 @@ def _details_layout(h):
 
 
 @scenario("screenshots")
-def _screenshots(h):
-    w, c, cv, native, full, wait, settle, grab, mouse, hover_at, wheel, key, build_window, ANIMATION_S = h.env
-    QtCore, QtGui, QtWidgets, QTest = h.qt
+def _screenshots(w, c, wait, settle, key):
     w.win.resize(1500, 850)
     c.select(None, None)
     key("Home")
@@ -399,10 +378,8 @@ def _screenshots(h):
 
 
 @scenario("save_view_state")
-def _save_view_state(h):
+def _save_view_state(w, c, wait, settle, key):
     """Issue 17.1: S without --state saves beside the first run and says where; ctrl+S with --state."""
-    w, c, cv, native, full, wait, settle, grab, mouse, hover_at, wheel, key, build_window, ANIMATION_S = h.env
-    QtCore, QtGui, QtWidgets, QTest = h.qt
     out = {}
     c.set_x_range((40.0, 90.0))
     settle()
@@ -427,10 +404,8 @@ def _save_view_state(h):
 
 
 @scenario("panel_across_runs")
-def _panel_across_runs(h):
+def _panel_across_runs(w, c, wait, settle, mouse):
     """Issue 17.2: the same step of another run: the side panel must switch with the details canvas."""
-    w, c, cv, native, full, wait, settle, grab, mouse, hover_at, wheel, key, build_window, ANIMATION_S = h.env
-    QtCore, QtGui, QtWidgets, QTest = h.qt
     c.set_x_range((60.0, 75.0))
     settle()
     v = c.drawn_view
@@ -456,10 +431,8 @@ def _panel_across_runs(h):
 
 
 @scenario("readout_after_view_moves")
-def _readout_after_view_moves(h):
+def _readout_after_view_moves(w, c, wait, settle, hover_at, key):
     """Issue 17.6: status and tooltip must follow the view when it moves without the mouse (Home, L)."""
-    w, c, cv, native, full, wait, settle, grab, mouse, hover_at, wheel, key, build_window, ANIMATION_S = h.env
-    QtCore, QtGui, QtWidgets, QTest = h.qt
     from PyQt6.QtWidgets import QToolTip
 
     out = {}
@@ -493,10 +466,8 @@ def _readout_after_view_moves(h):
 
 
 @scenario("readouts_in_range")
-def _readouts_in_range(h):
+def _readouts_in_range(w, c, wait, settle, mouse, hover_at, key, QtCore):
     """Issue 17.3: status lines over the whole run, in log y and during a box zoom name drawn points only."""
-    w, c, cv, native, full, wait, settle, grab, mouse, hover_at, wheel, key, build_window, ANIMATION_S = h.env
-    QtCore, QtGui, QtWidgets, QTest = h.qt
     import re
 
     out = {"grid_max": float(max(max(r.alphas) for r in c.runs)), "lines": []}
@@ -529,10 +500,8 @@ def _readouts_in_range(h):
 
 
 @scenario("keys_after_panel_and_esc")
-def _keys_after_panel_and_esc(h):
+def _keys_after_panel_and_esc(w, c, native, wait, settle, key, QtCore, QTest):
     """Issue 17.7: keys reach the plot after typing into the epoch box; Esc clears the help's status."""
-    w, c, cv, native, full, wait, settle, grab, mouse, hover_at, wheel, key, build_window, ANIMATION_S = h.env
-    QtCore, QtGui, QtWidgets, QTest = h.qt
 
     def focused():  # the widget keys go to in this window
         return w.win.focusWidget()
@@ -575,10 +544,8 @@ def _keys_after_panel_and_esc(h):
 
 
 @scenario("numbers_at_scale")
-def _numbers_at_scale(h):
+def _numbers_at_scale(wait, build_window, QtCore, QtGui, QtWidgets):
     """Issues 17.4, 17.5, 17.7 in a window on a run at 7.6 million iterations with SGD's constant lr 0.05."""
-    w, c, cv, native, full, wait, settle, grab, mouse, hover_at, wheel, key, build_window, ANIMATION_S = h.env
-    QtCore, QtGui, QtWidgets, QTest = h.qt
     from gda_gl import textlayer
     from recorder.store import RecordingWriter
 
@@ -641,9 +608,7 @@ def _numbers_at_scale(h):
 
 
 @scenario("follow_missing_file")
-def _follow_missing_file(h):
-    w, c, cv, native, full, wait, settle, grab, mouse, hover_at, wheel, key, build_window, ANIMATION_S = h.env
-    QtCore, QtGui, QtWidgets, QTest = h.qt
+def _follow_missing_file(w, wait, build_window):
     from recorder.store import RecordingWriter
     from conftest import parabola_phi
 
