@@ -325,7 +325,8 @@ class SqlChunks(ChunkSource):
         RecordingError (or LodError without a path): one line saying what disagrees.
         """
         try:
-            check_totals(self._counts, self._spans, rows, first, last, lambda: self._top_row(query or self._query), self._fields)
+            check_totals(self._counts, self._spans, rows, first, last,
+                         lambda: self._top_row(query or self._query), self._fields)
         except LodError as exc:
             raise self._fail(exc) from None
 

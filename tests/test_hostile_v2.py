@@ -8,7 +8,6 @@ it.  Every case was written to fail before the fix it names.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import sqlite3
@@ -425,8 +424,7 @@ def write_bomb(p: Path, blocks: int, rows: int, k: int, lod: bool = True) -> Pat
     from recorder.lodstore import write_chunks
 
     grid = np.linspace(0.0, 2.0, k)
-    with RecordingWriter(p, grid, {"name": p.stem}) as w:
-        pass
+    RecordingWriter(p, grid, {"name": p.stem}).close()
     zero = {name: np.zeros(rows, dt) for name, dt in schema.ITER_DTYPES.items()}
     phi = np.zeros((rows, k), np.float32)
     tc = np.zeros(rows, np.int32)
@@ -568,7 +566,7 @@ def test_overview_of_a_consistent_bomb_reads_buckets_bounded_by_pixels(tmp_path,
         assert w.envelope(0, 2000, 100, level=0).level == 0  # a narrow window keeps the level asked for
 
 
-# --------------------------------------------------------------------------- drawing bounded along alpha (item 3, partly)
+# --------------------------------------------------------------------------- drawing bounded along alpha (item 3)
 
 def test_render_refuses_more_alphas_than_it_draws_and_huge_images(tmp_path, capsys):
     """Item 3: a valid recording with 65,536 alphas made ``render`` take 24 s and 4.1 GB, then fail with
