@@ -11,6 +11,17 @@ case ",${GDA_EXTRAS:-demo,test,gui}," in *,gui,*)
   pkgs+=(xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 libxcb-image0
          libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-xfixes0 libxcb-xkb1 libdbus-1-3);;
 esac
+# the notebook widget's browser test drives Debian's chromium (Playwright never downloads a browser here);
+# installed as root only: elsewhere that one test skips and says why
+case ",${GDA_EXTRAS:-demo,test,gui}," in *,notebook,*)
+  if ! command -v chromium >/dev/null; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+      pkgs+=(chromium)
+    else
+      echo "setup: no chromium; the notebook browser test will skip (apt-get install -y --no-install-recommends chromium)" >&2
+    fi
+  fi;;
+esac
 need=()
 for pkg in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
