@@ -57,6 +57,12 @@ def write_synthetic(path: Path, n: int = 200, k: int = 16, *, batch_every: int =
 
 
 @pytest.fixture
+def fresh_calibration(tmp_path, monkeypatch):
+    """A probe-calibration cache of this test's own: ``strategy='auto'`` calibrates from scratch."""
+    monkeypatch.setenv("GDA_GL_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
 def synthetic(tmp_path):
     return write_synthetic(tmp_path / "synthetic.gda")
 

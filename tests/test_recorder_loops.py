@@ -22,24 +22,10 @@ from models import MLP, digits
 from recorder import schema
 from recorder.probe import ProbeConfig
 from recorder.store import Recording
-from truth import Tape, true_gradient, truth
+from truth import assert_phi_is_true, batches, ce, taped, true_gradient, truth
 
 torch.set_num_threads(2)
-
-
-@pytest.fixture(autouse=True)
-def fresh_calibration(tmp_path, monkeypatch):
-    """Every test calibrates ``auto`` from scratch (the issue's failures depend on it)."""
-    monkeypatch.setenv("GDA_GL_CACHE", str(tmp_path / "cache"))
-
-
-def ce(m, x, y):
-    return F.cross_entropy(m(x), y)
-
-
-def batches(n_steps, size=32, seed=0):
-    X, y = digits(n_steps * size)
-    return [(X[i * size:(i + 1) * size], y[i * size:(i + 1) * size]) for i in range(n_steps)]
+pytestmark = pytest.mark.usefixtures("fresh_calibration")  # the issue's failures depend on calibrating afresh
 
 
 # --------------------------------------------------------------------------- item 2: buffers
@@ -65,10 +51,7 @@ class RunningMax(nn.Module):
 
 @pytest.mark.parametrize("strategy", ["auto", "sweep"])
 def test_buffers_changed_by_forward_are_reset_before_every_alpha(tmp_path, strategy):
-    torch.manual_seed(0)
-    model = RunningMax()
-    opt = torch.optim.SGD(model.parameters(), lr=2.0)
-    tape = Tape(model, opt)
+    model, opt, tape = taped(RunningMax, lr=2.0)
     loss_fn = nn.CrossEntropyLoss()
     cfg = ProbeConfig(k=9, alpha_max=4.0, strategy=strategy)
     with recorder.attach(opt, model, loss_fn, tmp_path / "buf.gda", probe=cfg, strict=True):
@@ -113,10 +96,7 @@ def _seq_data(T, B, per_step, seed=0):
 
 
 def _train_seq(tmp_path, name, cfg, T, B, per_step, steps=2):
-    torch.manual_seed(0)
-    model = SeqFirst(per_step)
-    opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    tape = Tape(model, opt)
+    model, opt, tape = taped(lambda: SeqFirst(per_step), lr=0.5)
     loss_fn = SeqCE()
     with recorder.attach(opt, model, loss_fn, tmp_path / f"{name}.gda", probe=cfg):
         for s in range(steps):
@@ -161,10 +141,7 @@ def test_sub_batch_refuses_layouts_it_cannot_tell(tmp_path, T):
 # --------------------------------------------------------------------------- items 4, 5, 11: gradients
 
 def test_gradient_clipping_records_the_true_gradient(tmp_path):
-    torch.manual_seed(0)
-    model = MLP()
-    opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    tape = Tape(model, opt)
+    model, opt, tape = taped(MLP, lr=0.5)
     loss_fn = nn.CrossEntropyLoss()
     with recorder.attach(opt, model, loss_fn, tmp_path / "clip.gda", probe=ProbeConfig(k=5), strict=True):
         for x, y in batches(3):
@@ -189,10 +166,7 @@ def test_gradient_clipping_records_the_true_gradient(tmp_path):
 
 @pytest.mark.parametrize("limit", [64, 2])
 def test_gradient_accumulation_measures_the_line_over_all_micro_batches(tmp_path, limit):
-    torch.manual_seed(0)
-    model = MLP()
-    opt = torch.optim.Adam(model.parameters(), lr=0.05)
-    tape = Tape(model, opt)
+    model, opt, tape = taped(MLP, lr=0.05, optimizer=torch.optim.Adam)
     loss_fn = nn.CrossEntropyLoss()
     accum = 3
     data = batches(3 * accum, size=16)
@@ -235,10 +209,7 @@ class Branchy(nn.Module):
 
 
 def test_parameters_without_gradient_count_as_zero(tmp_path):
-    torch.manual_seed(0)
-    model = Branchy()
-    opt = torch.optim.SGD(model.parameters(), lr=0.3, momentum=0.5)
-    tape = Tape(model, opt)
+    model, opt, tape = taped(Branchy, lr=0.3, momentum=0.5)
     loss_fn = nn.CrossEntropyLoss()
     with recorder.attach(opt, model, loss_fn, tmp_path / "branch.gda", probe=ProbeConfig(k=5), strict=True):
         for s, (x, y) in enumerate(batches(4)):
@@ -269,10 +240,7 @@ def test_parameters_without_gradient_count_as_zero(tmp_path):
 
 @pytest.mark.parametrize("strategy", ["auto", "sweep", "batched"])
 def test_per_sample_loss_then_mean(tmp_path, strategy):
-    torch.manual_seed(0)
-    model = MLP()
-    opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    tape = Tape(model, opt)
+    model, opt, tape = taped(MLP, lr=0.5)
     loss_fn = nn.CrossEntropyLoss(reduction="none")
     with recorder.attach(opt, model, loss_fn, tmp_path / "none.gda", probe=ProbeConfig(k=5, strategy=strategy)):
         for x, y in batches(3):
@@ -283,9 +251,7 @@ def test_per_sample_loss_then_mean(tmp_path, strategy):
             opt.step()
     d = Recording(tmp_path / "none.gda").read()
     assert len(d) == 3 and np.all(d["status"] == schema.STATUS_OK)
-    for k, step in enumerate(tape.steps):
-        np.testing.assert_allclose(d.phi[k], truth(MLP, step, d.alpha_grid, ce), rtol=1e-5)
-        assert d["train_loss"][k] == pytest.approx(step["micro"][0][2], rel=1e-6)
+    assert_phi_is_true(d, tape, MLP, ce, train_loss=True)
 
 
 # --------------------------------------------------------------------------- item 7: models with their own loss
@@ -304,10 +270,7 @@ class OwnLoss(nn.Module):
 
 
 def test_loss_from_a_model_that_computes_its_own_loss(tmp_path):
-    torch.manual_seed(0)
-    model = OwnLoss()
-    opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    tape = Tape(model, opt)
+    model, opt, tape = taped(OwnLoss, lr=0.5)
     with recorder.attach(opt, model, path=tmp_path / "own.gda", loss_from="loss", probe=ProbeConfig(k=5),
                          strict=True):
         for x, y in batches(3):
@@ -318,9 +281,7 @@ def test_loss_from_a_model_that_computes_its_own_loss(tmp_path):
             opt.step()
     d = Recording(tmp_path / "own.gda").read()
     own = lambda m, x, y: m(x, labels=y, temperature=2.0).loss  # noqa: E731
-    for k, step in enumerate(tape.steps):
-        np.testing.assert_allclose(d.phi[k], truth(OwnLoss, step, d.alpha_grid, own), rtol=1e-5)
-        assert d["train_loss"][k] == pytest.approx(step["micro"][0][2], rel=1e-6)
+    assert_phi_is_true(d, tape, OwnLoss, own, train_loss=True)
 
 
 def test_a_wrong_loss_from_is_recorded_and_training_goes_on(tmp_path, caplog):
@@ -346,10 +307,7 @@ def test_a_wrong_loss_from_is_recorded_and_training_goes_on(tmp_path, caplog):
 
 
 def test_observe_keeps_keyword_arguments(tmp_path):
-    torch.manual_seed(0)
-    model = OwnLoss()
-    opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    tape = Tape(model, opt)
+    model, opt, tape = taped(OwnLoss, lr=0.5)
     logits_ce = lambda out, y: F.cross_entropy(out.logits, y)  # noqa: E731  a plain function
     with recorder.attach(opt, model, logits_ce, tmp_path / "kw.gda", probe=ProbeConfig(k=5), strict=True) as rec:
         for x, y in batches(2):
@@ -361,17 +319,13 @@ def test_observe_keeps_keyword_arguments(tmp_path):
             opt.step()
     d = Recording(tmp_path / "kw.gda").read()
     kw = lambda m, x, y: F.cross_entropy(m(x, temperature=3.0).logits, y)  # noqa: E731
-    for k, step in enumerate(tape.steps):
-        np.testing.assert_allclose(d.phi[k], truth(OwnLoss, step, d.alpha_grid, kw), rtol=1e-5)
+    assert_phi_is_true(d, tape, OwnLoss, kw)
 
 
 # --------------------------------------------------------------------------- item 8: validation forwards
 
 def test_validation_forwards_between_backward_and_step_are_not_the_batch(tmp_path):
-    torch.manual_seed(0)
-    model = MLP()
-    opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    tape = Tape(model, opt)
+    model, opt, tape = taped(MLP, lr=0.5)
     loss_fn = nn.CrossEntropyLoss()
     Xv, yv = digits(300)
     Xv, yv = Xv[-100:], yv[-100:]
@@ -388,18 +342,13 @@ def test_validation_forwards_between_backward_and_step_are_not_the_batch(tmp_pat
             model.train()
             opt.step()
     d = Recording(tmp_path / "val.gda").read()
-    for k, step in enumerate(tape.steps):
-        np.testing.assert_allclose(d.phi[k], truth(MLP, step, d.alpha_grid, ce), rtol=1e-5)
-        assert d["train_loss"][k] == pytest.approx(step["micro"][0][2], rel=1e-6)
+    assert_phi_is_true(d, tape, MLP, ce, train_loss=True)
 
 
 # --------------------------------------------------------------------------- item 9: two recorders
 
 def test_two_recorders_do_not_see_each_others_probes(tmp_path):
-    torch.manual_seed(0)
-    model = MLP()
-    opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    tape = Tape(model, opt)
+    model, opt, tape = taped(MLP, lr=0.5)
     loss_fn = nn.CrossEntropyLoss()
     Xp, yp = digits(200)
     Xp, yp = Xp[-40:], yp[-40:]
@@ -449,10 +398,7 @@ def test_probe_config_refuses_nonsense_with_one_message(tmp_path):
 # --------------------------------------------------------------------------- item 12: train-mode replay
 
 def test_train_mode_probe_replays_the_steps_rng(tmp_path):
-    torch.manual_seed(0)
-    model = MLP(dropout=0.3)
-    opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    tape = Tape(model, opt)
+    model, opt, tape = taped(lambda: MLP(dropout=0.3), lr=0.5)
     loss_fn = nn.CrossEntropyLoss()
     cfg = ProbeConfig(k=9, eval_mode=False)  # replay_rng=True is the default
     with recorder.attach(opt, model, loss_fn, tmp_path / "train.gda", probe=cfg, strict=True):

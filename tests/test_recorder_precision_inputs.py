@@ -20,18 +20,10 @@ from models import MLP, digits
 from recorder import schema
 from recorder.probe import ProbeConfig, sub_batch
 from recorder.store import Recording
-from truth import Tape, truth
+from truth import Tape, assert_phi_is_true, batches, ce, taped, truth
 
 torch.set_num_threads(2)
-
-
-@pytest.fixture(autouse=True)
-def fresh_calibration(tmp_path, monkeypatch):
-    monkeypatch.setenv("GDA_GL_CACHE", str(tmp_path / "cache"))
-
-
-def ce(m, x, y):
-    return F.cross_entropy(m(x), y)
+pytestmark = pytest.mark.usefixtures("fresh_calibration")
 
 
 def ce_bf16(m, x, y):
@@ -39,19 +31,11 @@ def ce_bf16(m, x, y):
         return F.cross_entropy(m(x), y).float()
 
 
-def batches(n_steps, size=32):
-    X, y = digits(n_steps * size)
-    return [(X[i * size:(i + 1) * size], y[i * size:(i + 1) * size]) for i in range(n_steps)]
-
-
 # --------------------------------------------------------------------------- item 8: autocast
 
 def _train_autocast(tmp_path, name, cfg, whole_loop, steps=3):
     """SGD on the MLP with the forward in bf16 autocast; ``whole_loop``: step() runs inside the region too."""
-    torch.manual_seed(0)
-    model = MLP()
-    opt = torch.optim.SGD(model.parameters(), lr=1.0)
-    tape = Tape(model, opt)
+    model, opt, tape = taped(MLP, lr=1.0)
     loss_fn = nn.CrossEntropyLoss()
     losses = []
     with recorder.attach(opt, model, loss_fn, tmp_path / f"{name}.gda", probe=cfg, strict=True):
@@ -109,10 +93,7 @@ def test_precision_option_is_checked():
 
 @pytest.mark.parametrize("strategy", ["sweep", "batched"])
 def test_inputs_refilled_in_place_before_step_fail_the_row(tmp_path, strategy, caplog):
-    torch.manual_seed(0)
-    model = MLP()
-    opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    tape = Tape(model, opt)
+    model, opt, tape = taped(MLP, lr=0.5)
     loss_fn = nn.CrossEntropyLoss()
     data = batches(6)
     xb, yb = data[0][0].clone(), data[0][1].clone()  # the loop's one shared input buffer
@@ -141,10 +122,7 @@ def test_a_ring_buffer_prefetching_into_another_slot_is_not_a_refill(tmp_path, s
     # x and y are views of one buffer; writing the next slot before step() bumps their version counters
     # (shared with the buffer) but leaves their data alone: the step is probed, on the right data.  With
     # one slot the prefetch overwrites the step's own data: failed rows
-    torch.manual_seed(0)
-    model = MLP()
-    opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    tape = Tape(model, opt)
+    model, opt, tape = taped(MLP, lr=0.5)
     loss_fn = nn.CrossEntropyLoss()
     data = batches(4)
     xs, ys = torch.zeros(2, 32, 64), torch.zeros(2, 32, dtype=torch.long)
@@ -162,8 +140,7 @@ def test_a_ring_buffer_prefetching_into_another_slot_is_not_a_refill(tmp_path, s
         assert np.all(d["status"] == schema.STATUS_FAILED) and np.all(np.isnan(d.phi))
         return
     assert np.all(d["status"] == schema.STATUS_OK)
-    for k, step in enumerate(tape.steps):
-        np.testing.assert_allclose(d.phi[k], truth(MLP, step, d.alpha_grid, ce), rtol=1e-5)
+    assert_phi_is_true(d, tape, MLP, ce)
 
 
 def test_a_model_that_changes_its_input_in_place_is_not_probed(tmp_path):
@@ -203,10 +180,7 @@ class SeqFirst(nn.Module):
 
 
 def _train_seq(tmp_path, name, cfg, T, B, steps=2, lengths=False):
-    torch.manual_seed(0)
-    model = SeqFirst()
-    opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    tape = Tape(model, opt)
+    model, opt, tape = taped(SeqFirst, lr=0.5)
     loss_fn = nn.CrossEntropyLoss()
     with recorder.attach(opt, model, loss_fn, tmp_path / f"{name}.gda", probe=cfg):
         for s in range(steps):

@@ -4,12 +4,19 @@
 model's state dict at w_k (buffers included) and w_{k+1}; the loop (or a framework callback) feeds
 it the batches.  :func:`truth` evaluates a *fresh* model built from that state at
 w_k + alpha (w_{k+1} - w_k); :func:`true_gradient` differentiates it in a separate autograd pass.
+
+The loop tests share the rest: :func:`taped` (a seeded model, its optimizer and a tape on them),
+:func:`batches` of digits and :func:`assert_phi_is_true` (every recorded line against :func:`truth`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
+from torch.nn import functional as F
+
+from models import digits
 
 
 class Tape:
@@ -66,3 +73,32 @@ def true_gradient(factory, step, loss_of):
     grads = torch.autograd.grad(loss, [p for p in m.parameters()], allow_unused=True)
     g = {nm: (gr if gr is not None else torch.zeros_like(p)) for nm, gr, p in zip(names, grads, m.parameters())}
     return g
+
+
+def ce(m, x, y):
+    """Cross-entropy of the model's output: the loss the truth evaluates for ``nn.CrossEntropyLoss`` loops."""
+    return F.cross_entropy(m(x), y)
+
+
+def batches(n_steps, size=32):
+    """``n_steps`` consecutive batches of ``size`` digits, as (x, y) pairs."""
+    X, y = digits(n_steps * size)
+    return [(X[i * size:(i + 1) * size], y[i * size:(i + 1) * size]) for i in range(n_steps)]
+
+
+def taped(factory, lr=0.5, optimizer=torch.optim.SGD, **opt_kw):
+    """``torch.manual_seed(0)``, then a model from ``factory``, its optimizer and a :class:`Tape` on both."""
+    torch.manual_seed(0)
+    model = factory()
+    opt = optimizer(model.parameters(), lr=lr, **opt_kw)
+    return model, opt, Tape(model, opt)
+
+
+def assert_phi_is_true(d, tape, factory, loss_of=ce, rtol=1e-5, train_loss=False):
+    """Every recorded line equals :func:`truth` on the taped step; with ``train_loss`` the recorded
+    train loss is the one the loop fed the tape (to 1e-6)."""
+    assert len(tape.steps) == len(d)
+    for k, step in enumerate(tape.steps):
+        np.testing.assert_allclose(d.phi[k], truth(factory, step, d.alpha_grid, loss_of), rtol=rtol)
+        if train_loss:
+            assert d["train_loss"][k] == pytest.approx(step["micro"][0][2], rel=1e-6)
