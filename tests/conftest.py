@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,16 @@ def write_synthetic(path: Path, n: int = 200, k: int = 16, *, batch_every: int =
             w.append(i, phi[i], trials=tr, epoch=i // 100, batch=(i // batch_every) if batch_every else 0,
                      taken_alpha=1.0, train_loss=float(phi[i, 0]), wall_time=1.7e9 + i, status=0,
                      **{name: v[i] for name, v in stats.items()})
+    return path
+
+
+def foreign_sqlite(path: Path) -> Path:
+    """An SQLite database of another application at ``path``: one table ``t`` with one row."""
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE t (x)")
+    con.execute("INSERT INTO t VALUES (1)")
+    con.commit()
+    con.close()
     return path
 
 

@@ -9,7 +9,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from conftest import run_cli, write_synthetic
+from conftest import foreign_sqlite, run_cli, write_synthetic
 from recorder.store import RecordingWriter
 
 
@@ -24,13 +24,7 @@ def _make_not_sqlite(tmp):
 
 
 def _make_other_sqlite(tmp):
-    p = tmp / "other.gda"
-    con = sqlite3.connect(p)
-    con.execute("CREATE TABLE t (x)")
-    con.execute("INSERT INTO t VALUES (1)")
-    con.commit()
-    con.close()
-    return p, "not a gda recording (an SQLite database of another application)"
+    return foreign_sqlite(tmp / "other.gda"), "not a gda recording (an SQLite database of another application)"
 
 
 def _make_newer(tmp):

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, foreign_sqlite
 from recorder.errors import RecordingBusyError, RecordingError
 from recorder.store import Recording, RecordingWriter
 
@@ -43,19 +43,19 @@ class FailingConnection:
     def __init__(self, con, fail_on: str, times: int | None = 1):
         self._con, self.fail_on, self.times = con, fail_on, times
 
-    def execute(self, sql, *args):
+    def _call(self, method: str, sql: str, *args):
+        """Fail ``sql`` while failures are due, else run it with the wrapped connection's ``method``."""
         if sql.lstrip().upper().startswith(self.fail_on) and (self.times is None or self.times > 0):
             if self.times is not None:
                 self.times -= 1
             raise sqlite3.OperationalError("database or disk is full")
-        return self._con.execute(sql, *args)
+        return getattr(self._con, method)(sql, *args)
+
+    def execute(self, sql, *args):
+        return self._call("execute", sql, *args)
 
     def executemany(self, sql, *args):
-        if sql.lstrip().upper().startswith(self.fail_on) and (self.times is None or self.times > 0):
-            if self.times is not None:
-                self.times -= 1
-            raise sqlite3.OperationalError("database or disk is full")
-        return self._con.executemany(sql, *args)
+        return self._call("executemany", sql, *args)
 
     def __getattr__(self, name):
         return getattr(self._con, name)
@@ -301,12 +301,7 @@ def _make_targets(tmp: Path) -> dict[str, Path]:
     text.write_text("my notes\n")
     ckpt = tmp / "model.pt"
     ckpt.write_bytes(b"PK\x03\x04" + os.urandom(200))
-    other = tmp / "app.db"
-    con = sqlite3.connect(other)
-    con.execute("CREATE TABLE t(x)")
-    con.execute("INSERT INTO t VALUES (1)")
-    con.commit()
-    con.close()
+    other = foreign_sqlite(tmp / "app.db")
     d = tmp / "adir.gda"
     d.mkdir()
     fifo = tmp / "pipe.gda"
@@ -462,24 +457,24 @@ def test_opens_while_a_writer_commits_never_fail(tmp_path):
         proc.wait()
 
 
-def test_remote_heartbeat_in_the_future_does_not_lock_forever(tmp_path):
-    p = _good(tmp_path / "remote.gda", n=3)
+def _remote_writer_open(p: Path, heartbeat: float) -> None:
+    """Mark ``p`` as held open by a writer on another host whose last heartbeat says ``heartbeat``."""
     con = sqlite3.connect(p)
     con.execute("UPDATE meta SET value = ? WHERE key = 'writer'",
-                (json.dumps({"pid": 77, "host": "far-away.example", "token": None, "heartbeat": time.time() + 1e7,
+                (json.dumps({"pid": 77, "host": "far-away.example", "token": None, "heartbeat": heartbeat,
                              "state": "open"}),))
     con.commit()
     con.close()
+
+
+def test_remote_heartbeat_in_the_future_does_not_lock_forever(tmp_path):
+    p = _good(tmp_path / "remote.gda", n=3)
+    _remote_writer_open(p, time.time() + 1e7)
     with RecordingWriter(p, GRID, append=True) as w:
         w.append(3, _phi(3))
     _check_rows(p, range(4))
     # a recent remote heartbeat still counts as a live writer
-    con = sqlite3.connect(p)
-    con.execute("UPDATE meta SET value = ? WHERE key = 'writer'",
-                (json.dumps({"pid": 77, "host": "far-away.example", "token": None, "heartbeat": time.time() + 5,
-                             "state": "open"}),))
-    con.commit()
-    con.close()
+    _remote_writer_open(p, time.time() + 5)
     with pytest.raises(RecordingBusyError):
         RecordingWriter(p, GRID, append=True)
 
