@@ -89,17 +89,22 @@ def test_probe_leaves_model_bit_for_bit_unchanged():
         assert torch.equal(v, state[k]), k
 
 
+def _closure_step(model, opt, loss_fn, x, y):
+    """One ``opt.step(closure)`` on (x, y), the way line-search optimizers (L-BFGS, CG) are driven."""
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        return loss
+    opt.step(closure)
+
+
 def _train(model, opt, loss_fn, steps, rec=None, closure_opt=False, batch=64):
     X, y = digits(batch * 4)
     for s in range(steps):
         xb, yb = X[(s % 4) * batch:(s % 4 + 1) * batch], y[(s % 4) * batch:(s % 4 + 1) * batch]
         if closure_opt:
-            def closure():
-                opt.zero_grad()
-                loss = loss_fn(model(xb), yb)
-                loss.backward()
-                return loss
-            opt.step(closure)
+            _closure_step(model, opt, loss_fn, xb, yb)
         else:
             opt.zero_grad()
             loss_fn(model(xb), yb).backward()
@@ -289,12 +294,7 @@ def test_cg_line_search_meets_wolfe_conditions_and_records_trials(tmp_path):
     opt = CG(model.parameters())
     with recorder.attach(opt, model, loss_fn, tmp_path / "cg.gda", probe=ProbeConfig(k=9)):
         for k in range(10):
-            def closure():
-                opt.zero_grad()
-                loss = loss_fn(model(X), y)
-                loss.backward()
-                return loss
-            opt.step(closure)
+            _closure_step(model, opt, loss_fn, X, y)
             ls = opt.last_line_search
             if ls["success"]:
                 # strong Wolfe-Powell at the accepted step (rho = 0.05, sigma = 0.1)
