@@ -38,8 +38,6 @@ class _Parser(argparse.ArgumentParser):
 
 #: Largest image ``render`` and ``compare --png`` draw (pixels): memory grows with it.
 MAX_PIXELS = 1 << 24
-#: Longest alpha grid ``render`` and ``compare --png`` draw (a recording may hold 65,536).
-MAX_RENDER_ALPHAS = 4096
 
 #: Iteration numbers are int64; a range end beyond this is certainly a typo.
 _MAX_ITERATION = float(2 ** 62)
@@ -209,16 +207,6 @@ def _parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def _check_drawable(runs) -> None:
-    """Refuse, in one line, runs whose alpha grid is longer than :data:`MAX_RENDER_ALPHAS` (drawing is not yet
-    bounded by pixels along alpha: ``recorder.window.alpha_envelope`` is the reduction a frame would use)."""
-    for r in runs:
-        k = len(r.alphas)
-        if k > MAX_RENDER_ALPHAS:
-            raise RecordingError(getattr(r, "path", r.name), f"has {k:,} alphas per step; drawing handles at most "
-                                 f"{MAX_RENDER_ALPHAS:,} ('gda-gl info' and 'compare' without --png work)")
-
-
 def load_runs(paths: list[str]):
     """Open recordings and prepare them for drawing (one colour each)."""
     from recorder.errors import RecordingError
@@ -317,7 +305,6 @@ def _cmd_render(args: argparse.Namespace) -> int:
     output = check_output(args.output, "png", inputs=[*args.runs, args.state])
     state = view_state_from_args(args)
     runs = load_runs(args.runs)
-    _check_drawable(runs)
     if state.x_range is not None and None in state.x_range:
         spans = [r.x_span for r in runs]
         lo = state.x_range[0] if state.x_range[0] is not None else min(s[0] for s in spans)
@@ -435,8 +422,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     size = _parse_size(args.size) if args.png else None
     state = view_state_from_args(args) if args.png else None
     runs = load_runs(args.runs)
-    if png_out is not None:
-        _check_drawable(runs)
     rows = [summary_from_bucket(r.name, r.windows.summary()) for r in runs]
     params = [hyperparameters(r.windows.recording.run, len(r.alphas)) for r in runs]
     print(format_table(rows, params))

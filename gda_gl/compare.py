@@ -76,6 +76,11 @@ STAT_KEYS = {"final_loss": "final loss", "ls_evals": "mean line-search evals", "
 _NOT_HYPER = {"foreach", "fused", "differentiable", "capturable", "maximize", "params"}
 
 
+def _clean(text: str, limit: int) -> str:
+    """Text from a file, shortened, every non-printable character (terminal escapes) shown as '?'."""
+    return "".join(ch if ch.isprintable() else "?" for ch in str(text)[:limit])
+
+
 def _scalar(v):
     """A metadata value as a table cell: numbers and short texts; None for anything else."""
     if isinstance(v, bool) or v is None:
@@ -83,7 +88,7 @@ def _scalar(v):
     if isinstance(v, (int, float)):
         return v
     if isinstance(v, str):
-        return v[:60]
+        return _clean(v, 60)
     if isinstance(v, (list, tuple)) and 0 < len(v) <= 4 and all(isinstance(x, (int, float)) for x in v):
         return ",".join(f"{x:g}" for x in v)
     return None
@@ -96,13 +101,13 @@ def hyperparameters(run_meta: dict, alphas: int | None = None) -> dict:
     hyper = run_meta.get("hyperparameters")
     for k, v in (hyper.items() if isinstance(hyper, dict) else ()):
         if k not in _NOT_HYPER and _scalar(v) is not None:
-            out[str(k)[:40]] = _scalar(v)
+            out[_clean(k, 40)] = _scalar(v)
     if alphas is not None:
         out["probe K"] = alphas
     config = run_meta.get("config")
     for k, v in (config.items() if isinstance(config, dict) else ()):
         if _scalar(v) is not None:
-            out[f"config.{str(k)[:40]}"] = _scalar(v)
+            out[f"config.{_clean(k, 40)}"] = _scalar(v)
     return {k: v for k, v in out.items() if v is not None}
 
 

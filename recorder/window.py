@@ -402,37 +402,6 @@ class RunWindows:
         return self.chunks.top()
 
 
-def alpha_envelope(alphas: np.ndarray, phi: np.ndarray, max_columns: int
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Reduce a long alpha grid to at most ``max_columns`` contiguous groups, keeping every extreme.
-
-    What a frame with more alphas than pixel columns should draw: group ``j`` spans alphas
-    ``[edges[j], edges[j + 1])``; per row, ``lo``/``hi`` are the smallest and largest finite phi in the group
-    (NaN where the group holds none), so a spike along alpha stays visible however many alphas there are.
-    Memory and time are O(rows x alphas) once, the output O(rows x max_columns).
-
-    Parameters
-    ----------
-    alphas : (K,) increasing grid
-    phi : (n, K) values
-    max_columns : the most groups wanted (the plot's width in pixels)
-
-    Returns
-    -------
-    (alpha, lo, hi) : (m,) the first alpha of each group, and (n, m) minima and maxima, m <= max_columns
-    """
-    alphas = np.asarray(alphas, np.float64)
-    phi = np.asarray(phi)
-    k = len(alphas)
-    m = max(1, min(int(max_columns), k))
-    starts = np.unique((np.arange(m) * k) // m)
-    finite = np.where(np.isfinite(phi), phi, np.nan)
-    with np.errstate(all="ignore"):
-        lo = np.fmin.reduceat(finite, starts, axis=1) if phi.size else np.empty((len(phi), len(starts)), phi.dtype)
-        hi = np.fmax.reduceat(finite, starts, axis=1) if phi.size else np.empty((len(phi), len(starts)), phi.dtype)
-    return alphas[starts], lo, hi
-
-
 def _check_index_budget(rec) -> None:
     """Refuse to index a file in memory when its blocks declare more decoded bytes than
     :data:`MEMORY_INDEX_BYTES` or :data:`MEMORY_INDEX_RATIO` times the file's size allow (a run without a
