@@ -28,6 +28,18 @@ def _slope(g, step):
     return sum(float(torch.dot(g[n].reshape(-1), (step["w1"][n] - step["state"][n]).reshape(-1))) for n in g)
 
 
+def _traced_recording(plain, traced, path, caplog):
+    """Training with the callback is bit for bit the training without it; the recording at ``path`` has its
+    3 steps, all probed, and the recorder logged no warning.  Returns the recording's rows."""
+    for p, q in zip(plain.parameters(), traced.parameters()):
+        assert torch.equal(p, q)
+    with Recording(path) as r:
+        d = r.read()
+    assert len(d) == 3 and np.all(d["status"] == schema.STATUS_OK)
+    assert not [rec for rec in caplog.records if rec.name.startswith("recorder")]
+    return d
+
+
 # --------------------------------------------------------------------------- PyTorch Lightning
 
 pl = pytest.importorskip("lightning.pytorch")
@@ -88,13 +100,7 @@ def test_lightning_callback_with_accumulation_and_clipping(tmp_path, caplog):
     tape_cb = TapeCallback()
     gda = GdaCallback(tmp_path / "lit.gda", probe=ProbeConfig(k=5), strict=True)
     traced = _fit(tmp_path, [tape_cb, gda])
-    # training with the callback is bit-for-bit the training without it
-    for p, q in zip(plain.parameters(), traced.parameters()):
-        assert torch.equal(p, q)
-    with Recording(tmp_path / "lit.gda") as r:
-        d = r.read()
-    assert len(d) == 3 and np.all(d["status"] == schema.STATUS_OK)
-    assert not [rec for rec in caplog.records if rec.name.startswith("recorder")]
+    d = _traced_recording(plain, traced, tmp_path / "lit.gda", caplog)
     ce = lambda m, x, y: F.cross_entropy(m.net(x), y)  # noqa: E731
     for k, step in enumerate(tape_cb.tape.steps):
         assert len(step["micro"]) == 2
@@ -175,12 +181,7 @@ def test_huggingface_callback_with_accumulation_and_clipping(tmp_path, caplog):
     tape_cb = TapeTrainerCallback()
     traced = _hf_train(tmp_path, [tape_cb, GdaTrainerCallback(tmp_path / "hf.gda", probe=ProbeConfig(k=5),
                                                               strict=True)])
-    for p, q in zip(plain.parameters(), traced.parameters()):
-        assert torch.equal(p, q)
-    with Recording(tmp_path / "hf.gda") as r:
-        d = r.read()
-    assert len(d) == 3 and np.all(d["status"] == schema.STATUS_OK)
-    assert not [rec for rec in caplog.records if rec.name.startswith("recorder")]
+    d = _traced_recording(plain, traced, tmp_path / "hf.gda", caplog)
     for k, step in enumerate(tape_cb.tape.steps):
         assert len(step["micro"]) == 2
         # the Trainer passes num_items_in_batch (the step's label count): each micro-batch's loss is then
