@@ -102,7 +102,7 @@ def render(json_path: str | None, tiny: bool, png: str | None) -> dict:
     from vispy import gloo
 
     from gda_gl.bench.common import timeit
-    from gda_gl.bench.render import _first_frame, _Strip, _synthetic
+    from gda_gl.bench.render import _first_frame, _synthetic, lod_off_frame
     from gda_gl.export import Offscreen, save_png
     from gda_gl.render import CurveRenderer, Layout
     from gda_gl.scene import RunData
@@ -159,19 +159,12 @@ def render(json_path: str | None, tiny: bool, png: str | None) -> dict:
                 out["png"] = os.path.basename(png)
             if samples <= strip_max:
                 t0 = time.perf_counter()
-                with target:
-                    strip = _Strip(data)
-
-                def brute():
-                    with target:
-                        strip.draw()
-                    target.read()
-
+                brute = lod_off_frame(target, data)
                 brute()
                 row["LOD off upload s"] = time.perf_counter() - t0
                 row["LOD off ms"] = 1e3 * timeit(brute, repeat=3, warmup=0)
-                del strip
-            del run_, data
+                del brute  # frees the strip's vertex buffer
+            run_ = data = None  # free both before the next, larger size
         except Exception as exc:  # e.g. out of host or GL memory at 1e9: say so, keep the smaller sizes
             row["error"] = f"{type(exc).__name__}: {exc}"[:300]
         out["rows"].append(row)

@@ -71,6 +71,20 @@ class _Strip:
         self.prog.draw("line_strip")
 
 
+def lod_off_frame(target, data):
+    """Upload every sample of ``data`` as one GL line strip (no level of detail) on the offscreen ``target``;
+    returns a function that draws that strip and reads the frame back, the per-frame cost without LOD."""
+    with target:
+        strip = _Strip(data)
+
+    def brute():
+        with target:
+            strip.draw()
+        target.read()
+
+    return brute
+
+
 def _first_frame(tmp: Path, env: dict | None = None, timeout: float | None = None) -> float:
     """``gda-gl render`` of a 1,000,000 x 16 recording, process start to PNG (``env``: the GL set-up to use;
     headless EGL by default)."""
@@ -122,16 +136,9 @@ def run(quick: bool = False) -> dict:
         row = {"samples": f"{samples:.0e}", "prepare (envelopes+pyramid) s": t_prep, "overview ms": 1e3 * t_over,
                "zoomed (200 it) ms": 1e3 * t_zoom}
         if samples <= 10_000_000:
-            with target:
-                strip = _Strip(data)
-
-            def brute():
-                with target:
-                    strip.draw()
-                target.read()
-
+            brute = lod_off_frame(target, data)
             row["LOD off ms"] = 1e3 * timeit(brute, repeat=3)
-            del strip
+            del brute  # frees the strip's vertex buffer
         else:
             row["LOD off ms"] = math.nan  # 1e8 samples: 800 MB of vertices, not attempted
         rows.append(row)
