@@ -263,9 +263,10 @@ def cockpit_stage(dev, tiny: bool, json_path: str | None, deadline: float) -> di
 
     from gda_gl.bench.probe import _models
 
-    from backpack import extend  # noqa: E402  (ImportError: the stage reports it)
-    from cockpit import Cockpit
-    from cockpit.utils.configuration import configuration
+    import backpack  # noqa: E402, F401  (ImportError: the stage reports it before training anything)
+    import cockpit as ck_mod
+
+    from benchmarks.peers import cockpit_economy
 
     X, y = _cnn_data(dev)
     steps = 5 if tiny else 60
@@ -281,30 +282,13 @@ def cockpit_stage(dev, tiny: bool, json_path: str | None, deadline: float) -> di
     base = (time.perf_counter() - t0) / steps
 
     torch.manual_seed(0)
-    model = extend(cls().to(dev))
-    loss_fn = extend(nn.CrossEntropyLoss())
-    ind = extend(nn.CrossEntropyLoss(reduction="none"))
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    ck = Cockpit(model.parameters(), quantities=configuration("economy"))
-
-    def cockpit_steps(start, n):
-        for s in range(start, start + n):
-            i = (s * 128) % (len(X) - 128)
-            xb, yb = X[i:i + 128], y[i:i + 128]
-            opt.zero_grad()
-            outp = model(xb)
-            loss = loss_fn(outp, yb)
-            losses = ind(outp, yb)
-            with ck(s, info={"batch_size": 128, "individual_losses": losses, "loss": loss, "optimizer": opt}):
-                loss.backward(create_graph=ck.create_graph(s))
-            opt.step()
-        _sync(dev)
-
-    cockpit_steps(0, 3)
+    train = cockpit_economy(cls().to(dev), X, y)
+    train(0, 3)
+    _sync(dev)
     t0 = time.perf_counter()
-    cockpit_steps(3, steps)
+    train(3, steps)
+    _sync(dev)
     t = (time.perf_counter() - t0) / steps
-    import cockpit as ck_mod
 
     out = {"device": str(dev), "steps": steps, "cockpit": getattr(ck_mod, "__version__", "?"),
            "rows": [{"what": "plain training (same loop)", "ms/step": 1e3 * base, "x training": 1.0},

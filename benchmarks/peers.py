@@ -120,23 +120,40 @@ def _cockpit_row(quick: bool, base_step: float) -> dict:
         return row
     try:
         import torch
-        from backpack import extend as bp_extend
-        from cockpit import Cockpit
-        from cockpit.utils.configuration import configuration
-        from torch import nn
 
         from gda_gl.bench.probe import _batch, _models
 
         torch.manual_seed(0)
         X, y = _batch(1792)
-        model = bp_extend(_models()["CNN"]())
-        loss_fn = bp_extend(nn.CrossEntropyLoss())
-        ind = bp_extend(nn.CrossEntropyLoss(reduction="none"))
-        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-        ck = Cockpit(model.parameters(), quantities=configuration("economy"))
+        train = cockpit_economy(_models()["CNN"](), X, y)
         steps = 20 if quick else 60
         t0 = time.perf_counter()
-        for s in range(steps):
+        train(0, steps)
+        t = (time.perf_counter() - t0) / steps
+        row.update({"s/step": t, "x training": t / base_step, "note": "configuration('economy')"})
+    except Exception as exc:  # report exactly why
+        row.update({"s/step": math.nan, "x training": math.nan, "note": f"failed: {type(exc).__name__}: {exc}"[:160]})
+    return row
+
+
+def cockpit_economy(model, X, y):
+    """Cockpit's ``economy`` configuration watching ``model`` (extended by BackPACK here) train on (X, y):
+    SGD (lr 0.05, momentum 0.9), batches of 128 taken in turn, cross-entropy.  Returns ``train(start, n)``,
+    which runs steps ``start`` .. ``start + n - 1``.  Needs cockpit-for-pytorch and backpack-for-pytorch."""
+    import torch
+    from backpack import extend
+    from cockpit import Cockpit
+    from cockpit.utils.configuration import configuration
+    from torch import nn
+
+    model = extend(model)
+    loss_fn = extend(nn.CrossEntropyLoss())
+    ind = extend(nn.CrossEntropyLoss(reduction="none"))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    ck = Cockpit(model.parameters(), quantities=configuration("economy"))
+
+    def train(start: int, n: int) -> None:
+        for s in range(start, start + n):
             i = (s * 128) % (len(X) - 128)
             xb, yb = X[i:i + 128], y[i:i + 128]
             opt.zero_grad()
@@ -146,8 +163,5 @@ def _cockpit_row(quick: bool, base_step: float) -> dict:
             with ck(s, info={"batch_size": 128, "individual_losses": losses, "loss": loss, "optimizer": opt}):
                 loss.backward(create_graph=ck.create_graph(s))
             opt.step()
-        t = (time.perf_counter() - t0) / steps
-        row.update({"s/step": t, "x training": t / base_step, "note": "configuration('economy')"})
-    except Exception as exc:  # report exactly why
-        row.update({"s/step": math.nan, "x training": math.nan, "note": f"failed: {type(exc).__name__}: {exc}"[:160]})
-    return row
+
+    return train
