@@ -35,7 +35,8 @@ STATUS, VIEW, DETAILS = ".gda-explorer .gda-status", ".gda-explorer .gda-view", 
 _JS_WATCH = """(sel) => {
   const img = document.querySelector(sel);
   if (!img || img.__gda) return !!img;
-  img.__gda = {loads: []};
+  img.__gda = {loads: [], wheels: []};
+  img.addEventListener('wheel', () => img.__gda.wheels.push(performance.now()), {capture: true});
   img.addEventListener('load', () => {
     const rec = {t: performance.now(), src: img.src, bytes: -1, type: ''};
     img.__gda.loads.push(rec);
@@ -175,6 +176,10 @@ class Lab:
         """Every frame shown since :meth:`wait_frame`: ``{t (ms, page clock), bytes, type}``."""
         return self.page.evaluate("(sel) => document.querySelector(sel).__gda.loads"
                                   ".map(r => ({t: r.t, bytes: r.bytes, type: r.type}))", FRAME)
+
+    def wheels(self) -> list[float]:
+        """Page times (ms) of every wheel event the frame <img> received since :meth:`wait_frame`."""
+        return self.page.evaluate("(sel) => document.querySelector(sel).__gda.wheels", FRAME)
 
     def now(self) -> float:
         """The page's clock (``performance.now()``, ms)."""

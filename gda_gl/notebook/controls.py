@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import logging
 import math
+import time
 
 import ipywidgets as W
 
@@ -25,7 +26,9 @@ from ..explorer.panel import TOGGLES, format_details
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Controls"]
+__all__ = ["Controls", "STATUS_EVERY_S"]
+
+STATUS_EVERY_S = 0.25  # the status and view lines while the view flies (they follow its last frame)
 
 
 def _rgb(color) -> str:
@@ -50,6 +53,7 @@ class Controls:
         self.detail_height = detail_height
         self._syncing = False
         self._details_key = None
+        self._status_t = 0.0
         lay = W.Layout(width="270px")
         wide = {"description_width": "95px"}
         self.runs = W.VBox()
@@ -176,6 +180,11 @@ class Controls:
 
     # -- status and details ---------------------------------------------------------------------------
     def show_status(self) -> None:
+        """The status and view lines; during a flight at most every :data:`STATUS_EVERY_S` (the last frame always)."""
+        now = time.monotonic()
+        if self.ctrl.animating and now - self._status_t < STATUS_EVERY_S:
+            return  # each update is a message and a relayout in the browser, competing with the frames
+        self._status_t = now
         self.status.value = f"<code>{html.escape(self.fb.status) or '&nbsp;'}</code>"
         self.view_line.value = f"<small>{html.escape(self.fb.view_text())}</small>"
 
