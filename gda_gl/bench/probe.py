@@ -11,11 +11,10 @@ Cockpit's cheapest configuration to the slowdown table as a peer (``benchmarks/p
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 import numpy as np
-
-from .common import timeit
 
 NAME = "probe"
 
@@ -87,11 +86,91 @@ def step_endpoints(model):
     return params, w0, w1
 
 
+#: a ratio to a floor below this is impossible for a sequential method: the floor was mis-measured
+FLOOR_RATIO_MIN = 1.0
+
+
+def spread(values) -> dict:
+    """Median and spread of repeated measurements: ``median``, ``lo`` (min), ``hi`` (max), ``iqr``."""
+    v = np.asarray(list(values), np.float64)
+    q1, med, q3 = np.percentile(v, [25, 50, 75])
+    return {"median": float(med), "lo": float(v.min()), "hi": float(v.max()), "iqr": float(q3 - q1)}
+
+
+#: shortest timed sample (s): a call shorter than this is repeated, so one scheduler hiccup is averaged out
+MIN_SAMPLE_S = 0.02
+
+
+def interleaved(fns: dict, rounds: int, warmup: int = 1, base: str | None = None) -> dict[str, list[tuple]]:
+    """(wall, CPU) seconds of every callable in ``fns``, one call of each per round, in alternation.
+
+    With ``base`` (the floor), each other callable is timed right after its own call of ``base``, so
+    every ratio is a pair measured back to back: a burst of load on a shared machine hits both halves
+    of a pair alike.  The CPU time is this process's (all threads): other processes' load does not
+    enter it, so it is the steadier number on a shared machine; the wall time is what a user waits.
+
+    A call shorter than :data:`MIN_SAMPLE_S` (timed in the warm-up) is repeated within each sample,
+    and the sample divided by the repeats.
+
+    Returns
+    -------
+    dict of name -> list of (wall s, CPU s) per call; with ``base``, ``base`` holds one entry per pair,
+    in the order of the other names, round by round (see :func:`pairs`)
+    """
+    repeats = {}
+    for name, fn in fns.items():
+        t0 = time.perf_counter()
+        for _ in range(max(1, warmup)):
+            fn()
+        per = (time.perf_counter() - t0) / max(1, warmup)
+        repeats[name] = max(1, min(1000, int(math.ceil(MIN_SAMPLE_S / max(per, 1e-6)))))
+    out = {name: [] for name in fns}
+
+    def timed(name):
+        n = repeats[name]
+        w0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(n):
+            fns[name]()
+        out[name].append(((time.perf_counter() - w0) / n, (time.process_time() - c0) / n))
+
+    others = [n for n in fns if n != base]
+    for r in range(rounds):
+        for name in (others if r % 2 == 0 else others[::-1]):  # alternate the order too
+            if base is not None:
+                timed(base)
+            timed(name)
+    return out
+
+
+def pairs(times: dict, base: str) -> dict[str, list[tuple]]:
+    """The ``base`` timings paired with each other name's, from :func:`interleaved` with ``base``."""
+    others = [n for n in times if n != base]
+    rounds = len(times[others[0]]) if others else 0
+    out = {n: [] for n in others}
+    it = iter(times[base])
+    for r in range(rounds):
+        for name in (others if r % 2 == 0 else others[::-1]):
+            out[name].append(next(it))
+    return out
+
+
+def ratio_cells(num: list[tuple], den: list[tuple], label: str = "x floor") -> dict:
+    """Per-pair ratios num/den (wall and CPU) as medians with their min..max, flagged below
+    :data:`FLOOR_RATIO_MIN` (impossible for a sequential method: a measurement error)."""
+    num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
+    w = spread(num[:, 0] / den[:, 0])
+    c = spread(num[:, 1] / np.maximum(den[:, 1], 1e-9))
+    cells = {label: w["median"], f"{label} range": f"{w['lo']:.2f}..{w['hi']:.2f}", f"{label} (CPU)": c["median"]}
+    low = [k for k, v in ((label, w["median"]), (f"{label} (CPU)", c["median"])) if v < FLOOR_RATIO_MIN]
+    if low:
+        cells["flag"] = f"{' and '.join(low)} below {FLOOR_RATIO_MIN:.1f}x: measurement error"
+    return cells
+
+
 def probe_table(quick: bool) -> list[dict]:
+    """Every probe method against its K-forward floor, measured interleaved, per model and K."""
     import torch
     from torch import nn
-
-    from recorder.probe import LineProbe, ProbeConfig, naive_phi
 
     torch.set_num_threads(2)
     X, y = _batch()
@@ -102,44 +181,60 @@ def probe_table(quick: bool) -> list[dict]:
         torch.manual_seed(0)
         model = cls()
         params, w0, w1 = step_endpoints(model)
-        pbytes = w0.numel() * 4
-        model.eval()
-
-        def one_forward():
-            with torch.no_grad():
-                loss_fn(model(X), y)
-
-        t_fwd = timeit(one_forward, repeat=7, warmup=2)
-        model.train()
         for k in ks:
-            alphas = np.linspace(0, 2, k)
-            floor = k * t_fwd
-            w0l = [t.clone() for t in torch.split(w0, [p.numel() for p in params])]
-            w0l = [t.view_as(p) for t, p in zip(w0l, params)]
-            w1l = [p.detach().clone() for p in params]
-            res = {}
-            rep = 2 if quick else 3
-            res["naive loop"] = (timeit(lambda: naive_phi(model, loss_fn, w0l, w1l, lambda m: list(m.parameters()),
-                                                          alphas, ((X,), {}), y), repeat=rep, warmup=1), pbytes)
-            budget = 256 << 20
-            for strat in ("sweep", "batched", "auto"):
-                probe = LineProbe(model, loss_fn, params, ProbeConfig(alphas=tuple(alphas), strategy=strat,
-                                                                       memory_budget=budget))
-                probe.measure(w0, w1, ((X,), {}), y)  # warm-up / calibration
-                t = timeit(lambda: probe.measure(w0, w1, ((X,), {}), y), repeat=rep, warmup=0)
-                label = strat if strat != "auto" else f"auto ({probe.calibration.get('choice', strat)})"
-                mem = {"sweep": 2 * pbytes, "batched": min(k, max(1, budget // pbytes)) * pbytes,
-                       "auto": 2 * pbytes if probe.calibration.get("choice") == "sweep"
-                       else min(k, max(1, budget // pbytes)) * pbytes}[strat]
-                res[label] = (t, mem)
-            for label, (t, mem) in res.items():
-                rows.append({"model": mname, "params": w0.numel(), "K": k, "method": label,
-                             "samples/s": k / t, "x floor (K fwd)": t / floor, "param-copy MiB": mem / 2 ** 20})
+            rows += _strategy_rows(mname, model, params, w0, w1, k, X, y, loss_fn, quick)
     return rows
 
 
-def slowdown_table(quick: bool) -> list[dict]:
-    """Training time with the recorder attached per preset / without it (benchmark CNN, batch 128)."""
+def _strategy_rows(mname, model, params, w0, w1, k, X, y, loss_fn, quick) -> list[dict]:
+    """Rows of one (model, K): the floor (K plain forward passes) timed in the same rounds as each method."""
+    import torch
+
+    from recorder.probe import LineProbe, ProbeConfig, naive_phi
+
+    pbytes = w0.numel() * 4
+    alphas = np.linspace(0, 2, k)
+    w0l = [t.clone().view_as(p) for t, p in zip(torch.split(w0, [p.numel() for p in params]), params)]
+    w1l = [p.detach().clone() for p in params]
+
+    def floor():  # what the probe cannot beat sequentially: K forward passes, eval mode, no grad
+        model.eval()
+        with torch.no_grad():
+            for _ in range(k):
+                loss_fn(model(X), y)
+        model.train()
+
+    fns = {"floor": floor,
+           "naive loop": lambda: naive_phi(model, loss_fn, w0l, w1l, lambda m: list(m.parameters()), alphas,
+                                           ((X,), {}), y)}
+    budget = 256 << 20
+    mem = {"naive loop": pbytes}
+    labels = {}
+    for strat in ("sweep", "batched", "auto"):
+        probe = LineProbe(model, loss_fn, params, ProbeConfig(alphas=tuple(alphas), strategy=strat,
+                                                               memory_budget=budget))
+        probe.measure(w0, w1, ((X,), {}), y)  # warm-up / calibration, outside the timed rounds
+        choice = probe.calibration.get("choice", strat) if strat == "auto" else strat
+        label = f"auto ({choice})" if strat == "auto" else strat
+        fns[label] = (lambda pr=probe: pr.measure(w0, w1, ((X,), {}), y))
+        mem[label] = 2 * pbytes if choice == "sweep" else min(k, max(1, budget // pbytes)) * pbytes
+        labels[label] = strat
+    times = interleaved(fns, rounds=5 if quick else 9, base="floor")
+    floors = pairs(times, "floor")
+    rows = []
+    for label in fns:
+        if label == "floor":
+            continue
+        t = spread([w for w, _ in times[label]])
+        rows.append({"model": mname, "params": w0.numel(), "K": k, "method": label,
+                     "samples/s": k / t["median"], **ratio_cells(times[label], floors[label]),
+                     "param-copy MiB": mem[label] / 2 ** 20})
+    return rows
+
+
+def _train_runner(cls, X, y, steps: int):
+    """``train(preset)`` and ``forward()``: (wall, CPU) seconds per step of the benchmark loop (SGD with
+    momentum, batch 128; warm-up and the recorder's set-up outside the timed part) and of a plain forward."""
     import os
     import tempfile
 
@@ -148,10 +243,6 @@ def slowdown_table(quick: bool) -> list[dict]:
 
     import recorder
 
-    torch.set_num_threads(2)
-    X, y = _batch(1792)
-    cls = _models()["CNN"]
-    steps = 50 if quick else 200
     loss_fn = nn.CrossEntropyLoss()
 
     def train(preset):
@@ -160,38 +251,71 @@ def slowdown_table(quick: bool) -> list[dict]:
         opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         tmp = tempfile.mkdtemp()
         rec = recorder.attach(opt, model, loss_fn, os.path.join(tmp, "b.gda"), probe=preset) if preset else None
-        # warm-up (and the probe's one-time calibration) outside the timed part
-        for s in range(5):
-            xb, yb = X[:128], y[:128]
+        for s in range(5):  # warm-up (and the probe's one-time calibration) outside the timed part
             opt.zero_grad()
-            loss_fn(model(xb), yb).backward()
+            loss_fn(model(X[:128]), y[:128]).backward()
             opt.step()
-        t0 = time.perf_counter()
+        w0, c0 = time.perf_counter(), time.process_time()
         for s in range(steps):
             i = (s * 128) % (len(X) - 128)
-            xb, yb = X[i:i + 128], y[i:i + 128]
             opt.zero_grad()
-            loss_fn(model(xb), yb).backward()
+            loss_fn(model(X[i:i + 128]), y[i:i + 128]).backward()
             opt.step()
-        t = time.perf_counter() - t0
+        t = (time.perf_counter() - w0) / steps, (time.process_time() - c0) / steps
         if rec:
             rec.close()
         return t
 
-    # interleave the runs and keep each configuration's best: the machine is shared and noisy
-    presets = [None, "cheap", "standard", "dense"]
-    best = {p: float("inf") for p in presets}
-    for rep in range(3):
-        for p in presets:
-            if rep and p in ("standard", "dense"):
-                continue  # their ratio is far from any threshold; one run is enough
-            best[p] = min(best[p], train(p))
-    base = best[None]
-    rows = [{"preset": "(no recorder)", "alphas": 0, "s/step": base / steps, "x training": 1.0}]
-    for preset in presets[1:]:
+    def forward():
+        model = cls()
+        model.eval()
+        w0, c0 = time.perf_counter(), time.process_time()
+        with torch.no_grad():
+            for s in range(steps):
+                loss_fn(model(X[:128]), y[:128])
+        return (time.perf_counter() - w0) / steps, (time.process_time() - c0) / steps
+
+    return train, forward
+
+
+def slowdown_table(quick: bool) -> list[dict]:
+    """Training time with the recorder attached per preset / without it (benchmark CNN, batch 128).
+
+    Every preset runs ``reps`` times, each run right after a plain run of its own (the presets in
+    alternating order); the table reports the median of those pairs' ratios with their range, in wall
+    and in this process's CPU time.  ``probe CPU / fwd CPU`` is the probe's CPU time per step (preset
+    minus plain) in plain forward passes of the batch, to compare with the alphas per probed step.
+    """
+    import torch
+
+    import recorder
+
+    torch.set_num_threads(2)
+    X, y = _batch(1792)
+    steps = 30 if quick else 100
+    reps = 3 if quick else 5
+    train, forward = _train_runner(_models()["CNN"], X, y, steps)
+    presets = [p for p in ("cheap", "standard", "dense", "adaptive") if p in recorder.PRESETS]
+    times = {p: [] for p in presets}
+    plain = {p: [] for p in presets}
+    for r in range(reps):  # each preset's run right after a plain run of its own: ratios of adjacent pairs
+        for p in (presets if r % 2 == 0 else presets[::-1]):
+            plain[p].append(train(None))
+            times[p].append(train(p))
+    times["plain"] = [t for p in presets for t in plain[p]]
+    fwd = [forward() for _ in range(3)]
+    t_fwd = spread([c for _, c in fwd])["median"]
+    base = spread([w for w, _ in times["plain"]])
+    rows = [{"preset": "(no recorder)", "alphas": 0, "every": 1, "s/step": base["median"],
+             "s/step range": f"{base['lo']:.4g}..{base['hi']:.4g}", "x training": 1.0}]
+    for preset in presets:
         cfg = recorder.PRESETS[preset]
-        rows.append({"preset": preset, "alphas": cfg.k, "s/step": best[preset] / steps,
-                     "x training": best[preset] / base})
+        s = spread([w for w, _ in times[preset]])
+        extra_cpu = [pc - bc for (_, pc), (_, bc) in zip(times[preset], plain[preset])]
+        rows.append({"preset": preset, "alphas": cfg.budget if cfg.mode == "adaptive" else len(cfg.alpha_grid()),
+                     "every": cfg.every, "s/step": s["median"], "s/step range": f"{s['lo']:.4g}..{s['hi']:.4g}",
+                     **ratio_cells(times[preset], plain[preset], "x training"),
+                     "probe CPU / fwd CPU": spread(extra_cpu)["median"] / t_fwd})
     return rows
 
 
