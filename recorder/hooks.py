@@ -741,7 +741,8 @@ def attach(optimizer: torch.optim.Optimizer, model: torch.nn.Module, loss_fn: Ca
         the training loss (a per-sample loss, ``reduction='none'`` then ``.mean()``, is averaged);
         None when the model computes its own loss (give ``loss_from``)
     path : the ``*.gda`` recording to write
-    probe : a preset name (``"cheap"``, ``"standard"``, ``"dense"``) or a :class:`ProbeConfig`
+    probe : a preset name (``"cheap"``, ``"standard"``, ``"dense"``, ``"adaptive"``: up to 7 alphas per
+        step placed where the line bends, each row storing its own) or a :class:`ProbeConfig`
     **kwargs : ``loss_from`` (where the model's output holds its loss: ``"loss"`` for HuggingFace
         models called with ``labels=``, an index, or a callable), ``run`` (extra metadata), ``tags``,
         ``seed``, ``strict``, ``overwrite``, ``commit_interval``, ``distributed``
