@@ -270,6 +270,10 @@ def view_state_from_args(args: argparse.Namespace):
         st.color_by = args.color_by
     if getattr(args, "highlight", None):
         st.highlight = args.highlight
+    if getattr(args, "x_axis", None):
+        if st.x_axis != args.x_axis and not getattr(args, "range", None):
+            st.x_range = None  # a saved range is in the saved axis's units
+        st.x_axis = args.x_axis
     if getattr(args, "series", None):
         st.series = tuple(args.series)
     if getattr(args, "series_log", None):
@@ -284,6 +288,16 @@ def view_state_from_args(args: argparse.Namespace):
             raise UsageError(f"--smooth {args.smooth!r}: expected a number in [0, 1)")
         st.smoothing = v
     return st
+
+
+def _check_axis(runs, state) -> None:
+    """Refuse, in one line, an x axis a run cannot provide (no wall time, no samples per step)."""
+    from .xaxis import unavailable
+
+    for r in runs:
+        why = unavailable(r, state.x_axis)
+        if why:
+            raise UsageError(f"--x-axis {state.x_axis}: {why}")
 
 
 def _check_series(runs, state) -> None:
@@ -305,10 +319,13 @@ def _cmd_render(args: argparse.Namespace) -> int:
     output = check_output(args.output, "png", inputs=[*args.runs, args.state])
     state = view_state_from_args(args)
     runs = load_runs(args.runs)
+    _check_axis(runs, state)
     if state.x_range is not None and None in state.x_range:
-        spans = [r.x_span for r in runs]
-        lo = state.x_range[0] if state.x_range[0] is not None else min(s[0] for s in spans)
-        hi = state.x_range[1] if state.x_range[1] is not None else max(s[1] for s in spans)
+        from .scene import runs_x_span
+
+        span = runs_x_span(runs, state.x_axis)
+        lo = state.x_range[0] if state.x_range[0] is not None else span[0]
+        hi = state.x_range[1] if state.x_range[1] is not None else span[1]
         if hi <= lo:
             raise UsageError(f"--range {args.range!r} is empty for these runs ({lo:g}..{hi:g})")
         state.x_range = (lo, hi)
@@ -422,6 +439,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     size = _parse_size(args.size) if args.png else None
     state = view_state_from_args(args) if args.png else None
     runs = load_runs(args.runs)
+    if state is not None:
+        _check_axis(runs, state)
     rows = [summary_from_bucket(r.name, r.windows.summary()) for r in runs]
     params = [hyperparameters(r.windows.recording.run, len(r.alphas)) for r in runs]
     print(format_table(rows, params))
@@ -535,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("target", metavar="NEW.gda")
     q.set_defaults(func=_cmd_upgrade)
 
-    from .state import COLOR_BY_CHOICES
+    from .state import COLOR_BY_CHOICES, X_AXES
 
     q = sub.add_parser("render", help="draw recordings to a PNG, no display needed",
                        description="Render the enhanced training error curve (or one line search) to a PNG.")
@@ -552,6 +571,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--series", nargs="+", metavar="NAME", help="logged series to draw: names with 'loss' on the "
                                                               "curve's axes, the others in panels below it")
     q.add_argument("--series-log", nargs="+", metavar="NAME", help="series panels with a log y axis")
+    q.add_argument("--x-axis", choices=X_AXES, help="x axis: iteration (default), epoch (fractional), samples "
+                                                    "seen, wall_time (s), forward_passes (line searches included); "
+                                                    "--range is in its units")
     q.add_argument("--detail", type=int, metavar="K", help="render the line search of iteration K instead")
     q.add_argument("--state", metavar="F", help="a view state saved by 'gda-gl view' (JSON)")
     q.set_defaults(func=_cmd_render)
@@ -586,6 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--csv", metavar="F", help="also write the table as CSV")
     q.add_argument("--png", metavar="F", help="also draw the runs sharing the x axis (stacked, or a grid of small "
                                               "multiples for more than 6 runs)")
+    q.add_argument("--x-axis", choices=X_AXES, help="x axis of --png (as for render)")
     q.add_argument("--scatter", metavar="STAT:PARAM", help="draw into --png one statistic against one "
                                                            "hyperparameter, e.g. overshoot:lr or loose_ends:config.K")
     q.add_argument("--size", default="1600x1000", metavar="WxH")

@@ -168,7 +168,9 @@ class Frame:
     stat_range: tuple[float, float] | None = None
     color_by: str | None = None
     legend: list = field(default_factory=list)          # (name, rgba)
-    epoch_marks: list = field(default_factory=list)     # (x relative to origin, epoch)
+    epoch_marks: list = field(default_factory=list)     # (x relative to origin, epoch, run row, run rgba)
+    x_axis: str = "iteration"                           # the x axis (gda_gl.xaxis.AXES)
+    xmaps: dict = field(default_factory=dict)           # run index -> AxisMap of this frame (not iteration axis)
     match_count: int | None = None                      # rows matching the highlight (None: no filter)
     match_exact: bool = True                            # False: an upper bound (threshold filters zoomed out)
     rug: np.ndarray | None = None                       # pixel columns (from the plot's left) holding matches

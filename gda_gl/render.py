@@ -18,6 +18,7 @@ from recorder import stats
 
 from .frame import Frame, Markers, Rects, Segments
 from . import seriesview
+from .xaxis import AXIS_TITLES
 from .scene import CLASS_COLORS, RunData, compose, stat_colors
 from .state import ViewState
 from .textlayer import TextLayer
@@ -157,9 +158,10 @@ class CurveRenderer:
         self.draw_frame(view, frame, layout, title)  # clears the whole canvas: the panels come after
         main = (self.last_frame, self.last_view, self.last_text)
         for name, lay in zip(layout.panels, layout.panel_layouts()):
-            windows = seriesview.read_windows(runs, [name], view.x0, view.x1, lay.plot[2])
+            windows = seriesview.read_windows(runs, [name], view.x0, view.x1, lay.plot[2], state.x_axis)
             self.draw_frame(*seriesview.panel_frame(windows, name, (view.x0, view.x1), name in state.series_log,
-                                                    lay.plot, (lay.width, lay.height)), lay)
+                                                    lay.plot, (lay.width, lay.height), frame.xmaps, state.x_axis),
+                            lay)
         self.last_frame, self.last_view, self.last_text = main
         return frame
 
@@ -208,7 +210,7 @@ class CurveRenderer:
         self.draw_box_and_labels(u, text, layout.plot, view, xt, yt, log_y, fs)
         self._epoch_labels(text, frame.epoch_marks, px, py, sx, pw, fs)
         if frame.axis_titles:
-            text.add("iteration", px + pw / 2, py - layout.bottom + 6, "mb", fs + 1)
+            text.add(AXIS_TITLES.get(frame.x_axis, frame.x_axis), px + pw / 2, py - layout.bottom + 6, "mb", fs + 1)
             text.add("loss (log)" if log_y else "loss", 12, py + ph / 2, "mm", fs + 1, rotate=True)
             if title is None:
                 title = frame.title
@@ -273,10 +275,18 @@ class CurveRenderer:
             self._text_key = key
 
     def _epoch_labels(self, text, marks, px, py, sx, pw, fs) -> None:
-        """Epoch starts under the x axis, when they are few enough to read (x relative to the view origin)."""
-        if 0 < len(marks) <= max(1, pw // 70):
-            for x, e in marks:
-                text.add(f"epoch {e}", px + x * sx, py - 24, "mt", fs - 1, color=(90, 90, 140, 255))
+        """Epoch starts under the x axis, each run's on a row of its own (up to three runs, in the run's colour
+        when there are several), when they are few enough to read (x relative to the view origin)."""
+        rows = sorted({m[2] for m in marks})
+        if len(rows) > 3:
+            return
+        for r in rows:
+            mine = [m for m in marks if m[2] == r]
+            if not 0 < len(mine) <= max(1, pw // 70):
+                continue
+            for x, e, _, rgba in mine:
+                color = (90, 90, 140, 255) if len(rows) == 1 else tuple(int(255 * c) for c in rgba[:3]) + (255,)
+                text.add(f"epoch {e}", px + x * sx, py - 24 - (fs + 1) * r, "mt", fs - 1, color=color)
 
     def _legend(self, text, entries, px, py, pw, ph, u, fs) -> None:
         """The run legend in the plot's top-right corner: as many columns as its rows need to stay inside the

@@ -36,13 +36,14 @@ from recorder import pyramid, schema, stepgeom
 from recorder.codec import Iterations
 
 from .filters import FILTER_HELP, highlight_buckets, highlight_mask, parse_filter  # noqa: F401 (re-exported)
-from . import seriesview
+from . import seriesview, xaxis
 from .frame import Frame, Ids, Markers, Rects, Segments
 from .rundata import RunData
 from .state import ViewState
 from .style import (CLASS_COLORS, FADE, LOOSE_COLOR, NONFINITE_COLOR, RULE_COLOR, RUN_COLORS,  # noqa: F401
                     TRIAL_COLOR, bucket_stat, stat_color_range, stat_colors)
 from .view import View, transform_y
+from .xaxis import AxisMap
 
 __all__ = ["RunData", "Frame", "compose", "build_frame", "fit_y_range", "runs_x_span", "RUN_COLORS",
            "CLASS_COLORS", "stat_colors", "parse_filter", "stat_color_range", "highlight_mask", "highlight_buckets",
@@ -65,6 +66,13 @@ class _Window:
     level: int | None
     recs: dict | None = None        # buckets (level >= 0) or rows as buckets of one (level None, overview)
     rows: Iterations | None = None  # visible rows (level None)
+    u0: float = -math.inf           # the view's x range in this run's iterations
+    u1: float = math.inf
+    xmap: AxisMap | None = None     # iterations -> the x axis (None: the iteration axis itself)
+
+    def x(self, u) -> np.ndarray:
+        """Positions in iteration space (k + alpha / accepted) on the view's x axis."""
+        return np.asarray(u, np.float64) if self.xmap is None else self.xmap.to_axis(u)
 
 
 def _needed_stats(state: ViewState | None) -> set:
@@ -80,39 +88,53 @@ def _needed_stats(state: ViewState | None) -> set:
     return need
 
 
+def _iteration_range(run: RunData, axis: str, x0: float, x1: float) -> tuple[float, float]:
+    """The view's x range [x0, x1] (axis units) in the run's iterations."""
+    gmap = xaxis.global_map(run, axis)
+    if gmap is None:
+        return x0, x1
+    u0, u1 = gmap.to_iter([x0, x1])
+    return float(u0), float(u1)
+
+
 def _gather(runs: list[RunData], x0: float, x1: float, width_px: int, state: ViewState | None = None
             ) -> tuple[list[_Window], str]:
     """Ask each run for the window it must draw; decide overview or detail for the frame."""
-    shown = [(i, r) for i, r in enumerate(runs) if r.visible and len(r)]
-    counts = [r.windows.rows_in_range(x0 - r.reach, x1) for _, r in shown]
-    samples = sum(c * len(r.alphas) for c, (_, r) in zip(counts, shown))
+    axis = state.x_axis if state is not None else "iteration"
+    shown = [(i, r, *_iteration_range(r, axis, x0, x1)) for i, r in enumerate(runs) if r.visible and len(r)]
+    counts = [r.windows.rows_in_range(u0 - r.reach, u1) for _, r, u0, u1 in shown]
+    samples = sum(c * len(r.alphas) for c, (_, r, _, _) in zip(counts, shown))
     detail = sum(counts) <= width_px * DETAIL_ROWS_PER_PX and samples <= DETAIL_SAMPLES
     mode = "detail" if detail else "overview"
     out = []
-    for (i, r), count in zip(shown, counts):
+    for (i, r, u0, u1), count in zip(shown, counts):
         env = None
         if mode == "overview":
             # rows are reduced here only while their samples stay within budget; else the pyramid's finest level
             level = 0 if count * len(r.alphas) > OVERVIEW_ROW_SAMPLES else -1
-            env = r.windows.envelope(x0 - r.reach, x1, width_px, level=level, rows=count)
+            env = r.windows.envelope(u0 - r.reach, u1, width_px, level=level, rows=count)
         if env is not None:
-            out.append(_Window(r, i, env.level, env.recs))
-            continue
-        rows = r.rows_reaching(x0, x1)
-        w = _Window(r, i, None, None, rows)
-        if mode == "overview":
-            w.recs = pyramid.row_records(r.alphas, rows.columns, rows.phi, None, None, None,
-                                         with_stats=_needed_stats(state))
+            w = _Window(r, i, env.level, env.recs, u0=u0, u1=u1)
+        else:
+            rows = r.rows_reaching(u0, u1)
+            w = _Window(r, i, None, None, rows, u0=u0, u1=u1)
+            if mode == "overview":
+                w.recs = pyramid.row_records(r.alphas, rows.columns, rows.phi, None, None, None,
+                                             with_stats=_needed_stats(state))
+        gmap = xaxis.global_map(r, axis)
+        w.xmap = None if gmap is None else xaxis.window_map(r, axis, gmap, rows=w.rows if env is None else None,
+                                                            recs=env.recs if env is not None else None)
         out.append(w)
     return out, mode
 
 
-def _merge_columns(recs: dict, x0: float, x1: float, width_px: int) -> dict:
-    """Merge buckets that start in the same pixel column (one rectangle per column at most)."""
+def _merge_columns(recs: dict, starts_x: np.ndarray, x0: float, x1: float, width_px: int) -> dict:
+    """Merge buckets that start in the same pixel column (one rectangle per column at most); ``starts_x``
+    are the buckets' starts on the view's x axis."""
     n = len(recs["rows"])
     if n <= 1:
         return recs
-    col = np.floor((recs["first_it"].astype(np.float64) - x0) / max(x1 - x0, 1e-300) * width_px)
+    col = np.floor((starts_x - x0) / max(x1 - x0, 1e-300) * width_px)
     col = np.clip(col, -1, width_px)
     starts = np.concatenate([[0], np.nonzero(np.diff(col))[0] + 1])
     if len(starts) == n:
@@ -139,7 +161,7 @@ def fit_y_range(windows: list[_Window], x0: float, x1: float, log: bool,
     lo, hi = extra if extra is not None else (np.inf, -np.inf)
     for w in windows:
         if w.recs is not None:
-            keep = _visible(w.recs, x0, x1)
+            keep = _visible(w.recs, w.u0, w.u1)
             tl, th = transform_y(w.recs["env_lo"][keep], log), transform_y(w.recs["env_hi"][keep], log)
         else:
             d = w.rows
@@ -147,7 +169,7 @@ def fit_y_range(windows: list[_Window], x0: float, x1: float, log: bool,
                 continue
             classic = pyramid.classic_values(w.run.alphas, d.phi, d["train_loss"])
             elo, ehi = pyramid.row_envelope(w.run.alphas, d.phi, d["taken_alpha"].astype(np.float64), classic)
-            keep = (d.iteration + 1 > x0) & (d.iteration < x1)
+            keep = (d.iteration + 1 > w.u0) & (d.iteration < w.u1)
             tl, th = transform_y(elo[keep], log), transform_y(ehi[keep], log)
         tl, th = tl[np.isfinite(tl)], th[np.isfinite(th)]
         if len(tl):
@@ -163,23 +185,30 @@ def fit_y_range(windows: list[_Window], x0: float, x1: float, log: bool,
     return lo - pad, hi + pad
 
 
-def runs_x_span(runs: list[RunData]) -> tuple[float, float]:
-    """The whole x extent of the runs that hold rows: [first iteration, last iteration + 1]; (0, 1) for none."""
-    spans = [r.x_span for r in runs if len(r)]
+def runs_x_span(runs: list[RunData], axis: str = "iteration") -> tuple[float, float]:
+    """The whole x extent of the runs that hold rows on ``axis``: [first iteration, last iteration + 1] mapped;
+    (0, 1) for none."""
+    spans = [_run_span(r, axis) for r in runs if len(r)]
     if not spans:
         return (0.0, 1.0)
     lo, hi = min(s[0] for s in spans), max(s[1] for s in spans)
     return (lo, hi if hi > lo else lo + 1.0)
 
 
+def _run_span(run: RunData, axis: str) -> tuple[float, float]:
+    gmap = xaxis.global_map(run, axis)
+    span = run.x_span
+    return span if gmap is None else tuple(float(v) for v in gmap.to_axis(span))
+
+
 def resolve_x(runs: list[RunData], state: ViewState) -> tuple[float, float]:
     """The x range (iterations) to draw: the state's, or the whole run."""
     if state.x_range is not None:
         x0, x1 = (float(v) for v in state.x_range)
-    elif state.iteration_range is not None:
+    elif state.iteration_range is not None and state.x_axis == "iteration":
         x0, x1 = float(state.iteration_range[0]), float(state.iteration_range[1])
     else:
-        x0, x1 = runs_x_span(runs)
+        x0, x1 = runs_x_span(runs, state.x_axis)
     if not (math.isfinite(x0) and math.isfinite(x1)):
         x0, x1 = 0.0, 1.0
     if x1 <= x0:
@@ -213,16 +242,22 @@ def compose(runs: list[RunData], state: ViewState, plot: tuple[int, int, int, in
     (View, Frame): the view drawn and everything in it: the curve's batches, the owner lines of far
     loose ends, the highlight rug, the runs' x span.
     """
+    for r in runs:
+        why = xaxis.unavailable(r, state.x_axis) if r.visible else None
+        if why:
+            raise ValueError(f"x axis {state.x_axis}: {why}")
     x0, x1 = resolve_x(runs, state)
     width_px = max(1, int(plot[2]))
     wins, mode = _gather(runs, x0, x1, width_px, state)
     on_curve, _ = seriesview.plan(runs, state)
-    swins = seriesview.read_windows(runs, on_curve, x0, x1, width_px) if on_curve else []
+    swins = seriesview.read_windows(runs, on_curve, x0, x1, width_px, state.x_axis) if on_curve else []
     y0, y1 = _resolve_y(wins, state, x0, x1, seriesview.extent(swins, x0, x1, bool(state.log_y)))
     view = View(x0, x1, y0, y1, bool(state.log_y), tuple(int(v) for v in plot), tuple(int(v) for v in size))
     frame = build_frame(wins, mode, state, view)
-    seriesview.draw_series(frame, swins, view, on_curve=True)
-    frame.x_span = runs_x_span(runs)
+    frame.x_axis = state.x_axis
+    frame.xmaps = {w.index: w.xmap for w in wins if w.xmap is not None}
+    seriesview.draw_series(frame, swins, view, on_curve=True, xmaps=frame.xmaps)
+    frame.x_span = runs_x_span(runs, state.x_axis)
     return view, frame
 
 
@@ -238,7 +273,7 @@ def build_frame(wins: list[_Window], mode: str, state: ViewState, view: View) ->
     # merge per pixel column first: colour range and highlight counts then see what is drawn
     for w in wins:
         if w.recs is not None:
-            w.recs = _merge_columns(w.recs, x0, x1, width_px)
+            w.recs = _merge_columns(w.recs, w.x(w.recs["first_it"]), x0, x1, width_px)
         frame.levels[w.run.name] = w.level
     if color_by:
         frame.stat_range = stat_color_range(color_by, [_window_stat(w, color_by, x0, x1) for w in wins])
@@ -252,7 +287,7 @@ def build_frame(wins: list[_Window], mode: str, state: ViewState, view: View) ->
             counts.append(c)
             exact &= ex
             rug.append(cols)
-        _epochs_and_rules(frame, w, state, view, width_px)
+        _epochs_and_rules(frame, w, state, view, width_px, row=wins.index(w))
         if state.smoothing > 0:
             _smoothed(frame, w, state, view)
     if state.highlight:
@@ -264,15 +299,15 @@ def build_frame(wins: list[_Window], mode: str, state: ViewState, view: View) ->
 def _window_stat(w: _Window, name: str, x0: float, x1: float) -> np.ndarray:
     """The values of statistic ``name`` a window draws (bucket means zoomed out)."""
     if w.recs is not None:
-        return bucket_stat(w.recs, name)[_visible(w.recs, x0, x1)]
+        return bucket_stat(w.recs, name)[_visible(w.recs, w.u0, w.u1)]
     if w.rows is not None and len(w.rows):
         return w.rows[name].astype(np.float64)
     return np.empty(0)
 
 
-def _rug_columns(first: np.ndarray, last: np.ndarray, view: View) -> np.ndarray:
+def _rug_columns(w: _Window, first: np.ndarray, last: np.ndarray, view: View) -> np.ndarray:
     """Pixel columns (from the plot's left edge) of the middles of matching steps or buckets in view."""
-    mid = 0.5 * (np.asarray(first, np.float64) + np.asarray(last, np.float64) + 1.0)
+    mid = w.x(0.5 * (np.asarray(first, np.float64) + np.asarray(last, np.float64) + 1.0))
     cols = np.floor((mid - view.x0) / (view.x1 - view.x0) * view.plot[2])
     cols = cols[(cols >= 0) & (cols < view.plot[2])]
     return np.unique(cols.astype(np.int64))
@@ -289,9 +324,9 @@ def _overview(frame: Frame, w: _Window, state: ViewState, view: View, color_by):
     """Buckets as envelope and classic-curve rectangles; returns (match count, exact, rug columns)."""
     recs = w.recs
     x0, oy = view.x0, view.y0
-    recs = {k: v[_visible(recs, x0, view.x1)] for k, v in recs.items()}
-    xs0 = recs["first_it"].astype(np.float64) - x0
-    xs1 = recs["last_it"].astype(np.float64) + 1.0 - x0
+    recs = {k: v[_visible(recs, w.u0, w.u1)] for k, v in recs.items()}
+    xs0 = w.x(recs["first_it"].astype(np.float64)) - x0
+    xs1 = w.x(recs["last_it"].astype(np.float64) + 1.0) - x0
     lo, hi = transform_y(recs["env_lo"], state.log_y), transform_y(recs["env_hi"], state.log_y)
     colors = _run_colors(w, lambda name: bucket_stat(recs, name), color_by, frame, len(xs0))
     match, count, exact = highlight_buckets(recs, state.highlight)
@@ -313,7 +348,7 @@ def _overview(frame: Frame, w: _Window, state: ViewState, view: View, color_by):
     nf = recs[f"status:{schema.STATUS_NONFINITE}"] > 0  # one flag per bucket holding a non-finite probe
     frame.add(Markers("flags", np.stack([0.5 * (xs0 + xs1)[nf], np.full(int(nf.sum()), np.nan)], axis=1),
                       NONFINITE_COLOR, 7.0, 2.0))
-    rug = _rug_columns(recs["first_it"][match], recs["last_it"][match], view) if match is not None else None
+    rug = _rug_columns(w, recs["first_it"][match], recs["last_it"][match], view) if match is not None else None
     return count, exact, rug
 
 
@@ -331,7 +366,7 @@ def _detail(frame: Frame, w: _Window, state: ViewState, view: View, color_by):
     cols = drawn_columns(w.run.alphas, t, view.px_per_x)
     a, phi = w.run.alphas[cols], d.phi[:, cols]
     fade = highlight_mask(d, state.highlight)
-    X = stepgeom.arc_x(it[:, None], a[None, :], t[:, None]) - view.x0
+    X = w.x(stepgeom.arc_x(it[:, None], a[None, :], t[:, None])) - view.x0
     Y = transform_y(phi, state.log_y) - view.y0
     colors = _run_colors(w, lambda name: d[name].astype(np.float64), color_by, frame, len(d))
     if fade is not None:
@@ -339,14 +374,14 @@ def _detail(frame: Frame, w: _Window, state: ViewState, view: View, color_by):
     if len(a) >= 2:
         _arcs(frame, w, d, a, X, Y, colors, stepgeom.within(a[None, 1:], t[:, None]), state.show_loose)
     rows, ks = np.nonzero(~np.isfinite(d.phi) & (d["status"] != schema.STATUS_SKIPPED)[:, None])
-    fx = stepgeom.arc_x(it[rows], w.run.alphas[ks], t[rows]) - view.x0  # every non-finite sample, drawn or not
+    fx = w.x(stepgeom.arc_x(it[rows], w.run.alphas[ks], t[rows])) - view.x0  # every non-finite sample, drawn or not
     frame.add(Markers("flags", np.stack([fx, np.full(len(fx), np.nan)], axis=1), NONFINITE_COLOR, 7.0, 2.0))
     if state.show_trials:
         _trials(frame, w, d, t, fade, state, view)
     if fade is None:
         return None, True, None
-    vis = (d.iteration + 1 > view.x0) & (d.iteration < view.x1)
-    return int(np.count_nonzero(fade & vis)), True, _rug_columns(d.iteration[fade], d.iteration[fade], view)
+    vis = (d.iteration + 1 > w.u0) & (d.iteration < w.u1)
+    return int(np.count_nonzero(fade & vis)), True, _rug_columns(w, d.iteration[fade], d.iteration[fade], view)
 
 
 #: samples drawn per pixel of a step's width at least; denser alpha grids are thinned to this (issue: 65,536 alphas)
@@ -394,7 +429,7 @@ def _trials(frame: Frame, w: _Window, d: Iterations, t: np.ndarray, fade, state:
     rows = np.repeat(np.arange(len(d)), np.diff(off))
     alpha = np.asarray(d.trials["alpha"], np.float64)
     it = d.iteration.astype(np.float64)
-    tx = stepgeom.arc_x(it[rows], alpha, t[rows]) - view.x0
+    tx = w.x(stepgeom.arc_x(it[rows], alpha, t[rows])) - view.x0
     ty = transform_y(d.trials["loss"], state.log_y) - view.y0
     ok = np.isfinite(tx) & np.isfinite(ty)
     loose = stepgeom.loose_mask(alpha, rows, t)
@@ -416,7 +451,7 @@ def _owner_lines(frame: Frame, w: _Window, d: Iterations, rows, alpha, ty, t, st
     amax = float(a.max()) if len(a) else 1.0
     far = stepgeom.beyond(alpha, amax) & stepgeom.beyond(alpha, t[rows])
     it = d.iteration[rows].astype(np.float64)
-    far &= (it >= math.floor(view.x0)) & (it <= view.x1)
+    far &= (it >= math.floor(w.u0)) & (it <= w.u1)
     if not far.any() or len(a) == 0:
         return
     rows, alpha, ty, it = rows[far], alpha[far], ty[far], it[far]
@@ -425,8 +460,8 @@ def _owner_lines(frame: Frame, w: _Window, d: Iterations, rows, alpha, ty, t, st
     end_y = np.array([np.interp(ae, a, ph) if np.isfinite(ph).all() else np.nan for ae, ph in zip(a_end, phi)])
     ey = transform_y(end_y, state.log_y) - view.y0
     ok = np.isfinite(ey)
-    p0 = np.stack([stepgeom.arc_x(it, a_end, t[rows]) - view.x0, ey], axis=1)[ok]
-    p1 = np.stack([stepgeom.arc_x(it, alpha, t[rows]) - view.x0, ty], axis=1)[ok]
+    p0 = np.stack([w.x(stepgeom.arc_x(it, a_end, t[rows])) - view.x0, ey], axis=1)[ok]
+    p1 = np.stack([w.x(stepgeom.arc_x(it, alpha, t[rows])) - view.x0, ty], axis=1)[ok]
     frame.add(Segments("owner", p0, p1, LOOSE_COLOR[:3] + (0.6,),
                        Ids.steps(w.index, d.iteration[rows][ok], a_end[ok], alpha[ok])))
 
@@ -449,16 +484,15 @@ def ema(values: np.ndarray, weights: np.ndarray, smoothing: float) -> np.ndarray
 
 def _smooth_input(w: _Window, view: View):
     """(x, value, weight) of the classic curve a window draws: bucket middles zoomed out, phi_k(0) per row."""
-    x0, x1 = view.x0, view.x1
     if w.recs is not None:
-        r = {k: v[_visible(w.recs, x0, x1)] for k, v in w.recs.items()}
-        xs = 0.5 * (r["first_it"].astype(np.float64) + r["last_it"].astype(np.float64) + 1.0)
+        r = {k: v[_visible(w.recs, w.u0, w.u1)] for k, v in w.recs.items()}
+        xs = w.x(0.5 * (r["first_it"].astype(np.float64) + r["last_it"].astype(np.float64) + 1.0))
         return xs, 0.5 * (r["cl_lo"].astype(np.float64) + r["cl_hi"].astype(np.float64)), r["rows"].astype(np.float64)
     d = w.rows
     if d is None or not len(d):
         return None
-    sel = (d.iteration + 1 > x0) & (d.iteration < x1)
-    xs = d.iteration[sel].astype(np.float64)
+    sel = (d.iteration + 1 > w.u0) & (d.iteration < w.u1)
+    xs = w.x(d.iteration[sel].astype(np.float64))
     vals = pyramid.classic_values(w.run.alphas, d.phi, d["train_loss"])[sel].astype(np.float64)
     return xs, vals, np.ones(len(xs))
 
@@ -486,13 +520,17 @@ def _smoothed(frame: Frame, w: _Window, state: ViewState, view: View) -> None:
     frame.add(Segments("smooth", p[:-1], p[1:], c))
 
 
-def _epochs_and_rules(frame: Frame, w: _Window, state: ViewState, view: View, width_px: int) -> None:
-    """Epoch marks (first run only) and batch-change rules (when they are few enough to tell apart)."""
-    x0, x1 = view.x0, view.x1
+def _epochs_and_rules(frame: Frame, w: _Window, state: ViewState, view: View, width_px: int, row: int = 0) -> None:
+    """Epoch marks and batch-change rules of one run (when they are few enough to tell apart).
+
+    With several runs each run's marks sit on a row of their own and its rules take its colour, so one
+    run's epochs and batch changes are never drawn as another's.
+    """
+    x0 = view.x0
     if w.recs is not None and w.level is not None:
         ef, el = w.recs["epoch_first"], w.recs["epoch_last"]
         idx = np.nonzero(ef[1:] != el[:-1])[0] + 1
-        xs = w.recs["first_it"][idx].astype(np.float64)
+        us = w.recs["first_it"][idx].astype(np.float64)
         eps = ef[idx]
     else:
         d = w.rows
@@ -500,16 +538,17 @@ def _epochs_and_rules(frame: Frame, w: _Window, state: ViewState, view: View, wi
             return
         e = d["epoch"]
         idx = np.nonzero(np.diff(e) != 0)[0] + 1
-        xs, eps = d.iteration[idx].astype(np.float64), e[idx]
+        us, eps = d.iteration[idx].astype(np.float64), e[idx]
         if state.show_rules:
             b = d["batch"]
-            bi = np.nonzero(np.diff(b) != 0)[0] + 1
-            bx = d.iteration[bi].astype(np.float64)
-            bx = bx[(bx >= x0) & (bx <= x1)]
-            if 0 < len(bx) <= width_px / 4:
-                rx = bx - x0
+            bu = d.iteration[np.nonzero(np.diff(b) != 0)[0] + 1].astype(np.float64)
+            bu = bu[(bu >= w.u0) & (bu <= w.u1)]
+            if 0 < len(bu) <= width_px / 4:
+                rx = w.x(bu) - x0
+                color = RULE_COLOR if row == 0 and len(frame.legend) <= 1 else \
+                    tuple(float(c) for c in w.run.color[:3]) + (0.35,)
                 frame.add(Rects("rules", np.stack([rx, np.zeros_like(rx), rx, np.full_like(rx, view.y1 - view.y0)],
-                                                  axis=1), RULE_COLOR))
-    if not frame.epoch_marks:
-        sel = (xs >= x0) & (xs <= x1)
-        frame.epoch_marks = [(float(x - x0), int(e)) for x, e in zip(xs[sel], eps[sel])]
+                                                  axis=1), color))
+    sel = (us >= w.u0) & (us <= w.u1)
+    frame.epoch_marks += [(float(x - x0), int(e), row, tuple(float(c) for c in w.run.color))
+                          for x, e in zip(w.x(us[sel]), eps[sel])]

@@ -80,25 +80,33 @@ class SeriesWindow:
     run: object
     name: str
     data: object
+    u0: float = -math.inf   # the view's x range in the run's iterations
+    u1: float = math.inf
 
 
-def read_windows(runs, names: list[str], x0: float, x1: float, width_px: int) -> list[SeriesWindow]:
-    """Each visible run's window onto each named series it holds, for ``[x0, x1]`` (one column of margin)."""
+def read_windows(runs, names: list[str], x0: float, x1: float, width_px: int, axis: str = "iteration"
+                 ) -> list[SeriesWindow]:
+    """Each visible run's window onto each named series it holds, for the view's ``[x0, x1]`` on ``axis``
+    (one pixel column of margin)."""
+    from .xaxis import global_map
+
     out = []
-    margin = (x1 - x0) / max(width_px, 1)
     for i, r in enumerate(runs):
         if not getattr(r, "visible", True) or not len(r):
             continue
         have = _names(r)
+        gmap = global_map(r, axis)
+        u0, u1 = (x0, x1) if gmap is None else (float(v) for v in gmap.to_iter([x0, x1]))
+        margin = (u1 - u0) / max(width_px, 1)
         for name in names:
             if name not in have:
                 continue
             try:
-                data = r.windows.series(name, x0 - margin - 1, x1 + margin + 1, max(1, int(width_px)))
+                data = r.windows.series(name, u0 - margin - 1, u1 + margin + 1, max(1, int(width_px)))
             except (KeyError, ValueError) as exc:
                 log.warning("%s: series %s not drawn: %s", r.name, name, exc)
                 continue
-            out.append(SeriesWindow(i, r, name, data))
+            out.append(SeriesWindow(i, r, name, data, u0, u1))
     return out
 
 
@@ -116,11 +124,12 @@ def _points(s) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | 
 
 
 def extent(windows: list[SeriesWindow], x0: float, x1: float, log_y: bool) -> tuple[float, float] | None:
-    """(min, max) in display units of what the windows draw inside [x0, x1], or None."""
+    """(min, max) in display units of what the windows draw inside the view (each window's iteration range
+    ``u0..u1``, the view's [x0, x1] on its axis), or None."""
     lo, hi = math.inf, -math.inf
     for s in windows:
         x, v, blo, bhi = _points(s)
-        keep = (x >= x0 - 1) & (x <= x1 + 1)
+        keep = (x >= s.u0 - 1) & (x <= s.u1 + 1)  # iterations: the view's range in this run
         vals = [v[keep]] + ([blo[keep], bhi[keep]] if blo is not None else [])
         t = transform_y(np.concatenate(vals), log_y)
         t = t[np.isfinite(t)]
@@ -137,17 +146,21 @@ def series_color(run_color, on_curve: bool) -> np.ndarray:
     return c
 
 
-def draw_series(frame: Frame, windows: list[SeriesWindow], view: View, on_curve: bool) -> None:
-    """Add the windows' bands, lines, marks and non-finite flags to ``frame`` (positions relative to the view)."""
+def draw_series(frame: Frame, windows: list[SeriesWindow], view: View, on_curve: bool, xmaps: dict | None = None
+                ) -> None:
+    """Add the windows' bands, lines, marks and non-finite flags to ``frame`` (positions relative to the view;
+    ``xmaps``: run index -> the frame's :class:`~gda_gl.xaxis.AxisMap` when the x axis is not the iteration)."""
     for s in windows:
         x, v, blo, bhi = _points(s)
+        xmap = (xmaps or {}).get(s.run_index)
+        to_x = (lambda u: np.asarray(u, np.float64)) if xmap is None else xmap.to_axis
         color = series_color(s.run.color, on_curve)
-        xs, ys = x - view.x0, transform_y(v, view.log_y) - view.y0
+        xs, ys = to_x(x) - view.x0, transform_y(v, view.log_y) - view.y0
         fin = np.isfinite(ys)
         if blo is not None:  # buckets: the min..max band keeps every spike visible
             d = s.data
-            band = np.stack([d.first_it - view.x0, transform_y(blo, view.log_y) - view.y0,
-                             d.last_it + 1.0 - view.x0, transform_y(bhi, view.log_y) - view.y0], axis=1)
+            band = np.stack([to_x(d.first_it) - view.x0, transform_y(blo, view.log_y) - view.y0,
+                             to_x(d.last_it + 1.0) - view.x0, transform_y(bhi, view.log_y) - view.y0], axis=1)
             ok = np.all(np.isfinite(band), axis=1)
             frame.add(Rects("series_band", band[ok], color * np.array([1, 1, 1, 0.35], np.float32)))
             bad = d.rows > d.finite  # a bucket holding a NaN or an infinity
@@ -165,16 +178,17 @@ def draw_series(frame: Frame, windows: list[SeriesWindow], view: View, on_curve:
 
 
 def panel_frame(windows: list[SeriesWindow], name: str, x_range: tuple[float, float], log_y: bool,
-                plot: tuple[int, int, int, int], size: tuple[int, int]) -> tuple[View, Frame]:
+                plot: tuple[int, int, int, int], size: tuple[int, int], xmaps: dict | None = None,
+                x_axis: str = "iteration") -> tuple[View, Frame]:
     """One series' panel: the runs' windows on their own y axis (5 % padding), the curve's x range."""
     x0, x1 = x_range
     ext = extent(windows, x0, x1, log_y) or ((-1.0, 1.0) if log_y else (0.0, 1.0))
     lo, hi = ext
     pad = 0.05 * (hi - lo) if hi > lo else (0.5 if log_y else max(abs(hi) * 0.05, 1e-6))
     view = View(x0, x1, lo - pad, hi + pad, log_y, tuple(int(v) for v in plot), tuple(int(v) for v in size))
-    frame = Frame(origin=(view.x0, view.y0), mode="series", title=name)
+    frame = Frame(origin=(view.x0, view.y0), mode="series", title=name, x_axis=x_axis)
     frame.axis_titles, frame.font_size, frame.y_tick_px = False, 9, 30
     frame.texts.append((name + (" (log)" if log_y else ""), plot[0] + 4, plot[1] + plot[3] + 2, "lb", 10,
                         (40, 40, 40, 255), True, False))
-    draw_series(frame, windows, view, on_curve=False)
+    draw_series(frame, windows, view, on_curve=False, xmaps=xmaps)
     return view, frame

@@ -56,6 +56,10 @@ def _names(key: str, v) -> tuple[str, ...]:
     return tuple(v)
 
 
+#: the x axes a view may use (gda_gl.xaxis.AXES)
+X_AXES = ("iteration", "epoch", "samples", "wall_time", "forward_passes")
+
+
 #: "none" and the statistics declared colourable in :data:`recorder.stats.COLOR_BY`
 COLOR_BY_CHOICES = ("none",) + _stats.COLOR_BY
 
@@ -78,6 +82,7 @@ class ViewState:
     smoothing: float = 0.0                # EMA weight of the classic curve's smoothed line (0: none, < 1)
     series: tuple[str, ...] | None = None  # series drawn (None: every logged loss-like series, on the curve's axes)
     series_log: tuple[str, ...] = ()      # panels drawn with a log y axis
+    x_axis: str = "iteration"             # iteration, epoch, samples, wall_time, forward_passes (gda_gl.xaxis)
     _observers: list = field(default_factory=list, repr=False, compare=False)
 
     def observe(self, fn: Callable[["ViewState", set], None]) -> None:
@@ -145,6 +150,8 @@ class ViewState:
         for k in ("series", "series_log"):
             if d.get(k) is not None:
                 d[k] = _names(k, d[k])
+        if "x_axis" in d and d["x_axis"] not in X_AXES:
+            raise ValueError(f"x_axis must be one of {', '.join(X_AXES)}")
         st = cls(**d)
         if st.log_y and st.y_range is not None and st.y_range[0] <= 0:
             raise ValueError("y_range must be positive on a log axis")

@@ -51,7 +51,7 @@ from .flat import flat_grad, local, offsets
 from .linestats import line_stats
 from .probe import LineProbe, MicroBatch, ProbeConfig, extract_loss, micro_weights, probing, reduce_loss, \
     resolve_config, rng_state
-from .probe import autocast_state, changed_in_place, tensor_versions
+from .probe import autocast_state, batch_size_of, changed_in_place, tensor_versions
 from .store import RecordingWriter
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,7 @@ class _StepInfo:
     native: float = math.nan
     trials: dict | None = None
     micro_batches: int = 0
+    samples: int = 0
 
 
 def _unused_path(path) -> Path:
@@ -202,6 +203,8 @@ class Recorder:
         self._pending: MicroBatch | None = None  # the latest grad-enabled model forward
         self._micro: list[MicroBatch] = []  # micro-batches back-propagated since the last step
         self._micro_dropped = 0
+        self._micro_samples = 0  # samples of the micro-batches since the last step (all of them, kept or not)
+        self._step_samples = 0   # those of the step being recorded
         self._gbuf: torch.Tensor | None = None  # gradient copied at the end of each backward
         self._grad_seen = False
         self._offsets = offsets(self.params)
@@ -374,10 +377,21 @@ class Recorder:
     def _commit(self, mb: MicroBatch) -> None:
         if probing() or not self._active or any(m is mb for m in self._micro):
             return
+        self._micro_samples += self._samples_of(mb)  # also those left out of phi: the step trained on them
         if len(self._micro) >= self.config.max_micro_batches:
             self._micro_dropped += 1
             return
         self._micro.append(mb)
+
+    def _samples_of(self, mb: MicroBatch) -> int:
+        """The batch size of a micro-batch: dimension 0 of its target, else ``batch_dim`` of its first input."""
+        if isinstance(mb.target, torch.Tensor) and mb.target.dim() > 0:
+            return int(mb.target.shape[0])
+        dim = self.config.batch_dim if isinstance(self.config.batch_dim, int) else 0
+        for t in [*mb.args, *mb.kwargs.values()]:
+            if isinstance(t, torch.Tensor) and t.dim() > dim:
+                return int(t.shape[dim])
+        return batch_size_of((mb.args, mb.kwargs)) or 0
 
     def add_micro_batch(self, mb: MicroBatch) -> None:
         """Count ``mb`` as part of the current step's data (integrations call this)."""
@@ -464,6 +478,7 @@ class Recorder:
         k = self.iteration
         self.iteration += 1
         micro, dropped = self._micro, self._micro_dropped
+        self._step_samples, self._micro_samples = self._micro_samples, 0
         grad = None
         if pre is not None and not pre["trials"]:
             grad = pre.get("grad_now") if "grad_now" in pre else self._gradient_now()
@@ -535,6 +550,7 @@ class Recorder:
             info.grad_norm = float(ls["grad_norm"])
         info.ls_evals = int(ls["evals"]) if "evals" in ls else (len(pre["trials"]) if info.trials else 0)
         info.micro_batches = len(micro)
+        info.samples = self._step_samples * (torch.distributed.get_world_size() if self.distributed else 1)
         info.lr = float(self.optimizer.param_groups[0].get("lr", math.nan))
         info.native = float(ls["step"]) if "step" in ls else info.lr
         return info
@@ -647,8 +663,8 @@ class Recorder:
         extra = {}
         if self.writer.row_alphas:
             extra["alphas"] = self._row_alphas
-        if "micro_batches" in schema.ITER_DTYPES:  # filled once the schema has the field
-            extra["micro_batches"] = info.micro_batches
+        extra["micro_batches"] = info.micro_batches
+        extra["samples"] = info.samples
         self.writer.append(k, phi, trials=info.trials, epoch=self.epoch, batch=batch,
                            taken_alpha=1.0 if line.dd > 0 else 0.0, native_step=info.native,
                            train_loss=info.train_loss, step_norm=line.step_norm, grad_norm=info.grad_norm,

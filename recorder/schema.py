@@ -207,6 +207,7 @@ FIELDS_V2: tuple[tuple[str, str], ...] = (
 #: Optional statistic columns of schema 2, released in this order: (name, stored dtype, default when absent).
 OPTIONAL_V2: tuple[tuple[str, str, float | int], ...] = (
     ("micro_batches", "<i4", 0),  # gda_gl 0.3; earlier schema-2 files lack it
+    ("samples", "<i8", 0),  # gda_gl 0.4 (the samples x axis); earlier files lack it
 )
 #: The pyramid's geometry in schema 2 (``meta.lod``): rows per level-0 bucket, buckets per parent, per chunk.
 LOD_BASE_ROWS, LOD_FANOUT, LOD_CHUNK = 16, 4, 4096

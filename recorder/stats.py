@@ -111,6 +111,10 @@ STATISTICS: tuple[Statistic, ...] = (
     Statistic("micro_batches", "<i4", "micro-batches train_loss (and phi, unless a fixed probe set is used) are "
               "over: those back-propagated since the previous step, at most ProbeConfig.max_micro_batches",
               "micro-batches", None, fmt="d"),
+    Statistic("samples", "<i8", "samples the step trained on: the batch sizes (dimension 0 of the target, else of "
+              "the first input; ProbeConfig.batch_dim for the inputs) of every micro-batch back-propagated since the "
+              "previous step, times the number of ranks under distributed training; 0 when not recorded",
+              "samples", fmt="d"),
 )
 
 STAT_BY_NAME: dict[str, Statistic] = {s.name: s for s in STATISTICS}

@@ -90,7 +90,7 @@ class ExplorerController(Navigator):
     # -- picking and details (geometry in :mod:`.picking`) ---------------------------------
     def iteration_at(self, x: float) -> tuple[RunData, int] | None:
         """The run and iteration whose segment [k, k+1) contains x (first visible run that has one)."""
-        return picking.iteration_at(self.visible_runs(), x)
+        return picking.iteration_at(self.runs, x, self.drawn()[1].xmaps)
 
     def nearest_arc(self, px: float, py: float, max_px: float = picking.HOVER_PX) -> dict | None:
         """The drawn arc nearest to the cursor in the drawn frame (see :func:`.picking.nearest_arc`), with its run."""

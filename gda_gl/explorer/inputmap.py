@@ -125,6 +125,18 @@ def _follow(c):
     return "following the newest iterations"
 
 
+def _x_axis(c):
+    """The next x axis every visible run can provide (iteration, epoch, samples, wall time, forward passes)."""
+    from ..xaxis import AXES, AXIS_TITLES, unavailable
+
+    i = AXES.index(c.state.x_axis)
+    for axis in AXES[i + 1:] + AXES[:i]:
+        if not any(unavailable(r, axis) for r in c.visible_runs()):
+            c.set_x_axis(axis)
+            return f"x axis: {AXIS_TITLES[axis]}"
+    return "no other x axis: the runs hold no epochs, wall times or samples to use"
+
+
 def _help(c):
     c.show_help = not c.show_help
     c.request_redraw()
@@ -159,6 +171,7 @@ BINDINGS: tuple[Binding, ...] = (
              "b": _toggle("show_rules"), "e": _toggle("show_envelope")}),
     Binding("H", "next highlight filter; N / P next / previous match",
             {"h": _highlight, "n": _next_match, "p": _prev_match}),
+    Binding("U", "x axis: iteration, epoch, samples, wall time, forward passes (next)", {"u": _x_axis}),
     Binding("D", "details of the step under the cursor", {"d": _details}),
     Binding("F", "follow the newest iterations (live)", {"f": _follow}),
     Binding("G", "glyph legend on / off", {"g": _legend}),

@@ -18,6 +18,7 @@ from typing import Callable
 
 from ..frame import Frame
 from ..render import Layout, figure_layout
+from .. import xaxis
 from ..scene import RunData, compose, runs_x_span
 from ..state import ViewState
 from ..view import View
@@ -73,8 +74,25 @@ class Navigator:
         return [r for r in self.runs if getattr(r, "visible", True)]
 
     def full_x_range(self) -> tuple[float, float]:
-        """The runs' whole x extent (the composition's :func:`~gda_gl.scene.runs_x_span`)."""
-        return runs_x_span(self.runs)
+        """The runs' whole x extent on the state's x axis (the composition's :func:`~gda_gl.scene.runs_x_span`)."""
+        return runs_x_span(self.runs, self.state.x_axis)
+
+    def _axis_map(self, run: RunData | None = None):
+        """The x axis map of ``run`` (the first run with rows by default); None on the iteration axis."""
+        run = run or next((r for r in self.runs if len(r)), None)
+        return None if run is None else xaxis.global_map(run, self.state.x_axis)
+
+    def _per_iteration(self) -> float:
+        """Axis units per iteration (1 on the iteration axis; the runs' average slope on others)."""
+        gmap = self._axis_map()
+        if gmap is None:
+            return 1.0
+        du, dv = gmap.u[-1] - gmap.u[0], gmap.v[-1] - gmap.v[0]
+        return dv / du if du > 0 and dv > 0 else 1.0
+
+    def min_width(self) -> float:
+        """The narrowest view on the x axis: :data:`MIN_WIDTH` iterations."""
+        return MIN_WIDTH * self._per_iteration()
 
     # -- what is on screen -------------------------------------------------------
     def set_drawn(self, view: View, frame: Frame) -> None:
@@ -120,14 +138,14 @@ class Navigator:
     def x_bounds(self) -> tuple[float, float]:
         """The widest x range one may zoom out to: about ZOOM_OUT_LIMIT times the run."""
         f0, f1 = self.full_x_range()
-        f1 += max(0.0, min(self._reach(), 4.0) - 1.0) if self.runs else 0.0
-        pad = max(0.5 * (ZOOM_OUT_LIMIT - 1.0) * (f1 - f0), 0.25)
+        f1 += (max(0.0, min(self._reach(), 4.0) - 1.0) if self.runs else 0.0) * self._per_iteration()
+        pad = max(0.5 * (ZOOM_OUT_LIMIT - 1.0) * (f1 - f0), 0.25 * self._per_iteration())
         return (f0 - pad, f1 + pad)
 
     def clamp_x(self, lo: float, hi: float) -> tuple[float, float]:
         """Keep a view inside :meth:`x_bounds` (narrowing it if wider), at least MIN_WIDTH wide."""
         b0, b1 = self.x_bounds()
-        w = min(max(hi - lo, MIN_WIDTH), b1 - b0)
+        w = min(max(hi - lo, self.min_width()), b1 - b0)
         c = 0.5 * (lo + hi)
         lo, hi = c - 0.5 * w, c + 0.5 * w
         if lo < b0:
@@ -190,7 +208,7 @@ class Navigator:
         lx, _, pw, _ = self.layout.plot
         frac = min(1.0, max(0.0, (px - lx) / pw))
         anchor = x0 + frac * (x1 - x0)  # anchor in the target view, so repeated wheel steps compose
-        w = max((x1 - x0) / factor, MIN_WIDTH)  # narrowest about the anchor (clamp_x would re-centre: a drift)
+        w = max((x1 - x0) / factor, self.min_width())  # narrowest about the anchor (clamp_x would re-centre: a drift)
         self.set_x_range((anchor - frac * w, anchor + (1 - frac) * w), animate, y_range=self.state.y_range,
                          anchor=anchor)
 
@@ -250,5 +268,22 @@ class Navigator:
         The flight keeps the step on screen when it is on screen now (the step's middle is the anchor).
         """
         reach = self._reach()
-        self.set_x_range((iteration - 0.15, iteration + max(1.0, min(reach, 4.0)) + 0.15),
-                         anchor=iteration + 0.5)
+        u = (iteration - 0.15, iteration + max(1.0, min(reach, 4.0)) + 0.15, iteration + 0.5)
+        gmap = self._axis_map(getattr(self, "selected_run_data", lambda: None)())
+        x0, x1, anchor = (float(v) for v in (u if gmap is None else gmap.to_axis(u)))
+        self.set_x_range((x0, x1), anchor=anchor)
+
+    def set_x_axis(self, axis: str) -> None:
+        """Show the runs on another x axis (the whole run; the y range fits again).
+
+        Raises
+        ------
+        ValueError : a visible run cannot provide ``axis`` (the reason)
+        """
+        for r in self.visible_runs():
+            why = xaxis.unavailable(r, axis)
+            if why:
+                raise ValueError(why)
+        self.flight.stop()
+        self.state.update(x_axis=axis, y_range=None, x_range=runs_x_span(self.runs, axis), follow=False)
+        self.request_redraw()

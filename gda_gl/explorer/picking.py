@@ -34,10 +34,13 @@ HOVER_PX = 14.0           # the hover readout names the nearest arc within this 
 BEYOND_PENALTY_PX = 5.0   # picking prefers solid arcs: a light part counts as this much farther
 
 
-def iteration_at(runs: list[RunData], x: float) -> tuple[RunData, int] | None:
-    """The run and iteration whose segment [k, k+1) contains x (first of ``runs`` that has one)."""
-    for run in runs:
-        row = run.row_at(x) if len(run) else None
+def iteration_at(runs: list[RunData], x: float, xmaps: dict | None = None) -> tuple[RunData, int] | None:
+    """The run and iteration whose segment [k, k+1) contains x (first of ``runs`` that has one); ``xmaps``:
+    run index -> the drawn frame's :class:`~gda_gl.xaxis.AxisMap` when x is not in iterations."""
+    for i, run in enumerate(runs):
+        xmap = (xmaps or {}).get(i)
+        u = x if xmap is None else float(xmap.to_iter(x))
+        row = run.row_at(u) if len(run) and getattr(run, "visible", True) else None
         if row is not None and len(row):
             return run, int(row.iteration[0])
     return None
@@ -158,7 +161,7 @@ def hover_info(runs: list[RunData], frame: Frame, view: View, px: float, py: flo
         info.update(run=runs[bucket["run_index"]].name, run_index=bucket["run_index"],
                     bucket=(bucket["first"], bucket["last"]), loss_range=(bucket["lo"], bucket["hi"]))
         return info
-    hit = iteration_at([r for r in runs if getattr(r, "visible", True)], x)
+    hit = iteration_at(runs, x, frame.xmaps)
     if hit is not None:
         info.update(over_step=hit[1], run=hit[0].name)
     else:
