@@ -52,10 +52,11 @@ def _check_target(dst: Path, src: Path) -> None:
 def _copy(rec: Recording, tmp: Path) -> tuple[int, int]:
     """Write every block and event of ``rec`` into a new recording at ``tmp``; returns (rows, events)."""
     rows = events = 0
-    with RecordingWriter(tmp, rec.alpha_grid, rec.run, commit_interval=3600.0, journal="delete") as w:
+    with RecordingWriter(tmp, rec.alpha_grid, rec.run, commit_interval=3600.0, journal="delete",
+                         row_alphas=rec.row_alphas) as w:
         for bid in rec.block_ids():
             d = rec.read_block(bid)
-            w.append_arrays(d.columns, d.phi, np.diff(d.trial_offsets), d.trials)
+            w.append_arrays(d.columns, d.phi, np.diff(d.trial_offsets), d.trials, alphas=d.row_alphas)
             rows += len(d)
             w.flush()  # raises on a failed commit: nothing is dropped silently
         for it, wt, kind, msg in rec.iter_events():

@@ -187,3 +187,15 @@ def test_pyramid_of_an_adaptive_file_equals_its_plain_twin(tmp_path):
         top_file = RunWindows.from_recording(rec).summary()
     for name in ("env_lo", "env_hi", "cl_lo", "cl_hi"):
         np.testing.assert_array_equal(top_mem[name], top_file[name])
+
+
+def test_upgrade_copies_keep_each_rows_alphas(tmp_path):
+    from recorder.upgrade import upgrade
+
+    alphas, phi = write_adaptive(tmp_path / "a.gda", n=100)
+    upgrade(tmp_path / "a.gda", tmp_path / "b.gda")
+    with Recording(tmp_path / "b.gda") as rec:
+        d = rec.read()
+        assert rec.row_alphas
+        np.testing.assert_array_equal(d.row_alphas, alphas)
+        np.testing.assert_array_equal(d.phi, phi)
