@@ -270,6 +270,8 @@ def view_state_from_args(args: argparse.Namespace):
         st.color_by = args.color_by
     if getattr(args, "highlight", None):
         st.highlight = args.highlight
+    if getattr(args, "normalize", False):
+        st.normalize = True
     if getattr(args, "x_axis", None):
         if st.x_axis != args.x_axis and not getattr(args, "range", None):
             st.x_range = None  # a saved range is in the saved axis's units
@@ -571,6 +573,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--series", nargs="+", metavar="NAME", help="logged series to draw: names with 'loss' on the "
                                                               "curve's axes, the others in panels below it")
     q.add_argument("--series-log", nargs="+", metavar="NAME", help="series panels with a log y axis")
+    q.add_argument("--normalize", action="store_true", help="each run's loss over its own first loss (runs of "
+                                                             "different scales on one axis)")
     q.add_argument("--x-axis", choices=X_AXES, help="x axis: iteration (default), epoch (fractional), samples "
                                                     "seen, wall_time (s), forward_passes (line searches included); "
                                                     "--range is in its units")

@@ -170,6 +170,7 @@ class Frame:
     legend: list = field(default_factory=list)          # (name, rgba)
     epoch_marks: list = field(default_factory=list)     # (x relative to origin, epoch, run row, run rgba)
     x_axis: str = "iteration"                           # the x axis (gda_gl.xaxis.AXES)
+    y_title: str = "loss"                               # the y axis's title
     xmaps: dict = field(default_factory=dict)           # run index -> AxisMap of this frame (not iteration axis)
     match_count: int | None = None                      # rows matching the highlight (None: no filter)
     match_exact: bool = True                            # False: an upper bound (threshold filters zoomed out)

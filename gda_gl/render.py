@@ -211,7 +211,7 @@ class CurveRenderer:
         self._epoch_labels(text, frame.epoch_marks, px, py, sx, pw, fs)
         if frame.axis_titles:
             text.add(AXIS_TITLES.get(frame.x_axis, frame.x_axis), px + pw / 2, py - layout.bottom + 6, "mb", fs + 1)
-            text.add("loss (log)" if log_y else "loss", 12, py + ph / 2, "mm", fs + 1, rotate=True)
+            text.add(frame.y_title + (" (log)" if log_y else ""), 12, py + ph / 2, "mm", fs + 1, rotate=True)
             if title is None:
                 title = frame.title
                 if frame.mode == "detail":

@@ -69,6 +69,12 @@ class _Window:
     u0: float = -math.inf           # the view's x range in this run's iterations
     u1: float = math.inf
     xmap: AxisMap | None = None     # iterations -> the x axis (None: the iteration axis itself)
+    yscale: float = 1.0             # losses are drawn times this (1 / the run's first loss when normalised)
+
+    def y(self, loss, log: bool) -> np.ndarray:
+        """Losses of this run in display units (scaled when the view normalises runs)."""
+        v = np.asarray(loss, np.float64)
+        return transform_y(v if self.yscale == 1.0 else v * self.yscale, log)
 
     def x(self, u) -> np.ndarray:
         """Positions in iteration space (k + alpha / accepted) on the view's x axis."""
@@ -86,6 +92,14 @@ def _needed_stats(state: ViewState | None) -> set:
         kind, arg = parse_filter(state.highlight)
         need.add({"class": "step_class", "status": "status"}.get(kind) or arg[0])
     return need
+
+
+def run_yscale(run: RunData) -> float:
+    """1 / the run's first loss (the classic curve's first value), for views that normalise runs; 1 when
+    that is not a positive finite number."""
+    top = run.windows.summary()
+    first = float(top["cl_first"][0]) if top is not None else float("nan")
+    return 1.0 / first if math.isfinite(first) and first > 0 else 1.0
 
 
 def _iteration_range(run: RunData, axis: str, x0: float, x1: float) -> tuple[float, float]:
@@ -121,6 +135,7 @@ def _gather(runs: list[RunData], x0: float, x1: float, width_px: int, state: Vie
             if mode == "overview":
                 w.recs = pyramid.row_records(r.alphas, rows.columns, rows.phi, None, None, None,
                                              with_stats=_needed_stats(state))
+        w.yscale = run_yscale(r) if state is not None and state.normalize else 1.0
         gmap = xaxis.global_map(r, axis)
         w.xmap = None if gmap is None else xaxis.window_map(r, axis, gmap, rows=w.rows if env is None else None,
                                                             recs=env.recs if env is not None else None)
@@ -162,7 +177,7 @@ def fit_y_range(windows: list[_Window], x0: float, x1: float, log: bool,
     for w in windows:
         if w.recs is not None:
             keep = _visible(w.recs, w.u0, w.u1)
-            tl, th = transform_y(w.recs["env_lo"][keep], log), transform_y(w.recs["env_hi"][keep], log)
+            tl, th = w.y(w.recs["env_lo"][keep], log), w.y(w.recs["env_hi"][keep], log)
         else:
             d = w.rows
             if not len(d):
@@ -170,7 +185,7 @@ def fit_y_range(windows: list[_Window], x0: float, x1: float, log: bool,
             classic = pyramid.classic_values(w.run.alphas, d.phi, d["train_loss"])
             elo, ehi = pyramid.row_envelope(w.run.alphas, d.phi, d["taken_alpha"].astype(np.float64), classic)
             keep = (d.iteration + 1 > w.u0) & (d.iteration < w.u1)
-            tl, th = transform_y(elo[keep], log), transform_y(ehi[keep], log)
+            tl, th = w.y(elo[keep], log), w.y(ehi[keep], log)
         tl, th = tl[np.isfinite(tl)], th[np.isfinite(th)]
         if len(tl):
             lo = min(lo, float(tl.min()))
@@ -251,12 +266,15 @@ def compose(runs: list[RunData], state: ViewState, plot: tuple[int, int, int, in
     wins, mode = _gather(runs, x0, x1, width_px, state)
     on_curve, _ = seriesview.plan(runs, state)
     swins = seriesview.read_windows(runs, on_curve, x0, x1, width_px, state.x_axis) if on_curve else []
-    y0, y1 = _resolve_y(wins, state, x0, x1, seriesview.extent(swins, x0, x1, bool(state.log_y)))
+    ysc = {w.index: w.yscale for w in wins if w.yscale != 1.0}
+    y0, y1 = _resolve_y(wins, state, x0, x1, seriesview.extent(swins, x0, x1, bool(state.log_y), ysc))
     view = View(x0, x1, y0, y1, bool(state.log_y), tuple(int(v) for v in plot), tuple(int(v) for v in size))
     frame = build_frame(wins, mode, state, view)
     frame.x_axis = state.x_axis
+    frame.y_title = "loss / the run's first loss" if state.normalize else "loss"
     frame.xmaps = {w.index: w.xmap for w in wins if w.xmap is not None}
-    seriesview.draw_series(frame, swins, view, on_curve=True, xmaps=frame.xmaps)
+    yscales = {w.index: w.yscale for w in wins if w.yscale != 1.0}
+    seriesview.draw_series(frame, swins, view, on_curve=True, xmaps=frame.xmaps, yscales=yscales)
     frame.x_span = runs_x_span(runs, state.x_axis)
     return view, frame
 
@@ -327,7 +345,7 @@ def _overview(frame: Frame, w: _Window, state: ViewState, view: View, color_by):
     recs = {k: v[_visible(recs, w.u0, w.u1)] for k, v in recs.items()}
     xs0 = w.x(recs["first_it"].astype(np.float64)) - x0
     xs1 = w.x(recs["last_it"].astype(np.float64) + 1.0) - x0
-    lo, hi = transform_y(recs["env_lo"], state.log_y), transform_y(recs["env_hi"], state.log_y)
+    lo, hi = w.y(recs["env_lo"], state.log_y), w.y(recs["env_hi"], state.log_y)
     colors = _run_colors(w, lambda name: bucket_stat(recs, name), color_by, frame, len(xs0))
     match, count, exact = highlight_buckets(recs, state.highlight)
     if match is not None:
@@ -338,8 +356,8 @@ def _overview(frame: Frame, w: _Window, state: ViewState, view: View, color_by):
         c = colors[ok].copy()
         c[:, 3] *= 0.40
         frame.add(Rects("envelope", np.stack([xs0, lo - oy, xs1, hi - oy], axis=1)[ok], c, _take(ids, ok)))
-    clo, chi = transform_y(recs["cl_lo"], state.log_y), transform_y(recs["cl_hi"], state.log_y)
-    clast = transform_y(recs["cl_last"], state.log_y)
+    clo, chi = w.y(recs["cl_lo"], state.log_y), w.y(recs["cl_hi"], state.log_y)
+    clast = w.y(recs["cl_last"], state.log_y)
     if len(xs0) > 1:  # join each bucket to the previous one's last value so the curve reads as a line
         clo[1:] = np.fmin(clo[1:], clast[:-1])
         chi[1:] = np.fmax(chi[1:], clast[:-1])
@@ -367,7 +385,7 @@ def _detail(frame: Frame, w: _Window, state: ViewState, view: View, color_by):
     a, phi = w.run.alphas[cols], d.phi[:, cols]
     fade = highlight_mask(d, state.highlight)
     X = w.x(stepgeom.arc_x(it[:, None], a[None, :], t[:, None])) - view.x0
-    Y = transform_y(phi, state.log_y) - view.y0
+    Y = w.y(phi, state.log_y) - view.y0
     colors = _run_colors(w, lambda name: d[name].astype(np.float64), color_by, frame, len(d))
     if fade is not None:
         colors[~fade, 3] *= FADE
@@ -430,7 +448,7 @@ def _trials(frame: Frame, w: _Window, d: Iterations, t: np.ndarray, fade, state:
     alpha = np.asarray(d.trials["alpha"], np.float64)
     it = d.iteration.astype(np.float64)
     tx = w.x(stepgeom.arc_x(it[rows], alpha, t[rows])) - view.x0
-    ty = transform_y(d.trials["loss"], state.log_y) - view.y0
+    ty = w.y(d.trials["loss"], state.log_y) - view.y0
     ok = np.isfinite(tx) & np.isfinite(ty)
     loose = stepgeom.loose_mask(alpha, rows, t)
     col = np.where(loose[:, None], np.asarray(LOOSE_COLOR, np.float32), np.asarray(TRIAL_COLOR, np.float32))
@@ -458,7 +476,7 @@ def _owner_lines(frame: Frame, w: _Window, d: Iterations, rows, alpha, ty, t, st
     a_end = np.full(len(rows), amax) if state.show_loose else t[rows]
     phi = np.asarray(d.phi[rows], np.float64)
     end_y = np.array([np.interp(ae, a, ph) if np.isfinite(ph).all() else np.nan for ae, ph in zip(a_end, phi)])
-    ey = transform_y(end_y, state.log_y) - view.y0
+    ey = w.y(end_y, state.log_y) - view.y0
     ok = np.isfinite(ey)
     p0 = np.stack([w.x(stepgeom.arc_x(it, a_end, t[rows])) - view.x0, ey], axis=1)[ok]
     p1 = np.stack([w.x(stepgeom.arc_x(it, alpha, t[rows])) - view.x0, ty], axis=1)[ok]
@@ -510,7 +528,7 @@ def _smoothed(frame: Frame, w: _Window, state: ViewState, view: View) -> None:
     if len(xs) > 20_000:  # more points than a frame can show: they are rows of a very wide window
         step = len(xs) // 20_000 + 1
         xs, vals, weights = xs[::step], vals[::step], weights[::step] * step
-    sm = transform_y(ema(vals, weights, state.smoothing), state.log_y) - view.y0
+    sm = w.y(ema(vals, weights, state.smoothing), state.log_y) - view.y0
     ok = np.isfinite(sm)
     xs, sm = xs[ok] - view.x0, sm[ok]
     if len(xs) < 2:

@@ -123,7 +123,8 @@ def _points(s) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | 
     return x, mean, lo, hi
 
 
-def extent(windows: list[SeriesWindow], x0: float, x1: float, log_y: bool) -> tuple[float, float] | None:
+def extent(windows: list[SeriesWindow], x0: float, x1: float, log_y: bool, yscales: dict | None = None
+           ) -> tuple[float, float] | None:
     """(min, max) in display units of what the windows draw inside the view (each window's iteration range
     ``u0..u1``, the view's [x0, x1] on its axis), or None."""
     lo, hi = math.inf, -math.inf
@@ -131,7 +132,7 @@ def extent(windows: list[SeriesWindow], x0: float, x1: float, log_y: bool) -> tu
         x, v, blo, bhi = _points(s)
         keep = (x >= s.u0 - 1) & (x <= s.u1 + 1)  # iterations: the view's range in this run
         vals = [v[keep]] + ([blo[keep], bhi[keep]] if blo is not None else [])
-        t = transform_y(np.concatenate(vals), log_y)
+        t = transform_y(np.concatenate(vals) * (yscales or {}).get(s.run_index, 1.0), log_y)
         t = t[np.isfinite(t)]
         if len(t):
             lo, hi = min(lo, float(t.min())), max(hi, float(t.max()))
@@ -146,12 +147,14 @@ def series_color(run_color, on_curve: bool) -> np.ndarray:
     return c
 
 
-def draw_series(frame: Frame, windows: list[SeriesWindow], view: View, on_curve: bool, xmaps: dict | None = None
-                ) -> None:
+def draw_series(frame: Frame, windows: list[SeriesWindow], view: View, on_curve: bool, xmaps: dict | None = None,
+                yscales: dict | None = None) -> None:
     """Add the windows' bands, lines, marks and non-finite flags to ``frame`` (positions relative to the view;
     ``xmaps``: run index -> the frame's :class:`~gda_gl.xaxis.AxisMap` when the x axis is not the iteration)."""
     for s in windows:
         x, v, blo, bhi = _points(s)
+        scale = (yscales or {}).get(s.run_index, 1.0)  # a normalised view: this run's losses over its first
+        v, blo, bhi = (None if a is None else a * scale for a in (v, blo, bhi))
         xmap = (xmaps or {}).get(s.run_index)
         to_x = (lambda u: np.asarray(u, np.float64)) if xmap is None else xmap.to_axis
         color = series_color(s.run.color, on_curve)

@@ -83,6 +83,7 @@ class ViewState:
     series: tuple[str, ...] | None = None  # series drawn (None: every logged loss-like series, on the curve's axes)
     series_log: tuple[str, ...] = ()      # panels drawn with a log y axis
     x_axis: str = "iteration"             # iteration, epoch, samples, wall_time, forward_passes (gda_gl.xaxis)
+    normalize: bool = False               # each run's loss over its own first loss (runs of different scales)
     _observers: list = field(default_factory=list, repr=False, compare=False)
 
     def observe(self, fn: Callable[["ViewState", set], None]) -> None:
@@ -133,7 +134,7 @@ class ViewState:
             if d.get(k) is not None:
                 d[k] = _range(k, d[k], integer=k in ("iteration_range", "epoch_range"),
                               bound=_Y_BOUND if k == "y_range" else _X_BOUND)
-        for k in ("log_y", "show_loose", "show_trials", "show_rules", "show_envelope", "follow"):
+        for k in ("log_y", "show_loose", "show_trials", "show_rules", "show_envelope", "follow", "normalize"):
             if k in d and not isinstance(d[k], bool):
                 raise ValueError(f"{k} must be true or false")
         if "color_by" in d and d["color_by"] not in COLOR_BY_CHOICES:

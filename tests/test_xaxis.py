@@ -123,3 +123,28 @@ def test_samples_axis_aligns_runs_with_different_batch_sizes(tmp_path):
         for run_index, first_of_epoch1 in ((0, 20), (1, 10)):  # epoch 1 starts after 640 samples in both
             mine = (arcs.ids.run == run_index) & (arcs.ids.first == first_of_epoch1) & (arcs.ids.a0 == 0)
             assert arcs.p0[mine, 0][0] + frame.origin[0] == pytest.approx(640.0)
+
+
+def test_normalised_runs_of_different_scales_share_one_y_axis(tmp_path):
+    """Issue 18.5: a run near 1e-6 flattened beside one near 2; normalised, each is drawn over its own first
+    loss and both fill the axis."""
+    a = _write(tmp_path / "big.gda", 300, 100)
+    small = tmp_path / "small.gda"
+    its = np.arange(300)
+    phi = (1e-6 * (1.0 + 0.5 * np.exp(-its / 50.0))[:, None] * (1 + 0.1 * GRID[None, :])).astype(np.float32)
+    with RecordingWriter(small, GRID, {"name": "small"}) as w:
+        w.append_arrays({"iteration": its, "train_loss": phi[:, 0], "taken_alpha": np.ones(300)}, phi)
+    with Recording(a) as ra, Recording(small) as rs:
+        runs = [RunData.from_recording(ra), RunData.from_recording(rs)]
+        _, plain = compose(runs, ViewState(), (60, 40, 1000, 500), (1100, 600))
+        view, frame = compose(runs, ViewState(normalize=True), (60, 40, 1000, 500), (1100, 600))
+    assert frame.y_title.startswith("loss / ")
+    classic = frame.merged("classic")
+    for i in (0, 1):
+        mine = classic.rects[classic.ids.run == i]
+        top = mine[:, 3].max() + frame.origin[1]
+        assert top == pytest.approx(1.0, abs=0.2)  # every run starts near 1 (its own first loss)
+        span = (mine[:, 3].max() - mine[:, 1].min()) / (view.y1 - view.y0)
+        assert span > 0.2, (i, span)  # and spreads over the axis, where unnormalised the small run was flat
+    small_plain = plain.merged("classic").rects[plain.merged("classic").ids.run == 1]
+    assert (small_plain[:, 3].max() - small_plain[:, 1].min()) / (plain.merged("classic").rects[:, 3].max()) < 1e-3

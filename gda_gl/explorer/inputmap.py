@@ -137,6 +137,11 @@ def _x_axis(c):
     return "no other x axis: the runs hold no epochs, wall times or samples to use"
 
 
+def _normalize(c):
+    c.state.update(normalize=not c.state.normalize, y_range=None)
+    return "each run over its own first loss" if c.state.normalize else "losses as recorded"
+
+
 def _help(c):
     c.show_help = not c.show_help
     c.request_redraw()
@@ -172,6 +177,7 @@ BINDINGS: tuple[Binding, ...] = (
     Binding("H", "next highlight filter; N / P next / previous match",
             {"h": _highlight, "n": _next_match, "p": _prev_match}),
     Binding("U", "x axis: iteration, epoch, samples, wall time, forward passes (next)", {"u": _x_axis}),
+    Binding("Y", "each run's loss over its own first loss on / off", {"y": _normalize}),
     Binding("D", "details of the step under the cursor", {"d": _details}),
     Binding("F", "follow the newest iterations (live)", {"f": _follow}),
     Binding("G", "glyph legend on / off", {"g": _legend}),
