@@ -9,9 +9,9 @@ evaluates phi in at most four batched rounds (each round one call of the probe's
    gradient the recorder already has; a cubic through phi(0), phi'(0), phi(1), phi(alpha_max), or the
    parabola through the three anchors when the slope is unknown or not a descent) gives the valley
    a*; the round evaluates a* and the point bracketing it beyond (2 alphas).
-3. **Refinement** (1 alpha, then the rest in a fourth round): the vertex of the parabola through the lowest measured point and its neighbours
-   (where the *measured* points put the minimum), then the midpoints of the intervals where the
-   measured points bend most (largest linear-interpolation error estimate, ``width**2 * |phi''| / 8``).
+3. **Refinement** (1 alpha, then the rest in a fourth round): the vertex of the parabola through
+   the lowest measured point and its neighbours (where the *measured* points put the minimum), then
+   the midpoints of the intervals where the measured points bend most (largest linear-interpolation error estimate, ``width**2 * |phi''| / 8``).
 
 Every stored point is a measured loss at the alpha stored beside it; the models only choose where to
 measure.  Alphas are rounded to float32 (the precision the parameters are interpolated in) before they
@@ -29,7 +29,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["plan_round", "round_sizes", "adaptive_points", "nominal_grid", "measure_adaptive", "MIN_BUDGET", "MAX_BUDGET"]
+__all__ = ["MAX_BUDGET", "MIN_BUDGET", "adaptive_points", "measure_adaptive", "nominal_grid", "plan_round",
+           "round_sizes"]
 
 #: the fewest alphas an adaptive probe evaluates (anchors 0, 1, alpha_max, the valley, one refinement)
 MIN_BUDGET = 5
@@ -160,12 +161,15 @@ def _bend_candidates(a: np.ndarray, p: np.ndarray) -> list[float]:
 
 
 def plan_round(r: int, a: np.ndarray, p: np.ndarray, slope0: float, alpha_max: float, n: int) -> list[float]:
-    """The alphas of round ``r`` (0, 1, 2) given what was measured so far.
+    """The alphas of round ``r`` given what was measured so far.
 
     Parameters
     ----------
-    r : round index (0 anchors, 1 valley, then refinement); a, p : measured alphas (sorted) and losses; slope0 : phi'(0) from the gradient
-        (NaN when unknown); alpha_max : the end of the interval; n : how many alphas this round evaluates
+    r : round index (0 anchors, 1 valley, then refinement)
+    a, p : measured alphas (sorted) and losses
+    slope0 : phi'(0) from the gradient (NaN when unknown)
+    alpha_max : the end of the interval
+    n : how many alphas this round evaluates
 
     Returns
     -------

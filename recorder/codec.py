@@ -20,8 +20,8 @@ import numpy as np
 from . import schema
 from .colcodec import CodecError, compress_array, decompress_array
 
-__all__ = ["Iterations", "BlockError", "encode_block", "decode_block", "concat_parts", "as_grid", "as_row_alphas", "check_row_alphas",
-           "json_safe",
+__all__ = ["Iterations", "BlockError", "encode_block", "decode_block", "concat_parts", "as_grid", "as_row_alphas",
+           "check_row_alphas", "json_safe",
            "trials_arrays", "loads_bounded", "MAX_GRID"]
 
 

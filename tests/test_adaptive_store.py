@@ -169,7 +169,8 @@ def test_pyramid_of_an_adaptive_file_equals_its_plain_twin(tmp_path):
     with Recording(p) as rec:
         d = rec.read()
         w = RunWindows.from_recording(rec)
-        stored = {level: w.chunks.buckets(level, 0, w.chunks.counts()[level]) for level in range(len(w.chunks.counts()))}
+        counts = w.chunks.counts()
+        stored = {level: w.chunks.buckets(level, 0, counts[level]) for level in range(len(counts))}
     for level, got in stored.items():
         ref = pyramid.reference_buckets(d.alphas_of_rows(), d.columns, d.phi, level,
                                         np.diff(d.trial_offsets), d.trials["alpha"])
