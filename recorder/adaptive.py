@@ -11,7 +11,8 @@ evaluates phi in at most four batched rounds (each round one call of the probe's
    a*; the round evaluates a* and the point bracketing it beyond (2 alphas).
 3. **Refinement** (1 alpha, then the rest in a fourth round): the vertex of the parabola through
    the lowest measured point and its neighbours (where the *measured* points put the minimum), then
-   the midpoints of the intervals where the measured points bend most (largest linear-interpolation error estimate, ``width**2 * |phi''| / 8``).
+   the midpoints of the intervals where the measured points bend most (largest linear-interpolation
+   error estimate, ``width**2 * |phi''| / 8``).
 
 Every stored point is a measured loss at the alpha stored beside it; the models only choose where to
 measure.  Alphas are rounded to float32 (the precision the parameters are interpolated in) before they
