@@ -176,3 +176,34 @@ def test_hover_and_csv_include_the_series_drawn(long_run, tmp_path):
     by_it = {int(r["iteration"]): r for r in rows}
     assert by_it[5000]["val_loss"] != "" and by_it[5001]["val_loss"] == ""
     assert float(by_it[5003]["accuracy"]) == pytest.approx(0.5 + 0.4 * (1 - np.exp(-5003 / 50_000.0)))
+
+
+AXIS_SCRIPT = r"""
+import sys
+from PyQt6 import QtWidgets
+app = QtWidgets.QApplication([])
+from gda_gl.explorer.axischoice import AxisChoice
+from gda_gl.explorer.controller import ExplorerController
+from gda_gl.scene import RunData
+from gda_gl.state import ViewState
+from recorder.store import Recording
+rec = Recording(sys.argv[1])
+c = ExplorerController([RunData.from_recording(rec)], ViewState())
+ax = AxisChoice(c, print)
+print("disabled", sorted(ax.disabled()), [v for v in ax.disabled().values()][0][:40])
+ax.widget.setCurrentIndex(ax.axes.index("forward_passes"))
+print("axis", c.state.x_axis, c.state.x_range)
+"""
+
+
+def test_the_x_axis_choice_greys_out_what_a_run_cannot_provide(long_run):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    res = subprocess.run([sys.executable, "-c", AXIS_SCRIPT, str(long_run)], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "disabled ['samples', 'wall_time'] long " in res.stdout  # no wall time, no samples: greyed, with why
+    assert f"axis forward_passes (0.0, {float(N)})" in res.stdout  # no line searches: one pass per step

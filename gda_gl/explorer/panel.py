@@ -22,7 +22,8 @@ __all__ = ["ControlPanel", "format_details"]
 #: (state field, check box label) of the toggles.
 TOGGLES = (("log_y", "log y (L)"), ("show_loose", "beyond the step, light arcs (O)"),
            ("show_trials", "trial points and loose ends (T)"), ("show_rules", "batch changes (B)"),
-           ("show_envelope", "envelope (E)"), ("follow", "follow newest (F)"))
+           ("show_envelope", "envelope (E)"), ("follow", "follow newest (F)"),
+           ("normalize", "each run over its first loss (Y)"))
 
 
 def _value(v) -> str:
@@ -64,6 +65,7 @@ class ControlPanel:
         ctrl.on_grow(self.update_ranges)
         ctrl.on_grow(self.fill_runs)
         ctrl.on_grow(self.series.fill)
+        ctrl.on_grow(self.axis.fill)
         ctrl.on_select(self.show_details)  # the state does not change when only the run does
         self.sync()
         self._connect()
@@ -75,6 +77,7 @@ class ControlPanel:
         from ..scene import FILTER_HELP, RUN_COLORS
         from ..state import COLOR_BY_CHOICES
         from .filters import HIGHLIGHTS
+        from .axischoice import AxisChoice
         from .serieslist import SeriesList
 
         self.runs_list = QtWidgets.QListWidget()
@@ -84,6 +87,8 @@ class ControlPanel:
         self.series = SeriesList(self.ctrl)
         self.color = QtWidgets.QComboBox()
         self.color.addItems(COLOR_BY_CHOICES)
+        self.axis = AxisChoice(self.ctrl, self.message)
+        self.x_axis = self.axis.widget
         self.checks = {name: QtWidgets.QCheckBox(label) for name, label in TOGGLES}
         self.autofit = QtWidgets.QCheckBox("y auto-fit (A)")
         self.highlight = QtWidgets.QComboBox()
@@ -120,6 +125,8 @@ class ControlPanel:
         form.addWidget(self.runs_list)
         form.addWidget(QtWidgets.QLabel("series (double-click: log y)"))
         form.addWidget(self.series.widget)
+        form.addWidget(QtWidgets.QLabel("x axis (U)"))
+        form.addWidget(self.x_axis)
         form.addWidget(QtWidgets.QLabel("colour by (C)"))
         form.addWidget(self.color)
         for cb in self.checks.values():
@@ -175,7 +182,7 @@ class ControlPanel:
             sb.editingFinished.connect(back(sb))
         for b in (self.prev_b, self.next_b, self.it_apply, self.ep_apply, self.home_b, self.help_b):
             b.clicked.connect(back(b))
-        for combo in (self.color, self.highlight):
+        for combo in (self.color, self.highlight, self.x_axis):
             combo.activated.connect(back(combo))
         for cb in (*self.checks.values(), self.autofit):
             cb.clicked.connect(back(cb))
@@ -184,11 +191,12 @@ class ControlPanel:
     def sync(self, st=None, changed=None) -> None:
         """Set every widget from the state (signals blocked, so this never feeds back)."""
         s = self.ctrl.state
-        widgets = [self.color, self.highlight, self.autofit, *self.spin_boxes, *self.checks.values()]
+        widgets = [self.color, self.highlight, self.autofit, self.x_axis, *self.spin_boxes, *self.checks.values()]
         for w in widgets:
             w.blockSignals(True)
         try:
             self.color.setCurrentText(s.color_by)
+            self.axis.show(s.x_axis)
             self.highlight.setCurrentText(s.highlight or "none")
             for name, cb in self.checks.items():
                 cb.setChecked(bool(getattr(s, name)))
