@@ -185,7 +185,8 @@ def main(argv=None) -> int:
             r = measure(str(path), size, Path(tmp))
         results.append(r)
         lat, z = r["wheel_latency_ms"], r["zoom"]
-        log.info("%s: wheel event->image median %.0f ms, p95 %.0f ms (from Playwright's send: %.0f / %.0f); zoom %.1f fps (%d frames in %.1f s, %d notches); "
+        log.info("%s: wheel event->image median %.0f ms, p95 %.0f ms (from Playwright's send: %.0f / %.0f); "
+                 "zoom %.1f fps (%d frames in %.1f s, %d notches); "
                  "JPEG %.0f KiB, PNG %.0f KiB per frame; kernel frame (draw+readback) median %.0f ms; "
                  "idle kernel CPU %.2f %%", Path(path).name, lat["median"], lat["p95"], lat["from_send_median"],
                  lat["from_send_p95"], z["fps"], z["frames"],

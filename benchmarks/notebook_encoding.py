@@ -23,8 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 log = logging.getLogger(__name__)
 
 
@@ -96,8 +94,9 @@ def table(rows: list[dict]) -> str:
     lines = ["| encoding | median bytes/frame | largest | median encode ms |", "|---|---|---|---|"]
     for e in dict.fromkeys(r["encoding"] for r in rows):
         rs = [r for r in rows if r["encoding"] == e]
+        med_ms = statistics.median(r["encode_ms"] for r in rs)
         lines.append(f"| {e} | {statistics.median(r['bytes'] for r in rs) / 1024:.0f} KiB | "
-                     f"{max(r['bytes'] for r in rs) / 1024:.0f} KiB | {statistics.median(r['encode_ms'] for r in rs):.1f} |")
+                     f"{max(r['bytes'] for r in rs) / 1024:.0f} KiB | {med_ms:.1f} |")
     return "\n".join(lines)
 
 

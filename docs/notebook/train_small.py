@@ -40,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
     bs, nb = 64, 1024 // 64
+    run = {"name": "small", "data": "random 2-class, 1024 x 20"}
     with recorder.attach(opt, model, loss_fn, args.out, probe="standard", seed=0, overwrite=True,
-                         commit_interval=args.commit, run={"name": "small", "data": "random 2-class, 1024 x 20"}) as rec:
+                         commit_interval=args.commit, run=run) as rec:
         for step in range(args.steps):
             i = step % nb
             rec.set_epoch(step // nb)
