@@ -405,7 +405,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             (["render", paths[1], "-o", str(out / "demo-cg-detail.png"), "--detail", "21"]),
             (["render", paths[0], "-o", str(out / "demo-sgd-zoom.png"), "--range", "100:130",
               "--color-by", "step_class"]),
-            (["render", paths[0], paths[1], "-o", str(out / "demo-compare.png"), "--log"])]
+            (["render", paths[0], "-o", str(out / "demo-sgd-series.png"), "--log", "--x-axis", "epoch", "--series",
+              "val_loss", "val_accuracy", "lr"]),
+            (["render", paths[0], paths[1], "-o", str(out / "demo-compare.png"), "--log", "--x-axis", "epoch"])]
     if args.sweep:
         sweep = [p for p in paths if "sweep" in p] + [paths[0]]
         pngs.append(["compare", *sweep, "--png", str(out / "demo-sweep-compare.png"), "--log",

@@ -31,7 +31,12 @@ class DemoRun:
         self.name, self.path, self.describe = name, path, describe
 
 
+#: digits held out of training: the validation set whose loss and accuracy the demo logs
+VALIDATION = 297
+
+
 def _data(seed: int):
+    """(training X, y), (validation X, y): a seeded shuffle of the 1,797 digits, the last 297 held out."""
     import torch
     from sklearn.datasets import load_digits
 
@@ -40,7 +45,17 @@ def _data(seed: int):
     perm = torch.randperm(len(X), generator=g)
     X = torch.tensor(X / 16.0, dtype=torch.float32)[perm]
     y = torch.tensor(y)[perm]
-    return X, y
+    return (X[:-VALIDATION], y[:-VALIDATION]), (X[-VALIDATION:], y[-VALIDATION:])
+
+
+def _validate(rec, model, loss_fn, val) -> None:
+    """Log the validation loss and accuracy at the current iteration (rec.log: series beside phi)."""
+    import torch
+
+    with torch.no_grad():
+        out = model(val[0])
+        rec.log_dict({"val_loss": float(loss_fn(out, val[1])),
+                      "val_accuracy": float((out.argmax(1) == val[1]).float().mean())})
 
 
 def _model(seed: int):
@@ -63,14 +78,15 @@ def _sgd_run(path: Path, lr: float, epochs: int, seed: int, quiet: bool, tags: d
 
     import recorder
 
-    X, y = _data(seed)
+    (X, y), val = _data(seed)
     model = _model(seed)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
     bs = 64
     nb = (len(X) + bs - 1) // bs
     with recorder.attach(opt, model, loss_fn, path, probe="standard", seed=seed, tags=tags, overwrite=True,
-                         run={"name": path.stem, "data": "sklearn digits (1797 x 64), mini-batches of 64"}) as rec, \
+                         run={"name": path.stem, "data": "sklearn digits (1,500 of 1,797 x 64; 297 held out to "
+                                                 "validate), mini-batches of 64"}) as rec, \
             _progress(epochs * nb, path.stem, quiet) as bar:
         for ep in range(epochs):
             rec.set_epoch(ep)
@@ -80,6 +96,8 @@ def _sgd_run(path: Path, lr: float, epochs: int, seed: int, quiet: bool, tags: d
                 loss = loss_fn(model(xb), yb)
                 loss.backward()
                 opt.step()
+                if i % 6 == 5:
+                    _validate(rec, model, loss_fn, val)
                 bar.update()
                 bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
 
@@ -90,7 +108,7 @@ def _cg_run(path: Path, k_per_batch: int, epochs: int, seed: int, quiet: bool, t
     import recorder
     from recorder.optim import CG
 
-    X, y = _data(seed)
+    (X, y), val = _data(seed)
     model = _model(seed)
     opt = CG(model.parameters())
     loss_fn = nn.CrossEntropyLoss()
@@ -116,6 +134,7 @@ def _cg_run(path: Path, k_per_batch: int, epochs: int, seed: int, quiet: bool, t
                 for _ in range(k_per_batch):
                     loss = opt.step(closure)
                     bar.update()
+                _validate(rec, model, loss_fn, val)
                 bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
 
 

@@ -284,9 +284,15 @@ class CurveRenderer:
             mine = [m for m in marks if m[2] == r]
             if not 0 < len(mine) <= max(1, pw // 70):
                 continue
+            right = -1e9  # labels that would overlap the previous one are left out
             for x, e, _, rgba in mine:
+                label = f"epoch {e}"
+                half = 0.5 * text.text_width(label, fs - 1)
+                if px + x * sx - half < right + 6:
+                    continue
+                right = px + x * sx + half
                 color = (90, 90, 140, 255) if len(rows) == 1 else tuple(int(255 * c) for c in rgba[:3]) + (255,)
-                text.add(f"epoch {e}", px + x * sx, py - 24 - (fs + 1) * r, "mt", fs - 1, color=color)
+                text.add(label, px + x * sx, py - 24 - (fs + 1) * r, "mt", fs - 1, color=color)
 
     def _legend(self, text, entries, px, py, pw, ph, u, fs) -> None:
         """The run legend in the plot's top-right corner: as many columns as its rows need to stay inside the

@@ -5,7 +5,7 @@ usage (from the repository root, after ``gda-gl demo --out /tmp/demo --no-window
     QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1000x24" \\
         .venv/bin/python docs/explorer/screenshots.py /tmp/demo/demo-cg.gda /tmp/demo/demo-sgd.gda
 
-Writes docs/explorer/{overview,zoom,step}.png: the real window (Qt, VisPy), grabbed after the
+Writes docs/explorer/{overview,zoom,step,series}.png: the real window (Qt, VisPy), grabbed after the
 animation landed, saved with a 256-colour palette to keep them small.
 """
 
@@ -63,6 +63,14 @@ def main(paths: list[str]) -> None:
     cv.mouse = v.data_to_px(k + 0.5, v.px_to_data(0, lay.height / 2)[1])
     settle()
     shot("step")
+    # the curves beside phi: the SGD run by epoch, its validation loss over the curve, the lr in a panel
+    for i, r in enumerate(c.runs):
+        c.set_run_visible(i, "sgd" in r.name)
+    w.panel.fill_runs()
+    c.state.update(series=("val_loss", "lr"), log_y=True)
+    c.set_x_axis("epoch")
+    settle()
+    shot("series")
     w.win.close()
 
 

@@ -190,7 +190,8 @@ class ExplorerController(Navigator):
         """Filter by iteration range (shows exactly that range)."""
         full = self.full_x_range()
         self.state.update(iteration_range=None if lo is None and hi is None else (lo, hi))
-        self.set_x_range((full[0] if lo is None else lo, full[1] if hi is None else hi))
+        a, b = self.to_axis(lo if lo is not None else 0.0, hi if hi is not None else 0.0)
+        self.set_x_range((full[0] if lo is None else a, full[1] if hi is None else b))
 
     def set_epoch_range(self, lo: int, hi: int) -> None:
         """Filter by epochs ``lo..hi`` (inclusive): the view spans their iterations."""
@@ -209,7 +210,7 @@ class ExplorerController(Navigator):
                 xs += [float(it.min()), float(it.max()) + 1.0]
         if xs:
             self.state.update(epoch_range=(lo, hi))
-            self.set_x_range((min(xs), max(xs)))
+            self.set_x_range(self.to_axis(min(xs), max(xs)))
 
     def max_epoch(self) -> int:
         """The last run's last epoch (epochs never decrease): read from the last row only."""

@@ -59,7 +59,8 @@ def overlay_spec(c, st, frame: Frame, runs, box=None, frame_ms: Sequence[float] 
         if st.highlight:
             kinds = kinds + ("rug",)
         spec.legend = kinds
-        spec.legend_offset = 16 * len(runs) + 6 if len(runs) > 1 else 0
+        entries = len(frame.legend)  # runs and the series drawn over the curve: the renderer's legend rows
+        spec.legend_offset = 16 * entries + 6 if entries > 1 else 0
     owner = frame.merged("owner")
     if owner is not None:
         origin = np.asarray(frame.origin, np.float64)

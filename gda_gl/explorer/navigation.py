@@ -82,6 +82,19 @@ class Navigator:
         run = run or next((r for r in self.runs if len(r)), None)
         return None if run is None else xaxis.global_map(run, self.state.x_axis)
 
+    def to_axis(self, u0: float, u1: float) -> tuple[float, float]:
+        """Iterations [u0, u1] of the first run as a range on the state's x axis."""
+        gmap = self._axis_map()
+        return (u0, u1) if gmap is None else tuple(float(v) for v in gmap.to_axis([u0, u1]))
+
+    def iterations_shown(self) -> tuple[float, float] | None:
+        """The state's x range as iterations of the first run (None when it has no x range)."""
+        if self.state.x_range is None:
+            return None
+        gmap = self._axis_map()
+        x0, x1 = self.state.x_range
+        return (x0, x1) if gmap is None else tuple(float(v) for v in gmap.to_iter([x0, x1]))
+
     def _per_iteration(self) -> float:
         """Axis units per iteration (1 on the iteration axis; the runs' average slope on others)."""
         gmap = self._axis_map()

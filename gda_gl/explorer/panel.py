@@ -201,9 +201,10 @@ class ControlPanel:
             for name, cb in self.checks.items():
                 cb.setChecked(bool(getattr(s, name)))
             self.autofit.setChecked(s.y_range is None)
-            if s.x_range is not None:
-                self.it_lo.setValue(int(math.floor(max(s.x_range[0], self.it_lo.minimum()))))
-                self.it_hi.setValue(int(math.ceil(min(s.x_range[1], self.it_hi.maximum() + 1))) - 1)
+            shown = self.ctrl.iterations_shown()  # the x range in iterations, whatever the x axis
+            if shown is not None:
+                self.it_lo.setValue(int(math.floor(max(shown[0], self.it_lo.minimum()))))
+                self.it_hi.setValue(int(math.ceil(min(shown[1], self.it_hi.maximum() + 1))) - 1)
             ep = s.epoch_range or self._epochs_in_view()
             if ep is not None:
                 self.ep_lo.setValue(int(ep[0]))
@@ -220,8 +221,7 @@ class ControlPanel:
         self.numbers.setText(format_details(self.ctrl.details()))
 
     def _epochs_in_view(self):
-        s = self.ctrl.state
-        x0, x1 = s.x_range
+        x0, x1 = self.ctrl.iterations_shown()
         for run in self.ctrl.visible_runs():
             if len(run) == 0:
                 continue
