@@ -6,6 +6,8 @@ way jupyter_rfb calls it after ``request_draw``, and events are the dicts jupyte
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -104,6 +106,17 @@ def test_double_click_selects_a_step_and_the_details_show_it(explorer):
     assert ctl.details_image.value[:8] == b"\x89PNG\r\n\x1a\n" and ctl.details_image.layout.display == ""
     assert f"details of step {k}" in ctl.details_numbers.value
     assert f"selected {k}" in fb.view_text() and f"selected iteration {k}" in fb.status
+    from gda_gl.explorer.picking import _to_px
+
+    view, frame = c.drawn()  # rest the cursor on a drawn arc: the hover readout names its step and alpha
+    seg = frame.merged("arcs")
+    gx, gy = _to_px(view, 0.5 * (seg.p0 + seg.p1))  # GL pixels, origin bottom-left
+    j = int(np.argmin(np.abs(gx - (view.plot[0] + view.plot[2] / 2))))  # the arc nearest the plot's middle
+    fb.handle_event(_ev("pointer_move", x=float(gx[j]), y=float(view.size[1] - gy[j])))
+    assert re.search(r"step \d+, alpha [\d.]+, phi", fb.status), fb.status
+    assert re.search(r"step \d+, alpha", explorer.controls.status.value)
+    fb.handle_event(_ev("pointer_leave"))
+    assert "alpha" not in fb.status
 
 
 def test_frames_are_requested_only_when_something_changed(explorer):
