@@ -175,6 +175,29 @@ def test_bad_input_is_one_line(tmp_path):
     assert isinstance(bad, ErrorLine) and "\n" not in bad.text and "junk.gda" in bad.text
     assert "Traceback" not in bad._repr_html_()
     assert view().text.startswith("gda-gl: error: no recording")
+    state = tmp_path / "view.json"
+    state.write_text("{not json")
+    bad_state = view(str(junk), state=str(state))  # the recording is refused first
+    assert isinstance(bad_state, ErrorLine)
+
+
+def test_a_bad_view_state_and_no_opengl_are_one_line(recording, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    state = tmp_path / "view.json"
+    state.write_text("{not json")
+    bad = view(str(recording), state=str(state))
+    assert isinstance(bad, ErrorLine) and "view.json" in bad.text and "not a view state" in bad.text
+    code = ("from gda_gl.notebook import view; import sys; v = view(sys.argv[1]); print(repr(v))")
+    env = dict(__import__("os").environ, GDA_GL_BACKEND="no-such-gl")
+    out = subprocess.run([sys.executable, "-c", code, str(recording)], capture_output=True, text=True, env=env,
+                         cwd=str(ROOT), timeout=120)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("gda-gl")]
+    assert out.returncode == 0 and lines == [lines[0]] and "no OpenGL backend" in lines[0], out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
 
 
 def test_follow_grows_the_view_when_rows_are_committed(tmp_path):

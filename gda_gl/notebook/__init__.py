@@ -61,8 +61,10 @@ def error_line(exc: BaseException, paths=()) -> str:
 
     from ..gl.backend import BackendError
 
+    from ..cli import UsageError
+
     msg = " ".join(str(exc).split())[:300]
-    if isinstance(exc, (RecordingError, BackendError)):
+    if isinstance(exc, (RecordingError, BackendError, UsageError)):
         return f"gda-gl: error: {msg}"
     if isinstance(exc, ImportError) and (getattr(exc, "name", None) or "").split(".")[0] in _EXTRA_MODULES:
         return f"gda-gl: error: the notebook widget needs the notebook extra: pip install 'gda-gl[notebook]' ({msg})"
@@ -113,7 +115,9 @@ def _state(state, follow: bool):
     elif isinstance(state, ViewState):
         st = state
     else:
-        st = ViewState.load(state)
+        from ..cli import load_state
+
+        st = load_state(str(state))  # refuses a bad file in one line (UsageError), as gda-gl does
     if follow:
         st.follow = True
     return st
