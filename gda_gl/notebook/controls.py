@@ -135,7 +135,8 @@ class Controls:
     def _guard(self, fn, *args) -> None:
         """Run a control's action; a bad value (an unknown filter) is one status line, never a traceback."""
         try:
-            fn(*args)
+            with self.fb.lock:  # controls may act on a subshell's thread while the follower polls
+                fn(*args)
         except (ValueError, TypeError) as exc:
             self._say(str(exc))
 
@@ -173,7 +174,7 @@ class Controls:
         rows = []
         for i, (run, name) in enumerate(zip(self.ctrl.runs, names)):
             cb = W.Checkbox(value=bool(getattr(run, "visible", True)), indent=False, description=name)
-            cb.observe(lambda ch, i=i: self.ctrl.set_run_visible(i, ch["new"]), names="value")
+            cb.observe(lambda ch, i=i: self._guard(self.ctrl.set_run_visible, i, ch["new"]), names="value")
             swatch = W.HTML(f'<span style="color:{_rgb(run.color)}">&#9632;</span>', layout=W.Layout(width="14px"))
             rows.append(W.HBox([swatch, cb]))
         self.runs.children = rows

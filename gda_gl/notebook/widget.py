@@ -80,7 +80,7 @@ class ExplorerFrameBuffer(RemoteFrameBuffer):
         self._poll_cb = None
         self._title_key = None
         # events may arrive on a kernel subshell's thread while the follower polls on the main one
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
         self.input = RfbInput(ctrl, self.request_redraw, self.say,
                               {"export": self.export, "save_state": self.save_state})
         ctrl.state.observe(lambda st, changed: self.request_redraw())
@@ -98,7 +98,7 @@ class ExplorerFrameBuffer(RemoteFrameBuffer):
         """Draw the controller's view now; returns (height, width, 3) uint8 RGB (rows top-down)."""
         t0 = time.perf_counter()
         c = self.ctrl
-        with self._lock:
+        with self.lock:
             image = gl_call(self._draw)
             self.frames += 1
             self.frame_ms.append(1000.0 * (time.perf_counter() - t0))
@@ -136,7 +136,7 @@ class ExplorerFrameBuffer(RemoteFrameBuffer):
     def handle_event(self, event: dict) -> None:
         """Input from the browser, through the explorer's input table (:class:`.events.RfbInput`)."""
         try:
-            with self._lock:
+            with self.lock:
                 self.input.handle(event)
         except Exception as exc:  # one line in the status, never a traceback in the cell
             self.say(f"{event.get('type')}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
@@ -166,7 +166,7 @@ class ExplorerFrameBuffer(RemoteFrameBuffer):
                 image = np.asarray(fbo.read(mode="color", alpha=False))
             return np.ascontiguousarray(image[..., :3]), dict(numbers or {}, run=run.name)
 
-        with self._lock:
+        with self.lock:
             return gl_call(draw)
 
     # -- status line -----------------------------------------------------------------------------
@@ -261,7 +261,7 @@ class ExplorerFrameBuffer(RemoteFrameBuffer):
         if f is None:
             return 0
         try:
-            with self._lock:
+            with self.lock:
                 n = f.poll()
         except Exception as exc:  # a vanished or damaged file: say so, keep the widget
             self.say(f"cannot read new iterations: {' '.join(str(exc).split())[:200]}")
@@ -283,7 +283,7 @@ class ExplorerFrameBuffer(RemoteFrameBuffer):
 
     def _final_poll(self) -> int:
         try:
-            with self._lock:
+            with self.lock:
                 return self.follower.poll()
         except Exception as exc:
             self.say(f"cannot read new iterations: {' '.join(str(exc).split())[:200]}")
