@@ -143,6 +143,9 @@ def test_controls_edit_the_state_and_follow_it(explorer):
     assert c.state.highlight == "overshoot"
     ctl.highlight.value = "no such filter <"
     assert c.state.highlight == "overshoot" and explorer.frame.status  # refused in one status line
+    ctl.x_axis.value = "epoch"
+    assert c.state.x_axis == "epoch"
+    ctl.x_axis.value = "iteration"
     ctl.it_lo.value, ctl.it_hi.value = 10, 19
     ctl.it_apply.click()
     assert c.state.x_range == (10.0, 20.0)

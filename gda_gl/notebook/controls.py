@@ -1,7 +1,7 @@
 """ipywidgets beside the frame: the controls of the desktop window's side panel, the status, the details.
 
 :class:`Controls` mirrors :class:`gda_gl.explorer.panel.ControlPanel` (same toggles, same labels
-naming the keys): run list (visibility), colour-by, the display toggles, y auto-fit, smoothing,
+naming the keys): run list (visibility), x axis, colour-by, the display toggles, y auto-fit, smoothing,
 highlight filter with previous/next match, iteration and epoch ranges, whole run, help, export.
 Every control edits the one :class:`~gda_gl.state.ViewState` through the controller, and
 :meth:`Controls.sync` sets the controls from the state with a guard so it never feeds back.
@@ -58,6 +58,10 @@ class Controls:
         wide = {"description_width": "95px"}
         self.runs = W.VBox()
         self.color = W.Dropdown(options=COLOR_BY_CHOICES, description="colour (C)", layout=lay, style=wide)
+        from ..xaxis import AXES, AXIS_TITLES
+
+        self.x_axis = W.Dropdown(options=[(AXIS_TITLES[a], a) for a in AXES], description="x axis (U)", layout=lay,
+                                 style=wide)
         self.checks = {name: W.Checkbox(description=label, indent=False) for name, label in TOGGLES}
         self.autofit = W.Checkbox(description="y auto-fit (A)", indent=False)
         self.smoothing = W.Dropdown(options=[("off", 0.0)] + [(f"EMA {v:g}", v) for v in SMOOTHING_STEPS[1:]],
@@ -89,7 +93,7 @@ class Controls:
         def row(*ws):
             return W.HBox(list(ws))
 
-        return W.VBox([W.HTML("<b>runs</b>"), self.runs, self.color, *self.checks.values(), self.autofit,
+        return W.VBox([W.HTML("<b>runs</b>"), self.runs, self.x_axis, self.color, *self.checks.values(), self.autofit,
                        self.smoothing, self.highlight, row(self.prev_b, self.next_b),
                        W.HTML("iterations"), row(self.it_lo, self.it_hi, self.it_apply),
                        W.HTML("epochs"), row(self.ep_lo, self.ep_hi, self.ep_apply),
@@ -104,6 +108,7 @@ class Controls:
             widget.observe(lambda ch: None if self._syncing else self._guard(fn, ch["new"]), names="value")
 
         on(self.color, lambda v: st.update(color_by=v))
+        on(self.x_axis, c.set_x_axis)  # an axis a run cannot provide: ValueError -> one status line
         for name, cb in self.checks.items():
             if name == "follow":
                 on(cb, lambda v: self._say(c.key("f")) if v else st.update(follow=False))
@@ -157,9 +162,11 @@ class Controls:
             self.autofit.value = s.y_range is None
             opts = [v for _, v in self.smoothing.options]
             self.smoothing.value = min(opts, key=lambda v: abs(v - s.smoothing))
-            if s.x_range is not None:
-                self.it_lo.value = int(math.floor(s.x_range[0]))
-                self.it_hi.value = int(math.ceil(s.x_range[1])) - 1
+            self.x_axis.value = s.x_axis
+            shown = self.ctrl.iterations_shown()  # the x range in iterations, whatever the x axis
+            if shown is not None:
+                self.it_lo.value = int(math.floor(shown[0]))
+                self.it_hi.value = int(math.ceil(shown[1])) - 1
             if s.epoch_range is not None:
                 self.ep_lo.value, self.ep_hi.value = (int(v) for v in s.epoch_range)
         finally:
