@@ -174,7 +174,7 @@ def probe_stage(dev, tiny: bool, json_path: str | None, deadline: float) -> dict
                 out["rows"].append(row)
                 _write(json_path, out)
                 print(row, flush=True)
-        del model, params, w0, w1, X, y
+        model = params = w0 = w1 = X = y = None  # free before the next model (names the closures read)
         if dev.type == "cuda":
             torch.cuda.empty_cache()
     return out

@@ -51,7 +51,8 @@ def detail_numbers(d, row: int) -> dict:
            "efficiency": float(d["efficiency"][row]), "class": CLASS_LABELS.get(int(d["step_class"][row]), "?"),
            "curvature": float(d["curvature"][row]), "Cockpit alpha": float(d["cockpit_alpha"][row]),
            "evaluations": int(d["ls_evals"][row]), "trial points": len(tr["alpha"]),
-           "loose ends": int(np.count_nonzero(stepgeom.beyond(tr["alpha"], stepgeom.accepted_alpha(d["taken_alpha"][row]))))}
+           "loose ends": int(np.count_nonzero(stepgeom.beyond(tr["alpha"],
+                                                               stepgeom.accepted_alpha(d["taken_alpha"][row]))))}
     return out
 
 

@@ -56,12 +56,57 @@ def _names(key: str, v) -> tuple[str, ...]:
     return tuple(v)
 
 
+def _boolean(key: str, v) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"{key} must be true or false")
+    return v
+
+
+def _one_of(choices, what: str):
+    def check(key: str, v):
+        if v not in choices:
+            raise ValueError(f"{key}: {what} {str(v)[:40]!r} (choose from {', '.join(choices)})")
+        return v
+    return check
+
+
+def _short_text(key: str, v) -> str:
+    if not (isinstance(v, str) and len(v) <= 200):
+        raise ValueError(f"{key} must be a short text")
+    return v
+
+
+def _smoothing(key: str, v) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
+        raise ValueError(f"{key} must be a number in [0, 1)")
+    return float(v)
+
+
 #: the x axes a view may use (gda_gl.xaxis.AXES)
 X_AXES = ("iteration", "epoch", "samples", "wall_time", "forward_passes")
 
 
 #: "none" and the statistics declared colourable in :data:`recorder.stats.COLOR_BY`
 COLOR_BY_CHOICES = ("none",) + _stats.COLOR_BY
+
+
+def _validators() -> dict:
+    """Field -> check(key, value) -> the value to keep (raising ValueError with one line)."""
+    out = {k: (lambda key, v: _range(key, v, integer=key in ("iteration_range", "epoch_range"),
+                                     bound=_Y_BOUND if key == "y_range" else _X_BOUND))
+           for k in ("x_range", "y_range", "iteration_range", "epoch_range")}
+    out.update({k: _boolean for k in ("log_y", "show_loose", "show_trials", "show_rules", "show_envelope", "follow",
+                                      "normalize")})
+    out.update(color_by=_one_of(COLOR_BY_CHOICES, "unknown statistic"), highlight=_short_text,
+               smoothing=_smoothing, selected=lambda key, v: _number(key, v, integer=True, bound=_X_BOUND),
+               series=_names, series_log=_names, x_axis=_one_of(X_AXES, "unknown x axis"))
+    return out
+
+
+#: how from_json checks each field (None is kept as "not set" except for these)
+_VALIDATORS = _validators()
+_NOT_NONE = {"log_y", "show_loose", "show_trials", "show_rules", "show_envelope", "follow", "normalize", "color_by",
+             "smoothing", "series_log", "x_axis"}
 
 
 @dataclass
@@ -130,29 +175,9 @@ class ViewState:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown view state fields: {', '.join(sorted(unknown)[:5])}")
-        for k in ("x_range", "y_range", "iteration_range", "epoch_range"):
-            if d.get(k) is not None:
-                d[k] = _range(k, d[k], integer=k in ("iteration_range", "epoch_range"),
-                              bound=_Y_BOUND if k == "y_range" else _X_BOUND)
-        for k in ("log_y", "show_loose", "show_trials", "show_rules", "show_envelope", "follow", "normalize"):
-            if k in d and not isinstance(d[k], bool):
-                raise ValueError(f"{k} must be true or false")
-        if "color_by" in d and d["color_by"] not in COLOR_BY_CHOICES:
-            raise ValueError(f"unknown statistic {str(d['color_by'])[:40]!r}")
-        if d.get("highlight") is not None and not (isinstance(d["highlight"], str) and len(d["highlight"]) <= 200):
-            raise ValueError("highlight must be a short text")
-        if d.get("smoothing") is not None:
-            v = d["smoothing"]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
-                raise ValueError("smoothing must be a number in [0, 1)")
-            d["smoothing"] = float(v)
-        if d.get("selected") is not None:
-            d["selected"] = _number("selected", d["selected"], integer=True, bound=_X_BOUND)
-        for k in ("series", "series_log"):
-            if d.get(k) is not None:
-                d[k] = _names(k, d[k])
-        if "x_axis" in d and d["x_axis"] not in X_AXES:
-            raise ValueError(f"x_axis must be one of {', '.join(X_AXES)}")
+        for k, v in list(d.items()):
+            if v is not None or k in _NOT_NONE:
+                d[k] = _VALIDATORS[k](k, v)
         st = cls(**d)
         if st.log_y and st.y_range is not None and st.y_range[0] <= 0:
             raise ValueError("y_range must be positive on a log axis")

@@ -63,7 +63,7 @@ def info_text(rec: Recording) -> str:
     """
     from recorder.window import RunWindows
 
-    top = RunWindows.from_recording(rec, rows=False).summary()   # the whole-run pyramid bucket: O(1) in the run's length
+    top = RunWindows.from_recording(rec, rows=False).summary()  # the whole-run pyramid bucket: O(1) in the length
     n = 0 if top is None else int(top["rows"][0])
     if n == 0:
         raise RecordingError(rec.path, f"recording holds no iterations (writer {rec.writer_state()})")

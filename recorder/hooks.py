@@ -222,6 +222,8 @@ class Recorder:
             self._attach_sharded()
         self._handles = []
         self._devices = sorted({p.device for p in self.params}, key=str)
+        #: the devices of the model's parameters (integrations snapshot their RNG states)
+        self.devices = self._devices
 
         nparam = sum(p.numel() for p in model.parameters())
         meta = {
@@ -611,8 +613,9 @@ class Recorder:
         if k % max(1, self.config.every):
             return phi, schema.STATUS_SKIPPED, "", None
         if not batches:
-            return phi, schema.STATUS_FAILED, ("no mini-batch captured: use a torch.nn loss module, give "
-                                               "loss_from=, call rec.observe(inputs, target), or give a probe set"), None
+            why = ("no mini-batch captured: use a torch.nn loss module, give loss_from=, call rec.observe(inputs, "
+                   "target), or give a probe set")
+            return phi, schema.STATUS_FAILED, why, None
         if self.loss_from is None and self.probe.evaluate is None and any(m.target is None for m in batches):
             return phi, schema.STATUS_FAILED, "no target captured: call rec.observe(inputs, target)", None
         # data refilled in place since its forward: not probed (a distributed rank still joins the

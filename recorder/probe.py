@@ -355,7 +355,8 @@ def tensor_versions(obj) -> list:
     out = []
     for t in _tensors(obj, []):
         try:
-            out.append((t, t._version, _checksum(t) if t._base is not None else None))
+            # torch's version counter and view base: the documented way to see in-place writes
+            out.append((t, t._version, _checksum(t) if t._base is not None else None))  # noqa: SLF001
         except (RuntimeError, AttributeError):  # inference-mode tensors keep no version counter
             pass
     return out
@@ -374,10 +375,13 @@ def changed_in_place(batches: Sequence[MicroBatch]) -> str | None:
     for i, mb in enumerate(batches):
         for t, v, check in mb.versions or ():
             try:
-                now = t._version
+                now = t._version  # noqa: SLF001 (torch's version counter)
             except (RuntimeError, AttributeError):
                 continue
-            if now != v and (check is None or not torch.allclose(_checksum(t), check, rtol=0.0, atol=0.0, equal_nan=True)):
+            if now == v:
+                continue
+            # a view's counter is its base's: a write elsewhere in the base leaves the view's checksum as it was
+            if check is None or not torch.allclose(_checksum(t), check, rtol=0.0, atol=0.0, equal_nan=True):
                 return (f"the step's data changed in place after its training forward read it (micro-batch {i}, "
                         f"a tensor of shape {tuple(t.shape)}: version counter {v} -> {now}): the loop refills "
                         "its input buffers before step(), or the model writes into its inputs; phi on that "

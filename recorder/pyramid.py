@@ -352,8 +352,7 @@ class PyramidBuilder:
         The writer adds a commit's rows to a copy and keeps it only once the transaction committed.
         """
         b = PyramidBuilder.__new__(PyramidBuilder)
-        b.alphas, b.n_rows, b._tail_rows, b._prev_batch = self.alphas, self.n_rows, self._tail_rows, self._prev_batch
-        b._levels, b._counts = list(self._levels), list(self._counts)
+        b.__dict__.update(self.__dict__, _levels=list(self._levels), _counts=list(self._counts))
         return b
 
     def _alphas_for(self, cols: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -47,7 +47,7 @@ import threading
 import weakref
 from pathlib import Path
 from typing import Iterable
-from urllib.parse import quote as pathname2url  # what urllib.request.pathname2url does on POSIX, without its 60 ms import
+from urllib.parse import quote as pathname2url  # urllib.request.pathname2url on POSIX, without its 60 ms import
 
 import numpy as np
 
@@ -454,7 +454,8 @@ class Recording:
         return [r[0] for r in self.query("SELECT id FROM blocks ORDER BY id")]
 
     # -- block headers -------------------------------------------------------
-    def _index(self, where: str = "", args=(), con: sqlite3.Connection | None = None) -> list[tuple[int, int, int, int]]:
+    def _index(self, where: str = "", args=(), con: sqlite3.Connection | None = None
+               ) -> list[tuple[int, int, int, int]]:
         """Validated ``(id, n, first_iteration, last_iteration)`` of the blocks matching ``where``, by id.
 
         The stored row count is checked against the byte length of the

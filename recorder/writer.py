@@ -68,7 +68,8 @@ from . import schema
 from .lodstore import LodError, SqlChunks, write_chunks
 from .pyramid import BASE_ROWS, BUCKET_FIELDS, CHUNK, PyramidBuilder
 from .pyramid import layout as pyramid_layout
-from .codec import MAX_BLOCK_ROWS, BlockError, as_grid, as_row_alphas, concat_parts, decode_block, encode_block, json_safe, trials_arrays
+from .codec import (MAX_BLOCK_ROWS, BlockError, as_grid, as_row_alphas, concat_parts, decode_block, encode_block,
+                    json_safe, trials_arrays)
 from .errors import RecordingBusyError, RecordingError
 from .fsutil import NETWORK_FS, check_recording_file, fs_type, has_journal, sniff
 from .lock import HEARTBEAT_S, describe_writer, pid_alive, process_token, writer_alive
@@ -364,7 +365,8 @@ class RecordingWriter:
             with _dir_lock(parent):
                 _remove_stale_temps(parent)
                 kind = sniff(self.path)
-                leftovers = [str(self.path) + s for s in ("-journal", "-wal", "-shm") if os.path.lexists(str(self.path) + s)]
+                leftovers = [str(self.path) + s for s in ("-journal", "-wal", "-shm")
+                             if os.path.lexists(str(self.path) + s)]
                 if kind != "missing":
                     self._refuse_existing(kind, overwrite)
                 elif leftovers and not overwrite:
@@ -524,7 +526,8 @@ class RecordingWriter:
         total, first_it, last_it = 0, None, None
         for bid, n, first, last, nbytes in con.execute(
                 "SELECT id, n, first_iteration, last_iteration, length(f_iteration) FROM blocks ORDER BY id"):
-            if not all(isinstance(v, int) for v in (bid, n, first, last)) or n <= 0 or n > MAX_BLOCK_ROWS or nbytes is None \
+            ints = all(isinstance(v, int) for v in (bid, n, first, last))
+            if not ints or n <= 0 or n > MAX_BLOCK_ROWS or nbytes is None \
                     or first > last or (last_it is not None and first <= last_it):
                 raise RecordingError(self.path, f"cannot append: damaged block {bid}")
             total += n

@@ -11,7 +11,8 @@ from recorder.store import Recording
 
 @pytest.mark.slow
 def test_demo_records_both_runs_and_renders_pngs(tmp_path):
-    res = run_cli("demo", "--quick", "--quiet", "--out", tmp_path, "--sweep", env={"DISPLAY": "", "WAYLAND_DISPLAY": ""},
+    res = run_cli("demo", "--quick", "--quiet", "--out", tmp_path, "--sweep",
+                  env={"DISPLAY": "", "WAYLAND_DISPLAY": ""},
                   timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     for name in ("demo-cg-overview", "demo-cg-zoom", "demo-cg-detail", "demo-sgd-zoom", "demo-sgd-series",

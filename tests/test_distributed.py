@@ -31,7 +31,8 @@ def _worker(rank, world, init_file, out_dir):
     X, y = digits(128)
     xs, ys = X[rank::world], y[rank::world]
     snaps = []
-    rec = recorder.attach(opt, model, loss_fn, os.path.join(out_dir, "ddp.gda"), probe=ProbeConfig(k=5, strategy="sweep"),
+    rec = recorder.attach(opt, model, loss_fn, os.path.join(out_dir, "ddp.gda"),
+                          probe=ProbeConfig(k=5, strategy="sweep"),
                           strict=True)
     opt.register_step_pre_hook(lambda o, a, k: snaps.append([p.detach().clone() for p in model.parameters()]))
     for _ in range(3):
@@ -41,7 +42,8 @@ def _worker(rank, world, init_file, out_dir):
     rec.close()
     if rank == 0:
         snaps.append([p.detach().clone() for p in model.parameters()])
-        np.save(os.path.join(out_dir, "w.npy"), np.array([torch.cat([p.reshape(-1) for p in s]).numpy() for s in snaps]))
+        flat = [torch.cat([p.reshape(-1) for p in s]).numpy() for s in snaps]
+        np.save(os.path.join(out_dir, "w.npy"), np.array(flat))
     dist.barrier()
     dist.destroy_process_group()
 

@@ -354,7 +354,8 @@ def test_decoder_property_based():
             decode_block(good, n, k, 1)
 
             @hypothesis.settings(max_examples=200, deadline=None, derandomize=True)
-            @hypothesis.given(st.integers(0, len(good) - 1), st.integers(-9, 9), st.sampled_from(["cut", "pad", "none"]))
+            @hypothesis.given(st.integers(0, len(good) - 1), st.integers(-9, 9),
+                              st.sampled_from(["cut", "pad", "none"]))
             def near(j, delta, how):
                 bad = list(good)
                 if how == "none":

@@ -308,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     for t in run.res["targets"]:
         verdict = {True: "met", False: "MISSED", None: "-"}[t["met"]]
         print(f"  {verdict:6s} {t['measured']:>14s}  {t['target']}")
-    print("[gpu] stages: " + ", ".join(f"{n} {r['status']} {r.get('seconds', 0)}s" for n, r in run.res["stages"].items()))
+    stages = run.res["stages"].items()
+    print("[gpu] stages: " + ", ".join(f"{n} {r['status']} {r.get('seconds', 0)}s" for n, r in stages))
     print(f"[gpu] wrote {out / 'gpu.json'}", flush=True)
     return 1 if failed else 0
 

@@ -33,7 +33,8 @@ NOTES = {
              "fresh process from process start: `gda-gl info`, `gda-gl render` to a PNG, and the explorer's first "
              "frame and the animated zoom from the whole run to one step (41 frames, controller + renderer on the "
              "offscreen target; cold = empty caches, warm = the same path again). Peak memory is the process's "
-             "own peak resident set (VmHWM); GL is Mesa llvmpipe (EGL surfaceless). Targets: info <= 0.3 s, render <= 2 s, <= 400 MB at 1e7; first frame <= 1.5 s, warm zoom "
+             "own peak resident set (VmHWM); GL is Mesa llvmpipe (EGL surfaceless). Targets: info <= 0.3 s, "
+             "render <= 2 s, <= 400 MB at 1e7; first frame <= 1.5 s, warm zoom "
              "frames <= 1.5x the overview frame, cold <= 150 ms, <= 600 MB at 3e7.",
     "render": "Frames at 1600x900 on the offscreen target (draw + read back): overview and a 200-iteration zoom, "
               "level of detail on and off (one plain GL line strip of every sample).",

@@ -115,7 +115,8 @@ def run(quick: bool = False) -> dict:
         {"format": "CSV (hand-rolled)", "write it/s": n_text / t_csv_w, "append it/s (per row)": n_text / t_csv_w,
          "read 1M x 64 s": t_csv_r * n_big / n_text, "read samples/s": st / t_csv_r, "bytes/sample": csv_bytes / st,
          "read x floor": t_csv_r * n_big / n_text / t_npload},
-        {"format": "JSON lines (hand-rolled)", "write it/s": n_text / t_json_w, "append it/s (per row)": n_text / t_json_w,
+        {"format": "JSON lines (hand-rolled)", "write it/s": n_text / t_json_w,
+         "append it/s (per row)": n_text / t_json_w,
          "read 1M x 64 s": t_json_r * n_big / n_text, "read samples/s": st / t_json_r,
          "bytes/sample": json_bytes / st, "read x floor": t_json_r * n_big / n_text / t_npload},
     ]

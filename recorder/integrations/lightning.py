@@ -185,7 +185,7 @@ class GdaCallback(pl.Callback):
         if self.recorder is not None:
             self._batch = self._call_args(pl_module, batch, batch_idx)
             self._batch_iteration = self.recorder.iteration  # the step this batch feeds
-            self._rng = rng_state(self.recorder._devices) if self.config.replays else None
+            self._rng = rng_state(self.recorder.devices) if self.config.replays else None
 
     def on_before_backward(self, trainer, pl_module, loss) -> None:
         if self.recorder is None or self._batch is None:
