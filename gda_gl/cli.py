@@ -15,6 +15,7 @@ import stat
 import sys
 import warnings
 from pathlib import Path
+from typing import Callable
 
 from recorder._version import __version__
 from recorder.errors import RecordingError
@@ -531,7 +532,88 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _a(*flags, **kw) -> tuple[tuple, dict]:
+    """One argument of a subcommand (``add_argument``'s parameters)."""
+    return flags, kw
+
+
+_RUNS = _a("runs", nargs="+", metavar="RUN.gda")
+
+
+def _commands() -> list[tuple[str, str, str, Callable, list]]:
+    """Every subcommand: (name, one-line help, description, function, its arguments)."""
+    from .state import COLOR_BY_CHOICES, X_AXES
+
+    range_help = "iterations to show (default: all; in the --x-axis's units)"
+    figure = [_a("--log", action="store_true", help="logarithmic loss axis"),
+              _a("--x-axis", choices=X_AXES, help="x axis: iteration (default), epoch (fractional), samples seen, "
+                                                  "wall_time (s), forward_passes (line searches included)"),
+              _a("--normalize", action="store_true", help="each run's loss over its own first loss (runs of "
+                                                           "different scales on one axis)")]
+    return [
+        ("info", "summarise recordings", "Summarise one or more recordings.", _cmd_info, [_RUNS]),
+        ("check", "verify recordings: every block and every pyramid bucket",
+         "Verify recordings completely: decode every block, rebuild the level-of-detail pyramid from the rows and "
+         "compare every stored bucket with it, read every event. One line per file; exit status 2 at the first "
+         "problem.", _cmd_check, [_RUNS]),
+        ("upgrade", "write a schema-2 copy of an older recording",
+         "Write a schema-2 copy of a recording (compressed blocks, stored level-of-detail pyramid). The source is "
+         "never modified; the target must not exist.", _cmd_upgrade,
+         [_a("source", metavar="OLD.gda"), _a("target", metavar="NEW.gda")]),
+        ("render", "draw recordings to a PNG, no display needed",
+         "Render the enhanced training error curve (or one line search) to a PNG.", _cmd_render,
+         [_a("runs", nargs="+", metavar="RUN.gda", help="one or more recordings (overlaid)"),
+          _a("-o", "--output", required=True, metavar="OUT.png"), _a("--range", metavar="A:B", help=range_help),
+          _a("--size", default="1600x900", metavar="WxH", help="image size in pixels (default 1600x900)"), *figure,
+          _a("--color-by", choices=COLOR_BY_CHOICES, help="colour segments by a line statistic"),
+          _a("--highlight", metavar="COND", help="fade iterations not matching COND (overshoot, undershoot, failed, "
+                                                 "nonfinite, efficiency<0.5)"),
+          _a("--smooth", metavar="S", help="also draw the classic curve smoothed with an EMA of weight S "
+                                           "(0 <= S < 1, TensorBoard's smoothing), e.g. 0.9"),
+          _a("--series", nargs="+", metavar="NAME", help="logged series to draw: names with 'loss' on the curve's "
+                                                         "axes, the others in panels below it"),
+          _a("--series-log", nargs="+", metavar="NAME", help="series panels with a log y axis"),
+          _a("--detail", type=int, metavar="K", help="render the line search of iteration K instead"),
+          _a("--state", metavar="F", help="a view state saved by 'gda-gl view' (JSON)")]),
+        ("demo", "record demo runs on scikit-learn's digits and show them",
+         "Train a small MLP on scikit-learn's bundled digits with SGD and with CG (line searches), record both, then "
+         "open the viewer (display) or render PNGs.", _cmd_demo,
+         [_a("--out", default="runs", help="directory for the recordings and PNGs (default runs/)"),
+          _a("--sweep", action="store_true", help="also record SGD at three learning rates"),
+          _a("--quick", action="store_true", help="fewer epochs (for smoke tests)"),
+          _a("--quiet", action="store_true", help="no progress bars"),
+          _a("--no-window", action="store_true", help="render PNGs even when a display exists")]),
+        ("view", "open the interactive explorer (needs a display and the gui extra)",
+         "Explore recordings: overview first, zoom and filter, details on demand. Press ? in the window for every "
+         "control.", _cmd_view,
+         [_RUNS, _a("--follow", action="store_true", help="follow a run that is still being recorded (a file that "
+                                                          "does not exist yet is waited for)"),
+          _a("--fps", action="store_true", help="show the frame-time readout (key R toggles it)"),
+          _a("--state", metavar="F", help="restore the view from F (JSON) and save it back on exit or S"),
+          _a("--exit-after", type=float, metavar="S", help=argparse.SUPPRESS),
+          _a("--screenshot", metavar="PNG", help=argparse.SUPPRESS)]),
+        ("compare", "compare runs: a table per run, optionally CSV and a PNG side by side",
+         "Compare recordings (e.g. a learning-rate or mini-batch sweep): iterations, final loss, mean line-search "
+         "evaluations, loose ends per 100 iterations, over/undershooting shares, mean step efficiency, and the "
+         "hyperparameters that differ.", _cmd_compare,
+         [_RUNS, _a("--csv", metavar="F", help="also write the table as CSV"),
+          _a("--png", metavar="F", help="also draw the runs sharing the x axis (stacked, or a grid of small "
+                                        "multiples for more than 6 runs)"),
+          _a("--scatter", metavar="STAT:PARAM", help="draw into --png one statistic against one hyperparameter, "
+                                                     "e.g. overshoot:lr or loose_ends:config.K"),
+          _a("--size", default="1600x1000", metavar="WxH"), *figure, _a("--range", metavar="A:B", help=range_help)]),
+        ("bench", "benchmark this machine (tables, JSON and Markdown in --out)",
+         "Measure probe, store, level-of-detail, render and scale speed on this machine, as ratios against floors "
+         "measured in the same run. Writes gda-gl-bench.json and gda-gl-bench.md into --out.", _cmd_bench,
+         [_a("--quick", action="store_true", help="smaller sizes (under 2 minutes on 2 cores)"),
+          _a("--only", metavar="NAME[,NAME]", help="suites: probe, store, lod, render, scale"),
+          _a("--out", default=".", metavar="DIR", help="folder for the results (default: the current folder)"),
+          _a("--json", metavar="F", help="write the JSON here instead of DIR/gda-gl-bench.json")]),
+    ]
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand per entry of :func:`_commands`."""
     p = _Parser(
         prog="gda-gl",
         description="Gradient descent analysis: record phi_k(alpha) = L(w_k + alpha d_k) during PyTorch "
@@ -539,99 +621,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"gda-gl {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress and details")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-
-    q = sub.add_parser("info", help="summarise recordings", description="Summarise one or more recordings.")
-    q.add_argument("runs", nargs="+", metavar="RUN.gda")
-    q.set_defaults(func=_cmd_info)
-
-    q = sub.add_parser("check", help="verify recordings: every block and every pyramid bucket",
-                       description="Verify recordings completely: decode every block, rebuild the level-of-detail "
-                                   "pyramid from the rows and compare every stored bucket with it, read every "
-                                   "event. One line per file; exit status 2 at the first problem.")
-    q.add_argument("runs", nargs="+", metavar="RUN.gda")
-    q.set_defaults(func=_cmd_check)
-
-    q = sub.add_parser("upgrade", help="write a schema-2 copy of an older recording",
-                       description="Write a schema-2 copy of a recording (compressed blocks, stored level-of-detail "
-                                   "pyramid). The source is never modified; the target must not exist.")
-    q.add_argument("source", metavar="OLD.gda")
-    q.add_argument("target", metavar="NEW.gda")
-    q.set_defaults(func=_cmd_upgrade)
-
-    from .state import COLOR_BY_CHOICES, X_AXES
-
-    q = sub.add_parser("render", help="draw recordings to a PNG, no display needed",
-                       description="Render the enhanced training error curve (or one line search) to a PNG.")
-    q.add_argument("runs", nargs="+", metavar="RUN.gda", help="one or more recordings (overlaid)")
-    q.add_argument("-o", "--output", required=True, metavar="OUT.png")
-    q.add_argument("--range", metavar="A:B", help="iterations to show (default: all)")
-    q.add_argument("--size", default="1600x900", metavar="WxH", help="image size in pixels (default 1600x900)")
-    q.add_argument("--log", action="store_true", help="logarithmic loss axis")
-    q.add_argument("--color-by", choices=COLOR_BY_CHOICES, help="colour segments by a line statistic")
-    q.add_argument("--highlight", metavar="COND", help="fade iterations not matching COND "
-                                                         "(overshoot, undershoot, failed, nonfinite, efficiency<0.5)")
-    q.add_argument("--smooth", metavar="S", help="also draw the classic curve smoothed with an EMA of weight S "
-                                                  "(0 <= S < 1, TensorBoard's smoothing), e.g. 0.9")
-    q.add_argument("--series", nargs="+", metavar="NAME", help="logged series to draw: names with 'loss' on the "
-                                                              "curve's axes, the others in panels below it")
-    q.add_argument("--series-log", nargs="+", metavar="NAME", help="series panels with a log y axis")
-    q.add_argument("--normalize", action="store_true", help="each run's loss over its own first loss (runs of "
-                                                             "different scales on one axis)")
-    q.add_argument("--x-axis", choices=X_AXES, help="x axis: iteration (default), epoch (fractional), samples "
-                                                    "seen, wall_time (s), forward_passes (line searches included); "
-                                                    "--range is in its units")
-    q.add_argument("--detail", type=int, metavar="K", help="render the line search of iteration K instead")
-    q.add_argument("--state", metavar="F", help="a view state saved by 'gda-gl view' (JSON)")
-    q.set_defaults(func=_cmd_render)
-
-    q = sub.add_parser("demo", help="record demo runs on scikit-learn's digits and show them",
-                       description="Train a small MLP on scikit-learn's bundled digits with SGD and with CG "
-                                   "(line searches), record both, then open the viewer (display) or render PNGs.")
-    q.add_argument("--out", default="runs", help="directory for the recordings and PNGs (default runs/)")
-    q.add_argument("--sweep", action="store_true", help="also record SGD at three learning rates")
-    q.add_argument("--quick", action="store_true", help="fewer epochs (for smoke tests)")
-    q.add_argument("--quiet", action="store_true", help="no progress bars")
-    q.add_argument("--no-window", action="store_true", help="render PNGs even when a display exists")
-    q.set_defaults(func=_cmd_demo)
-
-    q = sub.add_parser("view", help="open the interactive explorer (needs a display and the gui extra)",
-                       description="Explore recordings: overview first, zoom and filter, details on demand. "
-                                   "Press ? in the window for every control.")
-    q.add_argument("runs", nargs="+", metavar="RUN.gda")
-    q.add_argument("--follow", action="store_true", help="follow a run that is still being recorded "
-                   "(a file that does not exist yet is waited for)")
-    q.add_argument("--fps", action="store_true", help="show the frame-time readout (key R toggles it)")
-    q.add_argument("--state", metavar="F", help="restore the view from F (JSON) and save it back on exit or S")
-    q.add_argument("--exit-after", type=float, metavar="S", help=argparse.SUPPRESS)
-    q.add_argument("--screenshot", metavar="PNG", help=argparse.SUPPRESS)
-    q.set_defaults(func=_cmd_view)
-
-    q = sub.add_parser("compare", help="compare runs: a table per run, optionally CSV and a PNG side by side",
-                       description="Compare recordings (e.g. a learning-rate or mini-batch sweep): iterations, "
-                                   "final loss, mean line-search evaluations, loose ends per 100 iterations, "
-                                   "over/undershooting shares, mean step efficiency.")
-    q.add_argument("runs", nargs="+", metavar="RUN.gda")
-    q.add_argument("--csv", metavar="F", help="also write the table as CSV")
-    q.add_argument("--png", metavar="F", help="also draw the runs sharing the x axis (stacked, or a grid of small "
-                                              "multiples for more than 6 runs)")
-    q.add_argument("--x-axis", choices=X_AXES, help="x axis of --png (as for render)")
-    q.add_argument("--scatter", metavar="STAT:PARAM", help="draw into --png one statistic against one "
-                                                           "hyperparameter, e.g. overshoot:lr or loose_ends:config.K")
-    q.add_argument("--size", default="1600x1000", metavar="WxH")
-    q.add_argument("--log", action="store_true", help="logarithmic loss axis in --png")
-    q.add_argument("--range", metavar="A:B", help="iterations to show in --png")
-    q.set_defaults(func=_cmd_compare)
-
-    q = sub.add_parser("bench", help="benchmark this machine (tables, JSON and Markdown in --out)",
-                       description="Measure probe, store, level-of-detail, render and scale speed on this machine, "
-                                   "as ratios against floors measured in the same run. Writes gda-gl-bench.json "
-                                   "and gda-gl-bench.md into --out.")
-    q.add_argument("--quick", action="store_true", help="smaller sizes (under 2 minutes on 2 cores)")
-    q.add_argument("--only", metavar="NAME[,NAME]", help="suites: probe, store, lod, render, scale")
-    q.add_argument("--out", default=".", metavar="DIR", help="folder for the results (default: the current folder)")
-    q.add_argument("--json", metavar="F", help="write the JSON here instead of DIR/gda-gl-bench.json")
-    q.set_defaults(func=_cmd_bench)
-
+    for name, help_, description, func, arguments in _commands():
+        q = sub.add_parser(name, help=help_, description=description)
+        for flags, kw in arguments:
+            q.add_argument(*flags, **kw)
+        q.set_defaults(func=func)
     return p
 
 
