@@ -26,54 +26,11 @@ import time
 from pathlib import Path
 
 _CHILD = r"""
-import json, sys, time
-T0 = float(sys.argv[1]); path = sys.argv[2]; series = sys.argv[3].split(",") if sys.argv[3] else []
-from recorder.store import Recording
-from gda_gl.scene import RunData
+import json, sys
+from gda_gl.bench.scale import explorer_frames, peak_mb
 from gda_gl.state import ViewState
-from gda_gl.export import Offscreen
-from gda_gl.render import CurveRenderer
-from gda_gl.explorer import controller as ctl
-from gda_gl.explorer.animation import ANIMATION_S
-def peak_mb():  # this process image's own peak (ru_maxrss can carry the parent's)
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-rec = Recording(path)
-run = RunData.from_recording(rec)
-W, H = 1600, 900
-target = Offscreen(W, H)
-with target:
-    renderer = CurveRenderer()
-now = [0.0]
-c = ctl.ExplorerController([run], ViewState(series=tuple(series) if series else None), size=(W, H),
-                           clock=lambda: now[0])
-def frame():
-    t = time.perf_counter()
-    with target:
-        renderer.draw(c.runs, c.display_state(), c.layout)
-    target.read()
-    return time.perf_counter() - t
-frame()
-out = {"first_frame_s": time.time() - T0, "panels": len(c.layout.panels)}
-out["overview_ms"] = 1e3 * sorted(frame() for _ in range(5))[2]
-k = int(run.x_span[0]) + (len(run) * 2) // 3 + 17
-for label in ("cold", "warm"):
-    now[0] = 0.0
-    c.set_x_range(c.full_x_range(), animate=False)
-    c.zoom_to_iteration(k)
-    times = []
-    for i in range(41):
-        now[0] = ANIMATION_S * i / 40
-        times.append(frame())
-    out[f"zoom_{label}_max_ms"] = 1e3 * max(times)
-c.set_x_range(c.full_x_range(), animate=False)
-frame()
-for axis in ("epoch", "forward_passes"):
-    t = time.perf_counter()
-    c.set_x_axis(axis)
-    frame()
-    out[f"switch_to_{axis}_ms"] = 1e3 * (time.perf_counter() - t)
+t0, path, series = float(sys.argv[1]), sys.argv[2], sys.argv[3].split(",") if sys.argv[3] else []
+out = explorer_frames(path, t0, ViewState(series=tuple(series) if series else None), ("epoch", "forward_passes"))
 out["peak_mb"] = peak_mb()
 print("RESULT " + json.dumps(out))
 """

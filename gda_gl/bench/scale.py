@@ -73,7 +73,7 @@ def make_recording(path: Path, n: int, seed: int = 0) -> dict:
 
 
 _CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 T0 = float(sys.argv[1]); path = sys.argv[2]; what = sys.argv[3]
 out = {}
 if what in ("info", "render"):
@@ -85,56 +85,69 @@ if what in ("info", "render"):
     out["rc"] = rc
     out["seconds"] = time.time() - T0
 else:
-    import numpy as np
-    from recorder.store import Recording
-    from gda_gl.scene import RunData
-    from gda_gl.state import ViewState
-    from gda_gl.export import Offscreen
-    from gda_gl.render import CurveRenderer
+    from gda_gl.bench.scale import explorer_frames
+    out.update(explorer_frames(path, T0))
+from gda_gl.bench.scale import peak_mb
+out["peak_rss_mb"] = peak_mb()
+print("RESULT " + json.dumps(out), flush=True)
+"""
+
+
+def explorer_frames(path: str, t0: float, state=None, axes: tuple[str, ...] = ()) -> dict:
+    """The explorer on the offscreen target (1600x900) over one recording: the first frame from ``t0`` (process
+    start), the median overview frame, the animated zoom from the whole run to one step (cold, then warm), and
+    for each of ``axes`` the time from switching the x axis to its first frame."""
     from gda_gl.explorer import controller as ctl
     from gda_gl.explorer.animation import ANIMATION_S
-    rec = Recording(path)
-    run = RunData.from_recording(rec)
-    W, H = 1600, 900
-    target = Offscreen(W, H)
+    from gda_gl.export import Offscreen
+    from gda_gl.render import CurveRenderer
+    from gda_gl.scene import RunData
+    from gda_gl.state import ViewState
+    from recorder.store import Recording
+
+    run = RunData.from_recording(Recording(path))
+    target = Offscreen(1600, 900)
     with target:
         renderer = CurveRenderer()
     now = [0.0]
-    c = ctl.ExplorerController([run], ViewState(), size=(W, H), clock=lambda: now[0])
+    c = ctl.ExplorerController([run], state or ViewState(), size=(1600, 900), clock=lambda: now[0])
+
     def frame():
         t = time.perf_counter()
         with target:
             renderer.draw(c.runs, c.display_state(), c.layout)
         target.read()
         return time.perf_counter() - t
+
     frame()
-    out["first_frame_s"] = time.time() - T0
-    over = [frame() for _ in range(5)]
-    out["overview_ms"] = 1e3 * sorted(over)[2]
-    n = len(run)
-    k = int(run.x_span[0]) + (n * 2) // 3 + 17
-    paths = {}
+    out = {"first_frame_s": time.time() - t0, "overview_ms": 1e3 * sorted(frame() for _ in range(5))[2]}
+    k = int(run.x_span[0]) + (len(run) * 2) // 3 + 17
     for label in ("cold", "warm"):
         now[0] = 0.0
         c.set_x_range(c.full_x_range(), animate=False)
         c.zoom_to_iteration(k)
         times, widths, levels = [], [], []
-        steps = 40
-        for i in range(steps + 1):
-            now[0] = ANIMATION_S * i / steps
+        for i in range(41):
+            now[0] = ANIMATION_S * i / 40
             times.append(frame())
-            v = renderer.last_view
-            widths.append(v.x1 - v.x0)
+            widths.append(renderer.last_view.x1 - renderer.last_view.x0)
             levels.append(renderer.last_frame.levels.get(run.name))
-        paths[label] = times
         out[f"{label}_max_ms"] = 1e3 * max(times)
         out[f"{label}_median_ms"] = 1e3 * sorted(times)[len(times) // 2]
-    out["final_width"] = widths[-1]
-    out["levels_on_the_way"] = sorted({-1 if l is None else l for l in levels})
-    out["frames"] = steps + 1
-    out["decoded_blocks"] = run.windows.decoded_blocks
-def peak_mb():
-    # VmHWM is this process image's own peak; ru_maxrss can carry the parent's from before exec
+    out.update(final_width=widths[-1], frames=41, decoded_blocks=run.windows.decoded_blocks,
+               levels_on_the_way=sorted({-1 if lv is None else lv for lv in levels}))
+    c.set_x_range(c.full_x_range(), animate=False)
+    frame()
+    for axis in axes:
+        t = time.perf_counter()
+        c.set_x_axis(axis)
+        frame()
+        out[f"switch_to_{axis}_ms"] = 1e3 * (time.perf_counter() - t)
+    return out
+
+
+def peak_mb() -> float:
+    """This process image's own peak resident memory (VmHWM; ru_maxrss can carry the parent's from before exec)."""
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
@@ -142,10 +155,10 @@ def peak_mb():
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
+    import resource
+
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-out["peak_rss_mb"] = peak_mb()
-print("RESULT " + json.dumps(out), flush=True)
-"""
+
 
 
 def _child(path: Path, what: str, extra: list[str] = ()) -> dict:
