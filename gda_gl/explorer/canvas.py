@@ -164,32 +164,17 @@ class ExplorerCanvas(app.Canvas):
         if self._press is None:
             return
         (p0, box) = self._press
-        pos = self._scale(event.pos)
+        msg = self.controller.release(p0, self._scale(event.pos), box, self._drag)
         if box and self._drag:
-            self._box = None
-            self.controller.box_zoom(p0, pos)
+            self._box = None   # the outline goes
             self.request_redraw()
-        elif not self._drag:
-            k = self.controller.pick(*pos)
-            if k is not None:
-                self.message = f"selected iteration {k}"
-                self.refresh_status()
+        elif msg:
+            self.message = msg
+            self.refresh_status()
         self._press = None
 
     def on_mouse_double_click(self, event) -> None:
-        pos = self._scale(event.pos)
-        c = self.controller
-        near = c.nearest_arc(*pos)
-        if near is not None:
-            idx, k = near["run_index"], near["iteration"]
-        else:
-            hit = c.iteration_at(c.px_to_data(*pos)[0])
-            if hit is None:
-                return
-            run, k = hit
-            idx = c.runs.index(run)
-        c.select(idx, k)
-        c.zoom_to_iteration(k)
+        self.controller.fly_to_pixel(*self._scale(event.pos))
 
     def on_key_press(self, event) -> None:
         if event.key is None:

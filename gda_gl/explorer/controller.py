@@ -115,6 +115,39 @@ class ExplorerController(Navigator):
         self.select(near["run_index"], near["iteration"])
         return near["iteration"]
 
+    def release(self, p0: tuple[float, float], pos: tuple[float, float], box: bool, dragged: bool) -> str | None:
+        """The left button, pressed at ``p0``, goes up at ``pos`` (pixels): box zoom, or a click's pick.
+
+        A box drag zooms to the box, a click (no drag) selects the nearest step (:meth:`pick`), a pan
+        drag has already moved.  Returns the status message of a selected step, else None.
+        """
+        if box and dragged:
+            self.box_zoom(p0, pos)
+        elif not dragged:
+            k = self.pick(*pos)
+            if k is not None:
+                return f"selected iteration {k}"
+        return None
+
+    def fly_to_pixel(self, px: float, py: float) -> int | None:
+        """Double click: select the step under the cursor and zoom to it; returns its iteration, or None.
+
+        The step is the drawn arc nearest the cursor, else the step of the first visible run whose
+        segment ``[k, k+1)`` holds the cursor's x; None (nothing changes) where there is neither.
+        """
+        near = self.nearest_arc(px, py)
+        if near is not None:
+            idx, k = near["run_index"], near["iteration"]
+        else:
+            hit = self.iteration_at(self.px_to_data(px, py)[0])
+            if hit is None:
+                return None
+            run, k = hit
+            idx = self.runs.index(run)
+        self.select(idx, k)
+        self.zoom_to_iteration(k)
+        return k
+
     def select(self, run_index: int | None, iteration: int | None) -> None:
         self.selected_run = run_index
         self.state.update(selected=iteration)

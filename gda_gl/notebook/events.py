@@ -11,8 +11,8 @@ rfb event          controller call (gesture named by :func:`.inputmap.mouse_acti
 wheel              ``zoom_at`` (``zoom_y_at`` with ctrl), factor 1.25 per 100 CSS px (a notch)
 pointer_down       remembers the press; shift+drag starts a box zoom
 pointer_move       drag: ``pan`` or the box outline; no button: the hover readout
-pointer_up         box: ``box_zoom``; no drag (a click): ``pick`` (select the nearest step)
-double_click       ``select`` + ``zoom_to_iteration`` (fly to the step)
+pointer_up         ``release``: box: ``box_zoom``; no drag (a click): ``pick`` (select the nearest step)
+double_click       ``fly_to_pixel``: ``select`` + ``zoom_to_iteration`` (fly to the step)
 key_down           :func:`.inputmap.dispatch` (DOM names mapped to VisPy's: ArrowLeft -> Left)
 pointer_leave      forgets the cursor (no hover readout)
 resize             the framebuffer size (physical pixels: CSS size times the pixel ratio)
@@ -122,16 +122,13 @@ class RfbInput:
         if self._press is None:
             return
         p0, box = self._press
-        pos = self._pos(event)
         self._press = None
+        msg = self.ctrl.release(p0, self._pos(event), box, self._drag)
         if box and self._drag:
-            self.box = None
-            self.ctrl.box_zoom(p0, pos)
+            self.box = None   # the outline goes
             self.redraw()
-        elif not self._drag:
-            k = self.ctrl.pick(*pos)
-            if k is not None:
-                self.say(f"selected iteration {k}")
+        elif msg:
+            self.say(msg)
 
     def on_pointer_leave(self, event) -> None:
         self.mouse = None
@@ -139,20 +136,9 @@ class RfbInput:
         self.say("")
 
     def on_double_click(self, event) -> None:
-        c = self.ctrl
-        pos = self._pos(event)
-        near = c.nearest_arc(*pos)
-        if near is not None:
-            idx, k = near["run_index"], near["iteration"]
-        else:
-            hit = c.iteration_at(c.px_to_data(*pos)[0])
-            if hit is None:
-                return
-            run, k = hit
-            idx = c.runs.index(run)
-        c.select(idx, k)
-        c.zoom_to_iteration(k)
-        self.say(f"selected iteration {k}")
+        k = self.ctrl.fly_to_pixel(*self._pos(event))
+        if k is not None:
+            self.say(f"selected iteration {k}")
 
     def on_key_down(self, event) -> None:
         mods = {str(m) for m in event.get("modifiers", ())}
