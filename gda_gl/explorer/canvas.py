@@ -21,14 +21,13 @@ import time
 from collections import deque
 from pathlib import Path
 
-import numpy as np
 from vispy import app
 
 from ..overlays import Overlays, OverlaySpec
 from ..render import CurveRenderer
 from . import inputmap, picking
 from .controller import ExplorerController
-from .export import export_view
+from .export import export_controller_view
 from .frame_draw import draw_controller_frame, overlay_spec
 
 log = logging.getLogger(__name__)
@@ -195,16 +194,7 @@ class ExplorerCanvas(app.Canvas):
         The PNG is the view as drawn, without the frame-time readout (key R), which is about this
         machine and not about the run.
         """
-        return export_view(self._render_for_export, self.controller.visible_rows_csv, folder)
-
-    def _render_for_export(self) -> np.ndarray:
-        c = self.controller
-        readout, c.show_readout = c.show_readout, False
-        try:
-            return self.render()
-        finally:
-            c.show_readout = readout
-            self.request_redraw()
+        return export_controller_view(self.controller, self.render, self.request_redraw, folder)
 
     def _on_poll(self, event=None) -> None:
         if self.follower is None:

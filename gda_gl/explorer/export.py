@@ -24,7 +24,7 @@ from ..view import View
 
 log = logging.getLogger(__name__)
 
-__all__ = ["visible_rows_csv", "export_view", "CODE_NAMES"]
+__all__ = ["visible_rows_csv", "export_view", "export_controller_view", "CODE_NAMES"]
 
 #: code columns written with their names too (``step_class_name``, ``status_name``), after the columns
 CODE_NAMES = {"step_class": CLASS_NAMES, "status": STATUS_NAMES}
@@ -99,3 +99,22 @@ def export_view(render: Callable[[], np.ndarray], write_csv: Callable[[Path], in
         log.warning("export failed: %s", exc)
         return f"export failed: {exc}"
     return f"exported {png.name} and {n} rows to {csv_path.name}"
+
+
+def export_controller_view(ctrl, render: Callable[[], np.ndarray], redraw: Callable[[], None],
+                           folder: str | Path) -> str:
+    """:func:`export_view` of what a surface (the desktop canvas, the notebook widget) draws for ``ctrl``.
+
+    The PNG is ``render()``'s image without the frame-time readout (key R), which is about this machine and
+    not about the run: the readout is hidden for that one render, then restored and ``redraw()`` asks the
+    surface for a frame with it.  The CSV is ``ctrl.visible_rows_csv``.  Returns the status message.
+    """
+    def render_without_readout() -> np.ndarray:
+        readout, ctrl.show_readout = ctrl.show_readout, False
+        try:
+            return render()
+        finally:
+            ctrl.show_readout = readout
+            redraw()
+
+    return export_view(render_without_readout, ctrl.visible_rows_csv, folder)

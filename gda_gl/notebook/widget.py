@@ -35,7 +35,7 @@ import numpy as np
 from jupyter_rfb import RemoteFrameBuffer
 
 from ..explorer import picking
-from ..explorer.export import export_view
+from ..explorer.export import export_controller_view
 from ..explorer.frame_draw import draw_controller_frame
 from .events import RfbInput
 from .target import gl_call
@@ -208,17 +208,7 @@ class ExplorerFrameBuffer(RemoteFrameBuffer):
     def export(self) -> str:
         """Write the view as PNG and the visible rows as CSV (key X); returns the status message."""
         folder = Path(self.export_dir or Path.cwd())
-        return export_view(self._render_for_export, self.ctrl.visible_rows_csv, folder)
-
-    def _render_for_export(self) -> np.ndarray:
-        """The view as drawn, without the frame-time readout (about this machine, not the run)."""
-        c = self.ctrl
-        readout, c.show_readout = c.show_readout, False
-        try:
-            return self.render()
-        finally:
-            c.show_readout = readout
-            self.request_redraw()
+        return export_controller_view(self.ctrl, self.render, self.request_redraw, folder)
 
     def save_state(self) -> str:
         """Save the view state (key S) to ``state_file`` or beside the first run; returns the message."""
