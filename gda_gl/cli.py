@@ -8,6 +8,7 @@ the problem, and exit status 2; no traceback reaches the user.  Heavy imports
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
@@ -208,31 +209,43 @@ def _parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def load_runs(paths: list[str]):
-    """Open recordings and prepare them for drawing (one colour each)."""
-    from recorder.errors import RecordingError
-    from recorder.store import open_recordings
-
-    from .compare import unique_names
-    from .scene import RunData
-    from .style import run_color
-
-    recs = open_recordings(paths)
-    runs = []
+@contextlib.contextmanager
+def closing_on_error(recs: list):
+    """Close every recording in ``recs`` (also those appended inside the block) if the block raises."""
     try:
-        names = unique_names([rec.name for rec in recs], [str(rec.path) for rec in recs])
-        for i, (rec, name) in enumerate(zip(recs, names)):
-            # windows onto the file: only what a frame needs is ever read (the recording stays open)
-            run = RunData.from_recording(rec, name=name, color=run_color(i))
-            if len(run) == 0:
-                raise RecordingError(rec.path, f"recording holds no iterations (writer {rec.writer_state()})")
-            run.path = rec.path
-            runs.append(run)
+        yield recs
     except BaseException:
         for rec in recs:
             rec.close()
         raise
-    return runs
+
+
+def run_of(rec, color, name: str | None = None, empty_ok: bool = False):
+    """An open recording as a run to draw, its ``path`` set; one without iterations is refused unless ``empty_ok``.
+
+    The run holds windows onto the file: only what a frame needs is ever read (the recording stays open).
+    Used by :func:`load_runs` and by the notebook's ``view``.
+    """
+    from .scene import RunData
+
+    run = RunData.from_recording(rec, name=name, color=color)
+    if len(run) == 0 and not empty_ok:
+        raise RecordingError(rec.path, f"recording holds no iterations (writer {rec.writer_state()})")
+    run.path = rec.path
+    return run
+
+
+def load_runs(paths: list[str]):
+    """Open recordings and prepare them for drawing (one colour each)."""
+    from recorder.store import open_recordings
+
+    from .compare import unique_names
+    from .style import run_color
+
+    recs = open_recordings(paths)
+    with closing_on_error(recs):
+        names = unique_names([rec.name for rec in recs], [str(rec.path) for rec in recs])
+        return [run_of(rec, run_color(i), name) for i, (rec, name) in enumerate(zip(recs, names))]
 
 
 def load_state(path: str):
@@ -313,6 +326,23 @@ def _check_series(runs, state) -> None:
         raise UsageError(f"--series {missing[0]!r}: no such series (these runs hold: {', '.join(have)[:300]})")
 
 
+def _draw_offscreen(size: tuple[int, int], draw: Callable[[], None]):
+    """Run ``draw`` in an offscreen GL context of ``size`` and return the image (no GL: one-line UsageError)."""
+    from .export import Offscreen
+    from .gl.backend import BackendError
+
+    try:
+        target = Offscreen(*size)
+    except BackendError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        with target:
+            draw()
+        return target.read()
+    finally:
+        target.close()
+
+
 def _cmd_render(args: argparse.Namespace) -> int:
     import time
 
@@ -340,26 +370,19 @@ def _cmd_render(args: argparse.Namespace) -> int:
             parse_filter(state.highlight)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    from .export import Offscreen, encode_png
-    from .gl.backend import BackendError
+    from .export import encode_png
     from .render import CurveRenderer, Layout, figure_layout
 
-    try:
-        target = Offscreen(*size)
-    except BackendError as exc:
-        raise UsageError(str(exc)) from None
-    try:
-        with target:
-            renderer = CurveRenderer()
-            if args.detail is not None:
-                from .detail import draw_detail
+    def draw():
+        renderer = CurveRenderer()
+        if args.detail is not None:
+            from .detail import draw_detail
 
-                draw_detail(renderer, runs[0], args.detail, Layout.for_size(*size, colorbar=False), log_y=state.log_y)
-            else:
-                renderer.draw(runs, state, figure_layout(*size, runs, state))
-        image = target.read()
-    finally:
-        target.close()
+            draw_detail(renderer, runs[0], args.detail, Layout.for_size(*size, colorbar=False), log_y=state.log_y)
+        else:
+            renderer.draw(runs, state, figure_layout(*size, runs, state))
+
+    image = _draw_offscreen(size, draw)
     check_output(args.output, "png", inputs=[*args.runs, args.state])  # again: drawing took a while
     write_atomic(output, encode_png(image))
     out = output
@@ -454,27 +477,20 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         print(f"wrote {args.csv}")
     if png_out is not None:
         from .comparefig import draw_runs, draw_scatter
-        from .export import Offscreen, encode_png
-        from .gl.backend import BackendError
+        from .export import encode_png
 
-        try:
-            target = Offscreen(*size)
-        except BackendError as exc:
-            raise UsageError(str(exc)) from None
-        try:
-            with target:
-                if scatter:
-                    stat, param = scatter
-                    try:
-                        draw_scatter([r[stat] for r in rows], [p.get(param) for p in params], [r.name for r in runs],
-                                     [r.color for r in runs], stat, param, size)
-                    except ValueError as exc:
-                        raise UsageError(f"--scatter: {exc}") from None
-                else:
-                    draw_runs(runs, state, size, [r.name for r in runs])
-            image = target.read()
-        finally:
-            target.close()
+        def draw():
+            if not scatter:
+                draw_runs(runs, state, size, [r.name for r in runs])
+                return
+            stat, param = scatter
+            try:
+                draw_scatter([r[stat] for r in rows], [p.get(param) for p in params], [r.name for r in runs],
+                             [r.color for r in runs], stat, param, size)
+            except ValueError as exc:
+                raise UsageError(f"--scatter: {exc}") from None
+
+        image = _draw_offscreen(size, draw)
         check_output(args.png, "png", inputs=args.runs)
         write_atomic(png_out, encode_png(image))
         print(f"wrote {args.png}")
