@@ -82,28 +82,19 @@ def error_line(exc: BaseException, paths=()) -> str:
 
 def _open(paths, follow: bool):
     """Open the recordings (with ``follow``, missing files are waited for); returns (runs, recordings, pending)."""
-    from recorder.errors import RecordingError
     from recorder.store import Recording
 
-    from ..scene import RUN_COLORS, RunData
+    from ..cli import closing_on_error, run_of
+    from ..scene import RUN_COLORS
 
     recs, pending, runs = [], [], []
-    try:
+    with closing_on_error(recs):
         for p in paths:
             if follow and not Path(p).exists():
                 pending.append(str(p))
                 continue
-            rec = Recording(p)
-            recs.append(rec)
-            run = RunData.from_recording(rec, color=RUN_COLORS[len(runs) % len(RUN_COLORS)])
-            if len(run) == 0 and not follow:
-                raise RecordingError(rec.path, f"recording holds no iterations (writer {rec.writer_state()})")
-            run.path = rec.path
-            runs.append(run)
-    except BaseException:
-        for r in recs:
-            r.close()
-        raise
+            recs.append(Recording(p))
+            runs.append(run_of(recs[-1], RUN_COLORS[len(runs) % len(RUN_COLORS)], empty_ok=follow))
     return runs, recs, pending
 
 
