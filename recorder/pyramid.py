@@ -30,7 +30,7 @@ Compute only (numpy); storage is :mod:`recorder.store`'s business.
 from __future__ import annotations
 
 import warnings
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -300,6 +300,40 @@ def _cat(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> dict[str, 
     return {k: np.concatenate([a[k], b[k]]) for k in b}
 
 
+def grow_levels(levels: list, counts: list, buckets: Mapping[str, np.ndarray], first_bucket: int,
+                empty: Callable[[], dict], merge_fn: Callable[[Mapping, int], dict]
+                ) -> list[tuple[int, int, dict[str, np.ndarray]]]:
+    """Add new level-0 ``buckets`` (starting at bucket ``first_bucket``) to a growing pyramid, in place.
+
+    ``levels[l]`` is ``(base, held)``: the buckets of level l from index ``base`` on (the newest chunk's), and
+    ``counts[l]`` the buckets level l holds; ``merge_fn(records, FANOUT)`` merges children into parents, ``empty()``
+    is a level without buckets.  Shared by the iteration pyramid and the series pyramids
+    (:mod:`recorder.series`).  Returns the changed chunks as ``(level, chunk index, buckets)``, coarse levels last.
+    """
+    changed: list[tuple[int, int, dict]] = []
+    level = 0
+    while True:
+        end = first_bucket + len(buckets["rows"])
+        if level == len(levels):
+            levels.append((0, empty()))
+            counts.append(0)
+        base, held = levels[level]
+        held = _cat(_take(held, 0, first_bucket - base), buckets)
+        for c in range(first_bucket // CHUNK, (end - 1) // CHUNK + 1):
+            changed.append((level, c, _take(held, c * CHUNK - base, min((c + 1) * CHUNK, end) - base)))
+        counts[level] = end
+        new_base = ((end - 1) // CHUNK) * CHUNK if end > 1 else 0
+        parent_first = first_bucket // FANOUT
+        children = _take(held, parent_first * FANOUT - base)
+        levels[level] = (new_base, _take(held, new_base - base))
+        if end <= 1:
+            del levels[level + 1:], counts[level + 1:]
+            return changed
+        buckets = merge_fn(children, FANOUT)
+        first_bucket = parent_first
+        level += 1
+
+
 class PyramidBuilder:
     """Grows a pyramid as rows arrive; says which stored chunks changed.
 
@@ -383,34 +417,8 @@ class PyramidBuilder:
         self.n_rows += n
         rem = self.n_rows % BASE_ROWS
         self._tail_rows = _take(recs, len(recs["rows"]) - rem) if rem else None
-        changed: list[tuple[int, int, dict]] = []
-        buckets = merge_rows(recs, BASE_ROWS)
-        level = 0
-        while True:
-            end = first_bucket + len(buckets["rows"])
-            if level == len(self._levels):
-                self._levels.append((0, {k: np.empty(0, BUCKET_DTYPES[k]) for k in BUCKET_DTYPES}))
-                self._counts.append(0)
-            base, held = self._levels[level]
-            held = _cat(_take(held, 0, first_bucket - base), buckets)
-            for c in range(first_bucket // CHUNK, (end - 1) // CHUNK + 1):
-                changed.append((level, c, _take(held, c * CHUNK - base, min((c + 1) * CHUNK, end) - base)))
-            self._counts[level] = end
-            if end <= 1:
-                new_base = 0
-            else:
-                new_base = ((end - 1) // CHUNK) * CHUNK
-            parent_first = first_bucket // FANOUT
-            children = _take(held, parent_first * FANOUT - base)
-            self._levels[level] = (new_base, _take(held, new_base - base))
-            if end <= 1:
-                del self._levels[level + 1:]
-                del self._counts[level + 1:]
-                break
-            buckets = merge(children, FANOUT)
-            first_bucket = parent_first
-            level += 1
-        return changed
+        return grow_levels(self._levels, self._counts, merge_rows(recs, BASE_ROWS), first_bucket,
+                           lambda: {k: np.empty(0, BUCKET_DTYPES[k]) for k in BUCKET_DTYPES}, merge)
 
 
 def reference_buckets(alphas: np.ndarray, cols: Mapping[str, np.ndarray], phi: np.ndarray, level: int,

@@ -56,6 +56,7 @@ from . import schema
 from .codec import json_safe, loads_bounded
 from .colcodec import CodecError, pack_columns, unpack_columns
 from .errors import RecordingError
+from .pyramid import grow_levels
 
 log = logging.getLogger(__name__)
 
@@ -241,30 +242,8 @@ class SeriesPyramid:
         self.n_points += len(it)
         rem = self.n_points % BASE
         self._tail = _take(recs, len(recs["rows"]) - rem) if rem else None
-        changed = []
-        buckets = merge(recs, BASE)
-        level = 0
-        while True:
-            end = first_bucket + len(buckets["rows"])
-            if level == len(self._levels):
-                self._levels.append((0, {n: np.empty(0, d) for n, d, _ in FIELDS}))
-                self._counts.append(0)
-            base, held = self._levels[level]
-            held = _cat(_take(held, 0, first_bucket - base), buckets)
-            for c in range(first_bucket // CHUNK, (end - 1) // CHUNK + 1):
-                changed.append((level, c, _take(held, c * CHUNK - base, min((c + 1) * CHUNK, end) - base)))
-            self._counts[level] = end
-            new_base = ((end - 1) // CHUNK) * CHUNK if end > 1 else 0
-            parent_first = first_bucket // FANOUT
-            children = _take(held, parent_first * FANOUT - base)
-            self._levels[level] = (new_base, _take(held, new_base - base))
-            if end <= 1:
-                del self._levels[level + 1:], self._counts[level + 1:]
-                break
-            buckets = merge(children, FANOUT)
-            first_bucket = parent_first
-            level += 1
-        return changed
+        return grow_levels(self._levels, self._counts, merge(recs, BASE), first_bucket,
+                           lambda: {n: np.empty(0, d) for n, d, _ in FIELDS}, merge)
 
 
 def reference_buckets(it: np.ndarray, value: np.ndarray, level: int) -> dict[str, np.ndarray]:
