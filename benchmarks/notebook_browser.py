@@ -168,19 +168,16 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from benchmarks.notebook_common import parse_size, scale_recording, write_json
     from benchmarks.notebook_lab import why_not
-    from gda_gl.bench.scale import make_recording
 
     reason = why_not()
     if reason:
         raise SystemExit(f"notebook_browser: {reason}")
-    size = tuple(int(v) for v in args.size.lower().split("x"))
-    data = Path(os.environ.get("GDA_BENCH_DIR", Path(tempfile.gettempdir()) / "gda-scale"))
-    data.mkdir(parents=True, exist_ok=True)
+    size = parse_size(args.size)
     results = []
     for rows in args.rows:
-        path = data / f"scale-{int(rows)}.gda"
-        make_recording(path, int(rows))
+        path = scale_recording(int(rows))
         with tempfile.TemporaryDirectory(prefix="gda-nb-bench-") as tmp:
             r = measure(str(path), size, Path(tmp))
         results.append(r)
@@ -192,9 +189,7 @@ def main(argv=None) -> int:
                  lat["from_send_p95"], z["fps"], z["frames"],
                  z["seconds"], z["notches"], z["jpeg_bytes_median"] / 1024, z["png_bytes_median"] / 1024,
                  r["kernel"]["frame_ms_median"], r["idle_kernel_cpu_pct"])
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=1))
+    write_json(args.json, results)
     return 0
 
 

@@ -15,13 +15,10 @@ milliseconds per frame; nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -107,22 +104,15 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None, help="write the rows here")
     args = ap.parse_args(argv)
     os.environ.setdefault("EGL_PLATFORM", "surfaceless")
-    from gda_gl.bench.scale import make_recording
+    from benchmarks.notebook_common import parse_size, scale_recording, write_json
 
-    folder = Path(os.environ.get("GDA_BENCH_DIR", Path(tempfile.gettempdir()) / "gda-scale"))
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"scale-{args.rows}.gda"
-    make_recording(path, args.rows)
-    w, h = (int(v) for v in args.size.lower().split("x"))
-    rows = measure(str(path), (w, h))
+    rows = measure(str(scale_recording(args.rows)), parse_size(args.size))
     for r in rows:
         print(f"{r['view']:<34} {r['encoding']:<24} {r['bytes'] / 1024:7.1f} KiB {r['encode_ms']:6.1f} ms"
               f"  (render {r['render_ms']:.0f} ms)")
     print()
     print(table(rows))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+    write_json(args.json, rows)
     return 0
 
 
