@@ -43,6 +43,15 @@ def _ev(kind, x=W / 2, y=H / 2, **kw):
     return dict({"type": kind, "x": x, "y": y, "modifiers": (), "buttons": (), "button": 1}, **kw)
 
 
+def _zoomed_in(explorer):
+    """Three wheel notches up at the centre, settled; returns (frame buffer, controller, the zoomed x range)."""
+    fb, c = explorer.frame, explorer.controller
+    _settle(fb)
+    fb.handle_event(_ev("wheel", dy=-300.0))
+    _settle(fb)
+    return fb, c, c.state.x_range
+
+
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory):
     return write_synthetic(tmp_path_factory.mktemp("nb") / "nb.gda", n=240)
@@ -73,11 +82,7 @@ def test_wheel_changes_the_frame_home_returns_it_pixel_identically(explorer):
 
 
 def test_drag_pans_and_shift_drag_box_zooms(explorer):
-    fb, c = explorer.frame, explorer.controller
-    _settle(fb)
-    fb.handle_event(_ev("wheel", dy=-300.0))
-    _settle(fb)
-    x0 = c.state.x_range
+    fb, c, x0 = _zoomed_in(explorer)
     fb.handle_event(_ev("pointer_down", x=300, buttons=(1,)))
     fb.handle_event(_ev("pointer_move", x=200, buttons=(1,)))
     fb.handle_event(_ev("pointer_up", x=200))
@@ -155,11 +160,7 @@ def test_controls_edit_the_state_and_follow_it(explorer):
 
 
 def test_arrow_keys_pan_and_help_toggles(explorer):
-    fb, c = explorer.frame, explorer.controller
-    _settle(fb)
-    fb.handle_event(_ev("wheel", dy=-300.0))
-    _settle(fb)
-    x0 = c.state.x_range
+    fb, c, x0 = _zoomed_in(explorer)
     fb.handle_event({"type": "key_down", "key": "ArrowRight", "modifiers": ()})
     assert c.state.x_range[0] > x0[0]
     fb.handle_event({"type": "key_down", "key": "?", "modifiers": ("Shift",)})
