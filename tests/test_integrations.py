@@ -15,6 +15,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from helpers.tiny_lm import TokenData, collate, tiny_gpt2
 from models import MLP, digits
 from recorder import schema
 from recorder.probe import ProbeConfig
@@ -120,28 +121,6 @@ def test_lightning_callback_with_accumulation_and_clipping(tmp_path, caplog):
 transformers = pytest.importorskip("transformers")
 
 
-def _gpt2():
-    cfg = transformers.GPT2Config(n_layer=1, n_head=2, n_embd=32, vocab_size=64, n_positions=16, resid_pdrop=0.0,
-                                  embd_pdrop=0.0, attn_pdrop=0.0)
-    return transformers.GPT2LMHeadModel(cfg)
-
-
-class TokenData(torch.utils.data.Dataset):
-    def __init__(self, n=32, T=12):
-        g = torch.Generator().manual_seed(0)
-        self.ids = torch.randint(0, 64, (n, T), generator=g)
-
-    def __len__(self):
-        return len(self.ids)
-
-    def __getitem__(self, i):
-        return {"input_ids": self.ids[i], "labels": self.ids[i]}
-
-
-def collate(examples):
-    return {k: torch.stack([e[k] for e in examples]) for k in examples[0]}
-
-
 def _hf_train(tmp_path, callbacks, steps=3, accum=2, clip=0.01):
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path / "out"), max_steps=steps, per_device_train_batch_size=4,
@@ -149,7 +128,7 @@ def _hf_train(tmp_path, callbacks, steps=3, accum=2, clip=0.01):
         warmup_steps=0, report_to=[], use_cpu=True, logging_strategy="no", save_strategy="no", disable_tqdm=True,
         seed=0, data_seed=0, dataloader_num_workers=0)
     torch.manual_seed(0)
-    model = _gpt2()
+    model = tiny_gpt2()
     trainer = transformers.Trainer(model=model, args=args, train_dataset=TokenData(), data_collator=collate,
                                    callbacks=callbacks)
     trainer.train()
@@ -190,8 +169,8 @@ def test_huggingface_callback_with_accumulation_and_clipping(tmp_path, caplog):
 
         def lm(m, batch):
             return m(**batch).loss * 2
-        ref = truth(_gpt2, step, d.alpha_grid, lm)
+        ref = truth(tiny_gpt2, step, d.alpha_grid, lm)
         np.testing.assert_allclose(d.phi[k], ref, rtol=1e-5)
         assert d["train_loss"][k] == pytest.approx(ref[0], rel=1e-5)
-        g = true_gradient(_gpt2, step, lm)
+        g = true_gradient(tiny_gpt2, step, lm)
         assert d["slope0"][k] == pytest.approx(_slope(g, step), rel=1e-3)

@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from helpers.tiny_lm import TokenData, collate, tiny_gpt2
 from models import MLP, digits
 from recorder.probe import ProbeConfig
 from recorder.store import Recording
@@ -95,28 +96,6 @@ def test_lightning_forwards_logged_and_validation_metrics_at_their_global_step(t
 transformers = pytest.importorskip("transformers")
 
 
-def _gpt2():
-    cfg = transformers.GPT2Config(n_layer=1, n_head=2, n_embd=32, vocab_size=64, n_positions=16, resid_pdrop=0.0,
-                                  embd_pdrop=0.0, attn_pdrop=0.0)
-    return transformers.GPT2LMHeadModel(cfg)
-
-
-class TokenData(torch.utils.data.Dataset):
-    def __init__(self, n=32, T=12, seed=0):
-        g = torch.Generator().manual_seed(seed)
-        self.ids = torch.randint(0, 64, (n, T), generator=g)
-
-    def __len__(self):
-        return len(self.ids)
-
-    def __getitem__(self, i):
-        return {"input_ids": self.ids[i], "labels": self.ids[i]}
-
-
-def collate(examples):
-    return {k: torch.stack([e[k] for e in examples]) for k in examples[0]}
-
-
 class HFSeen(transformers.TrainerCallback):
     def __init__(self):
         self.evals, self.logs = [], []
@@ -138,7 +117,7 @@ def test_huggingface_forwards_logs_and_evaluation_at_their_global_step(tmp_path)
         disable_tqdm=True, seed=0, dataloader_num_workers=0)
     torch.manual_seed(0)
     seen = HFSeen()
-    trainer = transformers.Trainer(model=_gpt2(), args=args, train_dataset=TokenData(),
+    trainer = transformers.Trainer(model=tiny_gpt2(), args=args, train_dataset=TokenData(),
                                    eval_dataset=TokenData(16, seed=1),
                                    data_collator=collate,
                                    callbacks=[seen, GdaTrainerCallback(tmp_path / "hf.gda", probe=ProbeConfig(k=5),
