@@ -44,7 +44,7 @@ def detail_numbers(d, row: int) -> dict:
         d = d.data
     tr = d.trials_of(row)
     out = {"iteration": int(d.iteration[row]), "epoch": int(d["epoch"][row]), "batch": int(d["batch"][row]),
-           "loss phi(0)": float(d.phi[row, 0]) if d.alpha_grid[0] == 0 else float(d["train_loss"][row]),
+           "loss phi(0)": float(d.phi[row, 0]) if d.alphas_of(row)[0] == 0 else float(d["train_loss"][row]),
            "train loss": float(d["train_loss"][row]), "taken alpha": float(d["taken_alpha"][row]),
            "native step": float(d["native_step"][row]), "slope phi'(0)": float(d["slope0"][row]),
            "grid min alpha": float(d["min_alpha"][row]), "grid min phi": float(d["min_phi"][row]),
@@ -116,7 +116,9 @@ def _read_step(run: RunData, iteration: int) -> _Step:
         span = run.x_span
         raise RecordingError(getattr(run, "path", run.name), f"iteration {iteration} is not in the recording "
                                                              f"(it holds {span[0]:.0f}..{span[1] - 1:.0f})")
-    return _Step(run, d.alpha_grid, d.phi[0].astype(np.float64), d.trials_of(0),
+    alphas = d.alphas_of(0)  # the step's own alphas (NaN past its last, for a per-step grid)
+    have = np.isfinite(alphas)
+    return _Step(run, alphas[have], d.phi[0].astype(np.float64)[have], d.trials_of(0),
                  float(stepgeom.accepted_alpha(d["taken_alpha"][0])), detail_numbers(d, 0))
 
 

@@ -133,7 +133,7 @@ def _gather(runs: list[RunData], x0: float, x1: float, width_px: int, state: Vie
             rows = r.rows_reaching(u0, u1)
             w = _Window(r, i, None, None, rows, u0=u0, u1=u1)
             if mode == "overview":
-                w.recs = pyramid.row_records(r.alphas, rows.columns, rows.phi, None, None, None,
+                w.recs = pyramid.row_records(_alphas(r, rows), rows.columns, rows.phi, None, None, None,
                                              with_stats=_needed_stats(state))
         w.yscale = run_yscale(r) if state is not None and state.normalize else 1.0
         gmap = xaxis.global_map(r, axis)
@@ -182,8 +182,8 @@ def fit_y_range(windows: list[_Window], x0: float, x1: float, log: bool,
             d = w.rows
             if not len(d):
                 continue
-            classic = pyramid.classic_values(w.run.alphas, d.phi, d["train_loss"])
-            elo, ehi = pyramid.row_envelope(w.run.alphas, d.phi, d["taken_alpha"].astype(np.float64), classic)
+            classic = pyramid.classic_values(_alphas(w.run, d), d.phi, d["train_loss"])
+            elo, ehi = pyramid.row_envelope(_alphas(w.run, d), d.phi, d["taken_alpha"].astype(np.float64), classic)
             keep = (d.iteration + 1 > w.u0) & (d.iteration < w.u1)
             tl, th = w.y(elo[keep], log), w.y(ehi[keep], log)
         tl, th = tl[np.isfinite(tl)], th[np.isfinite(th)]
@@ -381,18 +381,23 @@ def _detail(frame: Frame, w: _Window, state: ViewState, view: View, color_by):
         return (0 if state.highlight else None), True, np.empty(0, np.int64)
     it = d.iteration.astype(np.float64)
     t = stepgeom.accepted_alpha(d["taken_alpha"])
-    cols = drawn_columns(w.run.alphas, t, view.px_per_x)
-    a, phi = w.run.alphas[cols], d.phi[:, cols]
+    if d.row_alphas is None:  # one grid: thinned to the pixels when it is dense
+        cols = drawn_columns(w.run.alphas, t, view.px_per_x)
+        a, phi = w.run.alphas[cols][None, :], d.phi[:, cols]
+    else:  # each step its own alphas (an adaptive probe: a few each; NaN past a step's last)
+        a, phi = d.row_alphas, d.phi
     fade = highlight_mask(d, state.highlight)
-    X = w.x(stepgeom.arc_x(it[:, None], a[None, :], t[:, None])) - view.x0
+    X = w.x(stepgeom.arc_x(it[:, None], a, t[:, None])) - view.x0
     Y = w.y(phi, state.log_y) - view.y0
     colors = _run_colors(w, lambda name: d[name].astype(np.float64), color_by, frame, len(d))
     if fade is not None:
         colors[~fade, 3] *= FADE
-    if len(a) >= 2:
-        _arcs(frame, w, d, a, X, Y, colors, stepgeom.within(a[None, 1:], t[:, None]), state.show_loose)
-    rows, ks = np.nonzero(~np.isfinite(d.phi) & (d["status"] != schema.STATUS_SKIPPED)[:, None])
-    fx = w.x(stepgeom.arc_x(it[rows], w.run.alphas[ks], t[rows])) - view.x0  # every non-finite sample, drawn or not
+    if a.shape[1] >= 2:
+        _arcs(frame, w, d, np.broadcast_to(a, X.shape), X, Y, colors, stepgeom.within(a[:, 1:], t[:, None]),
+              state.show_loose)
+    every = d.alphas_of_rows()
+    rows, ks = np.nonzero(~np.isfinite(d.phi) & np.isfinite(every) & (d["status"] != schema.STATUS_SKIPPED)[:, None])
+    fx = w.x(stepgeom.arc_x(it[rows], every[rows, ks], t[rows])) - view.x0  # every non-finite sample, drawn or not
     frame.add(Markers("flags", np.stack([fx, np.full(len(fx), np.nan)], axis=1), NONFINITE_COLOR, 7.0, 2.0))
     if state.show_trials:
         _trials(frame, w, d, t, fade, state, view)
@@ -421,16 +426,22 @@ def drawn_columns(alphas: np.ndarray, accepted: np.ndarray, px_per_step: float) 
     return np.unique(np.concatenate([np.linspace(0, k - 1, limit).round().astype(np.int64), ends]))
 
 
+def _alphas(run: RunData, d: Iterations) -> np.ndarray:
+    """The alphas of rows ``d``: their own (n, K) when the recording keeps a grid per step, else the run's grid."""
+    return d.row_alphas if d.row_alphas is not None else run.alphas
+
+
 def _arcs(frame: Frame, w: _Window, d: Iterations, a: np.ndarray, X, Y, colors, main, show_beyond: bool) -> None:
-    """The arcs (alpha within the step) and, when shown, the lighter part beyond the step."""
+    """The arcs (alpha within the step) and, when shown, the lighter part beyond the step; ``a`` holds the
+    (n, K) alphas of X's points."""
     n, k = X.shape
-    fin = np.isfinite(Y)
+    fin = np.isfinite(Y) & np.isfinite(X)  # a step with fewer points than the grid: NaN alphas past its last
     pair_ok = fin[:, :-1] & fin[:, 1:]
     p0 = np.stack([X[:, :-1], Y[:, :-1]], axis=2)
     p1 = np.stack([X[:, 1:], Y[:, 1:]], axis=2)
     rowc = np.broadcast_to(colors[:, None, :], (n, k - 1, 4))
     its = np.broadcast_to(d.iteration[:, None], (n, k - 1))
-    a0, a1 = np.broadcast_to(a[None, :-1], (n, k - 1)), np.broadcast_to(a[None, 1:], (n, k - 1))
+    a0, a1 = a[:, :-1], a[:, 1:]
     for kind, sel, alpha_scale in (("arcs", pair_ok & main, 1.0), ("beyond", pair_ok & ~main, 0.35)):
         if kind == "beyond" and not show_beyond:
             continue
@@ -465,23 +476,32 @@ def _owner_lines(frame: Frame, w: _Window, d: Iterations, rows, alpha, ty, t, st
     at the last grid point when the part beyond the step is shown, else at the accepted step (k + 1).
     Only steps that start in the view get lines (a step left of the view would cross the whole plot).
     """
-    a = np.asarray(w.run.alphas, np.float64)
-    amax = float(a.max()) if len(a) else 1.0
-    far = stepgeom.beyond(alpha, amax) & stepgeom.beyond(alpha, t[rows])
+    every = np.broadcast_to(d.alphas_of_rows(), d.phi.shape)
+    if every.shape[1] == 0:
+        return
+    with np.errstate(invalid="ignore"):
+        amax = np.nan_to_num(np.nanmax(np.where(np.isfinite(every), every, -np.inf), axis=1), neginf=1.0)
+    far = stepgeom.beyond(alpha, amax[rows]) & stepgeom.beyond(alpha, t[rows])
     it = d.iteration[rows].astype(np.float64)
     far &= (it >= math.floor(w.u0)) & (it <= w.u1)
-    if not far.any() or len(a) == 0:
+    if not far.any():
         return
     rows, alpha, ty, it = rows[far], alpha[far], ty[far], it[far]
-    a_end = np.full(len(rows), amax) if state.show_loose else t[rows]
-    phi = np.asarray(d.phi[rows], np.float64)
-    end_y = np.array([np.interp(ae, a, ph) if np.isfinite(ph).all() else np.nan for ae, ph in zip(a_end, phi)])
+    a_end = amax[rows] if state.show_loose else t[rows]
+    end_y = np.array([_phi_on_arc(every[r], d.phi[r], ae) for r, ae in zip(rows, a_end)])
     ey = w.y(end_y, state.log_y) - view.y0
     ok = np.isfinite(ey)
     p0 = np.stack([w.x(stepgeom.arc_x(it, a_end, t[rows])) - view.x0, ey], axis=1)[ok]
     p1 = np.stack([w.x(stepgeom.arc_x(it, alpha, t[rows])) - view.x0, ty], axis=1)[ok]
     frame.add(Segments("owner", p0, p1, LOOSE_COLOR[:3] + (0.6,),
                        Ids.steps(w.index, d.iteration[rows][ok], a_end[ok], alpha[ok])))
+
+
+def _phi_on_arc(alphas: np.ndarray, phi: np.ndarray, alpha: float) -> float:
+    """phi of one step's polyline at ``alpha`` (NaN unless every measured sample is finite)."""
+    have = np.isfinite(alphas)
+    a, p = alphas[have], np.asarray(phi, np.float64)[have]
+    return float(np.interp(alpha, a, p)) if len(a) and np.isfinite(p).all() else math.nan
 
 
 def ema(values: np.ndarray, weights: np.ndarray, smoothing: float) -> np.ndarray:
@@ -511,7 +531,7 @@ def _smooth_input(w: _Window, view: View):
         return None
     sel = (d.iteration + 1 > w.u0) & (d.iteration < w.u1)
     xs = w.x(d.iteration[sel].astype(np.float64))
-    vals = pyramid.classic_values(w.run.alphas, d.phi, d["train_loss"])[sel].astype(np.float64)
+    vals = pyramid.classic_values(_alphas(w.run, d), d.phi, d["train_loss"])[sel].astype(np.float64)
     return xs, vals, np.ones(len(xs))
 
 

@@ -101,3 +101,41 @@ def test_pyramid_buckets_equal_their_plain_twin_on_odd_rows(tmp_path):
     np.testing.assert_array_equal(np.fmax.reduceat(rows["env_hi"], starts), ref["env_hi"])
     total = int(stepgeom.loose_counts(d["taken_alpha"], tcount, d.trials["alpha"]).sum())
     assert int(np.sum(ref["loose_ends"])) == total
+
+
+def test_a_per_step_grid_is_drawn_at_each_steps_own_alphas(tmp_path):
+    """Issue 22: an adaptive recording keeps each step's alphas; every drawn arc point, the details view and the
+    hover readout use the step's own alphas (not the nominal grid)."""
+    from test_adaptive_store import write_adaptive
+
+    from gda_gl.explorer.controller import ExplorerController
+
+    p = tmp_path / "a.gda"
+    alphas, phi = write_adaptive(p, n=60)
+    with Recording(p) as rec:
+        run = RunData.from_recording(rec)
+        its = rec.read().iteration
+        view, frame = compose([run], ViewState(x_range=(float(its[10]), float(its[20]))), (60, 40, 1000, 500),
+                              (1100, 600))
+        for kind in ("arcs", "beyond"):
+            b = frame.merged(kind)
+            rows = np.searchsorted(its, b.ids.first)
+            for end, a_end in (("p0", b.ids.a0), ("p1", b.ids.a1)):
+                assert np.all([np.any(np.isclose(alphas[r], a)) for r, a in zip(rows, a_end)]), kind
+                x = getattr(b, end)[:, 0] + frame.origin[0]
+                np.testing.assert_allclose(x, b.ids.first + a_end)  # accepted alpha 1: x = k + alpha
+                y = getattr(b, end)[:, 1] + frame.origin[1]
+                want = [phi[r][np.isclose(alphas[r], a)][0] for r, a in zip(rows, a_end)]
+                np.testing.assert_allclose(y, want, rtol=1e-6)
+        k = int(its[14])
+        _, dframe, nums, _ = compose_detail(run, k, Layout(800, 450))
+        row = 14
+        have = np.isfinite(alphas[row])
+        assert nums["grid min alpha"] == pytest.approx(alphas[row][have][np.argmin(phi[row][have])]) or \
+            not np.isfinite(nums["grid min alpha"])
+        c = ExplorerController([run], ViewState(x_range=(k - 0.2, k + 2.2)), size=(1000, 600))
+        v = c.view()
+        a_mid = 0.5 * (alphas[row][0] + alphas[row][1])
+        y_mid = 0.5 * (phi[row][0] + phi[row][1])
+        info = c.hover(*v.data_to_px(k + a_mid, y_mid))
+        assert info["iteration"] == k and info["phi"] == pytest.approx(y_mid, rel=1e-3)

@@ -126,9 +126,9 @@ def _phi_at(run: RunData, iteration: int, alpha: float, log_y: bool) -> float:
     row = run.windows.row_of(iteration)
     if row is None or not len(row):
         return math.nan
-    a = np.asarray(run.alphas, np.float64)
+    a = np.asarray(row.alphas_of(0), np.float64)  # the step's own alphas (a per-step grid) or the run's
     y = transform_y(np.asarray(row.phi[0], np.float64), log_y)
-    fin = np.isfinite(y)
+    fin = np.isfinite(y) & np.isfinite(a)
     if fin.sum() < 2:
         return math.nan
     yd = float(np.interp(alpha, a[fin], y[fin]))
