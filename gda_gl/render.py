@@ -146,9 +146,11 @@ class CurveRenderer:
         #: one GL batch per drawn kind (its vertex buffer is reused from frame to frame)
         self.batches = {kind: programs[prog]() for kind, prog, _ in DRAW_TABLE}
         self.overlay = Overlay()
+        self._make_overlay = Overlay
+        #: one text overlay per viewport (the curve, each series panel): content keys stay valid frame to frame
+        self._texts: dict[tuple, tuple] = {}
         self.last_frame: Frame | None = None
         self.last_text: TextLayer | None = None
-        self._text_key = None
         self.last_view = None
 
     def draw(self, runs: list[RunData], state: ViewState, layout: Layout, title: str | None = None) -> Frame:
@@ -225,8 +227,7 @@ class CurveRenderer:
         if frame.color_by and frame.stat_range is not None:
             self._colorbar(text, frame.color_by, frame.stat_range, layout, u, fs)
         self.last_text = text
-        self._set_text(text)
-        self.overlay.draw(**u)
+        self._set_text(text, layout, u)
 
     @staticmethod
     def _set_batch(gl_batch, batch) -> None:
@@ -267,12 +268,20 @@ class CurveRenderer:
         for v, label in zip(yt, format_ticks(yt, log=log_y)):
             text.add(label, px - 8, py + (v - y0) * sy, "rm", fs)
 
-    def _set_text(self, text: TextLayer) -> None:
-        """Rasterise and upload the text layer only when its content changed."""
-        key = (text.width, text.height, tuple(text.items))
-        if key != self._text_key:
-            self.overlay.set(text.rasterize())
-            self._text_key = key
+    def _set_text(self, text: TextLayer, layout: Layout, u: dict) -> None:
+        """Draw the text layer of this viewport, rasterised and uploaded only when its content changed (each
+        viewport, the curve's and every series panel's, keeps its own overlay, so they do not evict each other)."""
+        where = (layout.origin, layout.width, layout.height)
+        overlay, key = self._texts.get(where, (None, None))
+        if overlay is None:
+            if len(self._texts) >= 128:  # a window resized many times: forget the oldest viewports
+                self._texts.pop(next(iter(self._texts)))
+            overlay = self._make_overlay()
+        content = (text.width, text.height, tuple(text.items))
+        if content != key:
+            overlay.set(text.rasterize())
+        self._texts[where] = (overlay, content)
+        overlay.draw(**u)
 
     def _epoch_labels(self, text, marks, px, py, sx, pw, fs) -> None:
         """Epoch starts under the x axis, each run's on a row of its own (up to three runs, in the run's colour
