@@ -25,6 +25,7 @@ import numpy as np
 
 from .errors import RecordingError
 from .reader import Recording
+from .series import copy_series, series_summary
 from .writer import RecordingWriter
 
 __all__ = ["upgrade", "SIDE_FILE_SUFFIXES"]
@@ -50,7 +51,8 @@ def _check_target(dst: Path, src: Path) -> None:
 
 
 def _copy(rec: Recording, tmp: Path) -> tuple[int, int]:
-    """Write every block and event of ``rec`` into a new recording at ``tmp``; returns (rows, events)."""
+    """Write every block, event and logged series of ``rec`` into a new recording at ``tmp``; returns (rows,
+    events)."""
     rows = events = 0
     with RecordingWriter(tmp, rec.alpha_grid, rec.run, commit_interval=3600.0, journal="delete",
                          row_alphas=rec.row_alphas) as w:
@@ -64,19 +66,22 @@ def _copy(rec: Recording, tmp: Path) -> tuple[int, int]:
             events += 1
             if events % _EVENT_BATCH == 0:
                 w.flush()
+        copy_series(rec, w)  # logged scalars (validation loss, ...): block by block, wall times kept
         if w.rows_dropped or w.events_dropped:
             raise RecordingError(tmp, f"the copy lost {w.rows_dropped:,} rows and {w.events_dropped:,} events")
     return rows, events
 
 
-def _verify(tmp: Path, rows: int, events: int) -> None:
-    """The finished copy holds exactly ``rows`` rows and ``events`` events, and stands alone."""
+def _verify(tmp: Path, rows: int, events: int, source: Recording) -> None:
+    """The finished copy holds exactly ``rows`` rows, ``events`` events and ``source``'s series (names, points,
+    iteration spans), and stands alone."""
     with Recording(tmp) as copy:
         got_rows = copy.n_iterations()
         got_events = copy.query("SELECT count(*) FROM events")[0][0]
-    if (got_rows, got_events) != (rows, events):
-        raise RecordingError(tmp, f"the copy holds {got_rows:,} rows and {got_events:,} events, expected "
-                                  f"{rows:,} and {events:,}")
+        got_series, want_series = series_summary(copy), series_summary(source)
+    if (got_rows, got_events) != (rows, events) or got_series != want_series:
+        raise RecordingError(tmp, f"the copy holds {got_rows:,} rows, {got_events:,} events and "
+                                  f"{len(got_series)} series, expected {rows:,}, {events:,} and {len(want_series)}")
     for suffix in SIDE_FILE_SUFFIXES:
         if os.path.lexists(str(tmp) + suffix):
             raise RecordingError(tmp, f"the copy still has a {suffix} file beside it")
@@ -105,7 +110,7 @@ def upgrade(src: str | os.PathLike, dst: str | os.PathLike) -> int:
         tmp = dst.parent / f".gda-{os.getpid()}-{secrets.token_hex(6)}.tmp"
         try:
             rows, events = _copy(rec, tmp)
-            _verify(tmp, rows, events)
+            _verify(tmp, rows, events, rec)
             try:
                 os.link(tmp, dst)  # fails if the name appeared meanwhile: nothing is replaced
             except FileExistsError:

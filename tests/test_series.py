@@ -501,3 +501,19 @@ def test_copy_series_keeps_every_point_and_wall_time(tmp_path):
         assert a.value.tobytes() == v.tobytes() and np.all(a.wall_time == np.arange(9000) * 0.5)
         assert rec.series_names(builtin=False) == ["a", "b"]
     _assert_pyramid_is_brute_force(_stored_levels(dst, "a"), np.arange(9000), v)
+
+
+def test_upgrade_copies_every_logged_series(tmp_path):
+    """gda-gl upgrade of a recording with series keeps every point (it copied blocks and events only)."""
+    from recorder.upgrade import upgrade
+
+    src, dst = tmp_path / "s.gda", tmp_path / "copy.gda"
+    val, dense = _dense_file(src, n=30_000)
+    upgrade(src, dst)
+    with Recording(src) as a, Recording(dst) as b:
+        assert b.series_names(builtin=False) == a.series_names(builtin=False) == ["val_loss", "dense"]
+        for name in ("val_loss", "dense"):
+            pa, pb = a.read_series(name), b.read_series(name)
+            np.testing.assert_array_equal(pb.iteration, pa.iteration)
+            np.testing.assert_array_equal(pb.value, pa.value)
+            np.testing.assert_array_equal(pb.wall_time, pa.wall_time)
