@@ -124,9 +124,11 @@ def _gather(runs: list[RunData], x0: float, x1: float, width_px: int, state: Vie
     for (i, r, u0, u1), count in zip(shown, counts):
         env = None
         if mode == "overview":
-            # rows are reduced here only while their samples stay within budget; else the pyramid's finest level
-            level = 0 if count * len(r.alphas) > OVERVIEW_ROW_SAMPLES else -1
-            env = r.windows.envelope(u0 - r.reach, u1, width_px, level=level, rows=count)
+            level = r.windows.choose_level(u0 - r.reach, u1, width_px, rows=count)
+            if level is None and count * len(r.alphas) > OVERVIEW_ROW_SAMPLES:
+                level = 0  # rows are reduced here only while their samples stay within budget
+            if level is not None:
+                env = r.windows.envelope(u0 - r.reach, u1, width_px, level=level, rows=count)
         if env is not None:
             w = _Window(r, i, env.level, env.recs, u0=u0, u1=u1)
         else:
