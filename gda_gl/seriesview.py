@@ -147,10 +147,32 @@ def series_color(run_color, on_curve: bool) -> np.ndarray:
     return c
 
 
+def _per_column(xs: np.ndarray, x1s: np.ndarray, lo: np.ndarray, hi: np.ndarray, mid: np.ndarray, bad: np.ndarray,
+                view: View):
+    """Items (start x, end x, low, high, middle value, non-finite?) merged to one per pixel column they start in,
+    when there are more items than columns: each column keeps the lowest low, the highest high (every extreme
+    stays drawn), the mean of the finite middles, and whether any item was non-finite."""
+    px = max(1, view.plot[2])
+    if len(xs) <= px:
+        return xs, x1s, lo, hi, mid, bad
+    col = np.floor(xs / max(view.x1 - view.x0, 1e-300) * px)
+    starts = np.concatenate([[0], np.nonzero(np.diff(col))[0] + 1])
+    ends = np.concatenate([starts[1:], [len(xs)]]) - 1
+    with np.errstate(invalid="ignore"):
+        fin = np.isfinite(mid)
+        total = np.add.reduceat(np.where(fin, mid, 0.0), starts)
+        count = np.add.reduceat(fin.astype(np.float64), starts)
+        lo_c = np.fmin.reduceat(np.where(np.isfinite(lo), lo, np.nan), starts)
+        hi_c = np.fmax.reduceat(np.where(np.isfinite(hi), hi, np.nan), starts)
+        mid_c = np.where(count > 0, total / np.maximum(count, 1.0), np.nan)
+    return xs[starts], x1s[ends], lo_c, hi_c, mid_c, np.logical_or.reduceat(bad, starts)
+
+
 def draw_series(frame: Frame, windows: list[SeriesWindow], view: View, on_curve: bool, xmaps: dict | None = None,
                 yscales: dict | None = None) -> None:
     """Add the windows' bands, lines, marks and non-finite flags to ``frame`` (positions relative to the view;
-    ``xmaps``: run index -> the frame's :class:`~gda_gl.xaxis.AxisMap` when the x axis is not the iteration)."""
+    ``xmaps``: run index -> the frame's :class:`~gda_gl.xaxis.AxisMap` when the x axis is not the iteration).
+    More items than pixel columns are merged per column (:func:`_per_column`): work bounded by pixels."""
     for s in windows:
         x, v, blo, bhi = _points(s)
         scale = (yscales or {}).get(s.run_index, 1.0)  # a normalised view: this run's losses over its first
@@ -158,23 +180,28 @@ def draw_series(frame: Frame, windows: list[SeriesWindow], view: View, on_curve:
         xmap = (xmaps or {}).get(s.run_index)
         to_x = (lambda u: np.asarray(u, np.float64)) if xmap is None else xmap.to_axis
         color = series_color(s.run.color, on_curve)
-        xs, ys = to_x(x) - view.x0, transform_y(v, view.log_y) - view.y0
-        fin = np.isfinite(ys)
-        if blo is not None:  # buckets: the min..max band keeps every spike visible
-            d = s.data
-            band = np.stack([to_x(d.first_it) - view.x0, transform_y(blo, view.log_y) - view.y0,
-                             to_x(d.last_it + 1.0) - view.x0, transform_y(bhi, view.log_y) - view.y0], axis=1)
+        d = s.data
+        buckets = blo is not None
+        xs = to_x(d.first_it if buckets else x) - view.x0
+        x1s = to_x(d.last_it + 1.0) - view.x0 if buckets else xs
+        bad = (d.rows > d.finite) if buckets else ~np.isfinite(v)  # a NaN or an infinity logged there
+        lo, hi = (blo, bhi) if buckets else (v, v)
+        xs, x1s, lo, hi, v, bad = _per_column(xs, x1s, lo, hi, v, bad, view)
+        merged = len(xs) < len(x)
+        if buckets or merged:  # the min..max band keeps every spike visible
+            band = np.stack([xs, transform_y(lo, view.log_y) - view.y0, x1s,
+                             transform_y(hi, view.log_y) - view.y0], axis=1)
             ok = np.all(np.isfinite(band), axis=1)
             frame.add(Rects("series_band", band[ok], color * np.array([1, 1, 1, 0.35], np.float32)))
-            bad = d.rows > d.finite  # a bucket holding a NaN or an infinity
-        else:
-            bad = ~np.isfinite(v)
+        ys = transform_y(v, view.log_y) - view.y0
+        xm = 0.5 * (xs + x1s) if buckets or merged else xs
+        fin = np.isfinite(ys)
         pair = fin[:-1] & fin[1:]
-        p = np.stack([xs, ys], axis=1)
+        p = np.stack([xm, ys], axis=1)
         frame.add(Segments("series", p[:-1][pair], p[1:][pair], color, label=f"{s.run.name}: {s.name}"))
-        if blo is None and fin.sum() <= MARK_POINTS:
+        if not buckets and not merged and fin.sum() <= MARK_POINTS:
             frame.add(Markers("series_marks", p[fin], color, 5.0, 0.0))
-        frame.add(Markers("flags", np.stack([xs[bad], np.full(int(bad.sum()), np.nan)], axis=1), NONFINITE_COLOR,
+        frame.add(Markers("flags", np.stack([xm[bad], np.full(int(bad.sum()), np.nan)], axis=1), NONFINITE_COLOR,
                           7.0, 2.0))
         if on_curve:
             frame.legend.append((f"{s.run.name}: {s.name}", tuple(float(c) for c in color)))
