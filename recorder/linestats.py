@@ -111,21 +111,7 @@ def line_stats(alphas, phi, taken=None):
     cls = xp.where(rest & (min_alpha <= t), schema.CLASS_OVERSHOOT, cls).astype(xp.int8)
 
     # least-squares parabola phi ~ c0 + c1 u + c2 u^2 in centred u = a - mean(a), masked to finite samples
-    m = fin.astype(xp.float64)
-    u = a - a.mean()
-    pz = xp.where(fin, p, 0.0)
-    s0, s1, s2 = m.sum(1), (m * u).sum(1), (m * u ** 2).sum(1)
-    s3, s4 = (m * u ** 3).sum(1), (m * u ** 4).sum(1)
-    t0, t1, t2 = pz.sum(1), (pz * u).sum(1), (pz * u ** 2).sum(1)
-    det = s0 * (s2 * s4 - s3 * s3) - s1 * (s1 * s4 - s3 * s2) + s2 * (s1 * s3 - s2 * s2)
-    good = (s0 >= 3) & (xp.abs(det) > 1e-300)
-    dsafe = xp.where(good, det, 1.0)
-    c1 = (s0 * (t1 * s4 - s3 * t2) - t0 * (s1 * s4 - s3 * s2) + s2 * (s1 * t2 - t1 * s2)) / dsafe
-    c2 = (s0 * (s2 * t2 - t1 * s3) - s1 * (s1 * t2 - t1 * s2) + t0 * (s1 * s3 - s2 * s2)) / dsafe
-    curvature = xp.where(good, 2.0 * c2, nan)
-    convex = good & (c2 > 0)
-    vertex = xp.where(convex, -c1 / xp.where(convex, 2.0 * c2, 1.0) + a.mean(), nan)
-    cockpit = xp.where(convex & (vertex != 0), (t - vertex) / xp.abs(xp.where(vertex != 0, vertex, 1.0)), nan)
+    curvature, cockpit = _parabola_rows(xp, a - a.mean(), a.mean(), fin, p, t)
     return {"min_alpha": min_alpha, "min_phi": min_phi, "efficiency": efficiency, "step_class": cls,
             "curvature": curvature, "cockpit_alpha": cockpit}
 
