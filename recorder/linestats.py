@@ -100,15 +100,7 @@ def line_stats(alphas, phi, taken=None):
 
     phi0 = at(xp.zeros(n, xp.float64))
     phit = at(t)
-    denom = phi0 - min_phi
-    ok = xp.isfinite(phi0) & xp.isfinite(phit) & (denom > 0)
-    efficiency = xp.where(ok, (phi0 - phit) / xp.where(ok, denom, 1.0), nan)
-
-    cls = xp.full(n, schema.CLASS_UNKNOWN, xp.int8)
-    cls = xp.where(ok & (efficiency >= NEAR_OPTIMAL_EFFICIENCY), schema.CLASS_NEAR_OPTIMAL, cls)
-    rest = ok & (efficiency < NEAR_OPTIMAL_EFFICIENCY)
-    cls = xp.where(rest & (min_alpha > t), schema.CLASS_UNDERSHOOT, cls)
-    cls = xp.where(rest & (min_alpha <= t), schema.CLASS_OVERSHOOT, cls).astype(xp.int8)
+    efficiency, cls = _efficiency_and_class(xp, phi0, phit, min_phi, min_alpha, t)
 
     # least-squares parabola phi ~ c0 + c1 u + c2 u^2 in centred u = a - mean(a), masked to finite samples
     curvature, cockpit = _parabola_rows(xp, a - a.mean(), a.mean(), fin, p, t)
@@ -190,18 +182,25 @@ def line_stats_rows(alphas, phi, taken=None):
     min_alpha = xp.where(anyfin, xp.take_along_axis(a0, idx[:, None], axis=1)[:, 0], nan)
     phi0 = _value_at_rows(xp, a, has, p, xp.zeros(n, xp.float64))
     phit = _value_at_rows(xp, a, has, p, t)
-    denom = phi0 - min_phi
-    ok = xp.isfinite(phi0) & xp.isfinite(phit) & (denom > 0)
-    efficiency = xp.where(ok, (phi0 - phit) / xp.where(ok, denom, 1.0), nan)
-    cls = xp.full(n, schema.CLASS_UNKNOWN, xp.int8)
-    cls = xp.where(ok & (efficiency >= NEAR_OPTIMAL_EFFICIENCY), schema.CLASS_NEAR_OPTIMAL, cls)
-    rest = ok & (efficiency < NEAR_OPTIMAL_EFFICIENCY)
-    cls = xp.where(rest & (min_alpha > t), schema.CLASS_UNDERSHOOT, cls)
-    cls = xp.where(rest & (min_alpha <= t), schema.CLASS_OVERSHOOT, cls).astype(xp.int8)
+    efficiency, cls = _efficiency_and_class(xp, phi0, phit, min_phi, min_alpha, t)
     centre = a0.sum(1) / xp.maximum(has.sum(1), 1)
     curvature, cockpit = _parabola_rows(xp, xp.where(has, a0 - centre[:, None], 0.0), centre, fin, p, t)
     return {"min_alpha": min_alpha, "min_phi": min_phi, "efficiency": efficiency, "step_class": cls,
             "curvature": curvature, "cockpit_alpha": cockpit}
+
+
+def _efficiency_and_class(xp, phi0, phit, min_phi, min_alpha, t):
+    """Step efficiency (phi(0) - phi(taken)) / (phi(0) - min phi) and the step class, per row (both paths)."""
+    nan = xp.float64(np.nan)
+    denom = phi0 - min_phi
+    ok = xp.isfinite(phi0) & xp.isfinite(phit) & (denom > 0)
+    efficiency = xp.where(ok, (phi0 - phit) / xp.where(ok, denom, 1.0), nan)
+    cls = xp.full(len(phi0), schema.CLASS_UNKNOWN, xp.int8)
+    cls = xp.where(ok & (efficiency >= NEAR_OPTIMAL_EFFICIENCY), schema.CLASS_NEAR_OPTIMAL, cls)
+    rest = ok & (efficiency < NEAR_OPTIMAL_EFFICIENCY)
+    cls = xp.where(rest & (min_alpha > t), schema.CLASS_UNDERSHOOT, cls)
+    cls = xp.where(rest & (min_alpha <= t), schema.CLASS_OVERSHOOT, cls).astype(xp.int8)
+    return efficiency, cls
 
 
 def _value_at_rows(xp, a, has, p, x):
