@@ -638,16 +638,23 @@ def _damaged(rec, exc) -> RecordingError:
     return RecordingError(rec.path, f"damaged series: {exc}")
 
 
+#: recordings whose series tables were found and checked (they never change shape once there)
+_CHECKED: weakref.WeakSet = weakref.WeakSet()
+
+
 def _logged(rec) -> dict[str, int]:
-    """``name -> id`` of the logged series of an open recording (checked once per recording)."""
+    """``name -> id`` of the logged series of an open recording; the tables' shape is checked once per
+    recording (a frame and every layout ask), the list of series at every call (a live file gains series)."""
     def work(query):
-        tables = {r[0] for r in query("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if not set(_TABLES) <= tables:
-            return {}
-        for table, cols in _TABLES.items():
-            info = query(f'PRAGMA table_xinfo("{table}")')
-            if any(r[6] in (2, 3) for r in info) or not set(cols) <= {r[1] for r in info}:
-                raise ValueError(f"table {table} is not the declared one")
+        if rec not in _CHECKED:
+            tables = {r[0] for r in query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not set(_TABLES) <= tables:
+                return {}
+            for table, cols in _TABLES.items():
+                info = query(f'PRAGMA table_xinfo("{table}")')
+                if any(r[6] in (2, 3) for r in info) or not set(cols) <= {r[1] for r in info}:
+                    raise ValueError(f"table {table} is not the declared one")
+            _CHECKED.add(rec)
         out = {}
         for sid, name in query("SELECT id, name FROM series ORDER BY id LIMIT ?", (MAX_SERIES + 1,)):
             if not isinstance(sid, int) or not isinstance(name, str) or len(name) > schema.MAX_SERIES_NAME:
