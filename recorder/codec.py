@@ -22,7 +22,7 @@ from .colcodec import CodecError, compress_array, decompress_array
 
 __all__ = ["Iterations", "BlockError", "encode_block", "decode_block", "concat_parts", "as_grid", "as_row_alphas",
            "check_row_alphas", "json_safe",
-           "trials_arrays", "loads_bounded", "MAX_GRID"]
+           "trials_arrays", "loads_bounded", "MAX_GRID", "READ_BUDGET_BYTES"]
 
 
 # --------------------------------------------------------------------------- in-memory table
@@ -124,6 +124,10 @@ class Iterations:
 
 #: Longest alpha grid a recording may declare (a probe uses tens of alphas).
 MAX_GRID = 1 << 16
+#: Most bytes a reader assembles at once (:meth:`recorder.reader.Recording.read`, ``read_new``,
+#: :func:`recorder.seriesread.read_series`), counted from the row or point counts the file declares,
+#: before decoding: a compressed file of a few MB can declare gigabytes.
+READ_BUDGET_BYTES = 1 << 30
 #: Deepest nesting accepted in stored JSON (run metadata is a few levels deep).
 MAX_JSON_DEPTH = 64
 #: Longest JSON text accepted from one ``meta`` value (the model summary is capped at 20,000 characters).

@@ -52,17 +52,14 @@ from urllib.parse import quote as pathname2url  # urllib.request.pathname2url on
 import numpy as np
 
 from . import schema
-from .codec import MAX_BLOCK_ROWS, BlockError, Iterations, as_grid, decode_block, loads_bounded
-from .errors import RecordingError
+from .codec import MAX_BLOCK_ROWS, READ_BUDGET_BYTES, BlockError, Iterations, as_grid, decode_block, loads_bounded
+from .errors import RecordingError, sql_error
 from .fsutil import check_recording_file, has_journal
 from .lock import parse_lock_record, writer_alive
 
-__all__ = ["Recording", "open_recordings", "sql_error", "read_meta", "validate_identity", "connect_readonly",
-           "stored_fields_of"]
+__all__ = ["Recording", "open_recordings", "sql_error", "READ_BUDGET_BYTES", "read_meta", "validate_identity",
+           "connect_readonly", "stored_fields_of"]
 
-#: Most bytes :meth:`Recording.read` and :meth:`Recording.read_new` assemble at once (counted from the row
-#: counts the blocks declare, before decoding): a compressed file of a few MB can declare gigabytes.
-READ_BUDGET_BYTES = 1 << 30
 #: bytes of one row's per-iteration fields and trial offset in memory
 _ROW_BYTES = sum(np.dtype(d).itemsize for d in schema.ITER_DTYPES.values()) + 8
 
@@ -73,23 +70,6 @@ _REQUIRED_COLUMNS = {
     "blocks": ("id", "first_iteration", "last_iteration", "n"),  # + schema.block_columns(version)
     "events": ("id", "iteration", "wall_time", "kind", "message"),
 }
-
-
-def sql_error(path: Path, exc: sqlite3.Error) -> RecordingError:
-    """One line for an SQLite error while reading ``path``."""
-    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if "malformed" in msg or "not a database" in msg or "disk image" in msg or "corrupt" in msg:
-        return RecordingError(path, f"corrupt or truncated recording ({msg})")
-    if "decode to UTF-8" in msg:
-        col = msg.split("column ", 1)[1].split(" ", 1)[0] if "column " in msg else "?"
-        return RecordingError(path, f"damaged recording (text that is not valid UTF-8 in column {col[:40]})")
-    if "unable to open" in msg:
-        return RecordingError(path, f"cannot be opened ({msg})")
-    if "readonly" in msg:
-        return RecordingError(path, f"cannot be read without changing it ({msg})")
-    if "too big" in msg or isinstance(exc, sqlite3.DataError):
-        return RecordingError(path, f"holds a value too large for a recording ({msg})")
-    return RecordingError(path, f"SQLite error: {msg}")
 
 
 def connect_readonly(path: Path, *, snapshot: bool = False, immutable: bool = False) -> sqlite3.Connection:
@@ -243,7 +223,10 @@ def validate_identity(con: sqlite3.Connection, path: Path, *, exact: bool = Fals
     if exact and version != schema.SCHEMA_VERSION:
         raise RecordingError(path, f"cannot append to a schema-{version} recording (this gda-gl writes "
                                    f"schema {schema.SCHEMA_VERSION}); run 'gda-gl upgrade' to make a copy to append to")
-    objects = con.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
+    try:
+        objects = con.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
+    except UnicodeDecodeError:
+        raise RecordingError(path, "damaged recording (schema text that is not valid UTF-8)") from None
     tables = _check_objects(objects, path)
     if exact and "blocks" in tables:
         _check_exact(con, objects, path)
@@ -307,7 +290,7 @@ def _guarded(method):
             return method(self, *args, **kwargs)
         except RecordingError:
             raise
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             raise sql_error(self.path, exc) from None
         except BlockError as exc:
             raise RecordingError(self.path, f"damaged block: {exc}") from None
@@ -356,13 +339,13 @@ class Recording:
         self._con: sqlite3.Connection | None = None
         try:
             self._open(snapshot=False)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             self._close_con()
             if not (has_journal(self.path) and ("readonly" in str(exc) or "unable to open" in str(exc))):
                 raise sql_error(self.path, exc) from None
             try:  # SQLite would have to change the file to read it: read a private copy instead
                 self._open(snapshot=True)
-            except sqlite3.Error as exc2:
+            except (sqlite3.Error, UnicodeDecodeError) as exc2:
                 self._close_con()
                 raise sql_error(self.path, exc2) from None
             except BaseException:
@@ -435,7 +418,7 @@ class Recording:
         try:
             with self._lock:
                 return self._con.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             raise sql_error(self.path, exc) from None
 
     def consistent_read(self, fn):
@@ -446,7 +429,7 @@ class Recording:
 
         try:
             return self._read_tx(work)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             raise sql_error(self.path, exc) from None
 
     def block_ids(self) -> list[int]:
@@ -702,16 +685,17 @@ class Recording:
     def series_names(self, builtin: bool = True) -> list[str]:
         """Names of the scalar series: the built-in ``train_loss``, ``lr``, ``grad_norm`` (when ``builtin``),
         then those logged with ``rec.log`` in first-logged order (:func:`recorder.series.series_names`)."""
-        from . import series
+        from . import seriesread
 
-        return series.series_names(self, builtin)
+        return seriesread.series_names(self, builtin)
 
-    def read_series(self, name: str, start: int | None = None, stop: int | None = None):
+    def read_series(self, name: str, start: int | None = None, stop: int | None = None, *,
+                    max_bytes: int | None = None):
         """Every point of series ``name`` in ``[start, stop)`` as :class:`recorder.series.SeriesPoints`
         (small series; long ones through :meth:`recorder.window.RunWindows.series`); KeyError if none."""
-        from . import series
+        from . import seriesread
 
-        return series.read_series(self, name, start, stop)
+        return seriesread.read_series(self, name, start, stop, max_bytes=max_bytes)
 
     def file_size(self) -> int:
         """Bytes of the file plus its WAL."""

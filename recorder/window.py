@@ -385,17 +385,17 @@ class RunWindows:
     # -- scalar series -----------------------------------------------------------------
     def series_names(self) -> list[str]:
         """Built-in series (``train_loss``, ``lr``, ``grad_norm``), then those logged into the recording."""
-        from . import series
+        from . import seriesread
 
-        return series.window_names(self)
+        return seriesread.window_names(self)
 
     def series(self, name: str, x0: float, x1: float, width_px: int):
         """Series ``name`` over iterations ``[x0, x1)`` for ``width_px`` pixel columns: raw
         :class:`recorder.series.SeriesPoints` (fewer than 16 per column) or :class:`recorder.series.SeriesBuckets`
         (min, max, last, count ... per bucket), bounded by pixels (:func:`recorder.series.window`)."""
-        from . import series
+        from . import seriesread
 
-        return series.window(self, name, x0, x1, width_px)
+        return seriesread.window(self, name, x0, x1, width_px)
 
     def summary(self) -> dict[str, np.ndarray] | None:
         """The whole run as one bucket (see :data:`recorder.pyramid.BUCKET_FIELDS`), or None when empty."""
