@@ -52,7 +52,8 @@ from urllib.parse import quote as pathname2url  # urllib.request.pathname2url on
 import numpy as np
 
 from . import schema
-from .codec import MAX_BLOCK_ROWS, READ_BUDGET_BYTES, BlockError, Iterations, as_grid, decode_block, loads_bounded
+from .codec import (MAX_BLOCK_ROWS, READ_BUDGET_BYTES, TRIAL_BYTES, BlockError, Iterations, as_grid, decode_block,
+                    declared_trials, loads_bounded)
 from .errors import RecordingError, sql_error
 from .fsutil import check_recording_file, has_journal
 from .lock import parse_lock_record, writer_alive
@@ -535,8 +536,11 @@ class Recording:
         return out
 
     # -- blocks --------------------------------------------------------------
-    def _assemble(self, index: list, con: sqlite3.Connection, skip_first: int = 0) -> Iterations:
-        """Decode the blocks of ``index`` (inside the caller's read transaction) into one table."""
+    def _assemble(self, index: list, con: sqlite3.Connection, skip_first: int = 0,
+                  budget: tuple[int, int] | None = None) -> Iterations:
+        """Decode the blocks of ``index`` (inside the caller's read transaction) into one table; ``budget``:
+        (bytes allowed, bytes the rows take), checked again with each block's trial points as it is decoded
+        (memory stays within the budget plus one block)."""
         k = len(self.alpha_grid)
         if not index:
             out = Iterations.empty(self.alpha_grid)
@@ -548,7 +552,7 @@ class Recording:
         ra = np.empty((total, k), schema.ROW_ALPHA_DTYPE) if self.row_alphas else None
         tcounts = np.empty(total, np.int64)
         tparts: dict[str, list] = {n: [] for n in schema.TRIAL_DTYPES}
-        pos = 0
+        pos = n_trials = 0
         lo, hi = index[0][0], index[-1][0]
         cur = con.execute(f"SELECT id, n, {', '.join(self._columns)} FROM blocks "
                           "WHERE id >= ? AND id <= ? "
@@ -568,6 +572,10 @@ class Recording:
                                                 f"disagree with its iterations {its[0]}..{its[-1]}")
             s = skip_first if j == 0 else 0
             m = n - s
+            if budget is not None:
+                n_trials += len(btr["alpha"])
+                if budget[1] + n_trials * TRIAL_BYTES > budget[0]:
+                    self._over_budget(total, n_trials, budget[1] + n_trials * TRIAL_BYTES, budget[0])
             for name in schema.ITER_DTYPES:
                 cols[name][pos:pos + m] = bcols[name][s:]
             phi[pos:pos + m] = bphi[s:]
@@ -598,18 +606,49 @@ class Recording:
                 except sqlite3.Error:
                     pass
 
-    def _check_budget(self, index: list, max_bytes: int | None) -> None:
-        """Refuse to assemble ``index`` when its rows would take more than ``max_bytes`` (default
-        :data:`READ_BUDGET_BYTES`) in memory, counted from the row counts the blocks declare."""
+    def _budget(self, index: list, max_bytes: int | None) -> tuple[int, int]:
+        """(budget, bytes the rows of ``index`` need); refuses when the rows alone pass the budget (default
+        :data:`READ_BUDGET_BYTES`), counted from the row counts the blocks declare, before decoding.  Trial
+        points are counted as each block is decoded (:meth:`_assemble`)."""
         budget = READ_BUDGET_BYTES if max_bytes is None else int(max_bytes)
         rows = sum(r[1] for r in index)
         k = len(self.alpha_grid)
         need = rows * (4 * k + 8 * k * bool(getattr(self, "row_alphas", False)) + _ROW_BYTES)
         if need > budget:
-            raise RecordingError(self.path, f"reading {rows:,} iterations x {k} alphas at once needs about "
-                                            f"{need / 2 ** 20:,.0f} MiB, more than the read budget of "
-                                            f"{budget / 2 ** 20:,.0f} MiB (read(start, stop) reads a range; "
-                                            "recorder.window.RunWindows reads windows)")
+            self._over_budget(rows, 0, need, budget)
+        return budget, need
+
+    def _over_budget(self, rows: int, trials: int, need: int, budget: int):
+        k = len(self.alpha_grid)
+        raise RecordingError(self.path, f"reading {rows:,} iterations x {k} alphas"
+                                        f"{f' and {trials:,} trial points' if trials else ''} at once needs "
+                                        f"{'more than ' if trials else 'about '}{need / 2 ** 20:,.0f} MiB, more "
+                                        f"than the read budget of {budget / 2 ** 20:,.0f} MiB (read(start, stop) "
+                                        "reads a range; recorder.window.RunWindows reads windows)")
+
+    @_guarded
+    def declared_bytes(self, stop_above: int | None = None) -> tuple[int, int, int]:
+        """(rows, decoded bytes, trial points) the whole file's blocks declare: the rows from the block headers,
+        the trial points from each block's ``trial_count`` column decoded alone (a pass over the file: for the
+        in-memory index of a file without a stored pyramid); counting stops once the bytes pass ``stop_above``."""
+        def work(con):
+            index = self._index(con=con)
+            rows = sum(r[1] for r in index)
+            k = len(self.alpha_grid)
+            need = rows * (4 * k + 8 * k * bool(self.row_alphas) + _ROW_BYTES)
+            trials = 0
+            if stop_above is not None and need > stop_above:
+                return rows, need, trials
+            for bid, n, tc in con.execute("SELECT id, n, trial_count FROM blocks ORDER BY id"):
+                try:
+                    trials += declared_trials(tc, n, self.version)
+                except BlockError as exc:
+                    raise RecordingError(self.path, f"damaged block {bid}: {exc}") from None
+                if stop_above is not None and need + trials * TRIAL_BYTES > stop_above:
+                    break
+            return rows, need + trials * TRIAL_BYTES, trials
+
+        return self._read_tx(work)
 
     @_guarded
     def read(self, start: int | None = None, stop: int | None = None, *, max_bytes: int | None = None) -> Iterations:
@@ -629,8 +668,7 @@ class Recording:
 
         def work(con):
             index = self._index(where, args, con=con)
-            self._check_budget(index, max_bytes)
-            return index, self._assemble(index, con)
+            return index, self._assemble(index, con, budget=self._budget(index, max_bytes))
 
         index, data = self._read_tx(work)
         if index and start is None and stop is None:
@@ -652,8 +690,7 @@ class Recording:
             skip = seen if index and index[0][0] == bid else 0
             if index and skip > index[0][1]:
                 raise RecordingError(self.path, f"damaged block {bid}: it lost rows already read")
-            self._check_budget(index, None)
-            return index, self._assemble(index, con, skip_first=skip)
+            return index, self._assemble(index, con, skip_first=skip, budget=self._budget(index, None))
 
         index, data = self._read_tx(work)
         if index:

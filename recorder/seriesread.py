@@ -278,7 +278,7 @@ def agree(stored: dict, built: dict, where: str) -> None:
             bad = a != b
         if bad.any():
             i = int(np.argmax(bad))
-            raise ValueError(f"{where} bucket {i}: {name} is {a[i]!r}, the points give {b[i]!r}")
+            raise ValueError(f"{where} bucket {i}: {name} is {a[i].item()!r}, the points give {b[i].item()!r}")
 
 
 def full_parents(children: dict, level: int) -> tuple[np.ndarray, dict]:
@@ -302,10 +302,12 @@ def check_edges(top: dict, first: tuple, last: tuple, where: str) -> None:
     )
     for what, got, want in checks:
         if not (got == want or (np.isnan(got) and np.isnan(want))):
-            raise ValueError(f"{where}: the whole-series bucket's {what} is {got!r}, its points give {want!r}")
+            raise ValueError(f"{where}: the whole-series bucket's {what} is {got.item()!r}, its points give "
+                             f"{want.item()!r}")
     if len(fin) and not (top["min"][0] <= fin.min() and top["max"][0] >= fin.max()):
-        raise ValueError(f"{where}: the whole-series bucket's range {top['min'][0]!r}..{top['max'][0]!r} does not "
-                         f"hold its points' {fin.min()!r}..{fin.max()!r}")
+        raise ValueError(f"{where}: the whole-series bucket's range {top['min'][0].item()!r}.."
+                         f"{top['max'][0].item()!r} does not hold its points' "
+                         f"{fin.min().item()!r}..{fin.max().item()!r}")
 
 
 def verify_series(rec) -> tuple[int, int, int]:
