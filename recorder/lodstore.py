@@ -163,9 +163,9 @@ def _same(a, b) -> bool:
 def check_edges(top: Mapping[str, np.ndarray], first: Mapping[str, np.ndarray],
                 last: Mapping[str, np.ndarray] | None = None) -> None:
     """The whole-run bucket ``top`` against the row records of the run's first row (``first[..][0]``) and
-    last row (``last[..][-1]``; None: a live run, not checked): its first/last fields equal theirs, its min/max hold theirs (a NaN minimum
-    holds nothing), its integer sums are at least theirs.  Cheap (two rows), and it refuses a pyramid
-    copied from another run or one whose every level was made NaN or infinite.
+    last row (``last[..][-1]``; None: a live run, not checked): its first/last fields equal theirs, its
+    min/max hold theirs (a NaN minimum holds nothing), its integer sums are at least theirs.  Cheap (two
+    rows), and it refuses a pyramid copied from another run or one whose every level was made NaN.
 
     Raises
     ------
