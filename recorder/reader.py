@@ -81,7 +81,7 @@ def connect_readonly(path: Path, *, snapshot: bool = False, immutable: bool = Fa
     a finished file (:func:`finished_wal_file`): SQLite then reads the file alone,
     creates nothing beside it and needs no write access to its directory.
     """
-    uri = "file:" + pathname2url(str(path.resolve())) + ("" if snapshot else "?mode=ro")
+    uri = "file:" + pathname2url(os.fsencode(path.resolve())) + ("" if snapshot else "?mode=ro")  # any bytes
     if immutable and not snapshot:
         uri += "&immutable=1"
     con = sqlite3.connect(uri, uri=True, timeout=10.0, isolation_level=None, check_same_thread=False)
