@@ -101,7 +101,7 @@ def test_helpers_on_their_own():
 @pytest.mark.gl
 def test_thirty_overlaid_runs_keep_legend_and_title_inside_the_canvas(sweep):
     """The window with 30 runs open: the legend ran off the bottom of the plot, the title off its right edge."""
-    from gda_gl.runs.open import load_runs
+    from gda_gl.session.open import load_runs
     from gda_gl.gl.export import Offscreen
     from gda_gl.gl.overlays import text_boxes
     from gda_gl.gl.render import CurveRenderer

@@ -17,10 +17,10 @@ import pytest
 from conftest import ROOT, run_cli, write_synthetic
 from gda_gl.explorer.animation import ANIMATION_S
 from gda_gl.explorer.controller import ExplorerController
-from gda_gl.runs.follow import Follower
+from gda_gl.session.follow import Follower
 from gda_gl.compose.scene import RunData
 from gda_gl.compose.state import ViewState
-from gda_gl.runs.files import save_state
+from gda_gl.session.files import save_state
 from recorder import schema
 from recorder.store import Recording
 

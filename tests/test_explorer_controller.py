@@ -17,7 +17,7 @@ import pytest
 from conftest import write_synthetic
 from gda_gl.explorer.animation import ANIMATION_S, interpolate_view
 from gda_gl.explorer.controller import ZOOM_OUT_LIMIT, ExplorerController
-from gda_gl.runs.follow import Follower
+from gda_gl.session.follow import Follower
 from gda_gl.compose.scene import RUN_COLORS, RunData
 from gda_gl.compose.state import ViewState
 from gda_gl.compose.view import View

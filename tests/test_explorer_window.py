@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, write_synthetic
-from gda_gl.runs.files import load_state
+from gda_gl.session.files import load_state
 
 DRIVER = Path(__file__).parent / "helpers" / "qt_drive.py"
 

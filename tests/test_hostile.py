@@ -471,7 +471,7 @@ def test_unwritable_place_is_refused_before_drawing(good_template, tmp_path, cap
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)], capture_output=True).returncode:
         pytest.skip("cannot mount a read-only tmpfs here")
     try:
-        import gda_gl.runs.open as opener
+        import gda_gl.session.open as opener
 
         def no_drawing(*a, **k):
             raise AssertionError("loaded the runs before checking the output")

@@ -40,6 +40,9 @@ def test_wheel_ships_shaders_and_loader_finds_them(tmp_path):
     expected = sorted(f"gda_gl/shaders/{p.name}" for p in (ROOT / "shaders").glob("*.glsl"))
     assert shaders == expected and shaders
     assert any(n.startswith("recorder/") for n in names)
+    # every product module ships (a folder name matching .gitignore, e.g. runs/, would silently drop one)
+    sources = {f.relative_to(ROOT).as_posix() for pkg in ("gda_gl", "recorder") for f in (ROOT / pkg).rglob("*.py")}
+    assert sorted(sources - set(names)) == []
     # the benchmark suites ship inside the package; the repository's benchmarks/ does not
     assert "gda_gl/bench/runner.py" in names and "gda_gl/bench/scale.py" in names
     assert not [n for n in names if n.startswith("benchmarks/")]
@@ -95,15 +98,15 @@ def _imports_with_relative(path: Path, package: str) -> set[str]:
 
 
 #: What each folder of the product may not import (one-way layers, bottom to top):
-#: recorder -> gda_gl.compose (numpy only) -> gda_gl.gl (draws what compose returns) -> gda_gl.runs (opening,
+#: recorder -> gda_gl.compose (numpy only) -> gda_gl.gl (draws what compose returns) -> gda_gl.session (opening,
 #: following, files, error wording) -> the faces (cli, explorer, notebook; bench is run by the cli).
 _FACES = ("gda_gl.cli", "gda_gl.explorer", "gda_gl.notebook", "gda_gl.bench")
 _UI = ("PyQt6", "ipywidgets", "jupyter_rfb", "anywidget")
 FORBIDDEN = {
     "recorder": ("gda_gl", "vispy", "OpenGL", *_UI),
-    "gda_gl/compose": ("gda_gl.gl", "gda_gl.runs", *_FACES, "vispy.gloo", "vispy.app", "OpenGL", *_UI),
-    "gda_gl/gl": ("gda_gl.runs", *_FACES, *_UI),
-    "gda_gl/runs": (*_FACES, *_UI),
+    "gda_gl/compose": ("gda_gl.gl", "gda_gl.session", *_FACES, "vispy.gloo", "vispy.app", "OpenGL", *_UI),
+    "gda_gl/gl": ("gda_gl.session", *_FACES, *_UI),
+    "gda_gl/session": (*_FACES, *_UI),
     "gda_gl/explorer": ("gda_gl.cli", "gda_gl.notebook", "gda_gl.bench", "ipywidgets", "jupyter_rfb"),
     "gda_gl/notebook": ("gda_gl.cli", "gda_gl.bench", "PyQt6"),
 }
@@ -133,4 +136,4 @@ def test_gda_gl_has_only_the_layer_folders_at_its_top():
     top = sorted(f.name for f in (ROOT / "gda_gl").glob("*.py"))
     assert top == ["__init__.py", "__main__.py"]
     folders = sorted(d.name for d in (ROOT / "gda_gl").iterdir() if (d / "__init__.py").exists())
-    assert folders == ["bench", "cli", "compose", "explorer", "gl", "notebook", "runs"]
+    assert folders == ["bench", "cli", "compose", "explorer", "gl", "notebook", "session"]

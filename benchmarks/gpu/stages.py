@@ -104,7 +104,7 @@ def render(json_path: str | None, tiny: bool, png: str | None) -> dict:
     from gda_gl.bench.common import timeit
     from gda_gl.bench.render import _first_frame, _synthetic, lod_off_frame
     from gda_gl.gl.export import Offscreen
-    from gda_gl.runs.files import save_png
+    from gda_gl.session.files import save_png
     from gda_gl.gl.render import CurveRenderer
     from gda_gl.compose.layout import Layout
     from gda_gl.compose.scene import RunData

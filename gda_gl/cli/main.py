@@ -19,7 +19,7 @@ from typing import Callable
 
 from recorder._version import __version__
 
-from gda_gl.runs.errors import EXIT_BAD_INPUT, UsageError, error_line, expected, short as _short
+from gda_gl.session.errors import EXIT_BAD_INPUT, UsageError, error_line, expected, short as _short
 
 log = logging.getLogger("gda_gl")
 
@@ -122,7 +122,7 @@ def check_output(text: str, kind: str, inputs=()) -> Path:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename (no half-written outputs)."""
-    from gda_gl.runs.files import write_file_atomic
+    from gda_gl.session.files import write_file_atomic
 
     try:
         write_file_atomic(path, data)
@@ -202,7 +202,7 @@ def view_state_from_args(args: argparse.Namespace):
     from gda_gl.compose.state import ViewState
 
     if getattr(args, "state", None):
-        from gda_gl.runs.files import load_state
+        from gda_gl.session.files import load_state
 
         st = load_state(args.state)
     else:
@@ -284,7 +284,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     _check_inputs(args.runs)
     output = check_output(args.output, "png", inputs=[*args.runs, args.state])
     state = view_state_from_args(args)
-    from gda_gl.runs.open import load_runs
+    from gda_gl.session.open import load_runs
 
     runs = load_runs(args.runs)
     _check_axis(runs, state)
@@ -305,7 +305,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
             parse_filter(state.highlight)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    from gda_gl.runs.files import encode_png
+    from gda_gl.session.files import encode_png
     from gda_gl.gl.render import CurveRenderer
     from gda_gl.compose.layout import Layout, figure_layout
 
@@ -402,7 +402,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         raise UsageError(f"{_short(args.csv)}: --csv and --png name the same file")
     size = _parse_size(args.size) if args.png else None
     state = view_state_from_args(args) if args.png else None
-    from gda_gl.runs.open import load_runs
+    from gda_gl.session.open import load_runs
 
     runs = load_runs(args.runs)
     if state is not None:
@@ -415,7 +415,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         print(f"wrote {args.csv}")
     if png_out is not None:
         from gda_gl.gl.comparefig import draw_runs, draw_scatter
-        from gda_gl.runs.files import encode_png
+        from gda_gl.session.files import encode_png
 
         def draw():
             if not scatter:
@@ -457,7 +457,7 @@ def _cmd_view(args: argparse.Namespace) -> int:
         Recording(p).close()
     if args.state:
         if Path(args.state).exists():
-            from gda_gl.runs.files import load_state
+            from gda_gl.session.files import load_state
 
             load_state(args.state)
     return run_viewer(args.runs, follow=args.follow, state_file=args.state, exit_after=args.exit_after,

@@ -9,7 +9,7 @@ keys, mouse and widgets never drift apart.
 
 Ownership: :func:`build_window` opens the recordings, builds the controller
 (which gets the runs, never opens files) and, with ``--follow``, the live-source
-:class:`~gda_gl.runs.follow.Follower`; the window owns the follower and the
+:class:`~gda_gl.session.follow.Follower`; the window owns the follower and the
 recordings and closes them.
 
 Layout: a horizontal splitter with [main canvas over details canvas] on the
@@ -25,7 +25,7 @@ import math
 import sys
 from pathlib import Path
 
-from gda_gl.runs.files import load_state, save_state
+from gda_gl.session.files import load_state, save_state
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class ExplorerWindow:
     state_file : where S / ctrl+S saves the view state (``--state``); without it, S saves to
         ``default_state_file`` (``NAME.view.json`` beside the first run) and keeps saving there
     default_state_file : where S saves without ``--state``
-    follower : the live sources (:class:`~gda_gl.runs.follow.Follower`); the window owns and closes it
+    follower : the live sources (:class:`~gda_gl.session.follow.Follower`); the window owns and closes it
     """
 
     def __init__(self, ctrl, fps: bool = False, state_file: str | None = None, follower=None,
@@ -311,7 +311,7 @@ def build_window(paths: list[str], follow: bool = False, state_file: str | None 
     from gda_gl.compose.scene import RUN_COLORS, RunData
     from gda_gl.compose.state import ViewState
     from .controller import ExplorerController
-    from gda_gl.runs.follow import Follower
+    from gda_gl.session.follow import Follower
 
     app.use_app().create()
     recs, pending = [], []

@@ -5,5 +5,5 @@
 (one line search), :mod:`.overlays` (what the explorer draws over the curve), :mod:`.comparefig`
 (the figures of ``gda-gl compare``) and :mod:`.export` (offscreen framebuffers).
 
-Layer: imports :mod:`recorder` and :mod:`gda_gl.compose`; never :mod:`gda_gl.runs` or a face.
+Layer: imports :mod:`recorder` and :mod:`gda_gl.compose`; never :mod:`gda_gl.session` or a face.
 """

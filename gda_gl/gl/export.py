@@ -1,4 +1,4 @@
-"""Headless export: render a figure into an offscreen framebuffer (the PNG bytes and files: :mod:`gda_gl.runs.files`).
+"""Headless export: render a figure into an offscreen framebuffer (PNG files: :mod:`gda_gl.session.files`).
 
 Works with no display through VisPy's ``egl`` backend (Mesa llvmpipe on CPUs,
 the NVIDIA EGL driver on GPU workstations); the backend is chosen by

@@ -28,7 +28,7 @@ import html
 import logging
 from pathlib import Path
 
-from gda_gl.runs.errors import error_line
+from gda_gl.session.errors import error_line
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def _open(paths, follow: bool):
     from recorder.store import Recording
 
     from gda_gl.compose.style import RUN_COLORS
-    from gda_gl.runs.open import closing_on_error, run_of
+    from gda_gl.session.open import closing_on_error, run_of
 
     recs, pending, runs = [], [], []
     with closing_on_error(recs):
@@ -74,7 +74,7 @@ def _state(state, follow: bool):
     elif isinstance(state, ViewState):
         st = state
     else:
-        from gda_gl.runs.files import load_state
+        from gda_gl.session.files import load_state
 
         st = load_state(str(state))  # refuses a bad file in one line (UsageError), as gda-gl does
     if follow:

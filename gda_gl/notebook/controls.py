@@ -198,7 +198,7 @@ class Controls:
 
     def show_details(self) -> None:
         """Redraw the details picture and numbers when the selection (run, step) or the y scale changed."""
-        from gda_gl.runs.files import encode_png
+        from gda_gl.session.files import encode_png
 
         c = self.ctrl
         run = c.selected_run_data()

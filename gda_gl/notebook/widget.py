@@ -13,7 +13,7 @@
   animation asks for the next frame after each one until it has landed.  jupyter_rfb sends a frame
   only when the browser has confirmed the previous ones (``max_buffered_frames``), so a slow link
   drops intermediate frames instead of queueing them;
-- live follow: a :class:`~gda_gl.runs.follow.Follower` polled from a tornado
+- live follow: a :class:`~gda_gl.session.follow.Follower` polled from a tornado
   ``PeriodicCallback`` on the kernel's event loop; it stops once every followed run has finished.
 
 The encoding is jupyter_rfb's: JPEG at :data:`QUALITY` while the view changes, then the same frame
@@ -37,7 +37,7 @@ from jupyter_rfb import RemoteFrameBuffer
 from gda_gl.explorer import picking
 from gda_gl.explorer.export import export_controller_view
 from gda_gl.explorer.frame_draw import draw_controller_frame
-from gda_gl.runs.files import save_state
+from gda_gl.session.files import save_state
 from .events import RfbInput
 from .target import gl_call
 
@@ -56,7 +56,7 @@ class ExplorerFrameBuffer(RemoteFrameBuffer):
     ----------
     ctrl : the explorer's controller
     target : the GL target (:class:`~gda_gl.notebook.target.GLTarget`) to draw into
-    follower : the live sources to poll (a :class:`~gda_gl.runs.follow.Follower`), if any
+    follower : the live sources to poll (a :class:`~gda_gl.session.follow.Follower`), if any
     poll_s : how often the live sources are polled
     export_dir : where key X writes the PNG and CSV (default: the kernel's current folder)
     state_file : where key S saves the view state (default: ``NAME.view.json`` beside the first run)
