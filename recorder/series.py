@@ -33,8 +33,9 @@ from typing import Mapping
 from .errors import RecordingError
 from .seriesfmt import (BASE, BLOCK_POINTS, BUILTIN_SERIES, CHUNK, FANOUT, FIELDS, MAX_SERIES,  # noqa: F401
                         POINT_BYTES, POINT_DTYPES, RESERVED, SeriesBuckets, SeriesNameClash, SeriesPoints,
-                        SeriesPyramid, as_value, bucket_points, check_name, decode_chunk, decode_points, encode_chunk, encode_points,
-                        level_counts, merge, point_records, reference_buckets, validate_buckets)
+                        SeriesPyramid, as_value, bucket_points, check_name, decode_chunk, decode_points,
+                        encode_chunk, encode_points, level_counts, merge, point_records, reference_buckets,
+                        validate_buckets)
 from .serieslog import MAX_BUFFER_POINTS, SeriesLog  # noqa: F401
 from .seriesread import (copy_series, read_series, series_names, series_summary, verify_series,  # noqa: F401
                          window, window_names)
