@@ -200,42 +200,12 @@ class Recorder:
 
     # -- discarded gradients -------------------------------------------------------
     def _discarded(self, task) -> None:
-        """The loop discarded the gradient of earlier backward passes (called inside the next backward).
-
-        What those passes were decides what is recorded: after another optimizer stepped, a pass for it
-        (a GAN's generator through the discriminator): dropped, noted; at weights that moved since (SAM's
-        first pass): dropped, noted; otherwise a skipped step: a row of its own (status skipped, did not
-        move), which advances the iteration."""
+        """The loop discarded the gradient of earlier backward passes (called inside the next backward, or
+        at close): :meth:`recorder.linerec.StepMeasure.discarded` says what they were."""
         try:
-            dropped = self.capture.discard_before(task)
-            if not dropped:
-                return
-            if any(e.others < self.capture.others for e in dropped):
-                self.note_once(self.iteration, "gradient-discarded",
-                               f"{len(dropped)} micro-batch(es) back-propagated into these parameters before "
-                               "another optimizer's step were discarded (zero_grad) and are not part of any line")
-            elif self._moved_since(dropped):
-                self.note_once(self.iteration, "gradient-discarded",
-                               f"{len(dropped)} micro-batch(es) back-propagated at weights changed since (not by "
-                               "this optimizer's step: SAM's first pass) were discarded and are not part of any "
-                               "line")
-            else:
-                self._skipped(dropped)
+            self.steps.discarded(self.capture.discard_before(task))
         except Exception as exc:  # never break training
             self._fail(f"dropping a discarded gradient: {type(exc).__name__}: {exc}")
-
-    def _moved_since(self, entries: list[Entry]) -> bool:
-        now = weights_key(self.params)
-        return any(e.weights is not None and e.weights != now for e in entries)
-
-    def _skipped(self, entries: list[Entry]) -> None:
-        k = self.iteration
-        self.iteration += 1
-        self.steps.skipped(k, entries)
-        self.note_once(k, "step-skipped",
-                       f"the gradient of {len(entries)} micro-batch(es) ({sum(e.samples for e in entries)} samples) "
-                       "was discarded without step() (a loop that skips the step, GradScaler skipping an "
-                       "overflow): recorded as a row with status skipped that did not move; phi not measured")
 
     # -- the step ------------------------------------------------------------------
     def _before_step(self, optimizer, args, kwargs):

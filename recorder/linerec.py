@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from . import schema, sharded
-from .capture import Entry
+from .capture import Entry, weights_key
 from .linestats import line_stats
 from .probe import MicroBatch, changed_in_place, micro_weights
 from .runmeta import fingerprint
@@ -307,6 +307,36 @@ class StepMeasure:
             rec.note(k, "probe-failed" if status == schema.STATUS_FAILED else "probe-nonfinite", message)
             rec.warn_once(f"status{status}", f"gda_gl probe at iteration {k}: {message} "
                                              "(recorded; training goes on; further ones are only recorded)")
+
+    def discarded(self, dropped: list[Entry]) -> None:
+        """Micro-batches whose gradient the loop discarded without a step: what they were decides what is
+        recorded.  Back-propagated before another optimizer's step (a GAN's generator pass through the
+        discriminator): dropped, an event; at weights that moved since (SAM's first pass): dropped, an
+        event; otherwise a skipped step: a row of its own (status skipped, did not move), which advances
+        the iteration."""
+        rec = self.rec
+        if not dropped:
+            return
+        if any(e.others < rec.capture.others for e in dropped):
+            rec.note_once(rec.iteration, "gradient-discarded",
+                          f"{len(dropped)} micro-batch(es) back-propagated into these parameters before another "
+                          "optimizer's step were discarded (zero_grad) and are not part of any line")
+        elif self._moved_since(dropped):
+            rec.note_once(rec.iteration, "gradient-discarded",
+                          f"{len(dropped)} micro-batch(es) back-propagated at weights changed since (not by this "
+                          "optimizer's step: SAM's first pass) were discarded and are not part of any line")
+        else:
+            k = rec.iteration
+            rec.iteration += 1
+            self.skipped(k, dropped)
+            rec.note_once(k, "step-skipped",
+                          f"the gradient of {len(dropped)} micro-batch(es) ({sum(e.samples for e in dropped)} "
+                          "samples) was discarded without step() (a loop that skips the step, GradScaler skipping "
+                          "an overflow): recorded as a row with status skipped that did not move; phi not measured")
+
+    def _moved_since(self, entries: list[Entry]) -> bool:
+        now = weights_key(self.rec.params)
+        return any(e.weights is not None and e.weights != now for e in entries)
 
     def skipped(self, k: int, entries: list[Entry]) -> None:
         """The row of a step the loop skipped: status skipped, did not move, phi not measured; train_loss
