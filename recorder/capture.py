@@ -86,13 +86,16 @@ class BatchCapture:
     loss_from : where the model's output holds its loss (None: a loss module gives it)
     fail : ``fail(message)`` reports a problem without breaking training
     active : ``active()`` says whether steps are measured at all
-    weights : whether forwards keep a :func:`weights_key` (not for sharded parameters)
+    plain : plain parameter tensors (not sharded): forwards keep a :func:`weights_key`, and only micro-batches
+        whose backward accumulated into a parameter count.  Sharded parameters receive their gradient
+        outside autograd's accumulation (FSDP2 after its reduce-scatter, only on synchronising backward
+        passes), so there every committed micro-batch counts
     """
 
     def __init__(self, params, config, devices, *, loss_from=None, fail: Callable[[str], None],
-                 active: Callable[[], bool], weights: bool = True):
+                 active: Callable[[], bool], plain: bool = True):
         self.params, self.config, self.devices = params, config, devices
-        self.loss_from, self._fail, self._active, self._weights = loss_from, fail, active, weights
+        self.loss_from, self._fail, self._active, self._plain = loss_from, fail, active, plain
         self.pending: MicroBatch | None = None
         self.entries: list[Entry] = []
         self.over_limit = 0       # micro-batches beyond max_micro_batches (counted, not kept)
@@ -101,7 +104,6 @@ class BatchCapture:
         self.others = 0           # other optimizers' steps seen (set by the recorder)
         self._order = 0
         self._pending_key: tuple | None = None
-        self._pending_task_seed: dict = {}
 
     # -- forward and loss hooks -------------------------------------------------
     def training_forward(self) -> bool:
@@ -117,7 +119,7 @@ class BatchCapture:
                 self.pending = MicroBatch(tuple(args), dict(kwargs), rng=rng,
                                           versions=tensor_versions((args, kwargs)),
                                           autocast=autocast_state([d.type for d in self.devices]))
-                self._pending_key = weights_key(self.params) if self._weights else None
+                self._pending_key = weights_key(self.params) if self._plain else None
             except Exception as exc:  # never break training
                 self._fail(f"capturing the model's inputs: {type(exc).__name__}: {exc}")
         return None
@@ -207,7 +209,7 @@ class BatchCapture:
     def take(self) -> tuple[list[Entry], int, int]:
         """At ``step()``: the entries whose gradient made the step, those over the limit, and their samples;
         the capture starts empty for the next step."""
-        kept = [e for e in self.entries if e.task is None or e.task in self.accumulated]
+        kept = [e for e in self.entries if e.task is None or e.task in self.accumulated or not self._plain]
         out = (kept, self.over_limit, sum(e.samples for e in kept) + self.over_samples)
         self.clear()
         return out
