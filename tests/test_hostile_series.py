@@ -514,3 +514,41 @@ def test_per_row_alphas_outside_the_nominal_interval_are_refused(tmp_path):
     _sql(p, forge)
     with Recording(p) as rec, pytest.raises(RecordingError, match="nominal interval"):
         rec.read()
+
+
+# --------------------------------------------------------------------------- odd command-line input
+
+def test_render_of_a_run_with_series_into_a_very_low_image(good, tmp_path, capsys):
+    """Before: ``render RUN --size 200x64`` on a run with series: unexpected IndexError (empty legend)."""
+    out = tmp_path / "low.png"
+    rc, _, err = _run(["render", str(good), "-o", str(out), "--size", "200x64", "--series", "val_loss"], capsys)
+    if rc and "display" in err.lower():
+        pytest.skip("no GL here")
+    assert rc == 0 and out.exists(), err
+
+
+def test_odd_series_and_scatter_options_are_named_in_one_line(good, tmp_path, capsys):
+    """Before: ``--series-log nope`` was reported as ``--series``; ``compare --scatter ''`` was ignored."""
+    rc, _, err = _run(["render", str(good), "-o", str(tmp_path / "o.png"), "--series-log", "nope"], capsys)
+    assert rc == 2 and err.count("\n") == 1 and "--series-log 'nope': no such series" in err, err
+    rc, out, err = _run(["compare", str(good), "--scatter", "", "--png", str(tmp_path / "c.png")], capsys)
+    assert rc == 2 and err.count("\n") == 1 and "--scatter ''" in err and out == "", (out, err)
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("x_axis", "samples", "--x-axis samples"),
+    ("highlight", "efficiency <<< 2", "--highlight"),
+    ("series", ["nope"], "--series 'nope'"),
+])
+def test_notebook_refuses_a_view_state_the_cli_refuses(field, value, words, good, tmp_path):
+    """Before: the widget was built, then "unexpected ValueError" and a stray ``RFBOutputContext()`` line were
+    printed (axis, highlight), or the state was accepted (series)."""
+    pytest.importorskip("ipywidgets")
+    from gda_gl.compose.state import ViewState
+    from gda_gl.notebook import ErrorLine, view
+
+    st = ViewState()
+    setattr(st, field, tuple(value) if isinstance(value, list) else value)
+    got = view(str(good), state=st)
+    assert isinstance(got, ErrorLine), type(got)
+    assert repr(got).count("\n") == 0 and words in repr(got) and "unexpected" not in repr(got), repr(got)
