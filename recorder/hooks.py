@@ -48,6 +48,7 @@ from ._version import __version__
 from .errors import RecordingError
 from . import sharded
 from .flat import flat_grad, local, offsets
+from .diagnose.live import LiveFindings
 from .linestats import line_stats
 from .probe import LineProbe, MicroBatch, ProbeConfig, extract_loss, micro_weights, probing, reduce_loss, \
     resolve_config, rng_state
@@ -268,7 +269,15 @@ class Recorder:
                     raise
                 self._warn_once("writer", f"gda_gl recorder disabled: {exc}")
                 self.writer = None
+        #: live diagnosis on the writing rank (:mod:`recorder.diagnose.live`; ``on_finding``), else None
+        self.findings = LiveFindings(self.writer, self.alphas) if self.writer is not None else None
         self._install(capture)
+
+    def on_finding(self, fn: Callable[[dict], Any]) -> None:
+        """Call ``fn(finding)`` in the training thread for every finding of the live diagnosis (the dict of a
+        ``gda-gl diagnose --json`` entry); a no-op on ranks that do not write."""
+        if self.findings is not None:
+            self.findings.callbacks.append(fn)
 
     # -- hooks ---------------------------------------------------------------
     def _install(self, capture: bool) -> None:
@@ -673,6 +682,10 @@ class Recorder:
                            train_loss=info.train_loss, step_norm=line.step_norm, grad_norm=info.grad_norm,
                            lr=info.lr, wall_time=time.time(), status=status, ls_evals=info.ls_evals,
                            slope0=info.slope0, **stats, **extra)
+        if self.findings is not None:
+            self.findings.add(k, phi, extra.get("alphas"), epoch=self.epoch, batch=batch, status=status,
+                              taken_alpha=1.0 if line.dd > 0 else 0.0, train_loss=info.train_loss,
+                              step_norm=line.step_norm, lr=info.lr, curvature=stats.get("curvature", math.nan))
         if message:
             self.failures += status == schema.STATUS_FAILED
             self._note(k, "probe-failed" if status == schema.STATUS_FAILED else "probe-nonfinite", message)
@@ -731,6 +744,8 @@ class Recorder:
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        if self.findings is not None:
+            self.findings.finish()
         if self.writer is not None:
             try:
                 self.writer.close()

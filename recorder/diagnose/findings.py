@@ -46,13 +46,15 @@ def smoothed(y: np.ndarray, w: int = T.SMOOTH_STEPS, chunk: int = 1 << 16) -> np
     return out
 
 
-def divergence(it: np.ndarray, y: np.ndarray) -> dict | None:
-    """The divergence finding of a run (rows in order), or None."""
+def divergence(it: np.ndarray, y: np.ndarray, best_before: float = np.inf) -> dict | None:
+    """The divergence finding of a run (rows in order), or None.
+
+    ``best_before``: the lowest smoothed loss of rows before these (the live detector's memory)."""
     if len(y) < T.DIVERGE_MIN_STEPS + T.SMOOTH_STEPS:
         return None
     s = smoothed(y)
     best = np.minimum.accumulate(np.where(np.isfinite(s), s, np.inf))
-    prev_best = np.concatenate([[np.inf], best[:-1]])
+    prev_best = np.minimum(np.concatenate([[np.inf], best[:-1]]), best_before)
     with np.errstate(invalid="ignore"):
         above = ~np.isfinite(s) | (s - prev_best > (T.DIVERGE_RATIO - 1.0) * np.abs(prev_best))
     if not above[-1]:
