@@ -26,14 +26,17 @@ import numpy as np
 
 from .. import schema
 from ..codec import Iterations
-from . import findings as F
-from . import lines, spikes, stepsize
-from . import thresholds as T
+from .findings import divergence, lr_changes, plateaus, probe_findings, smoothed
+from .lines import concat, line_measures
+from .spikes import find_spikes, loss_series
+from .stepsize import verdict_from_rows
+from .thresholds import (DIVERGE_MIN_STEPS, LIVE_EVERY_ROWS, LIVE_EVERY_S, LIVE_WINDOW_ITERATIONS, SMOOTH_STEPS,
+                         SPIKE_BASELINE_STEPS)
 
 log = logging.getLogger(__name__)
 
 #: rows of context kept between runs of the detector
-CONTEXT_ROWS = max(T.SPIKE_BASELINE_STEPS + 2, 2 * T.SMOOTH_STEPS + T.DIVERGE_MIN_STEPS)
+CONTEXT_ROWS = max(SPIKE_BASELINE_STEPS + 2, 2 * SMOOTH_STEPS + DIVERGE_MIN_STEPS)
 _COLS = ("epoch", "batch", "taken_alpha", "train_loss", "step_norm", "lr", "status", "curvature")
 
 
@@ -46,7 +49,7 @@ class LiveDetector:
     window : iterations per step-size window
     """
 
-    def __init__(self, alpha_grid, window: int = T.LIVE_WINDOW_ITERATIONS):
+    def __init__(self, alpha_grid, window: int = LIVE_WINDOW_ITERATIONS):
         self.grid = np.asarray(alpha_grid, np.float64)
         self.window = int(window)
         self._rows: list[tuple] = []
@@ -83,12 +86,12 @@ class LiveDetector:
         """Run the rules over the rows buffered since the last call; returns the new findings."""
         if not self._rows:
             return []
-        new = lines.line_measures(self._block())
-        m = lines.concat([self._tail, new] if self._tail is not None else [new])
+        new = line_measures(self._block())
+        m = concat([self._tail, new] if self._tail is not None else [new])
         first_new = int(new["iteration"][0])
-        y = spikes.loss_series(m)
+        y = loss_series(m)
         out = self._divergence(m, y) + self._spikes(m, first_new)
-        out += [f for f in F.lr_changes(m["iteration"], m["lr"]) if f["start"] >= first_new]
+        out += [f for f in lr_changes(m["iteration"], m["lr"]) if f["start"] >= first_new]
         out += self._probes(new) + self._windows(new)
         self._remember(m, y)
         return out
@@ -97,7 +100,7 @@ class LiveDetector:
         """:meth:`detect`, then the verdict of the last, partial window (the run ended)."""
         out = self.detect()
         if self._win:
-            m = lines.concat(self._win)
+            m = concat(self._win)
             self._win = []
             out += self._window_findings(m, self._win_start, int(m["iteration"][-1]) + 1)
         return out
@@ -105,17 +108,17 @@ class LiveDetector:
     def _divergence(self, m: dict, y: np.ndarray) -> list[dict]:
         if self._diverged is not None:
             return []
-        d = F.divergence(m["iteration"], y, self._best)
+        d = divergence(m["iteration"], y, self._best)
         if d is None:
             return []
         self._diverged = d["start"]
         return [d]
 
     def _spikes(self, m: dict, first_new: int) -> list[dict]:
-        return [s for s in spikes.find_spikes(m, before=self._diverged) if s["iteration"] >= first_new]
+        return [s for s in find_spikes(m, before=self._diverged) if s["iteration"] >= first_new]
 
     def _probes(self, new: dict) -> list[dict]:
-        out = [f for f in F.probe_findings(new["iteration"], new["status"])
+        out = [f for f in probe_findings(new["iteration"], new["status"])
                if f["kind"] != "probe_skipped" or not self._skipped_said]
         self._skipped_said |= any(f["kind"] == "probe_skipped" for f in out)
         return out
@@ -126,7 +129,7 @@ class LiveDetector:
         self._win.append(new)
         out = []
         while self._win and int(self._win[-1]["iteration"][-1]) >= self._win_start + self.window:
-            m = lines.concat(self._win)
+            m = concat(self._win)
             a, b = self._win_start, self._win_start + self.window
             out += self._window_findings(m, a, b)
             rest = m["iteration"] >= b
@@ -136,19 +139,19 @@ class LiveDetector:
 
     def _window_findings(self, m: dict, a: int, b: int) -> list[dict]:
         out = []
-        v = stepsize.verdict_from_rows(m, a, b)
+        v = verdict_from_rows(m, a, b)
         if v["verdict"] != "cannot_say":  # "cannot say" is no news; a verdict is, when it changes
             if v["verdict"] != self._verdict:
                 out.append(v)
             self._verdict = v["verdict"]
-        plateau = bool(F.plateaus(m, [(a, b)]))
+        plateau = bool(plateaus(m, [(a, b)]))
         if plateau and not self._plateau:
-            out += F.plateaus(m, [(a, b)])
+            out += plateaus(m, [(a, b)])
         self._plateau = plateau
         return out
 
     def _remember(self, m: dict, y: np.ndarray) -> None:
-        s = F.smoothed(y)
+        s = smoothed(y)
         leave = max(0, len(y) - CONTEXT_ROWS)
         if leave:
             fin = s[:leave][np.isfinite(s[:leave])]
@@ -185,7 +188,7 @@ class LiveFindings:
             self.detector.add(iteration, phi, alphas, **cols)
             self.rows += 1
             now = time.monotonic()
-            if len(self.detector) >= T.LIVE_EVERY_ROWS or now - self._last >= T.LIVE_EVERY_S:
+            if len(self.detector) >= LIVE_EVERY_ROWS or now - self._last >= LIVE_EVERY_S:
                 self._last = now
                 self._emit(self.detector.detect())
         except Exception as exc:  # the diagnosis must never stop a training
