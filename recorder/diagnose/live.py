@@ -12,8 +12,8 @@ end), and a step-size entry is reported when a window's verdict differs from the
 :class:`LiveFindings` is what the :class:`recorder.hooks.Recorder` holds: it feeds the detector from the
 recorder's rows, writes each finding into the recording as an event of kind ``"finding"`` (its message
 the finding's JSON; older readers show it as an event, ``upgrade`` copies it) and calls the functions
-given to ``rec.on_finding`` in the training thread.  It counts its own CPU time (``timing()``); an error
-in it is reported once and switches it off, training goes on.
+given to ``rec.on_finding`` in the training thread (through the recorder's ``emit_finding``).  It counts
+its own CPU time (``timing()``); an error in it is reported once and switches it off, training goes on.
 """
 
 from __future__ import annotations
@@ -167,12 +167,13 @@ class LiveFindings:
     ----------
     writer : the recording's writer (findings become events), or None
     alpha_grid : the probe's alphas
+    emit : called with each finding (the recorder's ``emit_finding``, which calls the ``on_finding`` callbacks)
     """
 
-    def __init__(self, writer, alpha_grid):
+    def __init__(self, writer, alpha_grid, emit=None):
         self.writer = writer
         self.detector = LiveDetector(alpha_grid)
-        self.callbacks: list = []
+        self.emit = emit
         self.found: list[dict] = []
         self.cpu_s = 0.0
         self.rows = 0
@@ -223,8 +224,5 @@ class LiveFindings:
             if self.writer is not None:
                 self.writer.add_event("finding", json.dumps(f, allow_nan=False),
                                       iteration=f.get("iteration", f.get("start")))
-            for fn in list(self.callbacks):
-                try:
-                    fn(f)
-                except Exception as exc:
-                    log.warning("gda_gl on_finding callback %r failed: %s: %s", fn, type(exc).__name__, exc)
+            if self.emit is not None:
+                self.emit(f)
