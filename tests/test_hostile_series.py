@@ -434,3 +434,41 @@ def test_a_path_that_is_not_utf8_is_named_in_one_line(good, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "gda_gl", "info", broken], capture_output=True, cwd=str(ROOT))
     err = proc.stderr.decode("utf-8", "replace")
     assert proc.returncode == 2 and "broken-\\xfe.gda" in err and len(err.strip().splitlines()) == 1, err
+
+
+# --------------------------------------------------------------------------- upgrade after kill -9
+
+def test_upgrade_removes_what_a_killed_upgrade_left_and_names_the_target(good, tmp_path, capsys):
+    """Before: kill -9 left a randomly named ``.tmp`` and its ``-journal`` beside the target for ever (16 of
+    40 tries), and errors named the temporary file.  The temporary name is now fixed per target."""
+    from recorder.upgrade import temporary_name
+
+    dst = tmp_path / "copy.gda"
+    tmp = temporary_name(dst)
+    tmp.write_bytes(b"half a copy")
+    Path(f"{tmp}-journal").write_bytes(b"its journal")
+    rc, out, err = _run(["upgrade", str(good), str(dst)], capsys)
+    assert rc == 0 and "wrote" in out, err
+    assert sorted(os.listdir(tmp_path)) == ["copy.gda"]
+    assert _all_points(dst)["val_loss"].value.tolist() == _all_points(good)["val_loss"].value.tolist()
+
+
+def test_upgrade_killed_mid_copy_leaves_nothing_the_next_one_keeps(tmp_path, capsys):
+    """A real kill -9 while the copy is written, then the same upgrade again: one target, nothing beside it."""
+    src = write_good(tmp_path / "src.gda", n=20_000, events=0)
+    dst = tmp_path / "out" / "copy.gda"
+    dst.parent.mkdir()
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from recorder.upgrade import upgrade; "
+            f"upgrade({str(src)!r}, {str(dst)!r})")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 60
+    from recorder.upgrade import temporary_name
+    while not temporary_name(dst).exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    rc, out, err = _run(["upgrade", str(src), str(dst)], capsys)
+    assert rc == 0, err
+    assert os.listdir(dst.parent) == ["copy.gda"]
+    with Recording(dst) as rec:
+        assert rec.n_iterations() == 20_000
