@@ -342,12 +342,13 @@ class Recorder:
 
         series.log_values(self, values, step)
 
-    def log_config(self, **values) -> None:
-        """Record hyperparameters (batch size, K, anything) in the run metadata, ``run["config"]`` (named
-        ``log_config`` because ``config`` is the recorder's :class:`recorder.probe.ProbeConfig`)."""
+    def log_config(self, values=None, /, **keywords) -> None:
+        """Record hyperparameters (batch size, K, anything) in the run metadata, ``run["config"]``: a mapping
+        (W&B's and Lightning's ``{"optimizer.lr": 0.1}``) and/or keywords (named ``log_config`` because
+        ``config`` is the recorder's :class:`recorder.probe.ProbeConfig`)."""
         from . import series
 
-        series.log_config(self, values)
+        series.log_config(self, values, keywords)
 
     # -- lifecycle -----------------------------------------------------------
     def flush(self) -> None:
