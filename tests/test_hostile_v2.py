@@ -300,6 +300,7 @@ def test_upgrade_onto_a_full_disk_leaves_no_target(template, tmp_path, capsys):
         dst = disk / "copy.gda"
         rc, out, err = _run(["upgrade", str(src), str(dst)], capsys)
         assert rc == 2 and len(err.strip().splitlines()) == 1, (out, err)
+        assert "copy.gda:" in err and "upgrading" not in err, err  # the target named, not the temporary file
         assert os.listdir(disk) == []
     finally:
         subprocess.run(["umount", str(disk)], check=False)
