@@ -32,7 +32,8 @@ from .lock import describe_writer, pid_alive, process_token, writer_alive
 from .lodstore import LodError, SqlChunks
 from .pyramid import BASE_ROWS, BUCKET_FIELDS, CHUNK, PyramidBuilder
 from .pyramid import layout as pyramid_layout
-from .reader import connect_readonly, read_meta, sql_error, stored_fields_of, validate_identity
+from .errors import sql_error
+from .readcheck import connect_readonly, read_meta, stored_fields_of, validate_identity
 
 try:
     import fcntl
