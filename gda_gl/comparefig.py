@@ -19,7 +19,9 @@ import numpy as np
 
 from .frame import Frame, Markers
 from .render import CurveRenderer, Layout
+from .runcolor import LOG_DECADES  # noqa: F401 (re-exported: declared once, in runcolor)
 from .scene import compose
+from .textlayer import TextLayer
 from .state import ViewState
 from .view import View
 
@@ -27,8 +29,6 @@ __all__ = ["draw_runs", "draw_stacked", "draw_scatter", "grid_shape", "shared_x_
 
 #: at most this many runs are stacked in bands; more are drawn as a grid of small multiples
 STACK_MAX = 6
-#: a hyperparameter spanning more decades than this is drawn on a log10 axis
-LOG_DECADES = 1.5
 
 
 def grid_shape(n: int, width: int, height: int) -> tuple[int, int]:
@@ -43,14 +43,20 @@ def shared_x_range(runs, state: ViewState) -> tuple[float, float]:
     return (min(r.x_span[0] for r in runs) if lo is None else lo, max(r.x_span[1] for r in runs) if hi is None else hi)
 
 
-def draw_stacked(runs, state: ViewState, size: tuple[int, int], renderer: CurveRenderer) -> None:
-    """One full-width band per run, top to bottom, all over the same x range (each its own y)."""
+def draw_stacked(runs, state: ViewState, size: tuple[int, int], renderer: CurveRenderer,
+                 shared_y: bool = False) -> None:
+    """One full-width band per run, top to bottom, all over the same x range (each its own y, or one)."""
     w, h = size
     band = h // len(runs)
     st = _state_for(state, shared_x_range(runs, state))
-    for i, run in enumerate(runs):
+    lays = []
+    for i in range(len(runs)):
         lay = Layout.for_size(w, band, colorbar=st.color_by != "none")
         lay.origin = (0, h - (i + 1) * band)
+        lays.append(lay)
+    if shared_y:
+        st.y_range = shared_y_range(runs, st, lays[0])
+    for run, lay in zip(runs, lays):
         renderer.draw([run], st, lay, title=run.name)
 
 
@@ -61,25 +67,74 @@ def _state_for(state: ViewState, x_range) -> ViewState:
     return st
 
 
+#: pixels of the grid's top strip (the figure's title) and bottom strip (the x axis title)
+GRID_TITLE_PX, GRID_XTITLE_PX = 24, 20
+
+
+def cell_label(text: TextLayer, label: str, width: float, size: int = 9) -> tuple[str, int]:
+    """A cell's label fitted to ``width`` px: the font shrinks down to 7 px first, then the end is cut."""
+    from .render import _clip_text
+
+    for fs in range(size, 6, -1):
+        if text.text_width(label, fs) <= width:
+            return label, fs
+    return _clip_text(text, label, width, 7), 7
+
+
+def shared_y_range(runs, st: ViewState, lay: Layout) -> tuple[float, float] | None:
+    """One y range (data units) over every run's fitted range, for small multiples with a shared y axis."""
+    lo, hi = math.inf, -math.inf
+    for run in runs:
+        view, _ = compose([run], st, lay.plot, (lay.width, lay.height))
+        lo, hi = min(lo, view.y0), max(hi, view.y1)
+    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+        return None
+    return (10.0 ** lo, 10.0 ** hi) if st.log_y else (lo, hi)
+
+
 def draw_runs(runs, state: ViewState, size: tuple[int, int], names: list[str],
-              renderer: CurveRenderer | None = None) -> None:
-    """Draw the runs stacked (few) or as a grid of small multiples (many), all over the same x range."""
+              renderer: CurveRenderer | None = None, shared_y: bool = False) -> None:
+    """Draw the runs stacked (few) or as a grid of small multiples (many), all over the same x range.
+
+    ``names`` label the cells (the caller passes the hyperparameters that tell runs apart when they
+    have them); ``shared_y``: every cell over the same y range (else each fitted to its run).
+    """
     renderer = renderer or CurveRenderer()
     if len(runs) <= STACK_MAX:
-        draw_stacked(runs, state, size, renderer)
+        draw_stacked(runs, state, size, renderer, shared_y=shared_y)
         return
     w, h = size
-    cols, rows = grid_shape(len(runs), w, h)
-    cw, ch = w // cols, h // rows
+    cols, rows = grid_shape(len(runs), w, h - GRID_TITLE_PX - GRID_XTITLE_PX)
+    cw, ch = w // cols, (h - GRID_TITLE_PX - GRID_XTITLE_PX) // rows
     st = _state_for(state, shared_x_range(runs, state))
-    for i, (run, name) in enumerate(zip(runs, names)):
-        r, c = divmod(i, cols)
-        lay = Layout(cw, ch, left=46, right=6, bottom=22, top=16, origin=(c * cw, h - (r + 1) * ch))
+    text = TextLayer(w, h)
+    places = [divmod(i, cols) for i in range(len(runs))]
+    cells = [Layout(cw, ch, left=46, right=6, bottom=22, top=16, origin=(c * cw, h - GRID_TITLE_PX - (r + 1) * ch))
+             for r, c in places]
+    if shared_y and cells:
+        st.y_range = shared_y_range(runs, st, cells[0])
+    for run, name, lay in zip(runs, names, cells):
         view, frame = compose([run], st, lay.plot, (lay.width, lay.height))
         frame.axis_titles, frame.font_size, frame.x_tick_px, frame.y_tick_px = False, 8, 80, 26
-        frame.texts.append((name[:60], lay.left, lay.height - 3, "lt", 9,
+        label, fs = cell_label(text, name, lay.width - lay.left - 4)
+        frame.texts.append((label, lay.left, lay.height - 3, "lt", fs,
                             tuple(int(255 * v) for v in run.color[:3]) + (255,), True, False))
         renderer.draw_frame(view, frame, lay)
+    _grid_titles(renderer, runs, st, size, shared_y)
+
+
+def _grid_titles(renderer: CurveRenderer, runs, st: ViewState, size: tuple[int, int], shared_y: bool) -> None:
+    """The grid's title (the run count and how y is scaled) and its x and y axis titles, in the strips."""
+    from .xaxis import AXIS_TITLES
+
+    w, h = size
+    ink = (30, 30, 30, 255)
+    y_what = "loss / the run's first loss" if st.normalize else "loss"
+    y_what += " (log)" if st.log_y else ""
+    title = f"{len(runs)} runs, {y_what}, {'one y axis for all' if shared_y else 'each run its own y axis'}"
+    items = [(title, w / 2, h - 5, "mt", 13, ink, True, False),
+             (AXIS_TITLES.get(st.x_axis, st.x_axis), w / 2, 3, "mb", 11, ink, False, False)]
+    renderer.draw_texts(items, size)
 
 
 def _numbers(values: list, what: str) -> np.ndarray:
@@ -99,6 +154,22 @@ def _padded(v: np.ndarray) -> tuple[float, float]:
     lo, hi = float(fin.min()), float(fin.max())
     pad = 0.08 * (hi - lo) if hi > lo else max(abs(hi) * 0.1, 0.5)
     return lo - pad, hi + pad
+
+
+def _point_labels(frame: Frame, xd, y, names, ok, lay: Layout, rng) -> None:
+    """Each run's name beside its point where it overlaps no other label or point (:mod:`gda_gl.labelplace`)."""
+    from .labelplace import place_labels
+
+    x0, x1, y0, y1 = rng
+    px, py, pw, ph = lay.plot
+    text = TextLayer(lay.width, lay.height)
+    idx = [i for i in range(len(names)) if ok[i]]
+    pts = [(px + (xd[i] - x0) / (x1 - x0) * pw, py + (y[i] - y0) / (y1 - y0) * ph) for i in idx]
+    labels = [names[i][:40] for i in idx]
+    sizes = [(text.text_width(s, 9), 12.0) for s in labels]
+    for label, spot in zip(labels, place_labels(pts, sizes, (px, py, px + pw, py + ph))):
+        if spot is not None:
+            frame.texts.append((label, spot[0], spot[1], spot[2], 9, (30, 30, 30, 255), False, False))
 
 
 def draw_scatter(stat_values: list, param_values: list, names: list[str], colors, stat: str, param: str,
@@ -121,13 +192,11 @@ def draw_scatter(stat_values: list, param_values: list, names: list[str], colors
     ok = np.isfinite(xd) & np.isfinite(y)
     frame.add(Markers("series_marks", np.stack([xd - x0, y - y0], axis=1)[ok], np.asarray(colors, np.float32)[ok],
                       9.0, 0.0))
-    px, py, pw, ph = lay.plot
+    _point_labels(frame, xd, y, names, ok, lay, (x0, x1, y0, y1))
     grey = (30, 30, 30, 255)
-    for xi, yi, name, good in zip(xd, y, names, ok):
-        if good and len(names) <= 40:
-            frame.texts.append((name[:40], px + (xi - x0) / (x1 - x0) * pw + 7, py + (yi - y0) / (y1 - y0) * ph,
-                                "lm", 9, grey, False, False))
-    frame.texts.append((f"{param} (log10)" if log_x else param, px + pw / 2, 6, "mb", 12, grey, False, False))
+    px, py, pw, ph = lay.plot
+    frame.log_x = log_x  # ticks in the parameter's units (0.001, 0.01, ...), placed on log10 positions
+    frame.texts.append((f"{param} (log scale)" if log_x else param, px + pw / 2, 6, "mb", 12, grey, False, False))
     frame.texts.append((stat, 12, py + ph / 2, "mm", 12, grey, False, True))
     frame.texts.append((frame.title, lay.width / 2, lay.height - 8, "mt", 13, grey, True, False))
     (renderer or CurveRenderer()).draw_frame(view, frame, lay)

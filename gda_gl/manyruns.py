@@ -30,7 +30,7 @@ MANY_RUNS = 4
 #: in the sweep style a run's steps are drawn as arcs once each step spans this many pixels
 ARC_PX_PER_STEP = 6.0
 #: the sweep style's run line is the training loss averaged over this many pixel columns (centred)
-LINE_SMOOTH_PX = 6.0
+LINE_SMOOTH_PX = 12.0
 #: opacity of a run's line in the sweep style (crossings of many runs stay readable)
 LINE_ALPHA = 0.9
 
@@ -80,13 +80,13 @@ def line_segments(xs: np.ndarray, values: np.ndarray, weights: np.ndarray, x0: f
                   smoothing: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(points, kept) of a run's line: bucket middles ``xs`` (view units) and their smoothed values.
 
-    ``smoothing`` > 0: TensorBoard's EMA of that weight per row (:func:`gda_gl.scene.ema`), else the
+    ``smoothing`` > 0: TensorBoard's EMA of that weight per row (:func:`gda_gl.smoothing.ema`), else the
     centred average over :data:`LINE_SMOOTH_PX` pixel columns.
     """
     if not len(xs):
         return np.empty((0, 2)), np.zeros(0, bool)
     if smoothing > 0:
-        from .scene import ema
+        from .smoothing import ema
 
         sm = ema(np.where(weights > 0, values, np.nan), np.maximum(weights, 1.0), smoothing)
     else:

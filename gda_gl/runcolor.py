@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .state import is_param_name as is_param
 from .ticks import format_ticks, linear_ticks, log_ticks
 
 __all__ = ["LOG_DECADES", "CMAP", "ParamScale", "is_param", "param_scale", "param_colors", "numeric_values"]
@@ -28,11 +29,6 @@ LOG_DECADES = 1.5
 CMAP, CMAP_TOP = "viridis", 0.88
 #: colour of a run that lacks the hyperparameter
 MISSING_RGBA = (0.6, 0.6, 0.6, 1.0)
-
-
-def is_param(name: str | None) -> bool:
-    """Whether a ``--color-by`` name is a hyperparameter (``config.NAME`` or ``param:NAME``) rather than a statistic."""
-    return bool(name) and (name.startswith("config.") or name.startswith("param:"))
 
 
 def param_key(name: str) -> str:
