@@ -10,13 +10,13 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from gda_gl.compare import distinct_keys, format_table, median_efficiency, run_summary, summary_from_bucket, \
+from gda_gl.compose.compare import distinct_keys, format_table, median_efficiency, run_summary, summary_from_bucket, \
     table_columns, to_csv, varying
-from gda_gl.filters import parse_filter
-from gda_gl.labelplace import overlaps, place_labels
-from gda_gl.manyruns import arcs_fit, smooth_centered
-from gda_gl.runcolor import param_colors, param_scale
-from gda_gl.runsel import FolderWatch, expand_paths, parse_where, select
+from gda_gl.compose.filters import parse_filter
+from gda_gl.compose.labelplace import overlaps, place_labels
+from gda_gl.compose.manyruns import arcs_fit, smooth_centered
+from gda_gl.compose.runcolor import param_colors, param_scale
+from gda_gl.session.select import FolderWatch, expand_paths, parse_where, select
 from recorder.errors import RecordingError
 
 
@@ -193,8 +193,8 @@ def test_the_run_line_is_a_centred_weighted_average_and_arcs_need_their_pixels()
 
 # -- vector writers ---------------------------------------------------------------------------------------
 def test_svg_and_pdf_of_a_scene_open_in_parsers_with_the_drawn_text(tmp_path):
-    from gda_gl.textlayer import TextLayer
-    from gda_gl.vector import VectorScene
+    from gda_gl.compose.textlayer import TextLayer
+    from gda_gl.gl.vector import VectorScene
 
     s = VectorScene(400, 300)
     s.rects([[10, 10, 100, 50]], [1, 0, 0, 0.5])
