@@ -32,7 +32,7 @@ def _run_arrays(lr: float, steps: int, rng) -> tuple[dict, np.ndarray, np.ndarra
     unstable = max(0.0, lr - 0.3)
     clean = 0.15 + 2.2 * np.exp(-rate * it) + 0.5 * unstable * (1.0 - np.exp(-it / (0.3 * steps)))
     loss = (clean * (1.0 + (0.06 + 0.1 * unstable) * rng.standard_normal(steps))).astype(np.float32)
-    curv = 0.25 + 0.1 * rng.random(steps)
+    curv = loss * (0.2 + 0.1 * rng.random(steps))  # phi stays positive: its minimum is loss * (1 - curv v^2 / loss)
     slope = 2 * curv * (0.6 + 0.9 * lr ** 0.3 + 0.1 * rng.standard_normal(steps))
     phi = loss[:, None] - slope[:, None] * GRID[None, :] + curv[:, None] * GRID[None, :] ** 2
     valley = slope / (2 * curv)

@@ -59,9 +59,9 @@ def _looks_like(path: Path, kind: str) -> bool:
         return head.startswith(b"\x89PNG\r\n\x1a\n")
     if kind == "json":
         return head.lstrip().startswith(b"{") or head == b""
-    from gda_gl.compose.compare import COLUMNS
-
-    return head.startswith(",".join(COLUMNS).encode()) or head == b""
+    if kind in ("svg", "pdf"):
+        return head.startswith(b"%PDF-" if kind == "pdf" else b"<?xml") and (kind == "pdf" or b"<svg" in head)
+    return head.startswith(b"run,iterations,final loss,") or head == b""  # a table of gda-gl compare
 
 
 def check_output(text: str, kind: str, inputs=()) -> Path:
@@ -143,7 +143,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
     from gda_gl.compose.summary import info_text
 
-    for i, path in enumerate(args.runs):
+    from .sweep import chosen_paths
+
+    for i, path in enumerate(chosen_paths(args)):
         with Recording(path) as rec:
             if i:
                 print()
@@ -215,6 +217,10 @@ def view_state_from_args(args: argparse.Namespace):
         st.log_y = True
     if getattr(args, "color_by", None):
         st.color_by = args.color_by
+    if getattr(args, "ylim", None):
+        from .sweep import parse_ylim
+
+        st.y_range = parse_ylim(args.ylim, st.log_y)
     if getattr(args, "highlight", None):
         st.highlight = args.highlight
     if getattr(args, "normalize", False):
@@ -279,15 +285,19 @@ def _draw_offscreen(size: tuple[int, int], draw: Callable[[], None]):
 def _cmd_render(args: argparse.Namespace) -> int:
     import time
 
+    from .sweep import check_color_by, chosen_paths, figure_kind, write_figure
+
     t0 = time.perf_counter()
     size = _parse_size(args.size)
-    _check_inputs(args.runs)
-    output = check_output(args.output, "png", inputs=[*args.runs, args.state])
+    paths = chosen_paths(args)
+    _check_inputs(paths)
+    check_output(args.output, figure_kind(args.output), inputs=[*paths, args.state])
     state = view_state_from_args(args)
     from gda_gl.session.open import load_runs
 
-    runs = load_runs(args.runs)
+    runs = load_runs(paths)
     _check_axis(runs, state)
+    check_color_by(runs, state)
     if state.x_range is not None and None in state.x_range:
         from gda_gl.compose.scene import runs_x_span
 
@@ -305,12 +315,9 @@ def _cmd_render(args: argparse.Namespace) -> int:
             parse_filter(state.highlight)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    from gda_gl.session.files import encode_png
-    from gda_gl.gl.render import CurveRenderer
     from gda_gl.compose.layout import Layout, figure_layout
 
-    def draw():
-        renderer = CurveRenderer()
+    def draw(renderer):
         if args.detail is not None:
             from gda_gl.gl.detail import draw_detail
 
@@ -318,12 +325,9 @@ def _cmd_render(args: argparse.Namespace) -> int:
         else:
             renderer.draw(runs, state, figure_layout(*size, runs, state))
 
-    image = _draw_offscreen(size, draw)
-    check_output(args.output, "png", inputs=[*args.runs, args.state])  # again: drawing took a while
-    write_atomic(output, encode_png(image))
-    out = output
-    log.info("rendered %s in %.2f s", out, time.perf_counter() - t0)
-    print(f"wrote {out} ({size[0]}x{size[1]})")
+    write_figure(args.output, size, draw, inputs=[*paths, args.state])  # checked again: drawing took a while
+    log.info("rendered %s in %.2f s", args.output, time.perf_counter() - t0)
+    print(f"wrote {args.output} ({size[0]}x{size[1]})")
     return 0
 
 
@@ -379,62 +383,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_scatter(text: str, stat_keys: dict) -> tuple[str, str]:
-    """``STAT:PARAM`` -> (the comparison column, the hyperparameter name)."""
-    stat, sep, param = text.partition(":")
-    stat = stat_keys.get(stat.strip(), stat.strip())
-    if not sep or not param.strip() or stat not in stat_keys.values():
-        raise UsageError(f"--scatter {text!r}: expected STAT:PARAM with STAT one of {', '.join(stat_keys)}")
-    return stat, param.strip()
-
-
-def _cmd_compare(args: argparse.Namespace) -> int:
-
-    from gda_gl.compose.compare import STAT_KEYS, format_table, hyperparameters, summary_from_bucket, to_csv
-
-    _check_inputs(args.runs)
-    scatter = _parse_scatter(args.scatter, STAT_KEYS) if args.scatter else None
-    if scatter and not args.png:
-        raise UsageError("--scatter draws into the --png file: give --png F")
-    csv_out = check_output(args.csv, "csv", inputs=args.runs) if args.csv else None
-    png_out = check_output(args.png, "png", inputs=args.runs) if args.png else None
-    if csv_out is not None and png_out is not None and _same_file(csv_out, png_out):
-        raise UsageError(f"{_short(args.csv)}: --csv and --png name the same file")
-    size = _parse_size(args.size) if args.png else None
-    state = view_state_from_args(args) if args.png else None
-    from gda_gl.session.open import load_runs
-
-    runs = load_runs(args.runs)
-    if state is not None:
-        _check_axis(runs, state)
-    rows = [summary_from_bucket(r.name, r.windows.summary()) for r in runs]
-    params = [hyperparameters(r.windows.recording.run, len(r.alphas)) for r in runs]
-    print(format_table(rows, params))
-    if csv_out is not None:
-        write_atomic(csv_out, to_csv(rows, params).encode())
-        print(f"wrote {args.csv}")
-    if png_out is not None:
-        from gda_gl.gl.comparefig import draw_runs, draw_scatter
-        from gda_gl.session.files import encode_png
-
-        def draw():
-            if not scatter:
-                draw_runs(runs, state, size, [r.name for r in runs])
-                return
-            stat, param = scatter
-            try:
-                draw_scatter([r[stat] for r in rows], [p.get(param) for p in params], [r.name for r in runs],
-                             [r.color for r in runs], stat, param, size)
-            except ValueError as exc:
-                raise UsageError(f"--scatter: {exc}") from None
-
-        image = _draw_offscreen(size, draw)
-        check_output(args.png, "png", inputs=args.runs)
-        write_atomic(png_out, encode_png(image))
-        print(f"wrote {args.png}")
-    return 0
-
-
 def _cmd_view(args: argparse.Namespace) -> int:
     from gda_gl.gl.backend import has_display
 
@@ -446,7 +394,10 @@ def _cmd_view(args: argparse.Namespace) -> int:
         import PyQt6  # noqa: F401
     except ImportError:
         raise UsageError("the viewer needs the gui extra: pip install 'gda-gl[gui]'") from None
-    for p in args.runs:  # validate every file before a window opens
+    from .sweep import chosen_paths
+
+    paths = chosen_paths(args, allow_empty=bool(args.follow))
+    for p in paths:  # validate every file before a window opens
         from pathlib import Path
 
         from recorder.store import Recording
@@ -460,7 +411,7 @@ def _cmd_view(args: argparse.Namespace) -> int:
             from gda_gl.session.files import load_state
 
             load_state(args.state)
-    return run_viewer(args.runs, follow=args.follow, state_file=args.state, exit_after=args.exit_after,
+    return run_viewer(paths, follow=args.follow, state_file=args.state, exit_after=args.exit_after,
                       screenshot=args.screenshot, fps=args.fps)
 
 
@@ -498,16 +449,22 @@ _RUNS = _a("runs", nargs="+", metavar="RUN.gda")
 
 def _commands() -> list[tuple[str, str, str, Callable, list]]:
     """Every subcommand: (name, one-line help, description, function, its arguments)."""
-    from gda_gl.compose.state import COLOR_BY_CHOICES, X_AXES
+    from gda_gl.compose.state import X_AXES
+
+    from .sweep import SELECT_ARGS, cmd_compare, color_by_arg
 
     range_help = "iterations to show (default: all; in the --x-axis's units)"
     figure = [_a("--log", action="store_true", help="logarithmic loss axis"),
               _a("--x-axis", choices=X_AXES, help="x axis: iteration (default), epoch (fractional), samples seen, "
                                                   "wall_time (s), forward_passes (line searches included)"),
               _a("--normalize", action="store_true", help="each run's loss over its own first loss (runs of "
-                                                           "different scales on one axis)")]
+                                                           "different scales on one axis)"),
+              _a("--ylim", metavar="A:B", help="the loss axis from A to B (default: fitted to what is drawn)"),
+              *SELECT_ARGS]
+    runs_arg = _a("runs", nargs="+", metavar="RUN", help="recordings (RUN.gda) or folders of them (every *.gda "
+                                                         "directly in a folder)")
     return [
-        ("info", "summarise recordings", "Summarise one or more recordings.", _cmd_info, [_RUNS]),
+        ("info", "summarise recordings", "Summarise one or more recordings.", _cmd_info, [runs_arg, *SELECT_ARGS]),
         ("check", "verify recordings: every block and every pyramid bucket",
          "Verify recordings completely: decode every block, rebuild the level-of-detail pyramid from the rows and "
          "compare every stored bucket with it, read every event. One line per file; exit status 2 at the first "
@@ -516,12 +473,14 @@ def _commands() -> list[tuple[str, str, str, Callable, list]]:
          "Write a schema-2 copy of a recording (compressed blocks, stored level-of-detail pyramid). The source is "
          "never modified; the target must not exist.", _cmd_upgrade,
          [_a("source", metavar="OLD.gda"), _a("target", metavar="NEW.gda")]),
-        ("render", "draw recordings to a PNG, no display needed",
-         "Render the enhanced training error curve (or one line search) to a PNG.", _cmd_render,
-         [_a("runs", nargs="+", metavar="RUN.gda", help="one or more recordings (overlaid)"),
-          _a("-o", "--output", required=True, metavar="OUT.png"), _a("--range", metavar="A:B", help=range_help),
+        ("render", "draw recordings to a PNG (or SVG, PDF), no display needed",
+         "Render the enhanced training error curve (or one line search) to a PNG, SVG or PDF.", _cmd_render,
+         [runs_arg, _a("-o", "--output", required=True, metavar="OUT.png", help="OUT.png, OUT.svg or OUT.pdf"),
+          _a("--range", metavar="A:B", help=range_help),
           _a("--size", default="1600x900", metavar="WxH", help="image size in pixels (default 1600x900)"), *figure,
-          _a("--color-by", choices=COLOR_BY_CHOICES, help="colour segments by a line statistic"),
+          _a("--color-by", type=color_by_arg, metavar="NAME", help="colour steps by a line statistic (efficiency, "
+                                                                   "step_class, ...) or runs by a hyperparameter "
+                                                                   "(config.lr: a colour bar, log past 1.5 decades)"),
           _a("--highlight", metavar="COND", help="fade iterations not matching COND (overshoot, undershoot, failed, "
                                                  "nonfinite, efficiency<0.5)"),
           _a("--smooth", metavar="S", help="also draw the classic curve smoothed with an EMA of weight S "
@@ -542,8 +501,9 @@ def _commands() -> list[tuple[str, str, str, Callable, list]]:
         ("view", "open the interactive explorer (needs a display and the gui extra)",
          "Explore recordings: overview first, zoom and filter, details on demand. Press ? in the window for every "
          "control.", _cmd_view,
-         [_RUNS, _a("--follow", action="store_true", help="follow a run that is still being recorded (a file that "
-                                                          "does not exist yet is waited for)"),
+         [runs_arg, *SELECT_ARGS,
+          _a("--follow", action="store_true", help="follow a run that is still being recorded (a file that does not "
+                                                   "exist yet is waited for)"),
           _a("--fps", action="store_true", help="show the frame-time readout (key R toggles it)"),
           _a("--state", metavar="F", help="restore the view from F (JSON) and save it back on exit or S"),
           _a("--exit-after", type=float, metavar="S", help=argparse.SUPPRESS),
@@ -551,11 +511,13 @@ def _commands() -> list[tuple[str, str, str, Callable, list]]:
         ("compare", "compare runs: a table per run, optionally CSV and a PNG side by side",
          "Compare recordings (e.g. a learning-rate or mini-batch sweep): iterations, final loss, mean line-search "
          "evaluations, loose ends per 100 iterations, over/undershooting shares, mean step efficiency, and the "
-         "hyperparameters that differ.", _cmd_compare,
-         [_RUNS, _a("--csv", metavar="F", help="also write the table as CSV"),
+         "hyperparameters that differ.", cmd_compare,
+         [runs_arg, _a("--csv", metavar="F", help="also write the table as CSV"),
           _a("--png", metavar="F", help="also draw the runs sharing the x axis (stacked, or a grid of small "
                                         "multiples for more than 6 runs)"),
-          _a("--scatter", metavar="STAT:PARAM", help="draw into --png one statistic against one hyperparameter, "
+          _a("--svg", metavar="F", help="the same figure as SVG"), _a("--pdf", metavar="F", help="... and as PDF"),
+          _a("--shared-y", action="store_true", help="one y range for every run's cell (default: each its own)"),
+          _a("--scatter", metavar="STAT:PARAM", help="draw into the figure one statistic against one hyperparameter, "
                                                      "e.g. overshoot:lr or loose_ends:config.K"),
           _a("--size", default="1600x1000", metavar="WxH"), *figure, _a("--range", metavar="A:B", help=range_help)]),
         ("bench", "benchmark this machine (tables, JSON and Markdown in --out)",

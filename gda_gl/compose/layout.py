@@ -14,7 +14,7 @@ from . import seriesview
 from .state import ViewState
 from .ticks import linear_ticks, log_ticks
 
-__all__ = ["Layout", "figure_layout", "axis_ticks", "legend_width"]
+__all__ = ["Layout", "figure_layout", "axis_ticks", "legend_width", "legend_rows"]
 
 
 @dataclass
@@ -67,9 +67,10 @@ class Layout:
 LEGEND_MAX_PX, LEGEND_MAX_SHARE = 210, 0.2
 
 
-def legend_width(runs, state: ViewState, width: int) -> int:
-    """Pixels of the run legend right of the plot (0: none): its longest entry, bounded; runs coloured by a
-    hyperparameter have a colour bar instead, and a narrow canvas keeps the legend inside the plot."""
+def legend_width(runs, state: ViewState, width: int, plot_height: int = 10_000) -> int:
+    """Pixels of the run legend right of the plot (0: none): its longest entry (two columns when one column of
+    16 px rows does not hold every entry beside ``plot_height`` px), bounded; runs coloured by a hyperparameter
+    have a colour bar instead, and a narrow canvas keeps the legend inside the plot."""
     from .manyruns import sweep_style
     from .state import is_param_name
     from .textlayer import TextLayer
@@ -84,7 +85,16 @@ def legend_width(runs, state: ViewState, width: int) -> int:
     fs = 11 if width >= 400 else 9
     text = TextLayer(1, 1)
     need = max(text.text_width(n, fs) for n in names) + 44  # the swatch, gaps and margin (gl.render._legend)
-    return int(min(need, LEGEND_MAX_PX, LEGEND_MAX_SHARE * width))
+    entries = len(shown) + len(on_curve) * (1 if sweep_style(len(shown)) else len(shown) + 1)
+    one = min(need, LEGEND_MAX_PX)
+    if entries <= legend_rows(plot_height):
+        return int(min(one, LEGEND_MAX_SHARE * width))
+    return int(min(2 * one, 1.5 * LEGEND_MAX_SHARE * width))  # two columns, names clipped if they must
+
+
+def legend_rows(plot_height: int) -> int:
+    """Rows of 16 px a legend column beside a plot of ``plot_height`` px holds."""
+    return max(1, int((plot_height - 20) // 16))
 
 
 def figure_layout(width: int, height: int, runs, state: ViewState) -> Layout:
@@ -92,7 +102,7 @@ def figure_layout(width: int, height: int, runs, state: ViewState) -> Layout:
     run legend in a margin right of the plot (never over the data)."""
     lay = Layout.for_size(width, height, colorbar=state.color_by != "none",
                           panels=tuple(seriesview.plan(runs, state)[1]))
-    lay.legend = legend_width(runs, state, width)
+    lay.legend = legend_width(runs, state, width, lay.plot[3])
     lay.right += lay.legend
     return lay
 

@@ -40,9 +40,9 @@ def sweep_style(visible_runs: int) -> bool:
     return visible_runs >= MANY_RUNS
 
 
-def arcs_fit(rows_in_view: int, width_px: int) -> bool:
-    """Whether ``rows_in_view`` steps over ``width_px`` pixels leave :data:`ARC_PX_PER_STEP` pixels per step."""
-    return rows_in_view <= 0 or width_px / rows_in_view >= ARC_PX_PER_STEP
+def arcs_fit(steps_in_view: float, width_px: int) -> bool:
+    """Whether ``steps_in_view`` steps over ``width_px`` pixels leave :data:`ARC_PX_PER_STEP` pixels per step."""
+    return steps_in_view <= 0 or width_px / steps_in_view >= ARC_PX_PER_STEP
 
 
 def is_focused(state, name: str) -> bool:

@@ -130,9 +130,9 @@ def _detail_flags(shown, counts, width_px: int, state: ViewState | None) -> list
     fits = sum(counts) <= width_px * DETAIL_ROWS_PER_PX and samples <= DETAIL_SAMPLES
     if not manyruns.sweep_style(len(shown)):
         return [fits] * len(shown)
-    return [samples <= DETAIL_SAMPLES and manyruns.arcs_fit(c, width_px)
+    return [samples <= DETAIL_SAMPLES and manyruns.arcs_fit(u1 - u0, width_px)
             or (manyruns.is_focused(state, r.name) and c <= width_px * DETAIL_ROWS_PER_PX
-                and c * len(r.alphas) <= DETAIL_SAMPLES) for c, (_, r, _, _) in zip(counts, shown)]
+                and c * len(r.alphas) <= DETAIL_SAMPLES) for c, (_, r, u0, u1) in zip(counts, shown)]
 
 
 def _gather(runs: list[RunData], x0: float, x1: float, width_px: int, state: ViewState | None = None

@@ -56,16 +56,16 @@ def draw_stacked(runs, state: ViewState, size: tuple[int, int], renderer: CurveR
         lay = Layout.for_size(w, band, colorbar=st.color_by != "none")
         lay.origin = (0, h - (i + 1) * band)
         lays.append(lay)
-    if shared_y:
+    if shared_y and st.y_range is None:
         st.y_range = shared_y_range(runs, st, lays[0])
     for run, lay in zip(runs, lays):
         renderer.draw([run], st, lay, title=run.name)
 
 
 def _state_for(state: ViewState, x_range) -> ViewState:
+    """A copy of ``state`` over ``x_range``; its y range kept only when typed (``--ylim``), else fitted per cell."""
     st = ViewState(**{k: v for k, v in vars(state).items() if not k.startswith("_")})
     st.x_range = x_range
-    st.y_range = None
     return st
 
 
@@ -113,11 +113,13 @@ def draw_runs(runs, state: ViewState, size: tuple[int, int], names: list[str],
     places = [divmod(i, cols) for i in range(len(runs))]
     cells = [Layout(cw, ch, left=46, right=6, bottom=22, top=16, origin=(c * cw, h - GRID_TITLE_PX - (r + 1) * ch))
              for r, c in places]
-    if shared_y and cells:
+    renderer.clear_canvas(size)  # the title strips are outside every cell
+    if shared_y and cells and st.y_range is None:
         st.y_range = shared_y_range(runs, st, cells[0])
     for run, name, lay in zip(runs, names, cells):
         view, frame = compose([run], st, lay.plot, (lay.width, lay.height))
         frame.axis_titles, frame.font_size, frame.x_tick_px, frame.y_tick_px = False, 8, 80, 26
+        frame.legend = []  # the cell's label names its run
         label, fs = cell_label(text, name, lay.width - lay.left - 4)
         frame.texts.append((label, lay.left, lay.height - 3, "lt", fs,
                             tuple(int(255 * v) for v in run.color[:3]) + (255,), True, False))
@@ -127,7 +129,7 @@ def draw_runs(runs, state: ViewState, size: tuple[int, int], names: list[str],
 
 def _grid_titles(renderer: CurveRenderer, runs, st: ViewState, size: tuple[int, int], shared_y: bool) -> None:
     """The grid's title (the run count and how y is scaled) and its x and y axis titles, in the strips."""
-    from .xaxis import AXIS_TITLES
+    from gda_gl.compose.xaxis import AXIS_TITLES
 
     w, h = size
     ink = (30, 30, 30, 255)

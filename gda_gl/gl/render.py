@@ -23,7 +23,7 @@ from gda_gl.compose.state import ViewState
 from gda_gl.compose.textlayer import TextLayer
 from gda_gl.compose.view import View
 from gda_gl.compose.ticks import colorbar_labels, format_ticks, log_ticks
-from gda_gl.compose.layout import Layout, axis_ticks, figure_layout  # noqa: F401 (re-exported)
+from gda_gl.compose.layout import Layout, axis_ticks, figure_layout, legend_rows  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ class CurveRenderer:
         gloo.set_viewport(ox, oy, layout.width, layout.height)
         gloo.set_state(blend=True, depth_test=False, cull_face=False, scissor_test=True,
                        blend_func=("src_alpha", "one_minus_src_alpha", "one", "one_minus_src_alpha"))
-        gloo.gl.glScissor(int(ox), int(oy), int(layout.width), int(layout.height))
+        gloo.set_scissor(int(ox), int(oy), int(layout.width), int(layout.height))  # queued in order with the clear
         if clear:
             gloo.set_clear_color(BG)
             gloo.clear(color=True)
@@ -206,7 +206,11 @@ class CurveRenderer:
             return
         ox, oy = layout.origin
         gloo.set_state(scissor_test=True)
-        gloo.gl.glScissor(int(rect[0] + ox), int(rect[1] + oy), int(rect[2]), int(rect[3]))
+        gloo.set_scissor(int(rect[0] + ox), int(rect[1] + oy), int(rect[2]), int(rect[3]))
+
+    def clear_canvas(self, size: tuple[int, int]) -> None:
+        """Clear the whole canvas to the background (figures of several viewports with margins between them)."""
+        self._begin(Layout(int(size[0]), int(size[1])))
 
     def draw_texts(self, items, size: tuple[int, int]) -> None:
         """Text items (:class:`TextLayer`'s tuples) over the whole canvas, without clearing it (a grid's titles)."""
@@ -280,11 +284,12 @@ class CurveRenderer:
         its width).  Entries that do not fit are counted in a last row ("+N more").  ``offset``: px of the margin
         taken by a colour bar before the legend."""
         px, py, pw, ph = layout.plot
-        room = getattr(layout, "legend", 0)
-        rows = max(1, int((ph - 20) // 16))
-        if room:  # swatch at 10 px right of the plot (and of a colour bar), text 22 px further: room - 40 px wide
-            width, ncols = room - 12, 1
-            right = px + pw + offset + 10 + width
+        room = layout.legend
+        rows = legend_rows(ph)
+        if room:  # swatch at 10 px right of the plot (and of a colour bar), text 22 px further
+            ncols = 1 if len(entries) <= rows else 2
+            width = (room - 12) / ncols
+            right = px + pw + offset + 10 + ncols * width
         else:
             width = min(max(text.text_width(name, fs) for name, _ in entries) + 28, max(60, pw // 6))
             ncols, right = max(1, min(-(-len(entries) // rows), int(pw // 3 // width))), px + pw - 10

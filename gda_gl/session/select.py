@@ -29,7 +29,7 @@ from recorder.errors import RecordingError
 
 from gda_gl.compose.filters import split_comparison
 
-__all__ = ["RUN_SUFFIX", "WHERE_HELP", "Condition", "expand_paths", "parse_where", "matches", "select",
+__all__ = ["RUN_SUFFIX", "WHERE_HELP", "Condition", "expand_paths", "parse_where", "matches", "select", "choose",
            "FolderWatch"]
 
 #: the file name ending of recordings a folder argument stands for
@@ -204,3 +204,25 @@ class FolderWatch:
                     self._known.add(key)
                     new.append(p)
         return new
+
+
+def choose(paths: list[str], regex: str | None = None, where: str | None = None) -> list[str]:
+    """The recordings among ``paths`` that :func:`select` keeps; each is opened only to read its name and
+    metadata (a damaged file raises the reader's one-line RecordingError).
+
+    Raises
+    ------
+    ValueError : see :func:`select`
+    """
+    if not regex and not where:
+        return list(paths)
+    from recorder.reader import Recording
+
+    from gda_gl.compose.compare import hyperparameters
+
+    names, params = [], []
+    for p in paths:
+        with Recording(p) as rec:
+            names.append(rec.name)
+            params.append(hyperparameters(rec.run, len(rec.alpha_grid)))
+    return [paths[i] for i in select(names, paths, params, regex, where)]
