@@ -8,7 +8,8 @@ reads everything: every block is decoded (content checksums, lengths, order),
 the pyramid is rebuilt from the rows with the writer's own builder
 (:class:`recorder.pyramid.PyramidBuilder`), and every stored bucket of every
 level is compared with the rebuilt one, field by field (integers exactly,
-floats to a relative 1e-6, NaN equal to NaN); every event is read.  Memory
+floats to a relative 1e-6, NaN equal to NaN); every event is read; every logged series is decoded
+and its pyramid compared the same way (:func:`recorder.seriesread.verify_series`).  Memory
 stays bounded by one block plus the newest two chunks of each level: a chunk
 is compared and dropped as soon as the builder has moved past it.
 """
@@ -23,6 +24,7 @@ import numpy as np
 from . import pyramid
 from .errors import RecordingError
 from .reader import Recording
+from .seriesread import verify_series
 from .window import RunWindows
 
 __all__ = ["check_recording", "CheckResult"]
@@ -39,6 +41,7 @@ class CheckResult:
     levels: int
     events: int
     stored_pyramid: bool
+    series: tuple[int, int, int] = (0, 0, 0)  # logged series: (series, points, pyramid buckets) verified
 
     def line(self) -> str:
         """One line for the command line."""
@@ -46,8 +49,10 @@ class CheckResult:
             what = "no stored pyramid (it is indexed in memory when opened)"
         else:
             what = f"{self.buckets:,} pyramid buckets on {self.levels} levels agree with the blocks"
+        n, points, buckets = self.series
+        logged = f"; {n:,} series of {points:,} points decode, {buckets:,} series buckets agree" if n else ""
         return (f"{self.path}: ok: {self.rows:,} iterations in {self.blocks:,} blocks decode; {what}; "
-                f"{self.events:,} events")
+                f"{self.events:,} events{logged}")
 
 
 def _describe(recs, i: int) -> str:
@@ -121,4 +126,6 @@ def check_recording(path: str | os.PathLike) -> CheckResult:
                 rec.read_block(bid)
                 blocks += 1
         events = sum(1 for _ in rec.iter_events())
-        return CheckResult(str(rec.path), rec.n_iterations(), blocks, buckets, levels, events, windows is not None)
+        series = verify_series(rec)
+        return CheckResult(str(rec.path), rec.n_iterations(), blocks, buckets, levels, events, windows is not None,
+                           series)

@@ -22,7 +22,8 @@ from .colcodec import CodecError, compress_array, decompress_array
 
 __all__ = ["Iterations", "BlockError", "encode_block", "decode_block", "concat_parts", "as_grid", "as_row_alphas",
            "check_row_alphas", "json_safe",
-           "trials_arrays", "loads_bounded", "MAX_GRID"]
+           "trials_arrays", "loads_bounded", "MAX_GRID", "READ_BUDGET_BYTES",
+           "TRIAL_BYTES", "declared_trials"]
 
 
 # --------------------------------------------------------------------------- in-memory table
@@ -124,6 +125,10 @@ class Iterations:
 
 #: Longest alpha grid a recording may declare (a probe uses tens of alphas).
 MAX_GRID = 1 << 16
+#: Most bytes a reader assembles at once (:meth:`recorder.reader.Recording.read`, ``read_new``,
+#: :func:`recorder.seriesread.read_series`), counted from the row or point counts the file declares,
+#: before decoding: a compressed file of a few MB can declare gigabytes.
+READ_BUDGET_BYTES = 1 << 30
 #: Deepest nesting accepted in stored JSON (run metadata is a few levels deep).
 MAX_JSON_DEPTH = 64
 #: Longest JSON text accepted from one ``meta`` value (the model summary is capped at 20,000 characters).
@@ -168,6 +173,23 @@ def encode_block(cols: Mapping[str, np.ndarray], phi: np.ndarray, tcount: np.nda
     if version >= 2:
         return [compress_array(a) for a in arrays]
     return [a.tobytes() for a in arrays]
+
+
+#: bytes of one decoded trial point (alpha, loss, slope, order)
+TRIAL_BYTES = sum(dt.itemsize for dt in schema.TRIAL_DTYPES.values())
+
+
+def declared_trials(tcount_blob, n: int, version: int) -> int:
+    """Trial points a block declares: the sum of its ``trial_count`` column, decoded alone (``n`` int32, a
+    few KB), so a reader can budget a block's trial arrays before decompressing them (a compressed file of a
+    few MB can declare gigabytes of trial points).
+
+    Raises
+    ------
+    BlockError : the column does not decode
+    """
+    tc = _blob(tcount_blob, "trial_count", int(n), schema.TRIAL_COUNT_DTYPE, version)
+    return int(tc.sum(dtype=np.int64))
 
 
 def _blob(value, name: str, count: int, dtype: np.dtype, version: int = 1) -> np.ndarray:

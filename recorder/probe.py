@@ -846,9 +846,8 @@ class LineProbe:
         with _probing_now(), preserved_state(self.model, self.config.eval_mode, devices) as state:
             strategy = self.choose(w0, w1, batches, state)
             phi = getattr(self, strategy)(w0, w1, batches, state)
-        if distributed:
-            mb = batches[0]
-            phi = _allreduce_mean(phi, batch_size_of(mb.target) or batch_size_of((mb.args, mb.kwargs)) or 1)
+        if distributed:  # the mean over the ranks: the objective data-parallel gradients average
+            phi = _allreduce_mean(phi, 1)
         return (phi if as_tensor else phi.cpu().numpy()), strategy
 
 
@@ -858,7 +857,7 @@ def _sync(device: torch.device) -> None:
 
 
 def _allreduce_mean(phi: torch.Tensor, count: int) -> torch.Tensor:
-    """Per-alpha mean over all ranks' shards: all-reduce the sums and the sample counts."""
+    """Per-alpha mean over all ranks' shards, each weighted by ``count``: all-reduce the sums and the counts."""
     import torch.distributed as dist
 
     buf = torch.cat([phi * count, torch.tensor([float(count)], dtype=phi.dtype, device=phi.device)])

@@ -74,7 +74,7 @@ from .errors import RecordingBusyError, RecordingError
 from .fsutil import NETWORK_FS, check_recording_file, fs_type, has_journal, sniff
 from .lock import HEARTBEAT_S, describe_writer, pid_alive, process_token, writer_alive
 from .reader import connect_readonly, read_meta, sql_error, stored_fields_of, validate_identity
-from .series import SeriesLog
+from .serieslog import SeriesLog
 
 try:
     import fcntl

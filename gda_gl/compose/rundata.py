@@ -16,6 +16,7 @@ from recorder.window import RunWindows
 
 from .growable import Growable
 from .style import RUN_COLORS
+from .xaxis import AxisMap, AxisRange, IterRange, build_map
 
 __all__ = ["RunData"]
 
@@ -47,6 +48,7 @@ class RunData:
             self._grow = ({k: Growable(v) for k, v in source.columns.items()}, Growable(source.phi),
                           Growable(source.trial_offsets), {k: Growable(v) for k, v in source.trials.items()})
             self.windows = RunWindows.from_iterations(self._publish(), name)
+        self._axis_maps: dict[tuple[str, int], AxisMap] = {}  # (axis, rows) -> the whole-run map
         self.alphas = self.windows.alpha_grid
         self.reach = max(1.0, float(self.alphas.max())) if len(self.alphas) else 1.0
 
@@ -95,9 +97,42 @@ class RunData:
         return self._whole
 
     @property
-    def x_span(self) -> tuple[float, float]:
+    def x_span(self) -> IterRange:
+        """The run's whole extent in iterations: [first iteration, last iteration + 1]."""
         s = self.windows.span()
-        return (0.0, 1.0) if s is None else s
+        return IterRange(0.0, 1.0) if s is None else IterRange(*s)
+
+    # -- x axes ----------------------------------------------------------------------
+    def axis_map(self, axis: str) -> AxisMap | None:
+        """This run's whole-run map from iterations to ``axis`` (None on the iteration axis or for no rows);
+        built once per axis and length (a growing run rebuilds it)."""
+        if axis == "iteration" or not len(self):
+            return None
+        key = (axis, len(self))
+        if key not in self._axis_maps:
+            self._axis_maps.clear()
+            self._axis_maps[key] = build_map(self, axis)
+        return self._axis_maps[key]
+
+    def to_iterations(self, axis: str, r: AxisRange) -> IterRange:
+        """A range on ``axis`` as this run's iterations."""
+        gmap = self.axis_map(axis)
+        if gmap is None:
+            return IterRange(float(r[0]), float(r[1]))
+        u0, u1 = gmap.to_iter([r[0], r[1]])
+        return IterRange(float(u0), float(u1))
+
+    def to_axis(self, axis: str, r: IterRange) -> AxisRange:
+        """A range of this run's iterations on ``axis``."""
+        gmap = self.axis_map(axis)
+        if gmap is None:
+            return AxisRange(float(r[0]), float(r[1]))
+        v0, v1 = gmap.to_axis([r[0], r[1]])
+        return AxisRange(float(v0), float(v1))
+
+    def axis_span(self, axis: str) -> AxisRange:
+        """The run's whole extent on ``axis``."""
+        return self.to_axis(axis, self.x_span)
 
     # -- growth ----------------------------------------------------------------------
     def extend(self, new: Iterations) -> None:
