@@ -37,6 +37,7 @@ import torch
 
 from . import sharded
 from .capture import BatchCapture, Entry, GradientCopy, weights_key
+from .diagnose.live import LiveFindings
 from .errors import RecordingError
 from .flat import flat_grad, offsets
 from .linerec import StepMeasure
@@ -97,6 +98,8 @@ class Recorder:
                                  on_accumulate=self.capture.accumulated_in, fail=self._fail)
         if self.rank == 0:
             self._open_writer(path, run, tags, seed, overwrite, commit_interval)
+        #: live diagnosis on the writing rank (:mod:`recorder.diagnose.live`), else None
+        self.findings = None if self.writer is None else LiveFindings(self.writer, self.alphas, self.emit_finding)
         self._install(capture)
 
     @property
@@ -342,12 +345,13 @@ class Recorder:
 
         series.log_values(self, values, step)
 
-    def log_config(self, **values) -> None:
-        """Record hyperparameters (batch size, K, anything) in the run metadata, ``run["config"]`` (named
-        ``log_config`` because ``config`` is the recorder's :class:`recorder.probe.ProbeConfig`)."""
+    def log_config(self, values=None, /, **keywords) -> None:
+        """Record hyperparameters (batch size, K, anything) in the run metadata, ``run["config"]``: a mapping
+        (W&B's and Lightning's ``{"optimizer.lr": 0.1}``) and/or keywords (named ``log_config`` because
+        ``config`` is the recorder's :class:`recorder.probe.ProbeConfig`)."""
         from . import series
 
-        series.log_config(self, values)
+        series.log_config(self, values, keywords)
 
     # -- lifecycle -----------------------------------------------------------
     def flush(self) -> None:
@@ -378,6 +382,8 @@ class Recorder:
             self._finish()
         except Exception as exc:  # never break training
             self._fail(f"closing: {type(exc).__name__}: {exc}")
+        if self.findings is not None:
+            self.findings.finish()
         if self.writer is not None:
             try:
                 self.writer.close()

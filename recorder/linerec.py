@@ -302,6 +302,10 @@ class StepMeasure:
                           train_loss=info.train_loss, step_norm=line.step_norm, grad_norm=info.grad_norm,
                           lr=info.lr, wall_time=time.time(), status=status, ls_evals=info.ls_evals,
                           slope0=info.slope0, micro_batches=info.micro_batches, samples=info.samples, **stats, **extra)
+        if rec.findings is not None:
+            rec.findings.add(k, phi, extra.get("alphas"), epoch=rec.epoch, batch=batch, status=status,
+                             taken_alpha=1.0 if line.dd > 0 else 0.0, train_loss=info.train_loss,
+                             step_norm=line.step_norm, lr=info.lr, curvature=stats.get("curvature", math.nan))
         if message:
             rec.failures += status == schema.STATUS_FAILED
             rec.note(k, "probe-failed" if status == schema.STATUS_FAILED else "probe-nonfinite", message)

@@ -53,7 +53,7 @@ import numpy as np
 
 from . import schema
 from .codec import (MAX_BLOCK_ROWS, READ_BUDGET_BYTES, TRIAL_BYTES, BlockError, Iterations, as_grid, decode_block,
-                    declared_trials, loads_bounded)
+                    declared_trials, interval_of, loads_bounded)
 from .errors import RecordingError, sql_error
 from .fsutil import check_recording_file, has_journal
 from .lock import parse_lock_record, writer_alive
@@ -390,6 +390,8 @@ class Recording:
                                             "disagree)")
         if column:
             self._columns = self._columns + [schema.ROW_ALPHA_COLUMN]
+        #: the interval every per-row alpha must lie in (None: a shared grid)
+        self._interval = interval_of(self.alpha_grid) if column else None
         return column
 
     def _close_con(self) -> None:
@@ -563,7 +565,8 @@ class Recording:
             if r[0] != bid or r[1] != n:
                 raise RecordingError(self.path, f"damaged block {r[0]}: changed while being read")
             try:
-                bcols, bphi, tc, btr = decode_block(r[2:], n, k, self.version, self.stored_fields, self.row_alphas)
+                bcols, bphi, tc, btr = decode_block(r[2:], n, k, self.version, self.stored_fields, self.row_alphas,
+                                                    self._interval)
             except BlockError as exc:
                 raise RecordingError(self.path, f"damaged block {bid}: {exc}") from None
             its = bcols["iteration"]

@@ -142,12 +142,13 @@ def config_items(mapping=None, keywords: Mapping | None = None) -> dict:
     return {**dict(mapping or {}), **dict(keywords or {})}
 
 
-def log_config(rec, values: Mapping) -> None:
-    """:meth:`recorder.hooks.Recorder.log_config`: hyperparameters into ``meta.run["config"]``."""
+def log_config(rec, values: Mapping | None = None, keywords: Mapping | None = None) -> None:
+    """:meth:`recorder.hooks.Recorder.log_config`: hyperparameters into ``meta.run["config"]``, from a mapping
+    (keys need not be identifiers: ``{"optimizer.lr": 0.1}``) and/or keywords (:func:`config_items`)."""
     if rec.writer is None or getattr(rec, "rank", 0) != 0:
         return
     try:
-        rec.writer.series.config(values)
+        rec.writer.series.config(config_items(values, keywords))
     except (TypeError, ValueError, RecordingError) as exc:
         if rec.strict:
             raise

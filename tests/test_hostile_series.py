@@ -472,3 +472,83 @@ def test_upgrade_killed_mid_copy_leaves_nothing_the_next_one_keeps(tmp_path, cap
     assert os.listdir(dst.parent) == ["copy.gda"]
     with Recording(dst) as rec:
         assert rec.n_iterations() == 20_000
+
+
+# --------------------------------------------------------------------------- odd metadata
+
+@pytest.mark.parametrize("grid", ['["0", "1", "2"]', '[0, "1.5", 2]', '[false, true]'])
+def test_alpha_grid_values_given_as_text_are_refused(grid, tmp_path, capsys):
+    """Before: ``meta.alpha_grid = ["0", "1", "2"]`` read as the numbers 0, 1, 2."""
+    p = write_good(tmp_path / "grid.gda", n=20, events=0)
+    _sql(p, lambda c: c.execute("UPDATE meta SET value = ? WHERE key = 'alpha_grid'", (grid,)))
+    rc, out, err = _run(["info", str(p)], capsys)
+    assert rc == 2
+    _one_line(err, p, "alpha grid must be a list of numbers")
+    with pytest.raises(ValueError, match="numbers"):
+        RecordingWriter(tmp_path / "new.gda", ["0", "1"])
+
+
+def test_per_row_alphas_outside_the_nominal_interval_are_refused(tmp_path):
+    """The format says every row lies in the nominal interval; a row reaching 5.0 in a 0..2 file was read."""
+    from recorder.codec import decode_block, encode_block
+
+    p = tmp_path / "adaptive.gda"
+    a = np.array([0.0, 1.0, np.float32(2.0), np.nan, np.nan, np.nan, np.nan, np.nan])
+    with RecordingWriter(p, GRID, {"name": "a"}, row_alphas=True) as w:
+        for i in range(5):
+            w.append(i, np.where(np.isnan(a), np.nan, 1.0).astype(np.float32), alphas=a)
+    with Recording(p) as rec:
+        assert np.nanmax(rec.read().row_alphas) == 2.0  # the end anchor itself is inside
+    with pytest.raises(ValueError, match="nominal interval"), \
+            RecordingWriter(p, GRID, append=True, row_alphas=True) as w:
+        w.append(10, np.ones(8, np.float32), alphas=np.linspace(0.0, 5.0, 8))
+
+    def forge(con):
+        names = schema.block_columns(row_alphas=True)
+        row = con.execute(f"SELECT id, n, {', '.join(names)} FROM blocks").fetchone()
+        cols, phi, tc, tr = decode_block(row[2:], row[1], len(GRID), row_alphas=True)
+        ra = np.array(cols["alpha"])
+        ra[2, 2] = 5.0
+        blobs = encode_block({**cols, "alpha": ra}, phi, tc, tr)
+        con.execute(f"UPDATE blocks SET {', '.join(f'{c} = ?' for c in names)} WHERE id = ?", (*blobs, row[0]))
+    _sql(p, forge)
+    with Recording(p) as rec, pytest.raises(RecordingError, match="nominal interval"):
+        rec.read()
+
+
+# --------------------------------------------------------------------------- odd command-line input
+
+def test_render_of_a_run_with_series_into_a_very_low_image(good, tmp_path, capsys):
+    """Before: ``render RUN --size 200x64`` on a run with series: unexpected IndexError (empty legend)."""
+    out = tmp_path / "low.png"
+    rc, _, err = _run(["render", str(good), "-o", str(out), "--size", "200x64", "--series", "val_loss"], capsys)
+    if rc and "display" in err.lower():
+        pytest.skip("no GL here")
+    assert rc == 0 and out.exists(), err
+
+
+def test_odd_series_and_scatter_options_are_named_in_one_line(good, tmp_path, capsys):
+    """Before: ``--series-log nope`` was reported as ``--series``; ``compare --scatter ''`` was ignored."""
+    rc, _, err = _run(["render", str(good), "-o", str(tmp_path / "o.png"), "--series-log", "nope"], capsys)
+    assert rc == 2 and err.count("\n") == 1 and "--series-log 'nope': no such series" in err, err
+    rc, out, err = _run(["compare", str(good), "--scatter", "", "--png", str(tmp_path / "c.png")], capsys)
+    assert rc == 2 and err.count("\n") == 1 and "--scatter ''" in err and out == "", (out, err)
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("x_axis", "samples", "--x-axis samples"),
+    ("highlight", "efficiency <<< 2", "--highlight"),
+    ("series", ["nope"], "--series 'nope'"),
+])
+def test_notebook_refuses_a_view_state_the_cli_refuses(field, value, words, good, tmp_path):
+    """Before: the widget was built, then "unexpected ValueError" and a stray ``RFBOutputContext()`` line were
+    printed (axis, highlight), or the state was accepted (series)."""
+    pytest.importorskip("ipywidgets")
+    from gda_gl.compose.state import ViewState
+    from gda_gl.notebook import ErrorLine, view
+
+    st = ViewState()
+    setattr(st, field, tuple(value) if isinstance(value, list) else value)
+    got = view(str(good), state=st)
+    assert isinstance(got, ErrorLine), type(got)
+    assert repr(got).count("\n") == 0 and words in repr(got) and "unexpected" not in repr(got), repr(got)

@@ -161,7 +161,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     paths = chosen_paths(args)
     _check_inputs(paths)
-    scatter = _parse_scatter(args.scatter, STAT_KEYS) if args.scatter else None
+    scatter = _parse_scatter(args.scatter, STAT_KEYS) if args.scatter is not None else None  # '' is refused
     csv_out = check_output(args.csv, "csv", inputs=paths) if args.csv else None
     figures = _outputs(args, paths)
     if scatter and not figures:

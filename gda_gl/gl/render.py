@@ -293,7 +293,7 @@ class CurveRenderer:
         else:
             width = min(max(text.text_width(name, fs) for name, _ in entries) + 28, max(60, pw // 6))
             ncols, right = max(1, min(-(-len(entries) // rows), int(pw // 3 // width))), px + pw - 10
-        shown = entries if len(entries) <= rows * ncols else entries[:rows * ncols - 1]
+        shown = entries if len(entries) <= rows * ncols else entries[:max(0, rows * ncols - 1)]
         rects, colors = [], []
         for i, (name, color) in enumerate(shown):
             col, row = divmod(i, rows)
@@ -304,8 +304,9 @@ class CurveRenderer:
         if len(shown) < len(entries):
             text.add(f"+{len(entries) - len(shown)} more", right - width + 22, py + ph - 14 - 16 * (rows - 1),
                      "lm", fs)
-        self.rects.set(np.asarray(rects), np.asarray(colors))
-        self.rects.draw(**dict(u, u_space=1.0, u_min_px=1.0))
+        if rects:  # a plot one row high shows only the "+N more" line
+            self.rects.set(np.asarray(rects), np.asarray(colors))
+            self.rects.draw(**dict(u, u_space=1.0, u_min_px=1.0))
 
     def _param_colorbar(self, text, scale, layout: Layout, u, fs) -> None:
         """The colour bar of runs coloured by a hyperparameter: its colormap, labels in its units (log past 1.5
