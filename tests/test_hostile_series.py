@@ -552,3 +552,13 @@ def test_notebook_refuses_a_view_state_the_cli_refuses(field, value, words, good
     got = view(str(good), state=st)
     assert isinstance(got, ErrorLine), type(got)
     assert repr(got).count("\n") == 0 and words in repr(got) and "unexpected" not in repr(got), repr(got)
+
+
+def test_the_version_names_the_newest_format_release():
+    """Before: ``gda-gl --version`` printed 0.1.0 while the format notes spoke of 0.2, 0.3 and 0.4 files."""
+    from recorder._version import FORMAT_RELEASES, __version__
+
+    assert __version__.rsplit(".", 1)[0] == FORMAT_RELEASES[-1][0]
+    text = Path(schema.__file__).read_text() + (ROOT / "README.md").read_text()
+    for release, _ in FORMAT_RELEASES:
+        assert f"gda_gl {release}" in text or f"gda-gl {release}" in text, release
