@@ -195,6 +195,8 @@ def test_the_run_line_is_a_centred_weighted_average_and_arcs_need_their_pixels()
 def test_svg_and_pdf_of_a_scene_open_in_parsers_with_the_drawn_text(tmp_path):
     from gda_gl.compose.textlayer import TextLayer
     from gda_gl.gl.vector import VectorScene
+    from gda_gl.gl.vector_pdf import to_pdf
+    from gda_gl.gl.vector_svg import to_svg
 
     s = VectorScene(400, 300)
     s.rects([[10, 10, 100, 50]], [1, 0, 0, 0.5])
@@ -205,7 +207,7 @@ def test_svg_and_pdf_of_a_scene_open_in_parsers_with_the_drawn_text(tmp_path):
     t = TextLayer(400, 300)
     t.add("loss (log)", 200, 290, "mt", 12)
     s.texts(t.items, 400, 300)
-    root = ET.fromstring(s.svg())
+    root = ET.fromstring(to_svg(s))
     ns = "{http://www.w3.org/2000/svg}"
     assert root.tag == f"{ns}svg" and root.get("width") == "400"
     assert [e.text for e in root.iter(f"{ns}text")] == ["loss (log)"]
@@ -215,7 +217,7 @@ def test_svg_and_pdf_of_a_scene_open_in_parsers_with_the_drawn_text(tmp_path):
     assert (rect.get("x"), rect.get("y"), rect.get("height")) == ("10", "250", "40")  # y flipped: 300 - 50
     pypdf = pytest.importorskip("pypdf")
     p = tmp_path / "s.pdf"
-    p.write_bytes(s.pdf())
+    p.write_bytes(to_pdf(s))
     reader = pypdf.PdfReader(os.fspath(p))
     assert len(reader.pages) == 1 and [float(v) for v in reader.pages[0].mediabox] == [0, 0, 400, 300]
     assert "loss (log)" in reader.pages[0].extract_text()

@@ -16,7 +16,7 @@ from pathlib import Path
 from gda_gl.session.errors import UsageError, short
 
 __all__ = ["SELECT_ARGS", "FIGURE_KINDS", "chosen_paths", "figure_kind", "write_figure", "color_by_arg",
-           "check_color_by", "parse_ylim", "cmd_compare"]
+           "check_color_by", "cmd_compare"]
 
 #: the figure formats a command writes, by file name ending
 FIGURE_KINDS = ("png", "svg", "pdf")
@@ -72,20 +72,6 @@ def check_color_by(runs, state) -> None:
                              f"{', '.join(have)[:300]})") from None
 
 
-def parse_ylim(text: str, log: bool) -> tuple[float, float]:
-    """``--ylim A:B`` as the y range (loss units; positive on a log axis)."""
-    import math
-
-    try:
-        lo, hi = (float(v) for v in text.split(":"))
-    except ValueError:
-        raise UsageError(f"--ylim {text[:80]!r}: expected A:B, e.g. 0.1:2.5") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo) or (log and lo <= 0):
-        need = " and positive (log y)" if log else ""
-        raise UsageError(f"--ylim {text[:80]!r}: two finite numbers, increasing{need}")
-    return lo, hi
-
-
 def figure_kind(path: str) -> str:
     """The figure format of an output name (its ending), or UsageError."""
     kind = Path(path).suffix.lower().lstrip(".")
@@ -97,7 +83,7 @@ def figure_kind(path: str) -> str:
 
 def write_figure(path: str, size: tuple[int, int], draw, inputs=()) -> None:
     """Draw ``draw(renderer)`` into ``path``: PNG through GL offscreen, SVG or PDF through the vector renderer."""
-    from .main import _draw_offscreen, check_output, write_atomic
+    from .common import _draw_offscreen, check_output, write_atomic
 
     kind = figure_kind(path)
     if kind == "png":
@@ -123,7 +109,7 @@ def _parse_scatter(text: str, stat_keys: dict) -> tuple[str, str]:
 
 def _outputs(args: argparse.Namespace, paths: list[str]) -> list[str]:
     """The figure files asked for (--png, --svg, --pdf), each checked before any work, none the CSV."""
-    from .main import _same_file, check_output
+    from .common import _same_file, check_output
 
     out = []
     for kind in FIGURE_KINDS:
@@ -157,7 +143,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from gda_gl.compose.compare import STAT_KEYS, format_table, hyperparameters, summary_from_bucket, to_csv
     from gda_gl.session.open import load_runs
 
-    from .main import _check_axis, _check_inputs, _parse_size, check_output, view_state_from_args, write_atomic
+    from gda_gl.session.checks import check_axis as _check_axis
+
+    from .common import _check_inputs, _parse_size, check_output, view_state_from_args, write_atomic
 
     paths = chosen_paths(args)
     _check_inputs(paths)

@@ -18,12 +18,11 @@ With fewer runs nothing changes: each run's envelope and classic curve zoomed ou
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
 __all__ = ["MANY_RUNS", "ARC_PX_PER_STEP", "LINE_SMOOTH_PX", "LINE_ALPHA", "sweep_style", "arcs_fit", "is_focused",
-           "line_values", "smooth_centered", "line_segments"]
+           "line_values", "smooth_centered"]
 
 #: visible runs from which a frame is drawn in the sweep style
 MANY_RUNS = 4
@@ -74,23 +73,3 @@ def smooth_centered(values: np.ndarray, weights: np.ndarray, half: int) -> np.nd
     den = np.convolve(weights, kernel, mode="same")
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-
-
-def line_segments(xs: np.ndarray, values: np.ndarray, weights: np.ndarray, x0: float, x1: float, width_px: int,
-                  smoothing: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """(points, kept) of a run's line: bucket middles ``xs`` (view units) and their smoothed values.
-
-    ``smoothing`` > 0: TensorBoard's EMA of that weight per row (:func:`gda_gl.compose.smoothing.ema`), else the
-    centred average over :data:`LINE_SMOOTH_PX` pixel columns.
-    """
-    if not len(xs):
-        return np.empty((0, 2)), np.zeros(0, bool)
-    if smoothing > 0:
-        from .smoothing import ema
-
-        sm = ema(np.where(weights > 0, values, np.nan), np.maximum(weights, 1.0), smoothing)
-    else:
-        per_px = len(xs) / max(1.0, (float(np.max(xs)) - float(np.min(xs))) / max(x1 - x0, 1e-300) * width_px)
-        sm = smooth_centered(values, weights, int(math.ceil(0.5 * LINE_SMOOTH_PX * max(per_px, 0.0))))
-    pts = np.stack([np.asarray(xs, np.float64), sm], axis=1)
-    return pts, np.isfinite(sm)

@@ -20,7 +20,7 @@ from recorder import pyramid
 from . import manyruns
 from .frame import Ids, Segments
 
-__all__ = ["ema", "add_smoothed", "add_run_line"]
+__all__ = ["ema", "add_smoothed", "add_run_line", "line_segments"]
 
 
 def ema(values: np.ndarray, weights: np.ndarray, smoothing: float) -> np.ndarray:
@@ -86,7 +86,7 @@ def add_run_line(frame, w, state, view, color) -> None:
     first, last = r["first_it"].astype(np.float64), r["last_it"].astype(np.float64)
     xs = w.x(0.5 * (first + last + 1.0))
     vals, weights = manyruns.line_values(r)
-    pts, ok = manyruns.line_segments(xs, vals, weights, view.x0, view.x1, view.plot[2], state.smoothing)
+    pts, ok = line_segments(xs, vals, weights, view.x0, view.x1, view.plot[2], state.smoothing)
     y = w.y(pts[:, 1], state.log_y) - view.y0
     p = np.stack([pts[:, 0] - view.x0, y], axis=1)
     pair = ok[:-1] & ok[1:] & np.isfinite(y[:-1]) & np.isfinite(y[1:])
@@ -96,3 +96,22 @@ def add_run_line(frame, w, state, view, color) -> None:
     c[:, 3] *= manyruns.LINE_ALPHA
     ids = Ids.buckets(w.index, r["first_it"][:-1][pair], r["last_it"][1:][pair])
     frame.add(Segments("lines", p[:-1][pair], p[1:][pair], c, ids))
+
+
+def line_segments(xs: np.ndarray, values: np.ndarray, weights: np.ndarray, x0: float, x1: float, width_px: int,
+                  smoothing: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(points, kept) of a run's line: bucket middles ``xs`` (view units) and their smoothed values.
+
+    ``smoothing`` > 0: TensorBoard's EMA of that weight per row (:func:`ema`), else the
+    centred average over :data:`~gda_gl.compose.manyruns.LINE_SMOOTH_PX` pixel columns.
+    """
+    if not len(xs):
+        return np.empty((0, 2)), np.zeros(0, bool)
+    if smoothing > 0:
+        sm = ema(np.where(weights > 0, values, np.nan), np.maximum(weights, 1.0), smoothing)
+    else:
+        per_px = len(xs) / max(1.0, (float(np.max(xs)) - float(np.min(xs))) / max(x1 - x0, 1e-300) * width_px)
+        half = int(math.ceil(0.5 * manyruns.LINE_SMOOTH_PX * max(per_px, 0.0)))
+        sm = manyruns.smooth_centered(values, weights, half)
+    pts = np.stack([np.asarray(xs, np.float64), sm], axis=1)
+    return pts, np.isfinite(sm)

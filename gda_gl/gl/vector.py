@@ -10,8 +10,8 @@ with a NaN y pinned under the plot's top).  The vector renderer
 (:class:`gda_gl.gl.vector_render.VectorRenderer`) is the GL renderer with these batches, so an SVG
 or PDF holds the same composed frame as the PNG: same layout, ticks, labels, legend.
 
-Writers: :meth:`VectorScene.svg` (``xml.etree``; segments of one colour and width share a path) and
-:meth:`VectorScene.pdf` (PDF 1.4 written here: one page, a Flate-compressed content stream, the
+Writers: :func:`gda_gl.gl.vector_svg.to_svg` (``xml.etree``; segments of one colour and width share a
+path) and :func:`gda_gl.gl.vector_pdf.to_pdf` (PDF 1.4 written there: one page, a Flate-compressed content stream, the
 standard Helvetica font, one graphics state per opacity).  Text is real text in both (searchable,
 editable); it is placed at the anchor the raster layer uses, so labels sit where the PNG has them
 (Helvetica in a PDF is a little narrower than the PNG's Open Sans).
@@ -103,19 +103,6 @@ class VectorScene:
         """The items of a TextLayer of the viewport's size, placed as the raster layer places them."""
         for item in items:
             self.items.append(("text", _placed(item, layer_width) + (self.origin,), -1))
-
-    # -- writers ----------------------------------------------------------------------------------------
-    def svg(self) -> bytes:
-        """The figure as an SVG document (UTF-8)."""
-        from .vector_svg import to_svg
-
-        return to_svg(self)
-
-    def pdf(self) -> bytes:
-        """The figure as a one-page PDF."""
-        from .vector_pdf import to_pdf
-
-        return to_pdf(self)
 
 
 def _placed(item, layer_width: int) -> tuple:

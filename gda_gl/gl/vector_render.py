@@ -49,6 +49,9 @@ class VectorRenderer(CurveRenderer):
 
 def draw_vector(size: tuple[int, int], draw, kind: str) -> bytes:
     """Run ``draw(renderer)`` with a :class:`VectorRenderer` and return the figure as ``kind`` ("svg" or "pdf")."""
+    from .vector_pdf import to_pdf
+    from .vector_svg import to_svg
+
     renderer = VectorRenderer(size)
     draw(renderer)
-    return renderer.scene.svg() if kind == "svg" else renderer.scene.pdf()
+    return to_svg(renderer.scene) if kind == "svg" else to_pdf(renderer.scene)
