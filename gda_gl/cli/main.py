@@ -1,8 +1,8 @@
-"""The ``gda-gl`` command line.
+"""The ``gda-gl`` command line: the parser (one subcommand per entry of :func:`_commands`) and the exit.
 
-Every subcommand turns bad input into one line on stderr naming the file and
-the problem, and exit status 2; no traceback reaches the user.  Heavy imports
-(torch, VisPy) happen inside the subcommand that needs them.
+Every subcommand turns bad input into one line on stderr naming the file and the problem, and exit
+status 2 (:func:`gda_gl.session.errors.error_line`); no traceback reaches the user.  The subcommands
+live in :mod:`.commands`, the checks of their inputs in :mod:`.inputs`.
 """
 
 from __future__ import annotations
@@ -11,20 +11,18 @@ import argparse
 import logging
 import sys
 import warnings
-from pathlib import Path
 from typing import Callable
 
 from recorder._version import __version__
 
-from gda_gl.session.checks import check_axis as _check_axis
-from gda_gl.session.checks import check_highlight
-from gda_gl.session.checks import check_series as _check_series
-from gda_gl.session.errors import EXIT_BAD_INPUT, UsageError, error_line, expected, short as _short
+from gda_gl.session.errors import EXIT_BAD_INPUT, error_line, expected
 
-from .common import (MAX_PIXELS, _MAX_ITERATION, _check_inputs, _draw_offscreen, _looks_like,  # noqa: F401
-                     _parse_range, _parse_size, _same_file, check_output, view_state_from_args, write_atomic)
+from gda_gl.session.errors import UsageError, short as _short
+
+from .commands import cmd_bench, cmd_check, cmd_compare, cmd_info, cmd_render, cmd_upgrade, cmd_view
 
 log = logging.getLogger("gda_gl")
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``gda-gl CMD: error: ...`` and exit status 2, no usage block."""
@@ -34,103 +32,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {msg} (see '{self.prog} -h')\n")
 
 
-def _cmd_info(args: argparse.Namespace) -> int:
-    from recorder.reader import Recording  # not recorder.store: info never needs the writer
-
-    from gda_gl.compose.summary import info_text
-
-    from .sweep import chosen_paths
-
-    for i, path in enumerate(chosen_paths(args)):
-        with Recording(path) as rec:
-            if i:
-                print()
-            print(info_text(rec))
-    return 0
-
-
-def _cmd_check(args: argparse.Namespace) -> int:
-    from recorder.check import check_recording
-
-    _check_inputs(args.runs)
-    for path in args.runs:
-        bar = _progress_bar(path)
-        try:
-            print(check_recording(path, progress=bar.update if bar is not None else None).line())
-        finally:
-            if bar is not None:
-                bar.close()  # cleared: the one result or error line stays alone
-    return 0
-
-
-def _progress_bar(path):
-    """A progress bar (tqdm) on stderr while ``check`` reads ``path``, counting rows; only on a terminal (logs and
-    pipes stay clean), else None."""
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-
-    from recorder.store import Recording
-
-    with Recording(path) as rec:
-        total = rec.n_iterations()
-    return tqdm(total=total, desc=_short(str(path)), unit="it", unit_scale=True, leave=False, file=sys.stderr,
-                dynamic_ncols=True)
-
-
-def _cmd_upgrade(args: argparse.Namespace) -> int:
-    from recorder.upgrade import upgrade
-
-    _check_inputs([args.source])
-    rows = upgrade(args.source, args.target)
-    print(f"wrote {args.target}: {rows:,} iterations, schema 2 with a stored pyramid ({args.source} unchanged)")
-    return 0
-
-
-def _cmd_render(args: argparse.Namespace) -> int:
-    import time
-
-    from .sweep import check_color_by, chosen_paths, figure_kind, write_figure
-
-    t0 = time.perf_counter()
-    size = _parse_size(args.size)
-    paths = chosen_paths(args)
-    _check_inputs(paths)
-    check_output(args.output, figure_kind(args.output), inputs=[*paths, args.state])
-    state = view_state_from_args(args)
-    from gda_gl.session.open import load_runs
-
-    runs = load_runs(paths)
-    _check_axis(runs, state)
-    check_color_by(runs, state)
-    if state.x_range is not None and None in state.x_range:
-        from gda_gl.compose.scene import runs_x_span
-
-        span = runs_x_span(runs, state.x_axis)
-        lo = state.x_range[0] if state.x_range[0] is not None else span[0]
-        hi = state.x_range[1] if state.x_range[1] is not None else span[1]
-        if hi <= lo:
-            raise UsageError(f"--range {args.range!r} is empty for these runs ({lo:g}..{hi:g})")
-        state.x_range = (lo, hi)
-    _check_series(runs, state)
-    check_highlight(state)
-    from gda_gl.compose.layout import Layout, figure_layout
-
-    def draw(renderer):
-        if args.detail is not None:
-            from gda_gl.gl.detail import draw_detail
-
-            draw_detail(renderer, runs[0], args.detail, Layout.for_size(*size, colorbar=False), log_y=state.log_y)
-        else:
-            renderer.draw(runs, state, figure_layout(*size, runs, state))
-
-    write_figure(args.output, size, draw, inputs=[*paths, args.state])  # checked again: drawing took a while
-    log.info("rendered %s in %.2f s", args.output, time.perf_counter() - t0)
-    print(f"wrote {args.output} ({size[0]}x{size[1]})")
-    return 0
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``gda-gl demo``: record the demo runs, then open the window or render the PNGs (through :func:`main`)."""
     from pathlib import Path
 
     from .demo import record_demo
@@ -182,62 +85,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_view(args: argparse.Namespace) -> int:
-    from gda_gl.gl.backend import has_display
-
-    if not has_display() and not __import__("os").environ.get("GDA_GL_BACKEND"):
-        raise UsageError("no display (DISPLAY / WAYLAND_DISPLAY unset): use 'gda-gl render' for PNGs, "
-                         "or run under xvfb-run")
-    try:
-        from gda_gl.explorer.app import run_viewer
-        import PyQt6  # noqa: F401
-    except ImportError:
-        raise UsageError("the viewer needs the gui extra: pip install 'gda-gl[gui]'") from None
-    from .sweep import chosen_paths
-
-    paths = chosen_paths(args, allow_empty=bool(args.follow))
-    for p in paths:  # validate every file before a window opens
-        from pathlib import Path
-
-        from recorder.store import Recording
-
-        if args.follow and not Path(p).exists():
-            log.info("%s does not exist yet: the window waits for it (--follow)", p)
-            continue
-        Recording(p).close()
-    if args.state:
-        if Path(args.state).exists():
-            from gda_gl.session.files import load_state
-
-            load_state(args.state)
-    return run_viewer(paths, follow=args.follow, state_file=args.state, exit_after=args.exit_after,
-                      screenshot=args.screenshot, fps=args.fps)
-
-
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from gda_gl.bench import SUITES
-    from gda_gl.bench.runner import bench, missing_needs, parse_only
-
-    suites, unknown = parse_only(args.only)
-    if unknown:
-        raise UsageError(f"--only: unknown suite(s) {', '.join(unknown)} (choose from {', '.join(SUITES)})")
-    out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"--out {_short(args.out)}: exists and is not a folder")
-    missing = missing_needs(suites)
-    if missing:
-        print(f"gda-gl bench: skipped {', '.join(f'{s} (needs {m})' for s, m in missing.items())}: "
-              f"pip install 'gda-gl[bench]' to run {'them' if len(missing) > 1 else 'it'}", file=sys.stderr)
-    runnable = [s for s in suites if s not in missing]
-    if not runnable:
-        return 0
-    if args.json:
-        check_output(args.json, "json")
-    bench(runnable, quick=args.quick, out_dir=out_dir, json_path=args.json,
-          only=",".join(runnable) if args.only else None)
-    return 0
-
-
 def _a(*flags, **kw) -> tuple[tuple, dict]:
     """One argument of a subcommand (``add_argument``'s parameters)."""
     return flags, kw
@@ -250,7 +97,7 @@ def _commands() -> list[tuple[str, str, str, Callable, list]]:
     """Every subcommand: (name, one-line help, description, function, its arguments)."""
     from gda_gl.compose.state import X_AXES
 
-    from .sweep import SELECT_ARGS, cmd_compare, color_by_arg
+    from .sweep import SELECT_ARGS, color_by_arg
 
     range_help = "iterations to show (default: all; in the --x-axis's units)"
     figure = [_a("--log", action="store_true", help="logarithmic loss axis"),
@@ -263,17 +110,17 @@ def _commands() -> list[tuple[str, str, str, Callable, list]]:
     runs_arg = _a("runs", nargs="+", metavar="RUN", help="recordings (RUN.gda) or folders of them (every *.gda "
                                                          "directly in a folder)")
     return [
-        ("info", "summarise recordings", "Summarise one or more recordings.", _cmd_info, [runs_arg, *SELECT_ARGS]),
+        ("info", "summarise recordings", "Summarise one or more recordings.", cmd_info, [runs_arg, *SELECT_ARGS]),
         ("check", "verify recordings: every block and every pyramid bucket",
          "Verify recordings completely: decode every block, rebuild the level-of-detail pyramid from the rows and "
          "compare every stored bucket with it, read every event. One line per file; exit status 2 at the first "
-         "problem.", _cmd_check, [_RUNS]),
+         "problem.", cmd_check, [_RUNS]),
         ("upgrade", "write a schema-2 copy of an older recording",
          "Write a schema-2 copy of a recording (compressed blocks, stored level-of-detail pyramid). The source is "
-         "never modified; the target must not exist.", _cmd_upgrade,
+         "never modified; the target must not exist.", cmd_upgrade,
          [_a("source", metavar="OLD.gda"), _a("target", metavar="NEW.gda")]),
         ("render", "draw recordings to a PNG (or SVG, PDF), no display needed",
-         "Render the enhanced training error curve (or one line search) to a PNG, SVG or PDF.", _cmd_render,
+         "Render the enhanced training error curve (or one line search) to a PNG, SVG or PDF.", cmd_render,
          [runs_arg, _a("-o", "--output", required=True, metavar="OUT.png", help="OUT.png, OUT.svg or OUT.pdf"),
           _a("--range", metavar="A:B", help=range_help),
           _a("--size", default="1600x900", metavar="WxH", help="image size in pixels (default 1600x900)"), *figure,
@@ -291,7 +138,7 @@ def _commands() -> list[tuple[str, str, str, Callable, list]]:
           _a("--state", metavar="F", help="a view state saved by 'gda-gl view' (JSON)")]),
         ("demo", "record demo runs on scikit-learn's digits and show them",
          "Train a small MLP on scikit-learn's bundled digits with SGD and with CG (line searches), record both, then "
-         "open the viewer (display) or render PNGs.", _cmd_demo,
+         "open the viewer (display) or render PNGs.", cmd_demo,
          [_a("--out", default="runs", help="directory for the recordings and PNGs (default runs/)"),
           _a("--sweep", action="store_true", help="also record SGD at three learning rates"),
           _a("--quick", action="store_true", help="fewer epochs (for smoke tests)"),
@@ -299,7 +146,7 @@ def _commands() -> list[tuple[str, str, str, Callable, list]]:
           _a("--no-window", action="store_true", help="render PNGs even when a display exists")]),
         ("view", "open the interactive explorer (needs a display and the gui extra)",
          "Explore recordings: overview first, zoom and filter, details on demand. Press ? in the window for every "
-         "control.", _cmd_view,
+         "control.", cmd_view,
          [runs_arg, *SELECT_ARGS,
           _a("--follow", action="store_true", help="follow a run that is still being recorded (a file that does not "
                                                    "exist yet is waited for)"),
@@ -309,7 +156,7 @@ def _commands() -> list[tuple[str, str, str, Callable, list]]:
           _a("--screenshot", metavar="PNG", help=argparse.SUPPRESS)]),
         ("compare", "compare runs: a table per run, optionally CSV and a PNG side by side",
          "Compare recordings (e.g. a learning-rate or mini-batch sweep): iterations, final loss, mean line-search "
-         "evaluations, loose ends per 100 iterations, over/undershooting shares, mean step efficiency, and the "
+         "evaluations, loose ends per 100 iterations, over/undershooting shares, median step efficiency, and the "
          "hyperparameters that differ.", cmd_compare,
          [runs_arg, _a("--csv", metavar="F", help="also write the table as CSV"),
           _a("--png", metavar="F", help="also draw the runs sharing the x axis (stacked, or a grid of small "
@@ -321,7 +168,7 @@ def _commands() -> list[tuple[str, str, str, Callable, list]]:
           _a("--size", default="1600x1000", metavar="WxH"), *figure, _a("--range", metavar="A:B", help=range_help)]),
         ("bench", "benchmark this machine (tables, JSON and Markdown in --out)",
          "Measure probe, store, level-of-detail, render and scale speed on this machine, as ratios against floors "
-         "measured in the same run. Writes gda-gl-bench.json and gda-gl-bench.md into --out.", _cmd_bench,
+         "measured in the same run. Writes gda-gl-bench.json and gda-gl-bench.md into --out.", cmd_bench,
          [_a("--quick", action="store_true", help="smaller sizes (under 2 minutes on 2 cores)"),
           _a("--only", metavar="NAME[,NAME]", help="suites: probe, store, lod, render, scale"),
           _a("--out", default=".", metavar="DIR", help="folder for the results (default: the current folder)"),

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
 from gda_gl.session.errors import UsageError, short
 
 __all__ = ["SELECT_ARGS", "FIGURE_KINDS", "chosen_paths", "figure_kind", "write_figure", "color_by_arg",
@@ -81,16 +83,33 @@ def figure_kind(path: str) -> str:
     return kind
 
 
+def draw_offscreen(size: tuple[int, int], draw) -> np.ndarray:
+    """Run ``draw`` in an offscreen GL context of ``size`` and return the image (no GL: one-line UsageError)."""
+    from gda_gl.gl.export import Offscreen
+    from gda_gl.gl.backend import BackendError
+
+    try:
+        target = Offscreen(*size)
+    except BackendError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        with target:
+            draw()
+        return target.read()
+    finally:
+        target.close()
+
+
 def write_figure(path: str, size: tuple[int, int], draw, inputs=()) -> None:
     """Draw ``draw(renderer)`` into ``path``: PNG through GL offscreen, SVG or PDF through the vector renderer."""
-    from .common import _draw_offscreen, check_output, write_atomic
+    from .inputs import check_output, write_atomic
 
     kind = figure_kind(path)
     if kind == "png":
         from gda_gl.gl.render import CurveRenderer
         from gda_gl.session.files import encode_png
 
-        data = encode_png(_draw_offscreen(size, lambda: draw(CurveRenderer())))
+        data = encode_png(draw_offscreen(size, lambda: draw(CurveRenderer())))
     else:
         from gda_gl.gl.vector_render import draw_vector
 
@@ -98,18 +117,9 @@ def write_figure(path: str, size: tuple[int, int], draw, inputs=()) -> None:
     write_atomic(check_output(path, kind, inputs=inputs), data)
 
 
-def _parse_scatter(text: str, stat_keys: dict) -> tuple[str, str]:
-    """``STAT:PARAM`` -> (the comparison column, the hyperparameter name)."""
-    stat, sep, param = text.partition(":")
-    stat = stat_keys.get(stat.strip(), stat.strip())
-    if not sep or not param.strip() or stat not in stat_keys.values():
-        raise UsageError(f"--scatter {text!r}: expected STAT:PARAM with STAT one of {', '.join(stat_keys)}")
-    return stat, param.strip()
-
-
 def _outputs(args: argparse.Namespace, paths: list[str]) -> list[str]:
     """The figure files asked for (--png, --svg, --pdf), each checked before any work, none the CSV."""
-    from .common import _same_file, check_output
+    from .inputs import _same_file, check_output
 
     out = []
     for kind in FIGURE_KINDS:
@@ -145,11 +155,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from gda_gl.session.checks import check_axis as _check_axis
 
-    from .common import _check_inputs, _parse_size, check_output, view_state_from_args, write_atomic
+    from .inputs import check_inputs as _check_inputs, check_output, parse_size as _parse_size, \
+        parse_scatter, view_state_from_args, write_atomic
 
     paths = chosen_paths(args)
     _check_inputs(paths)
-    scatter = _parse_scatter(args.scatter, STAT_KEYS) if args.scatter is not None else None  # '' is refused
+    scatter = parse_scatter(args.scatter, STAT_KEYS) if args.scatter is not None else None  # '' is refused
     csv_out = check_output(args.csv, "csv", inputs=paths) if args.csv else None
     figures = _outputs(args, paths)
     if scatter and not figures:

@@ -1,6 +1,7 @@
-"""What the ``gda-gl`` subcommands share: output checks, atomic writes, sizes and ranges, the view state
-from the options, and drawing offscreen.  Split from :mod:`gda_gl.cli.main` so that the subcommands in
-other modules (:mod:`gda_gl.cli.sweep`) use it without importing the parser (no import cycle).
+"""What the ``gda-gl`` command line accepts: output paths, inputs, ranges, sizes, the view state from its flags.
+
+Each check refuses bad input in one line (:class:`~gda_gl.session.errors.UsageError`) before any work is
+done; the subcommands (:mod:`.commands`) call them first.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ import math
 import os
 import stat
 from pathlib import Path
-from typing import Callable
 
 from gda_gl.session.errors import UsageError, short as _short
 
-__all__ = ["MAX_PIXELS", "check_output", "write_atomic", "view_state_from_args"]
+__all__ = ["MAX_PIXELS", "check_output", "write_atomic", "check_inputs", "parse_range", "parse_size",
+           "view_state_from_args", "parse_scatter", "parse_ylim"]
 
 
 #: Largest image ``render`` and ``compare --png`` draw (pixels): memory grows with it.
@@ -73,22 +74,32 @@ def check_output(text: str, kind: str, inputs=()) -> Path:
     for inp in inputs:
         if inp and _same_file(p, Path(inp)):
             raise UsageError(f"{name}: is an input of this command; refusing to write over it")
+    _check_existing(p, name, kind)
+    _check_parent(p, name)
+    return p
+
+
+def _check_existing(p: Path, name: str, kind: str) -> None:
+    """An existing output may be replaced only if it is a regular file gda-gl wrote as ``kind``."""
     try:
         st = os.stat(p)
     except FileNotFoundError:
-        st = None
+        return
     except NotADirectoryError:
         raise UsageError(f"{name}: a parent is not a directory") from None
     except OSError as exc:
         raise UsageError(f"{name}: cannot be written ({exc.strerror or exc})") from None
-    if st is not None:
-        if stat.S_ISDIR(st.st_mode):
-            raise UsageError(f"{name}: is a directory")
-        if not stat.S_ISREG(st.st_mode):
-            raise UsageError(f"{name}: is not a regular file (a FIFO, device or socket); refusing to write to it")
-        if not _looks_like(p, kind):
-            raise UsageError(f"{name}: exists and is not a {kind.upper()} written by gda-gl; refusing to "
-                             "overwrite it")
+    if stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{name}: is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{name}: is not a regular file (a FIFO, device or socket); refusing to write to it")
+    if not _looks_like(p, kind):
+        raise UsageError(f"{name}: exists and is not a {kind.upper()} written by gda-gl; refusing to "
+                         "overwrite it")
+
+
+def _check_parent(p: Path, name: str) -> None:
+    """The nearest existing parent must be a directory this process may write into."""
     parent = p.parent if str(p.parent) else Path(".")
     try:
         while not parent.exists():
@@ -103,7 +114,6 @@ def check_output(text: str, kind: str, inputs=()) -> Path:
         ro = False
     if ro or not os.access(parent, os.W_OK | os.X_OK):
         raise UsageError(f"{name}: cannot be written (no write permission in {_short(parent)})")
-    return p
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -116,7 +126,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise UsageError(f"{_short(path)}: cannot be written ({exc.strerror or exc})") from None
 
 
-def _check_inputs(paths) -> None:
+def check_inputs(paths) -> None:
     """Refuse inputs that are not regular files before anything opens them (FIFOs would block)."""
     from recorder.fsutil import check_recording_file
 
@@ -124,7 +134,7 @@ def _check_inputs(paths) -> None:
         check_recording_file(p)
 
 
-def _parse_range(text: str) -> tuple[float | None, float | None]:
+def parse_range(text: str) -> tuple[float | None, float | None]:
     try:
         a, b = text.split(":")
         lo = float(a) if a.strip() else None
@@ -139,7 +149,7 @@ def _parse_range(text: str) -> tuple[float | None, float | None]:
     return lo, hi
 
 
-def _parse_size(text: str) -> tuple[int, int]:
+def parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -163,7 +173,7 @@ def view_state_from_args(args: argparse.Namespace):
     else:
         st = ViewState()
     if getattr(args, "range", None):
-        lo, hi = _parse_range(args.range)
+        lo, hi = parse_range(args.range)
         x0, x1 = st.x_range or (None, None)
         st.x_range = (lo if lo is not None else x0, hi if hi is not None else x1)
     if getattr(args, "log", False):
@@ -196,23 +206,6 @@ def view_state_from_args(args: argparse.Namespace):
     return st
 
 
-def _draw_offscreen(size: tuple[int, int], draw: Callable[[], None]):
-    """Run ``draw`` in an offscreen GL context of ``size`` and return the image (no GL: one-line UsageError)."""
-    from gda_gl.gl.export import Offscreen
-    from gda_gl.gl.backend import BackendError
-
-    try:
-        target = Offscreen(*size)
-    except BackendError as exc:
-        raise UsageError(str(exc)) from None
-    try:
-        with target:
-            draw()
-        return target.read()
-    finally:
-        target.close()
-
-
 def parse_ylim(text: str, log: bool) -> tuple[float, float]:
     """``--ylim A:B`` as the y range (loss units; positive on a log axis)."""
     try:
@@ -223,3 +216,12 @@ def parse_ylim(text: str, log: bool) -> tuple[float, float]:
         need = " and positive (log y)" if log else ""
         raise UsageError(f"--ylim {text[:80]!r}: two finite numbers, increasing{need}")
     return lo, hi
+
+
+def parse_scatter(text: str, stat_keys: dict) -> tuple[str, str]:
+    """``STAT:PARAM`` -> (the comparison column, the hyperparameter name)."""
+    stat, sep, param = text.partition(":")
+    stat = stat_keys.get(stat.strip(), stat.strip())
+    if not sep or not param.strip() or stat not in stat_keys.values():
+        raise UsageError(f"--scatter {text!r}: expected STAT:PARAM with STAT one of {', '.join(stat_keys)}")
+    return stat, param.strip()
