@@ -16,9 +16,9 @@ import numpy as np
 from recorder import stats
 
 from gda_gl.compose.frame import Frame, Markers, Rects, Segments
-from gda_gl.compose import seriesview
 from gda_gl.compose.xaxis import AXIS_TITLES
-from gda_gl.compose.scene import CLASS_COLORS, RunData, compose, stat_colors
+from gda_gl.compose.figure import compose_figure
+from gda_gl.compose.scene import CLASS_COLORS, RunData, stat_colors
 from gda_gl.compose.state import ViewState
 from gda_gl.compose.textlayer import TextLayer
 from gda_gl.compose.view import View
@@ -95,14 +95,12 @@ class CurveRenderer:
     def draw(self, runs: list[RunData], state: ViewState, layout: Layout, title: str | None = None) -> Frame:
         """Compose and draw the figure for ``state`` (see :func:`gda_gl.compose.scene.compose`), then the series panels
         ``layout.panels`` below it sharing its x range; returns the curve's Frame (``last_view`` its View)."""
-        view, frame = compose(runs, state, layout.plot, (layout.width, layout.height))
+        parts = compose_figure(runs, state, layout)
+        view, frame, _ = parts[0]
         self.draw_frame(view, frame, layout, title)  # clears the whole canvas: the panels come after
         main = (self.last_frame, self.last_view, self.last_text)
-        for name, lay in zip(layout.panels, layout.panel_layouts()):
-            windows = seriesview.read_windows(runs, [name], view.x0, view.x1, lay.plot[2], state.x_axis)
-            self.draw_frame(*seriesview.panel_frame(windows, name, (view.x0, view.x1), name in state.series_log,
-                                                    lay.plot, (lay.width, lay.height), frame.xmaps, state.x_axis),
-                            lay)
+        for pv, pf, lay in parts[1:]:
+            self.draw_frame(pv, pf, lay)
         self.last_frame, self.last_view, self.last_text = main
         return frame
 
