@@ -205,6 +205,9 @@ def test_keys_reach_the_plot_after_the_panel_and_esc_clears_the_help_line(drive)
     r = _get(drive, "keys_after_panel_and_esc")
     assert r["focus_is_plot"] and r["l_toggled"] and r["home_whole"] and r["focus_after_combo_is_plot"]
     assert "Esc" in r["status_help"] and "Esc" not in r["status_after_esc"]
+    # issue 28: Enter in the epoch box applies the range; ticking a series gives the keys back to the plot
+    assert r["enter_applied"]
+    assert r["series_items"] > 0 and r["focus_after_series_is_plot"]
 
 
 def test_numbers_at_scale_in_the_window(drive):

@@ -510,11 +510,14 @@ def _keys_after_panel_and_esc(w, c, native, wait, settle, key, QtCore, QTest):
     key("Home")
     settle()
     box = w.panel.ep_hi
+    range_before = c.state.x_range
     box.setFocus()
     box.selectAll()
     QTest.keyClicks(box, "1")
     QTest.keyClick(box, QtCore.Qt.Key.Key_Return)
     wait(100)
+    settle()
+    out["enter_applied"] = c.state.x_range != range_before  # issue 28: Enter applies, as the button does
     focus = focused()
     out["focus_is_plot"] = focus is native
     log_before = c.state.log_y
@@ -533,6 +536,16 @@ def _keys_after_panel_and_esc(w, c, native, wait, settle, key, QtCore, QTest):
     w.panel.color.activated.emit(1)
     wait(100)
     out["focus_after_combo_is_plot"] = focused() is native
+    # issue 28: after ticking a series in the list, keys (U, S, ...) go to the plot again
+    lst = w.panel.series.widget
+    out["series_items"] = lst.count()
+    if lst.count():
+        lst.setFocus()
+        item = lst.item(lst.count() - 1)
+        item.setCheckState(QtCore.Qt.CheckState.Checked if item.checkState() != QtCore.Qt.CheckState.Checked
+                           else QtCore.Qt.CheckState.Unchecked)
+        wait(100)
+        out["focus_after_series_is_plot"] = focused() is native
     w.panel.color.setCurrentText("none")
     key("?")
     wait(150)
