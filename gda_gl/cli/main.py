@@ -20,6 +20,7 @@ from typing import Callable
 from recorder._version import __version__
 
 from gda_gl.session.checks import check_axis as _check_axis
+from gda_gl.cli.diagnose import apply_finding, command as diagnose_command
 from gda_gl.session.checks import check_highlight
 from gda_gl.session.checks import check_series as _check_series
 from gda_gl.session.errors import EXIT_BAD_INPUT, UsageError, error_line, expected, short as _short
@@ -270,6 +271,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from gda_gl.session.open import load_runs
 
     runs = load_runs(args.runs)
+    apply_finding(state, runs, args.finding)
     _check_axis(runs, state)
     if state.x_range is not None and None in state.x_range:
         from gda_gl.compose.scene import runs_x_span
@@ -507,6 +509,7 @@ def _commands() -> list[tuple[str, str, str, Callable, list]]:
                                                          "axes, the others in panels below it"),
           _a("--series-log", nargs="+", metavar="NAME", help="series panels with a log y axis"),
           _a("--detail", type=int, metavar="K", help="render the line search of iteration K instead"),
+          _a("--finding", type=int, metavar="N", help="show finding N of 'gda-gl diagnose' (its numbering)"),
           _a("--state", metavar="F", help="a view state saved by 'gda-gl view' (JSON)")]),
         ("demo", "record demo runs on scikit-learn's digits and show them",
          "Train a small MLP on scikit-learn's bundled digits with SGD and with CG (line searches), record both, then "
@@ -535,6 +538,7 @@ def _commands() -> list[tuple[str, str, str, Callable, list]]:
           _a("--scatter", metavar="STAT:PARAM", help="draw into --png one statistic against one hyperparameter, "
                                                      "e.g. overshoot:lr or loose_ends:config.K"),
           _a("--size", default="1600x1000", metavar="WxH"), *figure, _a("--range", metavar="A:B", help=range_help)]),
+        diagnose_command(_a),
         ("bench", "benchmark this machine (tables, JSON and Markdown in --out)",
          "Measure probe, store, level-of-detail, render and scale speed on this machine, as ratios against floors "
          "measured in the same run. Writes gda-gl-bench.json and gda-gl-bench.md into --out.", _cmd_bench,
