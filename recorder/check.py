@@ -79,7 +79,38 @@ def _compare(path, level: int, chunk: int, stored: dict, built: dict) -> None:
                                        f"give {b[i]!r}")
 
 
-def _rebuild_and_compare(rec: Recording, windows: RunWindows) -> tuple[int, int]:
+#: rows fed to the pyramid builder at once (several blocks: fewer, larger numpy reductions)
+_BATCH_ROWS = 1 << 16
+
+
+def _batches(rec: Recording, progress):
+    """The decoded rows of the recording in order, several blocks at a time; the next batch is decoded in a
+    second thread while the caller builds the pyramid from this one (decompression releases the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .codec import Iterations
+
+    ids = rec.block_ids()
+
+    def load(start: int) -> tuple[Iterations, int, int]:
+        parts, rows, j = [], 0, start
+        while j < len(ids) and rows < _BATCH_ROWS:
+            parts.append(rec.read_block(ids[j]))
+            rows += len(parts[-1])
+            j += 1
+        return (Iterations.concat(parts) if len(parts) > 1 else parts[0]), j - start, j
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        nxt = pool.submit(load, 0) if ids else None
+        while nxt is not None:
+            data, n_blocks, j = nxt.result()
+            nxt = pool.submit(load, j) if j < len(ids) else None
+            yield data, n_blocks
+            if progress is not None:
+                progress(len(data))
+
+
+def _rebuild_and_compare(rec: Recording, windows: RunWindows, progress=None) -> tuple[int, int]:
     """Stream the blocks through a fresh builder, comparing chunks as they become final; (blocks, buckets)."""
     builder = pyramid.PyramidBuilder(rec.alpha_grid)
     pending: dict[tuple[int, int], dict] = {}
@@ -93,9 +124,8 @@ def _rebuild_and_compare(rec: Recording, windows: RunWindows) -> tuple[int, int]
             done += len(built["rows"])
         return done
 
-    for bid in rec.block_ids():
-        d = rec.read_block(bid)
-        blocks += 1
+    for d, n_blocks in _batches(rec, progress):
+        blocks += n_blocks
         for level, c, recs in builder.add(d.columns_with_alphas(), d.phi, np.diff(d.trial_offsets), d.trials["alpha"]):
             checked += settle([k for k in pending if k[0] == level and k[1] < c])
             pending[(level, c)] = recs
@@ -107,8 +137,13 @@ def _rebuild_and_compare(rec: Recording, windows: RunWindows) -> tuple[int, int]
     return blocks, checked
 
 
-def check_recording(path: str | os.PathLike) -> CheckResult:
-    """Verify every block, every pyramid bucket and every event of a recording.
+def check_recording(path: str | os.PathLike, progress=None) -> CheckResult:
+    """Verify every block, every pyramid bucket, every event and every logged series of a recording.
+
+    Parameters
+    ----------
+    progress : called with the number of rows just verified (a progress bar's ``update``); the total is
+        :meth:`recorder.reader.Recording.n_iterations`
 
     Raises
     ------
@@ -118,13 +153,12 @@ def check_recording(path: str | os.PathLike) -> CheckResult:
     with Recording(path) as rec:
         windows = RunWindows.from_recording(rec, rows=False) if rec.has_stored_pyramid() else None
         if windows is not None:
-            blocks, buckets = _rebuild_and_compare(rec, windows)
+            blocks, buckets = _rebuild_and_compare(rec, windows, progress)
             levels = len(windows.chunks.counts())
         else:
             blocks, buckets, levels = 0, 0, 0
-            for bid in rec.block_ids():
-                rec.read_block(bid)
-                blocks += 1
+            for _, n_blocks in _batches(rec, progress):
+                blocks += n_blocks
         events = sum(1 for _ in rec.iter_events())
         series = verify_series(rec)
         return CheckResult(str(rec.path), rec.n_iterations(), blocks, buckets, levels, events, windows is not None,

@@ -768,8 +768,8 @@ class LineProbe:
         """The strategy to use now (calibrating on first use when ``strategy='auto'``)."""
         if self.config.strategy in ("sweep", "batched"):
             return self.config.strategy
-        if self.evaluate is not None or self.config.replays:
-            return "sweep"
+        if self.evaluate is not None or self.config.replays or _low_precision(self.config, batches):
+            return "sweep"  # low precision: batched kernels round differently, the sweep is the training's
         key = self._key(batches)
         if key in self._choice:
             return self._choice[key]
@@ -849,6 +849,13 @@ class LineProbe:
         if distributed:  # the mean over the ranks: the objective data-parallel gradients average
             phi = _allreduce_mean(phi, 1)
         return (phi if as_tensor else phi.cpu().numpy()), strategy
+
+
+def _low_precision(config: ProbeConfig, batches: Sequence[MicroBatch]) -> bool:
+    """Whether the probe evaluates in a training forward's autocast precision (``precision="training"``
+    under autocast): ``auto`` then keeps the sweep, whose forwards round as the training's did (the
+    vmapped batched kernels agree only to the low precision's rounding, see README "Precision")."""
+    return config.precision == "training" and any(mb.autocast for mb in batches)
 
 
 def _sync(device: torch.device) -> None:

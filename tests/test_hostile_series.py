@@ -552,3 +552,31 @@ def test_notebook_refuses_a_view_state_the_cli_refuses(field, value, words, good
     got = view(str(good), state=st)
     assert isinstance(got, ErrorLine), type(got)
     assert repr(got).count("\n") == 0 and words in repr(got) and "unexpected" not in repr(got), repr(got)
+
+
+def test_the_version_names_the_newest_format_release():
+    """Before: ``gda-gl --version`` printed 0.1.0 while the format notes spoke of 0.2, 0.3 and 0.4 files."""
+    from recorder._version import FORMAT_RELEASES, __version__
+
+    assert __version__.rsplit(".", 1)[0] == FORMAT_RELEASES[-1][0]
+    text = Path(schema.__file__).read_text() + (ROOT / "README.md").read_text()
+    for release, _ in FORMAT_RELEASES:
+        assert f"gda_gl {release}" in text or f"gda-gl {release}" in text, release
+
+
+def test_check_reports_progress_in_rows_and_batches_blocks(tmp_path):
+    """``gda-gl check`` shows a progress bar (rows verified); decoding several blocks at once finds the same
+    forged bucket as one block at a time."""
+    import recorder.check as C
+
+    p = write_good(tmp_path / "big.gda", n=3000, events=0)
+    seen = []
+    assert C.check_recording(p, progress=seen.append).rows == 3000 and sum(seen) == 3000
+    _sql(p, forge_chunk(lambda _c: 0, lambda r: r["train_loss:sum"].__setitem__(150, 7.0)))
+    for batch in (1, 1 << 16):
+        C._BATCH_ROWS, old = batch, C._BATCH_ROWS
+        try:
+            with pytest.raises(RecordingError, match="train_loss:sum"):
+                C.check_recording(p)
+        finally:
+            C._BATCH_ROWS = old

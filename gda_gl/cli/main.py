@@ -160,8 +160,28 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     _check_inputs(args.runs)
     for path in args.runs:
-        print(check_recording(path).line())
+        bar = _progress_bar(path)
+        try:
+            print(check_recording(path, progress=bar.update if bar is not None else None).line())
+        finally:
+            if bar is not None:
+                bar.close()  # cleared: the one result or error line stays alone
     return 0
+
+
+def _progress_bar(path):
+    """A progress bar (tqdm) on stderr while ``check`` reads ``path``, counting rows; only on a terminal (logs and
+    pipes stay clean), else None."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    from recorder.store import Recording
+
+    with Recording(path) as rec:
+        total = rec.n_iterations()
+    return tqdm(total=total, desc=_short(str(path)), unit="it", unit_scale=True, leave=False, file=sys.stderr,
+                dynamic_ncols=True)
 
 
 def _cmd_upgrade(args: argparse.Namespace) -> int:

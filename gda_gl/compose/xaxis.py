@@ -50,6 +50,16 @@ AXIS_TITLES = {"iteration": "iteration", "epoch": "epoch", "samples": "samples s
 GLOBAL_KNOTS = 65536
 
 
+#: relative rounding of an iteration mapped back from another axis (float64 maps: ~1e-15; far below a step)
+_SNAP = 1e-9
+
+
+def _snap(u: float) -> float:
+    """``u``, or the integer within rounding of it."""
+    r = round(u) if math.isfinite(u) else u
+    return float(r) if math.isfinite(u) and abs(u - r) <= _SNAP * max(1.0, abs(u)) else u
+
+
 class IterRange(NamedTuple):
     """A range in iteration space of one run: step k spans [k, k + 1)."""
 
@@ -57,8 +67,9 @@ class IterRange(NamedTuple):
     hi: float
 
     def steps(self) -> tuple[int, int]:
-        """The steps ``[first, last + 1)`` whose spans overlap the range (their iteration numbers)."""
-        return int(math.floor(self.lo)), int(math.ceil(self.hi))
+        """The steps ``[first, last + 1)`` whose spans overlap the range (their iteration numbers); an end
+        within rounding of a step boundary (a range mapped back from another axis) counts as on it."""
+        return int(math.floor(_snap(self.lo))), int(math.ceil(_snap(self.hi)))
 
     def union(self, other: "IterRange | None") -> "IterRange":
         return self if other is None else IterRange(min(self.lo, other.lo), max(self.hi, other.hi))

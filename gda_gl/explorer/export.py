@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -63,15 +62,16 @@ def visible_rows_csv(runs: list[RunData], v: View, path: str | Path, series: lis
             its = v.iterations_of(i)  # this run's own steps in view (per run on every axis but iteration)
             if not getattr(run, "visible", True) or len(run) == 0 or its is None:
                 continue
-            d = run.rows(math.floor(its.lo), its.hi)
-            sel = np.nonzero(d.iteration + 1 > its.lo)[0]
+            first, stop = its.steps()
+            d = run.rows(first, stop)
+            sel = np.nonzero((d.iteration >= first) & (d.iteration < stop))[0]
             cols = list(d.columns)
             named = [c for c in CODE_NAMES if c in cols]
             extra = [s for s in series if s not in cols]
             if header is None:
                 header = ["run", *cols, *(f"{c}_name" for c in named), *extra]
                 w.writerow(header)
-            logged = _series_at(run, extra, its.steps()[0], its.steps()[1] + 1) if len(sel) else {}
+            logged = _series_at(run, extra, first, stop + 1) if len(sel) else {}
             for r in sel:
                 codes = [CODE_NAMES[c].get(int(d[c][r]), "") for c in named]
                 k = int(d.iteration[r])

@@ -52,7 +52,7 @@ class Navigator:
         self._drawn: tuple[View | None, Frame | None] = (None, None)  # what is on screen (set_drawn)
         self._redraw: list[Callable[[], None]] = []
         if self.state.x_range is None:
-            self.state.x_range = self.full_x_range()
+            self.state.x_range = tuple(self.full_x_range())
 
     # -- listeners -----------------------------------------------------------
     def on_redraw(self, fn: Callable[[], None]) -> None:
@@ -310,5 +310,5 @@ class Navigator:
             if why:
                 raise ValueError(why)
         self.flight.stop()
-        self.state.update(x_axis=axis, y_range=None, x_range=runs_x_span(self.runs, axis), follow=False)
+        self.state.update(x_axis=axis, y_range=None, x_range=tuple(runs_x_span(self.runs, axis)), follow=False)
         self.request_redraw()
