@@ -11,7 +11,6 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Callable
 
 from gda_gl.session.checks import check_axis as _check_axis
 from gda_gl.session.checks import check_highlight
@@ -19,8 +18,7 @@ from gda_gl.session.checks import check_series as _check_series
 from gda_gl.session.errors import UsageError, short as _short
 
 from .diagnose import apply_finding
-from .inputs import (_same_file, check_inputs as _check_inputs, check_output, parse_scatter as _parse_scatter,
-                     parse_size as _parse_size, view_state_from_args, write_atomic)
+from .inputs import (check_inputs as _check_inputs, check_output, parse_size as _parse_size, view_state_from_args)
 
 log = logging.getLogger("gda_gl")
 
@@ -32,7 +30,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     from gda_gl.compose.summary import info_text
 
-    for i, path in enumerate(args.runs):
+    from .sweep import chosen_paths
+
+    for i, path in enumerate(chosen_paths(args)):
         with Recording(path) as rec:
             if i:
                 print()
@@ -78,36 +78,23 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
-def _draw_offscreen(size: tuple[int, int], draw: Callable[[], None]):
-    """Run ``draw`` in an offscreen GL context of ``size`` and return the image (no GL: one-line UsageError)."""
-    from gda_gl.gl.export import Offscreen
-    from gda_gl.gl.backend import BackendError
-
-    try:
-        target = Offscreen(*size)
-    except BackendError as exc:
-        raise UsageError(str(exc)) from None
-    try:
-        with target:
-            draw()
-        return target.read()
-    finally:
-        target.close()
-
-
 def cmd_render(args: argparse.Namespace) -> int:
     import time
 
+    from .sweep import check_color_by, chosen_paths, figure_kind, write_figure
+
     t0 = time.perf_counter()
     size = _parse_size(args.size)
-    _check_inputs(args.runs)
-    output = check_output(args.output, "png", inputs=[*args.runs, args.state])
+    paths = chosen_paths(args)
+    _check_inputs(paths)
+    check_output(args.output, figure_kind(args.output), inputs=[*paths, args.state])
     state = view_state_from_args(args)
     from gda_gl.session.open import load_runs
 
-    runs = load_runs(args.runs)
+    runs = load_runs(paths)
     apply_finding(state, runs, args.finding)
     _check_axis(runs, state)
+    check_color_by(runs, state)
     if state.x_range is not None and None in state.x_range:
         from gda_gl.compose.scene import runs_x_span
 
@@ -119,12 +106,9 @@ def cmd_render(args: argparse.Namespace) -> int:
         state.x_range = (lo, hi)
     _check_series(runs, state)
     check_highlight(state)
-    from gda_gl.session.files import encode_png
-    from gda_gl.gl.render import CurveRenderer
     from gda_gl.compose.layout import Layout, figure_layout
 
-    def draw():
-        renderer = CurveRenderer()
+    def draw(renderer):
         if args.detail is not None:
             from gda_gl.gl.detail import draw_detail
 
@@ -132,59 +116,17 @@ def cmd_render(args: argparse.Namespace) -> int:
         else:
             renderer.draw(runs, state, figure_layout(*size, runs, state))
 
-    image = _draw_offscreen(size, draw)
-    check_output(args.output, "png", inputs=[*args.runs, args.state])  # again: drawing took a while
-    write_atomic(output, encode_png(image))
-    out = output
-    log.info("rendered %s in %.2f s", out, time.perf_counter() - t0)
-    print(f"wrote {out} ({size[0]}x{size[1]})")
+    write_figure(args.output, size, draw, inputs=[*paths, args.state])  # checked again: drawing took a while
+    log.info("rendered %s in %.2f s", args.output, time.perf_counter() - t0)
+    print(f"wrote {args.output} ({size[0]}x{size[1]})")
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from gda_gl.compose.compare import STAT_KEYS, format_table, hyperparameters, summary_from_bucket, to_csv
+    """``gda-gl compare``: see :func:`gda_gl.cli.sweep.cmd_compare`."""
+    from .sweep import cmd_compare as compare
 
-    _check_inputs(args.runs)
-    scatter = _parse_scatter(args.scatter, STAT_KEYS) if args.scatter is not None else None  # '' is refused
-    if scatter and not args.png:
-        raise UsageError("--scatter draws into the --png file: give --png F")
-    csv_out = check_output(args.csv, "csv", inputs=args.runs) if args.csv else None
-    png_out = check_output(args.png, "png", inputs=args.runs) if args.png else None
-    if csv_out is not None and png_out is not None and _same_file(csv_out, png_out):
-        raise UsageError(f"{_short(args.csv)}: --csv and --png name the same file")
-    size = _parse_size(args.size) if args.png else None
-    state = view_state_from_args(args) if args.png else None
-    from gda_gl.session.open import load_runs
-
-    runs = load_runs(args.runs)
-    if state is not None:
-        _check_axis(runs, state)
-    rows = [summary_from_bucket(r.name, r.windows.summary()) for r in runs]
-    params = [hyperparameters(r.windows.recording.run, len(r.alphas)) for r in runs]
-    print(format_table(rows, params))
-    if csv_out is not None:
-        write_atomic(csv_out, to_csv(rows, params).encode())
-        print(f"wrote {args.csv}")
-    if png_out is not None:
-        from gda_gl.gl.comparefig import draw_runs, draw_scatter
-        from gda_gl.session.files import encode_png
-
-        def draw():
-            if not scatter:
-                draw_runs(runs, state, size, [r.name for r in runs])
-                return
-            stat, param = scatter
-            try:
-                draw_scatter([r[stat] for r in rows], [p.get(param) for p in params], [r.name for r in runs],
-                             [r.color for r in runs], stat, param, size)
-            except ValueError as exc:
-                raise UsageError(f"--scatter: {exc}") from None
-
-        image = _draw_offscreen(size, draw)
-        check_output(args.png, "png", inputs=args.runs)
-        write_atomic(png_out, encode_png(image))
-        print(f"wrote {args.png}")
-    return 0
+    return compare(args)
 
 
 def cmd_view(args: argparse.Namespace) -> int:
@@ -198,9 +140,10 @@ def cmd_view(args: argparse.Namespace) -> int:
         import PyQt6  # noqa: F401
     except ImportError:
         raise UsageError("the viewer needs the gui extra: pip install 'gda-gl[gui]'") from None
-    for p in args.runs:  # validate every file before a window opens
-        from pathlib import Path
+    from .sweep import chosen_paths
 
+    paths = chosen_paths(args, allow_empty=bool(args.follow))
+    for p in paths:  # validate every file before a window opens
         from recorder.store import Recording
 
         if args.follow and not Path(p).exists():
@@ -212,7 +155,7 @@ def cmd_view(args: argparse.Namespace) -> int:
             from gda_gl.session.files import load_state
 
             load_state(args.state)
-    return run_viewer(args.runs, follow=args.follow, state_file=args.state, exit_after=args.exit_after,
+    return run_viewer(paths, follow=args.follow, state_file=args.state, exit_after=args.exit_after,
                       screenshot=args.screenshot, fps=args.fps)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from gda_gl.session.errors import UsageError, short as _short
 
 __all__ = ["MAX_PIXELS", "check_output", "write_atomic", "check_inputs", "parse_range", "parse_size",
-           "view_state_from_args", "parse_scatter"]
+           "view_state_from_args", "parse_scatter", "parse_ylim"]
 
 
 #: Largest image ``render`` and ``compare --png`` draw (pixels): memory grows with it.
@@ -46,9 +46,9 @@ def _looks_like(path: Path, kind: str) -> bool:
         return head.startswith(b"\x89PNG\r\n\x1a\n")
     if kind == "json":
         return head.lstrip().startswith(b"{") or head == b""
-    from gda_gl.compose.compare import COLUMNS
-
-    return head.startswith(",".join(COLUMNS).encode()) or head == b""
+    if kind in ("svg", "pdf"):
+        return head.startswith(b"%PDF-" if kind == "pdf" else b"<?xml") and (kind == "pdf" or b"<svg" in head)
+    return head.startswith(b"run,iterations,final loss,") or head == b""  # a table of gda-gl compare
 
 
 def check_output(text: str, kind: str, inputs=()) -> Path:
@@ -180,6 +180,8 @@ def view_state_from_args(args: argparse.Namespace):
         st.log_y = True
     if getattr(args, "color_by", None):
         st.color_by = args.color_by
+    if getattr(args, "ylim", None):
+        st.y_range = parse_ylim(args.ylim, st.log_y)
     if getattr(args, "highlight", None):
         st.highlight = args.highlight
     if getattr(args, "normalize", False):
@@ -202,6 +204,18 @@ def view_state_from_args(args: argparse.Namespace):
             raise UsageError(f"--smooth {args.smooth!r}: expected a number in [0, 1)")
         st.smoothing = v
     return st
+
+
+def parse_ylim(text: str, log: bool) -> tuple[float, float]:
+    """``--ylim A:B`` as the y range (loss units; positive on a log axis)."""
+    try:
+        lo, hi = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise UsageError(f"--ylim {text[:80]!r}: expected A:B, e.g. 0.1:2.5") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo) or (log and lo <= 0):
+        need = " and positive (log y)" if log else ""
+        raise UsageError(f"--ylim {text[:80]!r}: two finite numbers, increasing{need}")
+    return lo, hi
 
 
 def parse_scatter(text: str, stat_keys: dict) -> tuple[str, str]:

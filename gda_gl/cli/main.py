@@ -96,16 +96,22 @@ _RUNS = _a("runs", nargs="+", metavar="RUN.gda")
 
 def _commands() -> list[tuple[str, str, str, Callable, list]]:
     """Every subcommand: (name, one-line help, description, function, its arguments)."""
-    from gda_gl.compose.state import COLOR_BY_CHOICES, X_AXES
+    from gda_gl.compose.state import X_AXES
+
+    from .sweep import SELECT_ARGS, color_by_arg
 
     range_help = "iterations to show (default: all; in the --x-axis's units)"
     figure = [_a("--log", action="store_true", help="logarithmic loss axis"),
               _a("--x-axis", choices=X_AXES, help="x axis: iteration (default), epoch (fractional), samples seen, "
                                                   "wall_time (s), forward_passes (line searches included)"),
               _a("--normalize", action="store_true", help="each run's loss over its own first loss (runs of "
-                                                           "different scales on one axis)")]
+                                                           "different scales on one axis)"),
+              _a("--ylim", metavar="A:B", help="the loss axis from A to B (default: fitted to what is drawn)"),
+              *SELECT_ARGS]
+    runs_arg = _a("runs", nargs="+", metavar="RUN", help="recordings (RUN.gda) or folders of them (every *.gda "
+                                                         "directly in a folder)")
     return [
-        ("info", "summarise recordings", "Summarise one or more recordings.", cmd_info, [_RUNS]),
+        ("info", "summarise recordings", "Summarise one or more recordings.", cmd_info, [runs_arg, *SELECT_ARGS]),
         ("check", "verify recordings: every block and every pyramid bucket",
          "Verify recordings completely: decode every block, rebuild the level-of-detail pyramid from the rows and "
          "compare every stored bucket with it, read every event. One line per file; exit status 2 at the first "
@@ -114,12 +120,14 @@ def _commands() -> list[tuple[str, str, str, Callable, list]]:
          "Write a schema-2 copy of a recording (compressed blocks, stored level-of-detail pyramid). The source is "
          "never modified; the target must not exist.", cmd_upgrade,
          [_a("source", metavar="OLD.gda"), _a("target", metavar="NEW.gda")]),
-        ("render", "draw recordings to a PNG, no display needed",
-         "Render the enhanced training error curve (or one line search) to a PNG.", cmd_render,
-         [_a("runs", nargs="+", metavar="RUN.gda", help="one or more recordings (overlaid)"),
-          _a("-o", "--output", required=True, metavar="OUT.png"), _a("--range", metavar="A:B", help=range_help),
+        ("render", "draw recordings to a PNG (or SVG, PDF), no display needed",
+         "Render the enhanced training error curve (or one line search) to a PNG, SVG or PDF.", cmd_render,
+         [runs_arg, _a("-o", "--output", required=True, metavar="OUT.png", help="OUT.png, OUT.svg or OUT.pdf"),
+          _a("--range", metavar="A:B", help=range_help),
           _a("--size", default="1600x900", metavar="WxH", help="image size in pixels (default 1600x900)"), *figure,
-          _a("--color-by", choices=COLOR_BY_CHOICES, help="colour segments by a line statistic"),
+          _a("--color-by", type=color_by_arg, metavar="NAME", help="colour steps by a line statistic (efficiency, "
+                                                                   "step_class, ...) or runs by a hyperparameter "
+                                                                   "(config.lr: a colour bar, log past 1.5 decades)"),
           _a("--highlight", metavar="COND", help="fade iterations not matching COND (overshoot, undershoot, failed, "
                                                  "nonfinite, efficiency<0.5)"),
           _a("--smooth", metavar="S", help="also draw the classic curve smoothed with an EMA of weight S "
@@ -141,20 +149,23 @@ def _commands() -> list[tuple[str, str, str, Callable, list]]:
         ("view", "open the interactive explorer (needs a display and the gui extra)",
          "Explore recordings: overview first, zoom and filter, details on demand. Press ? in the window for every "
          "control.", cmd_view,
-         [_RUNS, _a("--follow", action="store_true", help="follow a run that is still being recorded (a file that "
-                                                          "does not exist yet is waited for)"),
+         [runs_arg, *SELECT_ARGS,
+          _a("--follow", action="store_true", help="follow a run that is still being recorded (a file that does not "
+                                                   "exist yet is waited for)"),
           _a("--fps", action="store_true", help="show the frame-time readout (key R toggles it)"),
           _a("--state", metavar="F", help="restore the view from F (JSON) and save it back on exit or S"),
           _a("--exit-after", type=float, metavar="S", help=argparse.SUPPRESS),
           _a("--screenshot", metavar="PNG", help=argparse.SUPPRESS)]),
         ("compare", "compare runs: a table per run, optionally CSV and a PNG side by side",
          "Compare recordings (e.g. a learning-rate or mini-batch sweep): iterations, final loss, mean line-search "
-         "evaluations, loose ends per 100 iterations, over/undershooting shares, mean step efficiency, and the "
+         "evaluations, loose ends per 100 iterations, over/undershooting shares, median step efficiency, and the "
          "hyperparameters that differ.", cmd_compare,
-         [_RUNS, _a("--csv", metavar="F", help="also write the table as CSV"),
+         [runs_arg, _a("--csv", metavar="F", help="also write the table as CSV"),
           _a("--png", metavar="F", help="also draw the runs sharing the x axis (stacked, or a grid of small "
                                         "multiples for more than 6 runs)"),
-          _a("--scatter", metavar="STAT:PARAM", help="draw into --png one statistic against one hyperparameter, "
+          _a("--svg", metavar="F", help="the same figure as SVG"), _a("--pdf", metavar="F", help="... and as PDF"),
+          _a("--shared-y", action="store_true", help="one y range for every run's cell (default: each its own)"),
+          _a("--scatter", metavar="STAT:PARAM", help="draw into the figure one statistic against one hyperparameter, "
                                                      "e.g. overshoot:lr or loose_ends:config.K"),
           _a("--size", default="1600x1000", metavar="WxH"), *figure, _a("--range", metavar="A:B", help=range_help)]),
         diagnose_command(_a),
