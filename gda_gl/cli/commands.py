@@ -155,8 +155,12 @@ def cmd_view(args: argparse.Namespace) -> int:
             from gda_gl.session.files import load_state
 
             load_state(args.state)
+    from gda_gl.session.select import FolderWatch, folders_of
+
+    folders = folders_of(args.runs)  # the window opens the recordings that appear in them later
+    watch = FolderWatch(folders, paths, args.run_regex, args.where) if folders else None
     return run_viewer(paths, follow=args.follow, state_file=args.state, exit_after=args.exit_after,
-                      screenshot=args.screenshot, fps=args.fps)
+                      screenshot=args.screenshot, fps=args.fps, watch=watch)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
