@@ -620,6 +620,33 @@ def _numbers_at_scale(wait, build_window, QtCore, QtGui, QtWidgets):
     return out
 
 
+@scenario("findings_fly")
+def _findings_fly(w, c, wait, settle, key, QtCore):
+    """Issue 30: the side panel lists the findings of gda-gl diagnose; J / K and a click fly to one."""
+    c.home()
+    settle()
+    lst = w.panel.findings.widget
+    out = {"items": [lst.item(i).text() for i in range(lst.count())], "flights": []}
+
+    def shown(how):
+        settle()
+        wait(100)
+        v = c.drawn_view
+        out["flights"].append({"how": how, "current": c.findings.current, "drawn": [v.x0, v.x1],
+                               "selected": c.state.selected, "axis": c.state.x_axis})
+
+    key("j")
+    shown("J")
+    key("j")
+    shown("J")
+    key("k")
+    shown("K")
+    last = lst.item(lst.count() - 1)
+    lst.itemClicked.emit(last)
+    shown("click")
+    return out
+
+
 @scenario("follow_missing_file")
 def _follow_missing_file(w, wait, build_window):
     from recorder.store import RecordingWriter
