@@ -99,8 +99,11 @@ def _wrap_legend(text: TextLayer, legend, width: float, fs: int) -> list[list]:
 
 
 def _fmt(v) -> str:
+    """A number of the details column: floats to 6 digits, integers with the thousands separators the axes use."""
     if isinstance(v, float):
         return "n/a" if not math.isfinite(v) else f"{v:.6g}"
+    if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+        return f"{int(v):,}"
     return str(v)
 
 
@@ -273,10 +276,12 @@ def _detail_texts(frame: Frame, st: _Step, view: View, layout: Layout, lines, fs
             txt.append((label, x, y, "lt", fs - 1, col, False, False))
             x += text0.text_width(label, fs - 1) + 14
         y -= fs + 6
-    # the numbers: a column right of the plot, as many rows as fit (all of them are in the panel)
-    tx, row_h, top_y = px + pw + 14, fs + 5, layout.height - 6 - (fs + 8)
-    n_fit = max(0, int((top_y - 4) // row_h))
+    # the numbers: a column right of the plot; a smaller font (down to 7 px) before any row is cut
     items = list(st.nums.items())
+    top_y = layout.height - 6 - (fs + 8)
+    fs = int(max(7, min(fs, (top_y - 4) // max(1, len(items)) - 5)))
+    tx, row_h = px + pw + 14, fs + 5
+    n_fit = max(0, int((top_y - 4) // row_h))
     if len(items) > n_fit:
         items = items[:max(0, n_fit - 1)] + ([("...", f"{len(st.nums) - n_fit + 1} more")] if n_fit else [])
     for i, (k, v) in enumerate(items):

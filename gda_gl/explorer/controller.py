@@ -48,6 +48,7 @@ from gda_gl.compose.xaxis import IterRange
 from gda_gl.compose.state import COLOR_BY_CHOICES, ViewState
 from gda_gl.compose.detail import detail_numbers
 from . import export, filters, inputmap, picking
+from .findings import FindingsNav
 from .navigation import MIN_WIDTH, ZOOM_OUT_LIMIT, Navigator
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ class ExplorerController(Navigator):
         self._grow: list[Callable[[], None]] = []
         self._select: list[Callable[[], None]] = []
         self._matches = filters.Matches()
+        #: the runs' findings (``gda-gl diagnose``) and the flight to each (keys J / K, the findings list)
+        self.findings = FindingsNav(self)
 
     # -- listeners -----------------------------------------------------------
     def on_grow(self, fn: Callable[[], None]) -> None:
