@@ -158,7 +158,8 @@ class ExplorerController(Navigator):
 
     def select(self, run_index: int | None, iteration: int | None) -> None:
         self.selected_run = run_index
-        self.state.update(selected=iteration)
+        name = self.runs[run_index].name if run_index is not None and run_index < len(self.runs) else None
+        self.state.update(selected=iteration, selected_run=name if iteration is not None else None)
         for fn in list(self._select):
             fn()
         self.request_redraw()
@@ -169,6 +170,8 @@ class ExplorerController(Navigator):
         if k is None:
             return None
         order = list(range(len(self.runs)))
+        if self.selected_run is None and self.state.selected_run is not None:  # a saved state names the run
+            self.selected_run = next((i for i, r in enumerate(self.runs) if r.name == self.state.selected_run), None)
         if self.selected_run is not None and self.selected_run < len(self.runs):
             order.remove(self.selected_run)
             order.insert(0, self.selected_run)
