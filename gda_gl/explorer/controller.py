@@ -108,8 +108,11 @@ class ExplorerController(Navigator):
     def hover(self, px: float, py: float) -> dict | None:
         """What the cursor points at in the drawn frame (see :func:`.picking.hover_info`), or None off the plot."""
         view, frame = self.drawn()
-        self.hover_info = picking.hover_info(self.runs, frame, view, px, py)
-        return self.hover_info
+        info = picking.hover_info(self.runs, frame, view, px, py)
+        if info is not None and "iteration" in info and self.state.color_by not in (None, "none"):
+            info["stat"] = picking.step_statistic(self.runs[info["run_index"]], info["iteration"], self.state.color_by)
+        self.hover_info = info
+        return info
 
     def pick(self, px: float, py: float, tolerance_px: float = picking.PICK_PX) -> int | None:
         """Select the step whose drawn arc is nearest the cursor (any run, within ``tolerance_px``)."""
