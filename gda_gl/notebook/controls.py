@@ -96,8 +96,8 @@ class Controls:
         def row(*ws):
             return W.HBox(list(ws))
 
-        return W.VBox([W.HTML("<b>runs</b>"), self.run_list.box, self.x_axis, self.color, *self.checks.values(), self.autofit,
-                       self.smoothing, self.highlight, row(self.prev_b, self.next_b),
+        return W.VBox([W.HTML("<b>runs</b>"), self.run_list.box, self.x_axis, self.color, *self.checks.values(),
+                       self.autofit, self.smoothing, self.highlight, row(self.prev_b, self.next_b),
                        W.HTML("iterations"), row(self.it_lo, self.it_hi, self.it_apply),
                        W.HTML("epochs"), row(self.ep_lo, self.ep_hi, self.ep_apply),
                        row(self.home_b, self.help_b), self.export_b,
