@@ -17,6 +17,7 @@ from gda_gl.session.checks import check_highlight
 from gda_gl.session.checks import check_series as _check_series
 from gda_gl.session.errors import UsageError, short as _short
 
+from .diagnose import apply_finding
 from .inputs import (check_inputs as _check_inputs, check_output, parse_size as _parse_size, view_state_from_args)
 
 log = logging.getLogger("gda_gl")
@@ -91,6 +92,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from gda_gl.session.open import load_runs
 
     runs = load_runs(paths)
+    apply_finding(state, runs, args.finding)
     _check_axis(runs, state)
     check_color_by(runs, state)
     if state.x_range is not None and None in state.x_range:
@@ -153,8 +155,12 @@ def cmd_view(args: argparse.Namespace) -> int:
             from gda_gl.session.files import load_state
 
             load_state(args.state)
+    from gda_gl.session.select import FolderWatch, folders_of
+
+    folders = folders_of(args.runs)  # the window opens the recordings that appear in them later
+    watch = FolderWatch(folders, paths, args.run_regex, args.where) if folders else None
     return run_viewer(paths, follow=args.follow, state_file=args.state, exit_after=args.exit_after,
-                      screenshot=args.screenshot, fps=args.fps)
+                      screenshot=args.screenshot, fps=args.fps, watch=watch)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

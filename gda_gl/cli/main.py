@@ -19,6 +19,7 @@ from gda_gl.session.errors import EXIT_BAD_INPUT, error_line, expected
 
 from gda_gl.session.errors import UsageError, short as _short
 
+from .diagnose import command as diagnose_command
 from .commands import cmd_bench, cmd_check, cmd_compare, cmd_info, cmd_render, cmd_upgrade, cmd_view
 
 log = logging.getLogger("gda_gl")
@@ -135,6 +136,7 @@ def _commands() -> list[tuple[str, str, str, Callable, list]]:
                                                          "axes, the others in panels below it"),
           _a("--series-log", nargs="+", metavar="NAME", help="series panels with a log y axis"),
           _a("--detail", type=int, metavar="K", help="render the line search of iteration K instead"),
+          _a("--finding", type=int, metavar="N", help="show finding N of 'gda-gl diagnose' (its numbering)"),
           _a("--state", metavar="F", help="a view state saved by 'gda-gl view' (JSON)")]),
         ("demo", "record demo runs on scikit-learn's digits and show them",
          "Train a small MLP on scikit-learn's bundled digits with SGD and with CG (line searches), record both, then "
@@ -166,6 +168,7 @@ def _commands() -> list[tuple[str, str, str, Callable, list]]:
           _a("--scatter", metavar="STAT:PARAM", help="draw into the figure one statistic against one hyperparameter, "
                                                      "e.g. overshoot:lr or loose_ends:config.K"),
           _a("--size", default="1600x1000", metavar="WxH"), *figure, _a("--range", metavar="A:B", help=range_help)]),
+        diagnose_command(_a),
         ("bench", "benchmark this machine (tables, JSON and Markdown in --out)",
          "Measure probe, store, level-of-detail, render and scale speed on this machine, as ratios against floors "
          "measured in the same run. Writes gda-gl-bench.json and gda-gl-bench.md into --out.", cmd_bench,

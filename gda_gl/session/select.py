@@ -178,20 +178,34 @@ def select(names: list[str], paths: list[str], params: list[dict], regex: str | 
 
 
 class FolderWatch:
-    """Recordings that appear in watched folders after they were first listed.
+    """Recordings that appear in watched folders after they were first listed, kept by the same ``--runs`` /
+    ``--where`` as the runs opened first.
 
     Parameters
     ----------
     folders : the folders to watch
     known : the recordings already open (their paths)
+    regex, where : the selection (:func:`select`); a new file that cannot be read yet is tried again later
     """
 
-    def __init__(self, folders, known=()):
+    def __init__(self, folders, known=(), regex: str | None = None, where: str | None = None):
         self.folders = [Path(f) for f in folders]
         self._known = {os.path.realpath(p) for p in known}
+        self.regex, self.where = regex, where
+
+    def _accepted(self, path: str) -> bool | None:
+        """Whether a new recording is selected; None when it cannot be read yet."""
+        if not self.regex and not self.where:
+            return True
+        try:
+            return bool(choose([path], self.regex, self.where))
+        except ValueError:
+            return False
+        except (RecordingError, OSError):
+            return None
 
     def poll(self) -> list[str]:
-        """New ``*.gda`` files since the last call (a folder that cannot be listed now is skipped)."""
+        """New selected ``*.gda`` files since the last call (a folder that cannot be listed now is skipped)."""
         new = []
         for f in self.folders:
             try:
@@ -200,8 +214,13 @@ class FolderWatch:
                 continue
             for p in found:
                 key = os.path.realpath(p)
-                if key not in self._known:
-                    self._known.add(key)
+                if key in self._known:
+                    continue
+                ok = self._accepted(p)
+                if ok is None:
+                    continue
+                self._known.add(key)
+                if ok:
                     new.append(p)
         return new
 
