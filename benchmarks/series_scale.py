@@ -28,7 +28,7 @@ from pathlib import Path
 _CHILD = r"""
 import json, sys
 from gda_gl.bench.scale import explorer_frames, peak_mb
-from gda_gl.state import ViewState
+from gda_gl.compose.state import ViewState
 t0, path, series = float(sys.argv[1]), sys.argv[2], sys.argv[3].split(",") if sys.argv[3] else []
 out = explorer_frames(path, t0, ViewState(series=tuple(series) if series else None), ("epoch", "forward_passes"))
 out["peak_mb"] = peak_mb()

@@ -1,6 +1,6 @@
 """``python -m gda_gl`` is the ``gda-gl`` command."""
 
-from gda_gl.cli import main
+from .cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

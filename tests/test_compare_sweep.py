@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from gda_gl.comparefig import grid_shape
-from gda_gl.compare import hyperparameters, unique_names, varying
-from gda_gl.style import run_color
+from gda_gl.gl.comparefig import grid_shape
+from gda_gl.compose.compare import hyperparameters, unique_names, varying
+from gda_gl.compose.style import run_color
 from recorder.store import RecordingWriter
 
 GRID = np.linspace(0.0, 2.0, 9)
@@ -101,11 +101,12 @@ def test_helpers_on_their_own():
 @pytest.mark.gl
 def test_thirty_overlaid_runs_keep_legend_and_title_inside_the_canvas(sweep):
     """The window with 30 runs open: the legend ran off the bottom of the plot, the title off its right edge."""
-    from gda_gl.cli import load_runs
-    from gda_gl.export import Offscreen
-    from gda_gl.overlays import text_boxes
-    from gda_gl.render import CurveRenderer, figure_layout
-    from gda_gl.state import ViewState
+    from gda_gl.session.open import load_runs
+    from gda_gl.gl.export import Offscreen
+    from gda_gl.gl.overlays import text_boxes
+    from gda_gl.gl.render import CurveRenderer
+    from gda_gl.compose.layout import figure_layout
+    from gda_gl.compose.state import ViewState
 
     runs = load_runs([str(p) for p in sweep])
     try:

@@ -17,9 +17,10 @@ import pytest
 from conftest import ROOT, run_cli, write_synthetic
 from gda_gl.explorer.animation import ANIMATION_S
 from gda_gl.explorer.controller import ExplorerController
-from gda_gl.explorer.follow import Follower
-from gda_gl.scene import RunData
-from gda_gl.state import ViewState
+from gda_gl.session.follow import Follower
+from gda_gl.compose.scene import RunData
+from gda_gl.compose.state import ViewState
+from gda_gl.session.files import save_state
 from recorder import schema
 from recorder.store import Recording
 
@@ -141,7 +142,7 @@ def test_highlight_filter_and_next_previous_match(tmp_path):
     c.state.update(selected=0)
     assert c.jump_match(-1) is None
     with pytest.raises(ValueError, match="unknown filter"):
-        from gda_gl.scene import highlight_mask
+        from gda_gl.compose.scene import highlight_mask
 
         highlight_mask(d, "nonsense")
 
@@ -275,7 +276,7 @@ def test_compare_png_stacks_runs_and_state_file_reproduces_a_view(tmp_path):
     assert blue[:300].sum() > 50 and red[300:].sum() > 50  # one band per run, each in its colour
     assert (img[300 - 14:300] < 200).sum() > 100 and (img[600 - 14:] < 200).sum() > 100  # both x labels
     st = ViewState(x_range=(10.0, 30.0), log_y=True, color_by="efficiency")
-    st.save(tmp_path / "view.json")
+    save_state(st, tmp_path / "view.json")
     r1 = run_cli("render", a, "-o", tmp_path / "s.png", "--size", "400x300", "--state", tmp_path / "view.json")
     r2 = run_cli("render", a, "-o", tmp_path / "r.png", "--size", "400x300", "--range", "10:30", "--log",
                  "--color-by", "efficiency")

@@ -17,10 +17,10 @@ import pytest
 from conftest import write_synthetic
 from gda_gl.explorer.animation import ANIMATION_S, interpolate_view
 from gda_gl.explorer.controller import ZOOM_OUT_LIMIT, ExplorerController
-from gda_gl.explorer.follow import Follower
-from gda_gl.scene import RUN_COLORS, RunData
-from gda_gl.state import ViewState
-from gda_gl.view import View
+from gda_gl.session.follow import Follower
+from gda_gl.compose.scene import RUN_COLORS, RunData
+from gda_gl.compose.state import ViewState
+from gda_gl.compose.view import View
 from recorder.store import Recording
 
 
@@ -306,7 +306,7 @@ def test_one_input_table_feeds_dispatch_help_and_readme():
     import re
 
     from conftest import ROOT
-    from gda_gl import overlays
+    from gda_gl.gl import overlays
     from gda_gl.explorer import inputmap
 
     from gda_gl.explorer.frame_draw import overlay_spec
@@ -315,7 +315,7 @@ def test_one_input_table_feeds_dispatch_help_and_readme():
     assert all(b.label in overlays.help_text(inputmap.HELP_KEYS) for b in inputmap.BINDINGS)
     c = ExplorerController([], ViewState())
     c.show_help = True
-    from gda_gl.frame import Frame
+    from gda_gl.compose.frame import Frame
 
     assert overlay_spec(c, c.state, Frame(origin=(0.0, 0.0)), []).help_rows == inputmap.HELP_KEYS
     bound = inputmap.key_names()

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import parabola_phi, write_synthetic
-from gda_gl.scene import RunData
-from gda_gl.ticks import format_ticks, linear_ticks, log_ticks
+from gda_gl.compose.scene import RunData
+from gda_gl.compose.ticks import format_ticks, linear_ticks, log_ticks
 from recorder import schema
 from recorder.store import Iterations, Recording, RecordingWriter
 
@@ -180,10 +180,11 @@ def test_status_line_follows_the_drawn_view_after_a_zoom(tmp_path):
 @pytest.mark.gl
 @pytest.mark.parametrize("size", [(420, 320), (646, 186), (1246, 290), (900, 400)])
 def test_details_text_never_overlaps_and_stays_inside(tmp_path_factory, size):
-    from gda_gl.detail import draw_detail
-    from gda_gl.export import Offscreen
-    from gda_gl.overlays import text_boxes
-    from gda_gl.render import CurveRenderer, Layout
+    from gda_gl.gl.detail import draw_detail
+    from gda_gl.gl.export import Offscreen
+    from gda_gl.gl.overlays import text_boxes
+    from gda_gl.gl.render import CurveRenderer
+    from gda_gl.compose.layout import Layout
 
     p = tmp_path_factory.getbasetemp() / "detail.gda"
     if not p.exists():
@@ -231,10 +232,10 @@ def test_x_exports_the_view_as_png_and_the_visible_rows_as_csv(tmp_path):
 
 def test_details_view_is_a_frame_drawn_by_the_same_renderer(tmp_path):
     """compose_detail is compute only: it returns a View and a Frame (no GL), which draw_frame draws."""
-    from gda_gl.detail import compose_detail
-    from gda_gl.render import Layout
-    from gda_gl.scene import Frame
-    from gda_gl.view import View
+    from gda_gl.compose.detail import compose_detail
+    from gda_gl.compose.layout import Layout
+    from gda_gl.compose.scene import Frame
+    from gda_gl.compose.view import View
 
     grid = np.linspace(0, 2, 9)
     n = 5

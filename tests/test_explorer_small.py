@@ -19,7 +19,7 @@ import pytest
 from conftest import write_synthetic
 from gda_gl.explorer.controller import ExplorerController
 from gda_gl.explorer.navigation import MIN_WIDTH
-from gda_gl.scene import RunData
+from gda_gl.compose.scene import RunData
 from recorder.store import Recording
 
 

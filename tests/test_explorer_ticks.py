@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pytest
 
-from gda_gl.ticks import colorbar_labels, format_position, format_ticks, linear_ticks
+from gda_gl.compose.ticks import colorbar_labels, format_position, format_ticks, linear_ticks
 
 FIXED = re.compile(r"-?\d{1,3}(,\d{3})*(\.\d+)?")
 
@@ -96,7 +96,7 @@ def test_colour_bar_labels_of_a_plain_range_are_its_ticks():
 
 def test_a_label_at_the_edge_is_moved_inside_not_clipped():
     """The last overview tick ('10,000,000' centred on the plot's right end) was cut to '10,000,00'."""
-    from gda_gl.textlayer import TextLayer
+    from gda_gl.compose.textlayer import TextLayer
 
     def ink(x):
         t = TextLayer(300, 60)
@@ -113,9 +113,9 @@ def test_a_label_at_the_edge_is_moved_inside_not_clipped():
 
 @pytest.mark.gl
 def test_last_overview_tick_of_a_run_ending_at_1e7_is_whole(tmp_path):
-    from gda_gl.export import render_image
-    from gda_gl.scene import RunData
-    from gda_gl.state import ViewState
+    from gda_gl.gl.export import render_image
+    from gda_gl.compose.scene import RunData
+    from gda_gl.compose.state import ViewState
     from recorder.store import Recording, RecordingWriter
 
     grid = np.linspace(0.0, 2.0, 8)
@@ -135,10 +135,10 @@ def test_last_overview_tick_of_a_run_ending_at_1e7_is_whole(tmp_path):
 @pytest.mark.gl
 def test_colour_bar_over_a_constant_lr_says_its_value(tmp_path, monkeypatch):
     """Issue 17.5, drawn: colour by SGD's constant lr 0.05 labels the bar '0.05', not '500010e-7'."""
-    from gda_gl import textlayer
-    from gda_gl.export import render_image
-    from gda_gl.scene import RunData
-    from gda_gl.state import ViewState
+    from gda_gl.compose import textlayer
+    from gda_gl.gl.export import render_image
+    from gda_gl.compose.scene import RunData
+    from gda_gl.compose.state import ViewState
     from recorder.store import Recording, RecordingWriter
 
     grid = np.linspace(0.0, 2.0, 8)

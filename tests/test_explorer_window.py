@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, write_synthetic
+from gda_gl.session.files import load_state
 
 DRIVER = Path(__file__).parent / "helpers" / "qt_drive.py"
 
@@ -159,9 +160,8 @@ def test_closing_a_window_with_state_exits_0_and_saves(tmp_path):
                           "--state", str(state), str(p), "--exit-after", "2"],
                          capture_output=True, text=True, timeout=120, env=env, cwd=str(ROOT))
     assert res.returncode == 0, res.stderr[-2000:]
-    from gda_gl.state import ViewState
 
-    assert ViewState.load(state).x_range is not None
+    assert load_state(state).x_range is not None
 
 
 def test_side_panel_follows_the_selected_run_not_only_the_step(drive):

@@ -471,12 +471,12 @@ def test_unwritable_place_is_refused_before_drawing(good_template, tmp_path, cap
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)], capture_output=True).returncode:
         pytest.skip("cannot mount a read-only tmpfs here")
     try:
-        import gda_gl.cli as cli
+        import gda_gl.session.open as opener
 
         def no_drawing(*a, **k):
             raise AssertionError("loaded the runs before checking the output")
 
-        monkeypatch.setattr(cli, "load_runs", no_drawing)
+        monkeypatch.setattr(opener, "load_runs", no_drawing)
         rc, _, err = _run(["render", str(good_template), "-o", str(ro / "x.png")], capsys)
         assert rc == 2 and "cannot be written" in err and len(err.strip().splitlines()) == 1
     finally:

@@ -571,7 +571,7 @@ def test_overview_of_a_consistent_bomb_reads_buckets_bounded_by_pixels(tmp_path,
 def test_render_draws_65536_alphas_and_refuses_huge_images(tmp_path, capsys):
     """Item 3: a valid recording with 65,536 alphas made ``render`` take 24 s and 4.1 GB, then fail with
     GL_OUT_OF_MEMORY; ``--size 16384x16384`` reached 4.27 GB.  Drawing is now bounded by pixels along alpha
-    (gda_gl.scene.drawn_columns, the pyramid past a budget of samples): the whole run, a zoom and the
+    (gda_gl.compose.scene.drawn_columns, the pyramid past a budget of samples): the whole run, a zoom and the
     details view render; an image larger than the pixel budget is refused in one line."""
     k = 65536
     p = tmp_path / "wide.gda"

@@ -40,12 +40,15 @@ def test_wheel_ships_shaders_and_loader_finds_them(tmp_path):
     expected = sorted(f"gda_gl/shaders/{p.name}" for p in (ROOT / "shaders").glob("*.glsl"))
     assert shaders == expected and shaders
     assert any(n.startswith("recorder/") for n in names)
+    # every product module ships (a folder name matching .gitignore, e.g. runs/, would silently drop one)
+    sources = {f.relative_to(ROOT).as_posix() for pkg in ("gda_gl", "recorder") for f in (ROOT / pkg).rglob("*.py")}
+    assert sorted(sources - set(names)) == []
     # the benchmark suites ship inside the package; the repository's benchmarks/ does not
     assert "gda_gl/bench/runner.py" in names and "gda_gl/bench/scale.py" in names
     assert not [n for n in names if n.startswith("benchmarks/")]
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    code = ("import gda_gl.shaders as s; print(s.shader_dir()); "
+    code = ("import gda_gl.gl.shaders as s; print(s.shader_dir()); "
             "print(len(s.build('view.glsl')))")
     out = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {code}"],
                          capture_output=True, text=True, cwd=str(tmp_path), check=True)
@@ -94,20 +97,43 @@ def _imports_with_relative(path: Path, package: str) -> set[str]:
     return names
 
 
-def test_the_engine_imports_no_ui_and_the_recorder_no_engine():
-    """One-way layers: recorder -> engine (gda_gl: compose, render, GL) -> UI (explorer, notebook, Qt)."""
-    ui = ("gda_gl.explorer", "gda_gl.notebook", "PyQt6", "ipywidgets", "jupyter_rfb")
-    ui_side = {"cli.py", "demo.py", "__main__.py"}  # entry points that start the UI
+#: What each folder of the product may not import (one-way layers, bottom to top):
+#: recorder -> gda_gl.compose (numpy only) -> gda_gl.gl (draws what compose returns) -> gda_gl.session (opening,
+#: following, files, error wording) -> the faces (cli, explorer, notebook; bench is run by the cli).
+_FACES = ("gda_gl.cli", "gda_gl.explorer", "gda_gl.notebook", "gda_gl.bench")
+_UI = ("PyQt6", "ipywidgets", "jupyter_rfb", "anywidget")
+FORBIDDEN = {
+    "recorder": ("gda_gl", "vispy", "OpenGL", *_UI),
+    "gda_gl/compose": ("gda_gl.gl", "gda_gl.session", *_FACES, "vispy.gloo", "vispy.app", "OpenGL", *_UI),
+    "gda_gl/gl": ("gda_gl.session", *_FACES, *_UI),
+    "gda_gl/session": (*_FACES, *_UI),
+    "gda_gl/explorer": ("gda_gl.cli", "gda_gl.notebook", "gda_gl.bench", "ipywidgets", "jupyter_rfb"),
+    "gda_gl/notebook": ("gda_gl.cli", "gda_gl.bench", "PyQt6"),
+}
+
+
+def _package_of(f: Path) -> str:
+    rel = f.relative_to(ROOT).with_suffix("")
+    return ".".join(rel.parts[:-1])
+
+
+def test_every_folder_imports_only_the_layers_below_it():
+    """One-way layers by folder, imports inside functions included."""
     offenders = []
-    for f in sorted((ROOT / "gda_gl").glob("*.py")) + sorted((ROOT / "gda_gl" / "gl").glob("*.py")):
-        if f.name in ui_side:
-            continue
-        pkg = "gda_gl.gl" if f.parent.name == "gl" else "gda_gl"
-        bad = {m for m in _imports_with_relative(f, pkg) if m.startswith(ui)}
-        if bad:
-            offenders.append(f"{f.relative_to(ROOT)}: {', '.join(sorted(bad))}")
-    for f in sorted((ROOT / "recorder").rglob("*.py")):
-        bad = {m for m in _imports_with_relative(f, "recorder") if m.split(".")[0] in ("gda_gl", "vispy", "OpenGL")}
-        if bad:
-            offenders.append(f"{f.relative_to(ROOT)}: {', '.join(sorted(bad))}")
+    for folder, banned in FORBIDDEN.items():
+        files = sorted((ROOT / folder).rglob("*.py"))
+        assert files, folder
+        for f in files:
+            bad = {m for m in _imports_with_relative(f, _package_of(f))
+                   if any(m == b or m.startswith(b + ".") for b in banned)}
+            if bad:
+                offenders.append(f"{f.relative_to(ROOT)}: {', '.join(sorted(bad))}")
     assert offenders == []
+
+
+def test_gda_gl_has_only_the_layer_folders_at_its_top():
+    """No module beside the layers but the package's own entry points."""
+    top = sorted(f.name for f in (ROOT / "gda_gl").glob("*.py"))
+    assert top == ["__init__.py", "__main__.py"]
+    folders = sorted(d.name for d in (ROOT / "gda_gl").iterdir() if (d / "__init__.py").exists())
+    assert folders == ["bench", "cli", "compose", "explorer", "gl", "notebook", "session"]

@@ -8,8 +8,8 @@ import pytest
 from conftest import write_synthetic
 from gda_gl.explorer.controller import ExplorerController
 from gda_gl.explorer.picking import BEYOND_PENALTY_PX, HOVER_PX, hover_text
-from gda_gl.scene import RunData
-from gda_gl.state import ViewState
+from gda_gl.compose.scene import RunData
+from gda_gl.compose.state import ViewState
 from recorder import stepgeom
 from recorder.store import Recording
 

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from conftest import parabola_phi, run_cli, write_synthetic
-from gda_gl.lod import envelope_reference
-from gda_gl.render import CurveRenderer, Layout
-from gda_gl.scene import RunData, transform_y
+from gda_gl.compose.lod import envelope_reference
+from gda_gl.gl.render import CurveRenderer
+from gda_gl.compose.layout import Layout
+from gda_gl.compose.scene import RunData, transform_y
 from recorder import pyramid
-from gda_gl.state import ViewState
+from gda_gl.compose.state import ViewState
 from recorder.store import Iterations, Recording, RecordingWriter
 
 pytestmark = pytest.mark.gl
@@ -25,7 +26,7 @@ REGEN = os.environ.get("GDA_GL_REGEN_GOLDEN") == "1"
 
 @pytest.fixture(scope="module")
 def target():
-    from gda_gl.export import Offscreen
+    from gda_gl.gl.export import Offscreen
 
     t = Offscreen(W, H)
     with t:
@@ -363,7 +364,7 @@ def test_live_extension_equals_a_fresh_build():
 
 
 def test_text_layer_cached_labels_equal_the_plain_pillow_twin():
-    from gda_gl.textlayer import TextLayer
+    from gda_gl.compose.textlayer import TextLayer
 
     t = TextLayer(640, 360)
     for i in range(12):
@@ -379,7 +380,7 @@ def test_text_layer_cached_labels_equal_the_plain_pillow_twin():
 
 
 def test_ema_smoothing_equals_a_plain_loop_and_is_drawn(target):
-    from gda_gl.scene import compose, ema
+    from gda_gl.compose.scene import compose, ema
 
     rng = np.random.default_rng(3)
     v = rng.random(50)
@@ -407,7 +408,7 @@ def test_ema_smoothing_equals_a_plain_loop_and_is_drawn(target):
 def test_a_dense_alpha_grid_is_thinned_to_the_pixels_and_stays_on_the_curve():
     """Issue 21.3: a frame's work along alpha is bounded by pixels (65,536 alphas made render run out of
     memory); the drawn samples are grid samples, the accepted step's end among them."""
-    from gda_gl.scene import SAMPLES_PER_PX, compose, drawn_columns
+    from gda_gl.compose.scene import SAMPLES_PER_PX, compose, drawn_columns
 
     k = 8193
     grid = np.linspace(0.0, 2.0, k)

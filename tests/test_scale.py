@@ -464,7 +464,7 @@ def test_temp_files_of_writers_that_died_while_creating_are_removed(tmp_path):
 
 def test_compare_row_from_the_pyramid_equals_the_row_from_every_row(tmp_path):
     """compare's fast path (the whole-run bucket) against its plain twin over every row."""
-    from gda_gl.compare import run_summary, summary_from_bucket
+    from gda_gl.compose.compare import run_summary, summary_from_bucket
 
     rng = np.random.default_rng(12)
     n, k = 7000, 6

@@ -475,7 +475,7 @@ def test_log_many_and_single_points_keep_their_order(tmp_path):
 
 
 def test_info_lists_series_and_config(tmp_path):
-    from gda_gl.summary import info_text
+    from gda_gl.compose.summary import info_text
 
     p = tmp_path / "i.gda"
     with RecordingWriter(p, GRID, {"name": "i"}) as w:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gda_gl import seriesview
-from gda_gl.render import figure_layout
-from gda_gl.scene import RunData
-from gda_gl.state import ViewState
+from gda_gl.compose import seriesview
+from gda_gl.compose.layout import figure_layout
+from gda_gl.compose.scene import RunData
+from gda_gl.compose.state import ViewState
 from recorder.store import Recording, RecordingWriter
 
 GRID = np.linspace(0.0, 2.0, 9)
@@ -38,8 +38,8 @@ def long_run(tmp_path_factory):
 
 
 def _image(runs, state, size=(900, 600)):
-    from gda_gl.export import Offscreen
-    from gda_gl.render import CurveRenderer
+    from gda_gl.gl.export import Offscreen
+    from gda_gl.gl.render import CurveRenderer
 
     target = Offscreen(*size)
     with target:
@@ -118,8 +118,8 @@ from PyQt6 import QtCore, QtWidgets
 app = QtWidgets.QApplication([])
 from gda_gl.explorer.controller import ExplorerController
 from gda_gl.explorer.serieslist import SeriesList
-from gda_gl.scene import RunData
-from gda_gl.state import ViewState
+from gda_gl.compose.scene import RunData
+from gda_gl.compose.state import ViewState
 from recorder.store import Recording
 rec = Recording(sys.argv[1])
 c = ExplorerController([RunData.from_recording(rec)], ViewState())
@@ -184,8 +184,8 @@ from PyQt6 import QtWidgets
 app = QtWidgets.QApplication([])
 from gda_gl.explorer.axischoice import AxisChoice
 from gda_gl.explorer.controller import ExplorerController
-from gda_gl.scene import RunData
-from gda_gl.state import ViewState
+from gda_gl.compose.scene import RunData
+from gda_gl.compose.state import ViewState
 from recorder.store import Recording
 rec = Recording(sys.argv[1])
 c = ExplorerController([RunData.from_recording(rec)], ViewState())

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from gda_gl import shaders
+from gda_gl.gl import shaders
 from gda_gl.gl.programs import PROGRAM_VALUES
 
 PROGRAMS = ["segment", "rect", "marker", "overlay", "polyline"]

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gda_gl.compare import run_summary, summary_from_bucket
-from gda_gl.detail import compose_detail, detail_numbers
-from gda_gl.render import Layout
-from gda_gl.scene import RunData, compose
-from gda_gl.state import ViewState
+from gda_gl.compose.compare import run_summary, summary_from_bucket
+from gda_gl.compose.detail import compose_detail, detail_numbers
+from gda_gl.compose.layout import Layout
+from gda_gl.compose.scene import RunData, compose
+from gda_gl.compose.state import ViewState
 from recorder import pyramid, stepgeom
 from recorder.store import Recording, RecordingWriter
 from recorder.window import RunWindows

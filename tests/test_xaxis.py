@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from conftest import run_cli
-from gda_gl import xaxis
-from gda_gl.scene import RunData, compose, runs_x_span
-from gda_gl.state import ViewState
+from gda_gl.compose import xaxis
+from gda_gl.compose.scene import RunData, compose, runs_x_span
+from gda_gl.compose.state import ViewState
 from recorder.store import Recording, RecordingWriter
 
 GRID = np.linspace(0.0, 2.0, 9)

@@ -78,7 +78,7 @@ def gl_info() -> dict:
     """Open the offscreen target, draw and read one small frame; say which GL driver did it."""
     from vispy import gloo
 
-    from gda_gl.export import Offscreen
+    from gda_gl.gl.export import Offscreen
 
     t0 = time.perf_counter()
     target = Offscreen(64, 64)
@@ -103,10 +103,12 @@ def render(json_path: str | None, tiny: bool, png: str | None) -> dict:
 
     from gda_gl.bench.common import timeit
     from gda_gl.bench.render import _first_frame, _synthetic, lod_off_frame
-    from gda_gl.export import Offscreen, save_png
-    from gda_gl.render import CurveRenderer, Layout
-    from gda_gl.scene import RunData
-    from gda_gl.state import ViewState
+    from gda_gl.gl.export import Offscreen
+    from gda_gl.session.files import save_png
+    from gda_gl.gl.render import CurveRenderer
+    from gda_gl.compose.layout import Layout
+    from gda_gl.compose.scene import RunData
+    from gda_gl.compose.state import ViewState
 
     target = Offscreen(W, H)
     out: dict = {"renderer": target.renderer_info(), "frame": f"{W}x{H}", "rows": [], "notes": []}

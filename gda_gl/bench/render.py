@@ -106,10 +106,11 @@ def _first_frame(tmp: Path, env: dict | None = None, timeout: float | None = Non
 
 
 def run(quick: bool = False) -> dict:
-    from gda_gl.export import Offscreen
-    from gda_gl.render import CurveRenderer, Layout
-    from gda_gl.scene import RunData
-    from gda_gl.state import ViewState
+    from gda_gl.gl.export import Offscreen
+    from gda_gl.gl.render import CurveRenderer
+    from gda_gl.compose.layout import Layout
+    from gda_gl.compose.scene import RunData
+    from gda_gl.compose.state import ViewState
 
     target = Offscreen(W, H)
     info = target.renderer_info()

@@ -99,10 +99,10 @@ def explorer_frames(path: str, t0: float, state=None, axes: tuple[str, ...] = ()
     for each of ``axes`` the time from switching the x axis to its first frame."""
     from gda_gl.explorer import controller as ctl
     from gda_gl.explorer.animation import ANIMATION_S
-    from gda_gl.export import Offscreen
-    from gda_gl.render import CurveRenderer
-    from gda_gl.scene import RunData
-    from gda_gl.state import ViewState
+    from gda_gl.gl.export import Offscreen
+    from gda_gl.gl.render import CurveRenderer
+    from gda_gl.compose.scene import RunData
+    from gda_gl.compose.state import ViewState
     from recorder.store import Recording
 
     run = RunData.from_recording(Recording(path))

@@ -3,13 +3,13 @@
 Why Qt (PyQt6, the ``gui`` extra) and not glfw: the panels need real widgets
 (combo boxes, spin boxes, check boxes, a run list, a status bar); glfw only
 gives a GL surface and key/mouse callbacks.  VisPy embeds its canvases in Qt
-natively.  Every widget edits the one :class:`~gda_gl.state.ViewState`; the
+natively.  Every widget edits the one :class:`~gda_gl.compose.state.ViewState`; the
 panel (:mod:`.panel`) observes it (and the controller's growth of live runs), so
 keys, mouse and widgets never drift apart.
 
 Ownership: :func:`build_window` opens the recordings, builds the controller
 (which gets the runs, never opens files) and, with ``--follow``, the live-source
-:class:`~gda_gl.explorer.follow.Follower`; the window owns the follower and the
+:class:`~gda_gl.session.follow.Follower`; the window owns the follower and the
 recordings and closes them.
 
 Layout: a horizontal splitter with [main canvas over details canvas] on the
@@ -25,6 +25,8 @@ import math
 import sys
 from pathlib import Path
 
+from gda_gl.session.files import load_state, save_state
+
 log = logging.getLogger(__name__)
 
 __all__ = ["run_viewer", "build_window", "ExplorerWindow"]
@@ -37,11 +39,12 @@ def _qt():
 
 
 def _detail_canvas(controller, parent):
-    """Second canvas: the selected line search (details on demand), drawn by :func:`gda_gl.detail.draw_detail`."""
+    """Second canvas: the selected line search (details on demand), drawn by :func:`gda_gl.gl.detail.draw_detail`."""
     from vispy import app, gloo
 
-    from ..detail import draw_detail
-    from ..render import CurveRenderer, Layout
+    from gda_gl.gl.detail import draw_detail
+    from gda_gl.gl.render import CurveRenderer
+    from gda_gl.compose.layout import Layout
 
     ctrl = controller
 
@@ -60,7 +63,7 @@ def _detail_canvas(controller, parent):
             k = ctrl.state.selected
             gloo.set_viewport(0, 0, w, h)
             if run is None:
-                from ..textlayer import TextLayer
+                from gda_gl.compose.textlayer import TextLayer
 
                 gloo.set_clear_color("white")
                 gloo.clear(color=True)
@@ -116,7 +119,7 @@ class ExplorerWindow:
     state_file : where S / ctrl+S saves the view state (``--state``); without it, S saves to
         ``default_state_file`` (``NAME.view.json`` beside the first run) and keeps saving there
     default_state_file : where S saves without ``--state``
-    follower : the live sources (:class:`~gda_gl.explorer.follow.Follower`); the window owns and closes it
+    follower : the live sources (:class:`~gda_gl.session.follow.Follower`); the window owns and closes it
     """
 
     def __init__(self, ctrl, fps: bool = False, state_file: str | None = None, follower=None,
@@ -274,7 +277,7 @@ class ExplorerWindow:
         msg = None
         for path in targets:
             try:
-                saved = self.ctrl.state.save(path)
+                saved = save_state(self.ctrl.state, path)
             except OSError as exc:
                 msg = f"cannot save the view state to {path}: {exc}"
                 log.warning("%s", msg)
@@ -298,17 +301,17 @@ class ExplorerWindow:
 def build_window(paths: list[str], follow: bool = False, state_file: str | None = None,
                  fps: bool = False) -> ExplorerWindow:
     """Open the recordings and build the window (not shown).  With ``follow``, missing files are waited for."""
-    from ..gl.backend import use_backend
+    from gda_gl.gl.backend import use_backend
 
     use_backend(offscreen=False)
     from vispy import app
 
     from recorder.store import Recording
 
-    from ..scene import RUN_COLORS, RunData
-    from ..state import ViewState
+    from gda_gl.compose.scene import RUN_COLORS, RunData
+    from gda_gl.compose.state import ViewState
     from .controller import ExplorerController
-    from .follow import Follower
+    from gda_gl.session.follow import Follower
 
     app.use_app().create()
     recs, pending = [], []
@@ -325,7 +328,7 @@ def build_window(paths: list[str], follow: bool = False, state_file: str | None 
         raise
     # windows onto the recordings: nothing is read until a frame asks for it (runs of any length)
     runs = [RunData.from_recording(rec, color=RUN_COLORS[i % len(RUN_COLORS)]) for i, rec in enumerate(recs)]
-    state = ViewState.load(state_file) if state_file and Path(state_file).exists() else ViewState()
+    state = load_state(state_file) if state_file and Path(state_file).exists() else ViewState()
     if follow:
         state.follow = True
     ctrl = ExplorerController(runs, state)

@@ -1,6 +1,6 @@
 """The x-axis choice of the control panel (Qt): iteration, epoch, samples seen, wall time, forward passes.
 
-Axes a visible run cannot provide (no wall time, no samples per step: :func:`gda_gl.xaxis.unavailable`)
+Axes a visible run cannot provide (no wall time, no samples per step: :func:`gda_gl.compose.xaxis.unavailable`)
 are greyed out, with the reason as their tooltip.  Choosing an axis calls
 :meth:`~gda_gl.explorer.navigation.Navigator.set_x_axis` (the whole run on the new axis).
 """
@@ -28,7 +28,7 @@ class AxisChoice:
         """One item per axis; unavailable ones disabled with their reason (signals blocked)."""
         from PyQt6 import QtCore
 
-        from ..xaxis import AXES, AXIS_TITLES, unavailable
+        from gda_gl.compose.xaxis import AXES, AXIS_TITLES, unavailable
 
         self.axes = list(AXES)
         self.widget.blockSignals(True)

@@ -6,7 +6,7 @@ view it drew (``CurveRenderer.last_view``) to the controller
 (``controller.drawn_view``), so hover, clicks and the status line map pixels
 through what is on screen.  Animations redraw until the controller has handed
 out the target; a timer polls the live sources (a
-:class:`~gda_gl.explorer.follow.Follower`, owned by the window) every 0.2 s.
+:class:`~gda_gl.session.follow.Follower`, owned by the window) every 0.2 s.
 
 Keys go through the input map (:func:`gda_gl.explorer.inputmap.dispatch`);
 commands owned outside the controller (``export`` here, ``save_state`` added by
@@ -23,8 +23,8 @@ from pathlib import Path
 
 from vispy import app
 
-from ..overlays import Overlays, OverlaySpec
-from ..render import CurveRenderer
+from gda_gl.gl.overlays import Overlays, OverlaySpec
+from gda_gl.gl.render import CurveRenderer
 from . import inputmap, picking
 from .controller import ExplorerController
 from .export import export_controller_view
@@ -43,7 +43,7 @@ class ExplorerCanvas(app.Canvas):
     controller : the explorer's controller
     poll_s : how often the live sources are polled
     fps : show the frame-time readout from the start (key R toggles it)
-    follower : the live sources (:class:`~gda_gl.explorer.follow.Follower`) to poll, if any
+    follower : the live sources (:class:`~gda_gl.session.follow.Follower`) to poll, if any
     """
 
     def __init__(self, controller: ExplorerController, poll_s: float = 0.2, fps: bool = False,

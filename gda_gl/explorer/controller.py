@@ -1,6 +1,6 @@
 """Interaction logic of the explorer: the view state, zoom and pan, selection, filters. No GL, no toolkit.
 
-The controller owns the :class:`~gda_gl.state.ViewState` (the single source of
+The controller owns the :class:`~gda_gl.compose.state.ViewState` (the single source of
 truth the canvas and the panels observe) and the runs handed to it.  The rest
 of the explorer's logic lives in parts with one responsibility each:
 
@@ -17,7 +17,7 @@ moves towards it.  Two views, never mixed up:
 
 - the **target** (``state.x_range``): where an animation is going;
 - the **drawn view** (:attr:`ExplorerController.drawn_view`, a
-  :class:`~gda_gl.view.View` set by the canvas after every frame from
+  :class:`~gda_gl.compose.view.View` set by the canvas after every frame from
   ``CurveRenderer.last_view``): what is on screen.  Every pixel -> data mapping
   (hover, click, box zoom, status line) uses it.
 
@@ -42,9 +42,10 @@ from typing import Callable
 
 import numpy as np
 
-from .. import seriesview
-from ..scene import RunData
-from ..state import COLOR_BY_CHOICES, ViewState
+from gda_gl.compose import seriesview
+from gda_gl.compose.scene import RunData
+from gda_gl.compose.state import COLOR_BY_CHOICES, ViewState
+from gda_gl.compose.detail import detail_numbers
 from . import export, filters, inputmap, picking
 from .navigation import MIN_WIDTH, ZOOM_OUT_LIMIT, Navigator
 
@@ -170,9 +171,7 @@ class ExplorerController(Navigator):
         return None
 
     def details(self) -> dict | None:
-        """Numbers of the selected line search (see :func:`gda_gl.detail.detail_numbers`)."""
-        from ..detail import detail_numbers
-
+        """Numbers of the selected line search (see :func:`gda_gl.compose.detail.detail_numbers`)."""
         run = self.selected_run_data()
         if run is None:
             return None
@@ -261,7 +260,7 @@ class ExplorerController(Navigator):
         self._matches.invalidate()
         self.request_redraw()
 
-    # -- series (drawn per gda_gl.seriesview.plan) ---------------------------------------
+    # -- series (drawn per gda_gl.compose.seriesview.plan) ---------------------------------------
     def series_shown(self) -> tuple[list[str], list[str]]:
         """(every series the runs hold, those drawn now)."""
         on_curve, panels = seriesview.plan(self.runs, self.state)

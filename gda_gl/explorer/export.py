@@ -1,6 +1,6 @@
 """Export from the explorer: the visible rows as CSV, the view as PNG (key X, File menu, ctrl+E).
 
-The PNG goes through :func:`gda_gl.export.save_png` (atomic write); the CSV
+The PNG goes through :func:`gda_gl.session.files.save_png` (atomic write); the CSV
 holds the rows of every visible run whose step ``[k, k+1)`` reaches into the
 drawn x range, read through the run's windows (runs of any length), with the
 names of code columns (step class, probe status) after the columns.
@@ -19,8 +19,8 @@ import numpy as np
 
 from recorder.stats import CLASS_NAMES, STATUS_NAMES
 
-from ..scene import RunData
-from ..view import View
+from gda_gl.compose.scene import RunData
+from gda_gl.compose.view import View
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def export_view(render: Callable[[], np.ndarray], write_csv: Callable[[Path], in
     str
         a status message naming both files, or saying why the export failed
     """
-    from ..export import save_png
+    from gda_gl.session.files import save_png
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     png = Path(folder) / f"gda_gl-view-{stamp}.png"

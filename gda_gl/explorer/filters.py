@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from ..scene import RunData, highlight_mask
-from ..view import View
+from gda_gl.compose.scene import RunData, highlight_mask
+from gda_gl.compose.view import View
 
 __all__ = ["HIGHLIGHTS", "MATCH_ROWS", "Matches", "summary"]
 

@@ -7,11 +7,11 @@ framebuffer of an EGL context).  One frame is
 
 1. the composition of the controller's *display* state (the animated x range; handing it out ends
    a finished flight, see :meth:`~gda_gl.explorer.navigation.Navigator.display_state`) drawn by
-   :class:`~gda_gl.render.CurveRenderer`;
+   :class:`~gda_gl.gl.render.CurveRenderer`;
 2. the view and Frame just drawn handed back to the controller
    (:meth:`~gda_gl.explorer.navigation.Navigator.set_drawn`), so picking, hover and the status line
    map pixels through what is on screen;
-3. the overlays (:class:`~gda_gl.overlays.Overlays`): owner lines, highlight rug, glyph legend,
+3. the overlays (:class:`~gda_gl.gl.overlays.Overlays`): owner lines, highlight rug, glyph legend,
    help, the box of a box zoom in progress, the frame-time readout.
 
 The caller owns the GL context, the renderer and the overlays (created inside that context), and
@@ -25,8 +25,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..frame import Frame
-from ..overlays import DETAIL_GLYPHS, OVERVIEW_GLYPHS, OverlaySpec
+from gda_gl.compose.frame import Frame
+from gda_gl.gl.overlays import DETAIL_GLYPHS, OVERVIEW_GLYPHS, OverlaySpec
 from .inputmap import HELP_KEYS
 
 log = logging.getLogger(__name__)
@@ -80,8 +80,8 @@ def draw_controller_frame(c, renderer, overlays, title: str | None = None, box=N
     Parameters
     ----------
     c : the explorer's controller; its ``size`` must be the framebuffer's size
-    renderer : a :class:`~gda_gl.render.CurveRenderer` of the current GL context
-    overlays : an :class:`~gda_gl.overlays.Overlays` of the current GL context
+    renderer : a :class:`~gda_gl.gl.render.CurveRenderer` of the current GL context
+    overlays : an :class:`~gda_gl.gl.overlays.Overlays` of the current GL context
     title : the title line (the live state of followed runs), None for the runs' own title
     box : a box zoom in progress (see :func:`overlay_spec`)
     frame_ms : recent frame times for the readout

@@ -24,6 +24,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Union
 
+from gda_gl.compose.xaxis import AXES, AXIS_TITLES, unavailable
+
 log = logging.getLogger(__name__)
 
 __all__ = ["Binding", "BINDINGS", "HELP_KEYS", "KEY_ACTIONS", "dispatch", "mouse_action", "key_names"]
@@ -127,8 +129,6 @@ def _follow(c):
 
 def _x_axis(c):
     """The next x axis every visible run can provide (iteration, epoch, samples, wall time, forward passes)."""
-    from ..xaxis import AXES, AXIS_TITLES, unavailable
-
     i = AXES.index(c.state.x_axis)
     for axis in AXES[i + 1:] + AXES[:i]:
         if not any(unavailable(r, axis) for r in c.visible_runs()):

@@ -16,12 +16,12 @@ import time
 from dataclasses import replace
 from typing import Callable
 
-from ..frame import Frame
-from ..render import Layout, figure_layout
-from .. import xaxis
-from ..scene import RunData, compose, runs_x_span
-from ..state import ViewState
-from ..view import View
+from gda_gl.compose.frame import Frame
+from gda_gl.compose.layout import Layout, figure_layout
+from gda_gl.compose import xaxis
+from gda_gl.compose.scene import RunData, compose, runs_x_span
+from gda_gl.compose.state import ViewState
+from gda_gl.compose.view import View
 from .animation import Flight
 
 __all__ = ["Navigator", "ZOOM_OUT_LIMIT", "MIN_WIDTH"]
@@ -74,7 +74,7 @@ class Navigator:
         return [r for r in self.runs if getattr(r, "visible", True)]
 
     def full_x_range(self) -> tuple[float, float]:
-        """The runs' whole x extent on the state's x axis (the composition's :func:`~gda_gl.scene.runs_x_span`)."""
+        """The runs' whole x extent on the state's x axis."""
         return runs_x_span(self.runs, self.state.x_axis)
 
     def _axis_map(self, run: RunData | None = None):
@@ -123,7 +123,7 @@ class Navigator:
         self._drawn = (view, None)
 
     def compose_for(self, state: ViewState) -> tuple[View, Frame]:
-        """The composition of ``state`` on this canvas (:func:`gda_gl.scene.compose`)."""
+        """The composition of ``state`` on this canvas (:func:`gda_gl.compose.scene.compose`)."""
         lay = self.layout
         return compose(self.runs, state, lay.plot, (lay.width, lay.height))
 

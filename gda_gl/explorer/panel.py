@@ -1,6 +1,6 @@
 """The explorer's control panel (Qt widgets): runs, colour-by, toggles, highlight, ranges, the selected step.
 
-Every widget edits the one :class:`~gda_gl.state.ViewState` through the
+Every widget edits the one :class:`~gda_gl.compose.state.ViewState` through the
 controller, and :meth:`ControlPanel.sync` sets every widget from the state
 (signals blocked, so it never feeds back).  The panel observes the state and
 the controller's growth of live runs.  Labels name the keys of the input map
@@ -27,7 +27,7 @@ TOGGLES = (("log_y", "log y (L)"), ("show_loose", "beyond the step, light arcs (
 
 
 def _value(v) -> str:
-    """One number as the details table writes it (``gda_gl.detail``): "n/a" for NaN, else 6 digits."""
+    """One number as the details table writes it (``gda_gl.compose.detail``): "n/a" for NaN, else 6 digits."""
     if isinstance(v, float):
         return "n/a" if not math.isfinite(v) else f"{v:.6g}"
     return str(v)
@@ -74,8 +74,8 @@ class ControlPanel:
     def _make_widgets(self) -> None:
         from PyQt6 import QtCore, QtWidgets
 
-        from ..scene import FILTER_HELP, RUN_COLORS
-        from ..state import COLOR_BY_CHOICES
+        from gda_gl.compose.scene import FILTER_HELP, RUN_COLORS
+        from gda_gl.compose.state import COLOR_BY_CHOICES
         from .filters import HIGHLIGHTS
         from .axischoice import AxisChoice
         from .serieslist import SeriesList

@@ -1,13 +1,13 @@
 """Picking: what drawn thing is under (or nearest to) a pixel, and the hover readout there.
 
-Compute only (numpy, no GL, no toolkit).  Picking reads the :class:`~gda_gl.frame.Frame` that was
-drawn, with the :class:`~gda_gl.view.View` it was drawn in, never the runs or the target of an
+Compute only (numpy, no GL, no toolkit).  Picking reads the :class:`~gda_gl.compose.frame.Frame` that was
+drawn, with the :class:`~gda_gl.compose.view.View` it was drawn in, never the runs or the target of an
 animation: a step can be picked exactly where its arc is on screen, and a readout names a point
 that is drawn.
 
 * Zoomed in, the candidates are the ``arcs`` segments and, when drawn, the ``beyond`` segments
   (which count :data:`BEYOND_PENALTY_PX` farther, so that a solid arc wins over a light one crossing
-  it).  Each segment carries its run, step and the alphas at its two ends (:class:`~gda_gl.frame.Ids`),
+  it).  Each segment carries its run, step and the alphas at its two ends (:class:`~gda_gl.compose.frame.Ids`),
   so the nearest point of the nearest segment gives the step and an alpha *on the drawn arc*.
 * Zoomed out, the candidates are the buckets of the classic curve and the envelope: the readout names
   the bucket's iterations and its loss range, never one step's alpha.
@@ -22,10 +22,10 @@ import math
 
 import numpy as np
 
-from ..frame import Frame
-from ..rundata import RunData
-from ..ticks import format_position
-from ..view import View, transform_y
+from gda_gl.compose.frame import Frame
+from gda_gl.compose.rundata import RunData
+from gda_gl.compose.ticks import format_position
+from gda_gl.compose.view import View, transform_y
 
 __all__ = ["PICK_PX", "HOVER_PX", "BEYOND_PENALTY_PX", "iteration_at", "nearest_arc", "bucket_at", "hover_info"]
 
@@ -36,7 +36,7 @@ BEYOND_PENALTY_PX = 5.0   # picking prefers solid arcs: a light part counts as t
 
 def iteration_at(runs: list[RunData], x: float, xmaps: dict | None = None) -> tuple[RunData, int] | None:
     """The run and iteration whose segment [k, k+1) contains x (first of ``runs`` that has one); ``xmaps``:
-    run index -> the drawn frame's :class:`~gda_gl.xaxis.AxisMap` when x is not in iterations."""
+    run index -> the drawn frame's :class:`~gda_gl.compose.xaxis.AxisMap` when x is not in iterations."""
     for i, run in enumerate(runs):
         xmap = (xmaps or {}).get(i)
         u = x if xmap is None else float(xmap.to_iter(x))
@@ -212,5 +212,5 @@ def _hover_main(info: dict) -> str:
 
 def format_x(x: float, resolution: float = 1e-4) -> str:
     """An x position (iterations): every digit of the integer part, the decimals a pixel of
-    ``resolution`` iterations resolves (:func:`gda_gl.ticks.format_position`)."""
+    ``resolution`` iterations resolves (:func:`gda_gl.compose.ticks.format_position`)."""
     return format_position(x, resolution)

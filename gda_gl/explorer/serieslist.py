@@ -1,6 +1,6 @@
 """The series list of the control panel (Qt): one check box per series the runs hold.
 
-A ticked series is drawn (:mod:`gda_gl.seriesview`: names with "loss" on the curve's axes, the
+A ticked series is drawn (:mod:`gda_gl.compose.seriesview`: names with "loss" on the curve's axes, the
 others in a panel each below it); double-clicking a series switches its panel's y axis between
 linear and log.  The list edits the view state through the controller
 (:meth:`~gda_gl.explorer.controller.ExplorerController.show_series`,

@@ -1,5 +1,9 @@
-"""OpenGL side of the engine (VisPy gloo): backend choice, shader programs, offscreen targets.
+"""Drawing (VisPy gloo): draws what :mod:`gda_gl.compose` returns, nothing else decided here.
 
-Only this subpackage and the modules that draw import VisPy; compute modules
-(:mod:`gda_gl.lod`, :mod:`gda_gl.scene`, :mod:`gda_gl.ticks`) never do.
+:mod:`.backend` (choosing VisPy's backend once), :mod:`.shaders` (the GLSL loader), :mod:`.programs`
+(the shader programs), :mod:`.render` (a Frame with axes, legend and colour bar), :mod:`.detail`
+(one line search), :mod:`.overlays` (what the explorer draws over the curve), :mod:`.comparefig`
+(the figures of ``gda-gl compare``) and :mod:`.export` (offscreen framebuffers).
+
+Layer: imports :mod:`recorder` and :mod:`gda_gl.compose`; never :mod:`gda_gl.session` or a face.
 """

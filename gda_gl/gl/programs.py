@@ -1,4 +1,4 @@
-"""Shader programs of the engine, built from ``shaders/`` through :func:`gda_gl.shaders.build`.
+"""Shader programs of the engine, built from ``shaders/`` through :func:`gda_gl.gl.shaders.build`.
 
 Each program takes flat numpy arrays of primitives (segments, rectangles,
 markers) and expands them to triangles (6 vertices per primitive); the
@@ -12,12 +12,12 @@ from __future__ import annotations
 import numpy as np
 from vispy import gloo
 
-from ..shaders import build
+from .shaders import build
 
 #: anti-aliasing width in pixels of lines and markers
 AA_PX = "1.0"
 #: Values for the ``{{ NAME }}`` placeholders of each program (vertex and fragment shader alike): the
-#: strict template step (:func:`gda_gl.shaders.build`) refuses a missing value and a value no
+#: strict template step (:func:`gda_gl.gl.shaders.build`) refuses a missing value and a value no
 #: placeholder uses, so this table must match the files exactly.
 PROGRAM_VALUES: dict[str, dict[str, str]] = {
     "segment": {"AA_PX": AA_PX},

@@ -28,6 +28,8 @@ import html
 import logging
 from pathlib import Path
 
+from gda_gl.session.errors import error_line
+
 log = logging.getLogger(__name__)
 
 __all__ = ["view", "ExplorerView", "ErrorLine", "error_line"]
@@ -46,46 +48,12 @@ class ErrorLine:
         return f'<pre class="gda-error" style="color:#b00;margin:0">{html.escape(self.text)}</pre>'
 
 
-#: modules of the ``notebook`` extra: importing one of them failing means the extra is not installed
-_EXTRA_MODULES = ("jupyter_rfb", "ipywidgets", "anywidget", "simplejpeg", "IPython", "traitlets")
-
-
-def _short(path) -> str:
-    p = str(path)
-    return p if len(p) <= 80 else "..." + p[-77:]
-
-
-def error_line(exc: BaseException, paths=()) -> str:
-    """The CLI's one-line wording of an error met while opening recordings or the GL context."""
-    from recorder.errors import RecordingError
-
-    from ..gl.backend import BackendError
-
-    from ..cli import UsageError
-
-    msg = " ".join(str(exc).split())[:300]
-    if isinstance(exc, (RecordingError, BackendError, UsageError)):
-        return f"gda-gl: error: {msg}"
-    if isinstance(exc, ImportError) and (getattr(exc, "name", None) or "").split(".")[0] in _EXTRA_MODULES:
-        return f"gda-gl: error: the notebook widget needs the notebook extra: pip install 'gda-gl[notebook]' ({msg})"
-    if isinstance(exc, OSError):
-        name = f"{_short(exc.filename)}: " if getattr(exc, "filename", None) else ""
-        return f"gda-gl: error: {name}{exc.strerror or exc}"
-    if isinstance(exc, MemoryError):
-        return "gda-gl: error: out of memory"
-    if isinstance(exc, ValueError) and type(exc).__module__.startswith("recorder."):
-        return f"gda-gl: error: {', '.join(_short(p) for p in paths) or 'recording'}: damaged recording ({msg})"
-    if "egl" in msg.lower() or "opengl" in msg.lower() or type(exc).__module__.startswith(("vispy", "OpenGL")):
-        return f"gda-gl: error: no OpenGL on this machine ({type(exc).__name__}: {msg})"
-    return f"gda-gl: error: unexpected {type(exc).__name__}: {msg}"
-
-
 def _open(paths, follow: bool):
     """Open the recordings (with ``follow``, missing files are waited for); returns (runs, recordings, pending)."""
     from recorder.store import Recording
 
-    from ..cli import closing_on_error, run_of
-    from ..scene import RUN_COLORS
+    from gda_gl.compose.style import RUN_COLORS
+    from gda_gl.session.open import closing_on_error, run_of
 
     recs, pending, runs = [], [], []
     with closing_on_error(recs):
@@ -99,14 +67,14 @@ def _open(paths, follow: bool):
 
 
 def _state(state, follow: bool):
-    from ..state import ViewState
+    from gda_gl.compose.state import ViewState
 
     if state is None:
         st = ViewState()
     elif isinstance(state, ViewState):
         st = state
     else:
-        from ..cli import load_state
+        from gda_gl.session.files import load_state
 
         st = load_state(str(state))  # refuses a bad file in one line (UsageError), as gda-gl does
     if follow:
@@ -122,7 +90,7 @@ def view(*paths, follow: bool = False, state=None, size: tuple[int, int] = (1000
     ----------
     *paths : recordings (``.gda``), overlaid in one plot
     follow : follow files being written by another process (missing files are waited for)
-    state : a :class:`~gda_gl.state.ViewState` or the path of a saved one (``gda-gl view --state``)
+    state : a :class:`~gda_gl.compose.state.ViewState` or the path of a saved one (``gda-gl view --state``)
     size : the frame's size in CSS pixels (the browser may resize it; the frame follows)
     poll_s : how often followed files are polled
     quality : JPEG quality of frames while the view changes (default

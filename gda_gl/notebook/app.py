@@ -23,7 +23,7 @@ class ExplorerView(W.HBox):
     recordings : the open recordings behind ``runs`` (closed by :meth:`close`)
     pending : followed files that do not exist yet
     state : the view state
-    follow : follow the files (a :class:`~gda_gl.explorer.follow.Follower` polls them)
+    follow : follow the files (a :class:`~gda_gl.session.follow.Follower` polls them)
     size : the frame's size in CSS pixels
     poll_s : how often followed files are polled
     quality : JPEG quality while the view changes (None: the widget's default)
@@ -33,14 +33,14 @@ class ExplorerView(W.HBox):
     ----------
     frame : :class:`~gda_gl.notebook.widget.ExplorerFrameBuffer`
     controller : :class:`~gda_gl.explorer.controller.ExplorerController`
-    follower : the :class:`~gda_gl.explorer.follow.Follower`, or None
+    follower : the :class:`~gda_gl.session.follow.Follower`, or None
     controls : :class:`~gda_gl.notebook.controls.Controls`
     """
 
     def __init__(self, runs, recordings, pending, state, follow=False, size=(1000, 560), poll_s=0.2,
                  quality=None, export_dir=None):
-        from ..explorer.controller import ExplorerController
-        from ..explorer.follow import Follower
+        from gda_gl.explorer.controller import ExplorerController
+        from gda_gl.session.follow import Follower
         from .controls import Controls
         from .target import GLTarget, gl_call
         from .widget import ExplorerFrameBuffer

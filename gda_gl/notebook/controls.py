@@ -3,12 +3,12 @@
 :class:`Controls` mirrors :class:`gda_gl.explorer.panel.ControlPanel` (same toggles, same labels
 naming the keys): run list (visibility), x axis, colour-by, the display toggles, y auto-fit, smoothing,
 highlight filter with previous/next match, iteration and epoch ranges, whole run, help, export.
-Every control edits the one :class:`~gda_gl.state.ViewState` through the controller, and
+Every control edits the one :class:`~gda_gl.compose.state.ViewState` through the controller, and
 :meth:`Controls.sync` sets the controls from the state with a guard so it never feeds back.
 
 Below the frame: the status line (key messages, hover readout, highlight matches, live state), a
 line naming the drawn view (x range, whole run or zoomed, selected step), and the details of the
-selected step: its line search drawn by :func:`gda_gl.detail.draw_detail` (a PNG in an
+selected step: its line search drawn by :func:`gda_gl.gl.detail.draw_detail` (a PNG in an
 ``ipywidgets.Image``, redrawn only when the selection or the y scale changes) and its numbers.
 Elements carry CSS classes (``gda-status``, ``gda-view``, ``gda-details``) for tests and styling.
 """
@@ -22,7 +22,7 @@ import time
 
 import ipywidgets as W
 
-from ..explorer.panel import TOGGLES, format_details
+from gda_gl.explorer.panel import TOGGLES, format_details
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,9 @@ class Controls:
     """
 
     def __init__(self, fb, detail_height: int = 260):
-        from ..explorer.filters import HIGHLIGHTS
-        from ..explorer.inputmap import SMOOTHING_STEPS
-        from ..state import COLOR_BY_CHOICES
+        from gda_gl.explorer.filters import HIGHLIGHTS
+        from gda_gl.explorer.inputmap import SMOOTHING_STEPS
+        from gda_gl.compose.state import COLOR_BY_CHOICES
 
         self.fb, self.ctrl = fb, fb.ctrl
         self.detail_height = detail_height
@@ -58,7 +58,7 @@ class Controls:
         wide = {"description_width": "95px"}
         self.runs = W.VBox()
         self.color = W.Dropdown(options=COLOR_BY_CHOICES, description="colour (C)", layout=lay, style=wide)
-        from ..xaxis import AXES, AXIS_TITLES
+        from gda_gl.compose.xaxis import AXES, AXIS_TITLES
 
         self.x_axis = W.Dropdown(options=[(AXIS_TITLES[a], a) for a in AXES], description="x axis (U)", layout=lay,
                                  style=wide)
@@ -127,7 +127,7 @@ class Controls:
 
     def _set_highlight(self, text: str) -> None:
         """A highlight filter from the box; an unknown one is refused (ValueError -> one status line)."""
-        from ..scene import parse_filter
+        from gda_gl.compose.scene import parse_filter
 
         text = (text or "").strip()
         if text not in ("", "none"):
@@ -198,7 +198,7 @@ class Controls:
 
     def show_details(self) -> None:
         """Redraw the details picture and numbers when the selection (run, step) or the y scale changed."""
-        from ..export import encode_png
+        from gda_gl.session.files import encode_png
 
         c = self.ctrl
         run = c.selected_run_data()

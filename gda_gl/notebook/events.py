@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from ..explorer import inputmap
+from gda_gl.explorer import inputmap
 
 log = logging.getLogger(__name__)
 

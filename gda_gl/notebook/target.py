@@ -1,6 +1,6 @@
 """The notebook widget's GL target: an EGL context (no window) with resizable offscreen framebuffers.
 
-The same route as ``gda-gl render`` (:class:`gda_gl.export.Offscreen`): VisPy's ``egl`` backend
+The same route as ``gda-gl render`` (:class:`gda_gl.gl.export.Offscreen`): VisPy's ``egl`` backend
 chosen by :func:`gda_gl.gl.backend.use_backend` (Mesa llvmpipe on CPUs, the NVIDIA EGL driver on a
 GPU machine), a hidden canvas for the context and a colour renderbuffer bound to a framebuffer
 object.  The widget draws two pictures in that one context: the curve (its size follows the
@@ -22,7 +22,7 @@ from typing import Callable, TypeVar
 
 import numpy as np
 
-from ..export import Offscreen
+from gda_gl.gl.export import Offscreen
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def gl_call(fn: Callable[..., T], *args, **kwargs) -> T:
 
 
 class GLTarget(Offscreen):
-    """An :class:`~gda_gl.export.Offscreen` whose framebuffer can be resized, plus extra framebuffers.
+    """An :class:`~gda_gl.gl.export.Offscreen` whose framebuffer can be resized, plus extra framebuffers.
 
     Parameters
     ----------

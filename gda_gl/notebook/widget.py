@@ -4,7 +4,7 @@
 ``<img>`` and sends input events back; the kernel draws with the explorer's own code:
 
 - drawing: :func:`gda_gl.explorer.frame_draw.draw_controller_frame` (the same function the desktop
-  canvas draws with: :class:`~gda_gl.render.CurveRenderer` plus :class:`~gda_gl.overlays.Overlays`)
+  canvas draws with: :class:`~gda_gl.gl.render.CurveRenderer` plus :class:`~gda_gl.gl.overlays.Overlays`)
   into a :class:`~gda_gl.notebook.target.GLTarget` (EGL, offscreen framebuffer), read back as RGB;
 - input: :class:`~gda_gl.notebook.events.RfbInput` (the one input table of
   :mod:`gda_gl.explorer.inputmap`);
@@ -13,7 +13,7 @@
   animation asks for the next frame after each one until it has landed.  jupyter_rfb sends a frame
   only when the browser has confirmed the previous ones (``max_buffered_frames``), so a slow link
   drops intermediate frames instead of queueing them;
-- live follow: a :class:`~gda_gl.explorer.follow.Follower` polled from a tornado
+- live follow: a :class:`~gda_gl.session.follow.Follower` polled from a tornado
   ``PeriodicCallback`` on the kernel's event loop; it stops once every followed run has finished.
 
 The encoding is jupyter_rfb's: JPEG at :data:`QUALITY` while the view changes, then the same frame
@@ -34,9 +34,10 @@ from typing import Callable
 import numpy as np
 from jupyter_rfb import RemoteFrameBuffer
 
-from ..explorer import picking
-from ..explorer.export import export_controller_view
-from ..explorer.frame_draw import draw_controller_frame
+from gda_gl.explorer import picking
+from gda_gl.explorer.export import export_controller_view
+from gda_gl.explorer.frame_draw import draw_controller_frame
+from gda_gl.session.files import save_state
 from .events import RfbInput
 from .target import gl_call
 
@@ -55,7 +56,7 @@ class ExplorerFrameBuffer(RemoteFrameBuffer):
     ----------
     ctrl : the explorer's controller
     target : the GL target (:class:`~gda_gl.notebook.target.GLTarget`) to draw into
-    follower : the live sources to poll (a :class:`~gda_gl.explorer.follow.Follower`), if any
+    follower : the live sources to poll (a :class:`~gda_gl.session.follow.Follower`), if any
     poll_s : how often the live sources are polled
     export_dir : where key X writes the PNG and CSV (default: the kernel's current folder)
     state_file : where key S saves the view state (default: ``NAME.view.json`` beside the first run)
@@ -111,8 +112,8 @@ class ExplorerFrameBuffer(RemoteFrameBuffer):
 
     def _draw(self) -> np.ndarray:
         """The GL part of :meth:`render` (on the GL thread)."""
-        from ..overlays import Overlays
-        from ..render import CurveRenderer
+        from gda_gl.gl.overlays import Overlays
+        from gda_gl.gl.render import CurveRenderer
 
         c, t = self.ctrl, self.target
         t.resize(*c.size)
@@ -144,12 +145,13 @@ class ExplorerFrameBuffer(RemoteFrameBuffer):
 
     # -- details of the selected step -------------------------------------------------------------
     def render_details(self, width: int, height: int) -> tuple[np.ndarray | None, dict | None]:
-        """The selected step's line search (:func:`gda_gl.detail.draw_detail`) as RGB, with its numbers.
+        """The selected step's line search (:func:`gda_gl.gl.detail.draw_detail`) as RGB, with its numbers.
 
         Returns (None, None) when no step is selected or the selected run does not hold it.
         """
-        from ..detail import draw_detail
-        from ..render import CurveRenderer, Layout
+        from gda_gl.gl.detail import draw_detail
+        from gda_gl.gl.render import CurveRenderer
+        from gda_gl.compose.layout import Layout
 
         c = self.ctrl
         run, k = c.selected_run_data(), c.state.selected
@@ -218,7 +220,7 @@ class ExplorerFrameBuffer(RemoteFrameBuffer):
             path = str(p.with_name(p.stem + ".view.json"))
         path = path or str(Path.cwd() / "gda_gl.view.json")
         try:
-            saved = self.ctrl.state.save(path)
+            saved = save_state(self.ctrl.state, path)
         except OSError as exc:
             return f"cannot save the view state to {path}: {exc}"
         self.state_file = str(saved)

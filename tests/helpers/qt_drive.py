@@ -546,7 +546,7 @@ def _keys_after_panel_and_esc(w, c, native, wait, settle, key, QtCore, QTest):
 @scenario("numbers_at_scale")
 def _numbers_at_scale(wait, build_window, QtCore, QtGui, QtWidgets):
     """Issues 17.4, 17.5, 17.7 in a window on a run at 7.6 million iterations with SGD's constant lr 0.05."""
-    from gda_gl import textlayer
+    from gda_gl.compose import textlayer
     from recorder.store import RecordingWriter
 
     path = OUT / "sgd-7m.gda"

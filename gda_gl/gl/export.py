@@ -1,4 +1,4 @@
-"""Headless export: render a figure into an offscreen framebuffer and write a PNG.
+"""Headless export: render a figure into an offscreen framebuffer (PNG files: :mod:`gda_gl.session.files`).
 
 Works with no display through VisPy's ``egl`` backend (Mesa llvmpipe on CPUs,
 the NVIDIA EGL driver on GPU workstations); the backend is chosen by
@@ -7,28 +7,25 @@ the NVIDIA EGL driver on GPU workstations); the backend is chosen by
 
 from __future__ import annotations
 
-import io
 import logging
-import os
-import secrets
-from pathlib import Path
 
 import numpy as np
 
-from .render import CurveRenderer, Layout
-from .scene import RunData
-from .state import ViewState
+from .render import CurveRenderer
+from gda_gl.compose.layout import Layout
+from gda_gl.compose.scene import RunData
+from gda_gl.compose.state import ViewState
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Offscreen", "render_image", "save_png", "encode_png", "write_file_atomic"]
+__all__ = ["Offscreen", "render_image"]
 
 
 class Offscreen:
     """A hidden canvas plus a framebuffer of a fixed size; ``with`` it to draw, then :meth:`read`."""
 
     def __init__(self, width: int, height: int):
-        from .gl.backend import use_backend
+        from .backend import use_backend
 
         use_backend(offscreen=True)
         from vispy import app, gloo
@@ -77,40 +74,3 @@ def render_image(runs: list[RunData], state: ViewState, size: tuple[int, int] = 
     finally:
         if own:
             target.close()
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    """PNG bytes of an RGBA or RGB uint8 image (rows top-down); the alpha channel is dropped."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(image[..., :3] if image.shape[-1] == 4 else image).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def write_file_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``.
-
-    A reader (or a crash) never sees a half-written file, and a failure leaves
-    whatever was at ``path`` untouched.  Missing parent directories are created.
-    """
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.parent / f".gda-out-{os.getpid()}-{secrets.token_hex(4)}.tmp"
-    try:
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    finally:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-    return p
-
-
-def save_png(image: np.ndarray, path: str | Path) -> Path:
-    """Write ``image`` as a PNG at ``path`` (atomically; parent directories are created)."""
-    return write_file_atomic(path, encode_png(image))

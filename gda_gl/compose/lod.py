@@ -2,7 +2,7 @@
 
 The pyramid itself lives in :mod:`recorder.pyramid` (built by the writer, stored in the
 recording, or built in memory for schema-1 files and in-memory runs); the composition step
-(:func:`gda_gl.scene.compose`) reads it through :class:`recorder.window.RunWindows`.  Here:
+(:func:`gda_gl.compose.scene.compose`) reads it through :class:`recorder.window.RunWindows`.  Here:
 :func:`envelope_reference`, the per-pixel-column min/max computed from every row, with no
 pyramid at all.
 """

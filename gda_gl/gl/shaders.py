@@ -31,11 +31,11 @@ class ShaderError(ValueError):
 @lru_cache(maxsize=1)
 def shader_dir() -> Path:
     """The directory holding the ``*.glsl`` files (wheel first, then checkout)."""
-    here = Path(__file__).resolve().parent
-    for cand in (here / "shaders", here.parent / "shaders"):
+    package = Path(__file__).resolve().parent.parent  # gda_gl/ (this module is gda_gl/gl/shaders.py)
+    for cand in (package / "shaders", package.parent / "shaders"):
         if cand.is_dir() and any(cand.glob("*.glsl")):
             return cand
-    raise ShaderError(f"no shaders/ directory found next to {here}")
+    raise ShaderError(f"no shaders/ directory found in or next to {package}")
 
 
 def load_source(name: str) -> str:

@@ -1,8 +1,8 @@
 """What one frame draws: typed batches of primitives plus the text the renderer writes. Plain data.
 
-:func:`gda_gl.scene.compose` (the curve) and :func:`gda_gl.detail.compose_detail` (one line
-search) fill a :class:`Frame`; :meth:`gda_gl.render.CurveRenderer.draw_frame` draws it by looping
-over :data:`gda_gl.render.DRAW_TABLE` (batch kind -> GL program and its settings), and picking
+:func:`gda_gl.compose.scene.compose` (the curve) and :func:`gda_gl.compose.detail.compose_detail` (one line
+search) fill a :class:`Frame`; :meth:`gda_gl.gl.render.CurveRenderer.draw_frame` draws it by looping
+over :data:`gda_gl.gl.render.DRAW_TABLE` (batch kind -> GL program and its settings), and picking
 (:mod:`gda_gl.explorer.picking`) reads the same batches, so what can be picked is what was drawn.
 
 Positions are relative to ``Frame.origin`` (float64 here, float32 on the GPU, so precision does
@@ -169,7 +169,7 @@ class Frame:
     color_by: str | None = None
     legend: list = field(default_factory=list)          # (name, rgba)
     epoch_marks: list = field(default_factory=list)     # (x relative to origin, epoch, run row, run rgba)
-    x_axis: str = "iteration"                           # the x axis (gda_gl.xaxis.AXES)
+    x_axis: str = "iteration"                           # the x axis (gda_gl.compose.xaxis.AXES)
     y_title: str = "loss"                               # the y axis's title
     xmaps: dict = field(default_factory=dict)           # run index -> AxisMap of this frame (not iteration axis)
     match_count: int | None = None                      # rows matching the highlight (None: no filter)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Callable
 
 from recorder import stats as _stats
@@ -82,7 +81,7 @@ def _smoothing(key: str, v) -> float:
     return float(v)
 
 
-#: the x axes a view may use (gda_gl.xaxis.AXES)
+#: the x axes a view may use (gda_gl.compose.xaxis.AXES)
 X_AXES = ("iteration", "epoch", "samples", "wall_time", "forward_passes")
 
 
@@ -127,7 +126,7 @@ class ViewState:
     smoothing: float = 0.0                # EMA weight of the classic curve's smoothed line (0: none, < 1)
     series: tuple[str, ...] | None = None  # series drawn (None: every logged loss-like series, on the curve's axes)
     series_log: tuple[str, ...] = ()      # panels drawn with a log y axis
-    x_axis: str = "iteration"             # iteration, epoch, samples, wall_time, forward_passes (gda_gl.xaxis)
+    x_axis: str = "iteration"             # iteration, epoch, samples, wall_time, forward_passes (gda_gl.compose.xaxis)
     normalize: bool = False               # each run's loss over its own first loss (runs of different scales)
     _observers: list = field(default_factory=list, repr=False, compare=False)
 
@@ -182,13 +181,3 @@ class ViewState:
         if st.log_y and st.y_range is not None and st.y_range[0] <= 0:
             raise ValueError("y_range must be positive on a log axis")
         return st
-
-    def save(self, path: str | Path) -> Path:
-        """Write :meth:`to_json` to ``path`` (atomically: a crash never leaves half a file); returns the path."""
-        from .export import write_file_atomic
-
-        return write_file_atomic(path, self.to_json().encode())
-
-    @classmethod
-    def load(cls, path: str | Path) -> "ViewState":
-        return cls.from_json(Path(path).read_text())

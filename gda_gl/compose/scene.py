@@ -3,7 +3,7 @@
 :func:`compose` is the one place that decides what is drawn.  It resolves the
 view (x from the state, y fitted to what is visible), asks each run's
 :class:`~recorder.window.RunWindows` for exactly the window it needs, and
-returns the :class:`~gda_gl.view.View` with a :class:`Frame`: flat arrays of
+returns the :class:`~gda_gl.compose.view.View` with a :class:`Frame`: flat arrays of
 line segments, rectangles and markers relative to the view origin (float64
 here, float32 on the GPU, so precision does not depend on how far out the
 iterations are), plus the legend, epoch marks and colour range.  The renderer

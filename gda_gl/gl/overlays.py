@@ -1,12 +1,12 @@
 """Things the explorer draws over the rendered curve: box-zoom rectangle, glyph legend, help, match rug, readout.
 
-Drawn after :meth:`gda_gl.render.CurveRenderer.draw` with the engine's own GL
+Drawn after :meth:`gda_gl.gl.render.CurveRenderer.draw` with the engine's own GL
 programs (:mod:`gda_gl.gl.programs`) in canvas pixels, positioned with the
-:class:`~gda_gl.view.View` that was just drawn.  Compute-only helpers
+:class:`~gda_gl.compose.view.View` that was just drawn.  Compute-only helpers
 (:func:`help_text`, :func:`text_boxes`) are separate from the GL class so
 they can be tested without a context.  What the overlays draw over the curve
 (owner lines, the highlight rug) comes out of the composition
-(:func:`gda_gl.scene.compose`) in the drawn Frame; they only draw it.  No toolkit imports here.
+(:func:`gda_gl.compose.scene.compose`) in the drawn Frame; they only draw it.  No toolkit imports here.
 
 Names used everywhere (help, legend, details panel, README):
 
@@ -27,8 +27,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .textlayer import TextLayer
-from .view import View
+from gda_gl.compose.textlayer import TextLayer
+from gda_gl.compose.view import View
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class OverlaySpec:
 
 def text_boxes(layer: TextLayer) -> list[tuple[str, tuple[float, float, float, float]]]:
     """Bounding boxes (left, top, right, bottom; image rows top-down) of a text layer's items."""
-    from .textlayer import _font
+    from gda_gl.compose.textlayer import _font
 
     out = []
     for text, x, y, anchor, size, _color, bold, rotate in layer.items:
@@ -176,7 +176,7 @@ class Overlays:
     """GL resources for the overlays; create inside a current GL context."""
 
     def __init__(self):
-        from .gl.programs import MarkerBatch, Overlay, RectBatch, SegmentBatch
+        from .programs import MarkerBatch, Overlay, RectBatch, SegmentBatch
 
         self.rects = RectBatch()
         self.lines = SegmentBatch()

@@ -8,7 +8,7 @@
   against one numeric hyperparameter (``lr``, ``config.batch_size``, ...): the paper's hyperparameter
   analysis.  A parameter spanning more than :data:`LOG_DECADES` decades is placed on a log10 axis.
 
-Both compose Frames and draw them with the one renderer (:class:`~gda_gl.render.CurveRenderer`).
+Both compose Frames and draw them with the one renderer (:class:`~gda_gl.gl.render.CurveRenderer`).
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ import math
 
 import numpy as np
 
-from .frame import Frame, Markers
-from .render import CurveRenderer, Layout
-from .scene import compose
-from .state import ViewState
-from .view import View
+from gda_gl.compose.frame import Frame, Markers
+from .render import CurveRenderer
+from gda_gl.compose.layout import Layout
+from gda_gl.compose.scene import compose
+from gda_gl.compose.state import ViewState
+from gda_gl.compose.view import View
 
 __all__ = ["draw_runs", "draw_stacked", "draw_scatter", "grid_shape", "shared_x_range", "STACK_MAX", "LOG_DECADES"]
 

@@ -31,6 +31,7 @@ import numpy as np
 from .frame import Frame, Markers, Rects, Segments
 from .style import NONFINITE_COLOR
 from .view import View, transform_y
+from .xaxis import global_map
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,6 @@ def read_windows(runs, names: list[str], x0: float, x1: float, width_px: int, ax
                  ) -> list[SeriesWindow]:
     """Each visible run's window onto each named series it holds, for the view's ``[x0, x1]`` on ``axis``
     (one pixel column of margin)."""
-    from .xaxis import global_map
-
     out = []
     for i, r in enumerate(runs):
         if not getattr(r, "visible", True) or not len(r):
@@ -171,7 +170,7 @@ def _per_column(xs: np.ndarray, x1s: np.ndarray, lo: np.ndarray, hi: np.ndarray,
 def draw_series(frame: Frame, windows: list[SeriesWindow], view: View, on_curve: bool, xmaps: dict | None = None,
                 yscales: dict | None = None) -> None:
     """Add the windows' bands, lines, marks and non-finite flags to ``frame`` (positions relative to the view;
-    ``xmaps``: run index -> the frame's :class:`~gda_gl.xaxis.AxisMap` when the x axis is not the iteration).
+    ``xmaps``: run index -> the frame's :class:`~gda_gl.compose.xaxis.AxisMap` when the x axis is not the iteration).
     More items than pixel columns are merged per column (:func:`_per_column`): work bounded by pixels."""
     for s in windows:
         x, v, blo, bhi = _points(s)

@@ -6,8 +6,8 @@ accepted alpha, the grid minimum, the least-squares parabola (dashed), the
 Armijo line where the slope at 0 is known, and the numbers as text.  Used by
 ``gda-gl render --detail K`` and the explorer's detail panel.
 
-:func:`compose_detail` is compute only and returns a :class:`~gda_gl.view.View` and a
-:class:`~gda_gl.scene.Frame`, the same kinds the curve's composition returns; the renderer draws
+:func:`compose_detail` is compute only and returns a :class:`~gda_gl.compose.view.View` and a
+:class:`~gda_gl.compose.scene.Frame`, the same kinds the curve's composition returns; the renderer draws
 both with one method.
 """
 
@@ -18,15 +18,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recorder import stepgeom
+from recorder import stats, stepgeom
+from recorder.errors import RecordingError
 
-from .render import CLASS_LABELS, CurveRenderer, Layout
+from .layout import Layout
 from .frame import Frame, Markers, Rects, Segments
 from .scene import NONFINITE_COLOR, RunData, transform_y
 from .textlayer import TextLayer
 from .view import View
 
-__all__ = ["compose_detail", "draw_detail", "detail_numbers", "fitted_parabola", "ARMIJO_RHO"]
+__all__ = ["compose_detail", "detail_numbers", "fitted_parabola", "ARMIJO_RHO"]
+
+CLASS_LABELS = dict(stats.CLASS_NAMES)
 
 
 ARMIJO_RHO = 0.05  # Rasmussen's RHO = SIG / 2, the sufficient-decrease constant of the paper's line search
@@ -57,7 +60,7 @@ def detail_numbers(d, row: int) -> dict:
 
 
 def _legend(run: RunData) -> list[tuple[str, tuple]]:
-    """(label, RGBA 0-255) of the details view's glyphs; names as in :mod:`gda_gl.overlays`."""
+    """(label, RGBA 0-255) of the details view's glyphs; names as in :mod:`gda_gl.gl.overlays`."""
     rc = tuple(int(255 * c) for c in run.color[:3])
     return [("phi_k (arc)", rc + (255,)), ("beyond the step", rc + (120,)), ("trial points (order)", (40, 40, 40, 255)),
             ("loose ends: trials beyond the step", (242, 140, 25, 255)), ("grid minimum", (217, 51, 38, 255)),
@@ -111,8 +114,6 @@ class _Step:
 def _read_step(run: RunData, iteration: int) -> _Step:
     d = run.windows.row_of(int(iteration)) if len(run) else None
     if d is None:
-        from recorder.errors import RecordingError
-
         span = run.x_span
         raise RecordingError(getattr(run, "path", run.name), f"iteration {iteration} is not in the recording "
                                                              f"(it holds {span[0]:.0f}..{span[1] - 1:.0f})")
@@ -156,8 +157,8 @@ def compose_detail(run: RunData, iteration: int, layout: Layout, log_y: bool = F
                    ) -> tuple[View, Frame, dict, Layout]:
     """What the details view draws for one line search: (View, Frame, the numbers, the layout used).
 
-    Compute only, like :func:`gda_gl.scene.compose`: the same renderer draws the Frame
-    (:meth:`gda_gl.render.CurveRenderer.draw_frame`).  Reads one row through the run's windows.
+    Compute only, like :func:`gda_gl.compose.scene.compose`: the same renderer draws the Frame
+    (:meth:`gda_gl.gl.render.CurveRenderer.draw_frame`).  Reads one row through the run's windows.
     """
     st = _read_step(run, iteration)
     fs = 11 if layout.width >= 360 and layout.height >= 200 else 9
@@ -272,12 +273,3 @@ def _detail_texts(frame: Frame, st: _Step, view: View, layout: Layout, lines, fs
 
 def _markers(frame: Frame, xy, color, shape, size) -> None:
     frame.add(Markers("trials", xy, color, size, shape))
-
-
-def draw_detail(self: CurveRenderer, run: RunData, iteration: int, layout: Layout, log_y: bool = False) -> dict:
-    """Draw the details of one line search with ``self`` (compose, then the renderer's Frame draw);
-    returns the numbers shown."""
-    view, frame, nums, layout = compose_detail(run, iteration, layout, log_y)
-    self.draw_frame(view, frame, layout)
-    self.last_detail_text = self.last_text
-    return nums

@@ -8,7 +8,6 @@ the problem, and exit status 2; no traceback reaches the user.  Heavy imports
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import math
 import os
@@ -19,16 +18,10 @@ from pathlib import Path
 from typing import Callable
 
 from recorder._version import __version__
-from recorder.errors import RecordingError
+
+from gda_gl.session.errors import EXIT_BAD_INPUT, UsageError, error_line, expected, short as _short
 
 log = logging.getLogger("gda_gl")
-
-EXIT_BAD_INPUT = 2
-
-
-class UsageError(Exception):
-    """Bad command-line input that is not about a recording file."""
-
 
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``gda-gl CMD: error: ...`` and exit status 2, no usage block."""
@@ -43,11 +36,6 @@ MAX_PIXELS = 1 << 24
 
 #: Iteration numbers are int64; a range end beyond this is certainly a typo.
 _MAX_ITERATION = float(2 ** 62)
-
-
-def _short(path) -> str:
-    text = os.fspath(path)
-    return text if len(text) <= 120 else text[:60] + "..." + text[-40:]
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -71,7 +59,7 @@ def _looks_like(path: Path, kind: str) -> bool:
         return head.startswith(b"\x89PNG\r\n\x1a\n")
     if kind == "json":
         return head.lstrip().startswith(b"{") or head == b""
-    from .compare import COLUMNS
+    from gda_gl.compose.compare import COLUMNS
 
     return head.startswith(",".join(COLUMNS).encode()) or head == b""
 
@@ -134,7 +122,7 @@ def check_output(text: str, kind: str, inputs=()) -> Path:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename (no half-written outputs)."""
-    from .export import write_file_atomic
+    from gda_gl.session.files import write_file_atomic
 
     try:
         write_file_atomic(path, data)
@@ -153,7 +141,7 @@ def _check_inputs(paths) -> None:
 def _cmd_info(args: argparse.Namespace) -> int:
     from recorder.reader import Recording  # not recorder.store: info never needs the writer
 
-    from .summary import info_text
+    from gda_gl.compose.summary import info_text
 
     for i, path in enumerate(args.runs):
         with Recording(path) as rec:
@@ -209,68 +197,13 @@ def _parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-@contextlib.contextmanager
-def closing_on_error(recs: list):
-    """Close every recording in ``recs`` (also those appended inside the block) if the block raises."""
-    try:
-        yield recs
-    except BaseException:
-        for rec in recs:
-            rec.close()
-        raise
-
-
-def run_of(rec, color, name: str | None = None, empty_ok: bool = False):
-    """An open recording as a run to draw, its ``path`` set; one without iterations is refused unless ``empty_ok``.
-
-    The run holds windows onto the file: only what a frame needs is ever read (the recording stays open).
-    Used by :func:`load_runs` and by the notebook's ``view``.
-    """
-    from .scene import RunData
-
-    run = RunData.from_recording(rec, name=name, color=color)
-    if len(run) == 0 and not empty_ok:
-        raise RecordingError(rec.path, f"recording holds no iterations (writer {rec.writer_state()})")
-    run.path = rec.path
-    return run
-
-
-def load_runs(paths: list[str]):
-    """Open recordings and prepare them for drawing (one colour each)."""
-    from recorder.store import open_recordings
-
-    from .compare import unique_names
-    from .style import run_color
-
-    recs = open_recordings(paths)
-    with closing_on_error(recs):
-        names = unique_names([rec.name for rec in recs], [str(rec.path) for rec in recs])
-        return [run_of(rec, run_color(i), name) for i, (rec, name) in enumerate(zip(recs, names))]
-
-
-def load_state(path: str):
-    """A ViewState from a JSON file, refusing non-regular files and bad values in one line."""
-    from .state import ViewState
-
-    name = _short(path)
-    try:
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):
-            raise UsageError(f"{name}: not a regular file, not a view state")
-        if st.st_size > (1 << 20):
-            raise UsageError(f"{name}: {st.st_size} bytes is too large for a view state")
-        return ViewState.load(path)
-    except OSError as exc:
-        raise UsageError(f"{name}: cannot read the view state ({exc.strerror or exc})") from None
-    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
-        raise UsageError(f"{name}: not a view state ({' '.join(str(exc).split())[:200]})") from None
-
-
 def view_state_from_args(args: argparse.Namespace):
     """A ViewState from --state plus the command-line overrides."""
-    from .state import ViewState
+    from gda_gl.compose.state import ViewState
 
     if getattr(args, "state", None):
+        from gda_gl.session.files import load_state
+
         st = load_state(args.state)
     else:
         st = ViewState()
@@ -308,7 +241,7 @@ def view_state_from_args(args: argparse.Namespace):
 
 def _check_axis(runs, state) -> None:
     """Refuse, in one line, an x axis a run cannot provide (no wall time, no samples per step)."""
-    from .xaxis import unavailable
+    from gda_gl.compose.xaxis import unavailable
 
     for r in runs:
         why = unavailable(r, state.x_axis)
@@ -318,7 +251,7 @@ def _check_axis(runs, state) -> None:
 
 def _check_series(runs, state) -> None:
     """Refuse series names no run holds, in one line naming those it holds."""
-    from .seriesview import available
+    from gda_gl.compose.seriesview import available
 
     have = available(runs)
     missing = [n for n in (state.series or ()) if n not in have]
@@ -328,8 +261,8 @@ def _check_series(runs, state) -> None:
 
 def _draw_offscreen(size: tuple[int, int], draw: Callable[[], None]):
     """Run ``draw`` in an offscreen GL context of ``size`` and return the image (no GL: one-line UsageError)."""
-    from .export import Offscreen
-    from .gl.backend import BackendError
+    from gda_gl.gl.export import Offscreen
+    from gda_gl.gl.backend import BackendError
 
     try:
         target = Offscreen(*size)
@@ -351,10 +284,12 @@ def _cmd_render(args: argparse.Namespace) -> int:
     _check_inputs(args.runs)
     output = check_output(args.output, "png", inputs=[*args.runs, args.state])
     state = view_state_from_args(args)
+    from gda_gl.session.open import load_runs
+
     runs = load_runs(args.runs)
     _check_axis(runs, state)
     if state.x_range is not None and None in state.x_range:
-        from .scene import runs_x_span
+        from gda_gl.compose.scene import runs_x_span
 
         span = runs_x_span(runs, state.x_axis)
         lo = state.x_range[0] if state.x_range[0] is not None else span[0]
@@ -364,19 +299,20 @@ def _cmd_render(args: argparse.Namespace) -> int:
         state.x_range = (lo, hi)
     _check_series(runs, state)
     if state.highlight:
-        from .scene import parse_filter
+        from gda_gl.compose.scene import parse_filter
 
         try:
             parse_filter(state.highlight)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    from .export import encode_png
-    from .render import CurveRenderer, Layout, figure_layout
+    from gda_gl.session.files import encode_png
+    from gda_gl.gl.render import CurveRenderer
+    from gda_gl.compose.layout import Layout, figure_layout
 
     def draw():
         renderer = CurveRenderer()
         if args.detail is not None:
-            from .detail import draw_detail
+            from gda_gl.gl.detail import draw_detail
 
             draw_detail(renderer, runs[0], args.detail, Layout.for_size(*size, colorbar=False), log_y=state.log_y)
         else:
@@ -395,7 +331,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .demo import record_demo
-    from .gl.backend import has_display
+    from gda_gl.gl.backend import has_display
 
     out_dir = Path(args.out)
     try:
@@ -406,7 +342,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     runs = record_demo(args.out, sweep=args.sweep, quick=args.quick, quiet=args.quiet)
     from recorder.store import Recording
 
-    from .summary import info_text
+    from gda_gl.compose.summary import info_text
 
     for r in runs:
         with Recording(r.path) as rec:
@@ -416,7 +352,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         try:
             import PyQt6  # noqa: F401
 
-            from .explorer.app import run_viewer
+            from gda_gl.explorer.app import run_viewer
         except ImportError:
             log.warning("no viewer (install the gui extra); rendering PNGs instead")
             run_viewer = None
@@ -454,7 +390,7 @@ def _parse_scatter(text: str, stat_keys: dict) -> tuple[str, str]:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
 
-    from .compare import STAT_KEYS, format_table, hyperparameters, summary_from_bucket, to_csv
+    from gda_gl.compose.compare import STAT_KEYS, format_table, hyperparameters, summary_from_bucket, to_csv
 
     _check_inputs(args.runs)
     scatter = _parse_scatter(args.scatter, STAT_KEYS) if args.scatter else None
@@ -466,6 +402,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         raise UsageError(f"{_short(args.csv)}: --csv and --png name the same file")
     size = _parse_size(args.size) if args.png else None
     state = view_state_from_args(args) if args.png else None
+    from gda_gl.session.open import load_runs
+
     runs = load_runs(args.runs)
     if state is not None:
         _check_axis(runs, state)
@@ -476,8 +414,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         write_atomic(csv_out, to_csv(rows, params).encode())
         print(f"wrote {args.csv}")
     if png_out is not None:
-        from .comparefig import draw_runs, draw_scatter
-        from .export import encode_png
+        from gda_gl.gl.comparefig import draw_runs, draw_scatter
+        from gda_gl.session.files import encode_png
 
         def draw():
             if not scatter:
@@ -498,13 +436,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_view(args: argparse.Namespace) -> int:
-    from .gl.backend import has_display
+    from gda_gl.gl.backend import has_display
 
     if not has_display() and not __import__("os").environ.get("GDA_GL_BACKEND"):
         raise UsageError("no display (DISPLAY / WAYLAND_DISPLAY unset): use 'gda-gl render' for PNGs, "
                          "or run under xvfb-run")
     try:
-        from .explorer.app import run_viewer
+        from gda_gl.explorer.app import run_viewer
         import PyQt6  # noqa: F401
     except ImportError:
         raise UsageError("the viewer needs the gui extra: pip install 'gda-gl[gui]'") from None
@@ -519,14 +457,16 @@ def _cmd_view(args: argparse.Namespace) -> int:
         Recording(p).close()
     if args.state:
         if Path(args.state).exists():
+            from gda_gl.session.files import load_state
+
             load_state(args.state)
     return run_viewer(args.runs, follow=args.follow, state_file=args.state, exit_after=args.exit_after,
                       screenshot=args.screenshot, fps=args.fps)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import SUITES
-    from .bench.runner import bench, missing_needs, parse_only
+    from gda_gl.bench import SUITES
+    from gda_gl.bench.runner import bench, missing_needs, parse_only
 
     suites, unknown = parse_only(args.only)
     if unknown:
@@ -558,7 +498,7 @@ _RUNS = _a("runs", nargs="+", metavar="RUN.gda")
 
 def _commands() -> list[tuple[str, str, str, Callable, list]]:
     """Every subcommand: (name, one-line help, description, function, its arguments)."""
-    from .state import COLOR_BY_CHOICES, X_AXES
+    from gda_gl.compose.state import COLOR_BY_CHOICES, X_AXES
 
     range_help = "iterations to show (default: all; in the --x-axis's units)"
     figure = [_a("--log", action="store_true", help="logarithmic loss axis"),
@@ -661,33 +601,18 @@ def main(argv: list[str] | None = None) -> int:
             if not args.verbose:  # numpy's overflow/invalid-value notes on extreme values are not for the user
                 warnings.simplefilter("ignore", RuntimeWarning)
             return int(args.func(args) or 0)
-    except RecordingError as exc:
-        print(f"gda-gl: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except UsageError as exc:
-        print(f"gda-gl: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("gda-gl: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
-    except OSError as exc:
-        name = f"{_short(exc.filename)}: " if getattr(exc, "filename", None) else ""
-        print(f"gda-gl: error: {name}{exc.strerror or exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except MemoryError:
-        print("gda-gl: error: out of memory", file=sys.stderr)
-        return EXIT_BAD_INPUT
     except Exception as exc:
-        msg = " ".join(str(exc).split())[:300]
-        if isinstance(exc, ValueError) and type(exc).__module__.startswith("recorder."):
-            # a damaged recording found by a recorder module below the reader (codec, pyramid)
-            names = ", ".join(_short(r) for r in getattr(args, "runs", None) or []) or "recording"
-            print(f"gda-gl: error: {names}: damaged recording ({msg})", file=sys.stderr)
+        line = error_line(exc, getattr(args, "runs", None) or [])
+        if expected(exc):
+            print(line, file=sys.stderr)
             return EXIT_BAD_INPUT
         # a bug: one line, the traceback only with -v
         if args.verbose:
             log.error("traceback of the unexpected error", exc_info=True)
-        print(f"gda-gl: error: unexpected {type(exc).__name__}: {msg} (run with -v for details)", file=sys.stderr)
+        print(f"{line} (run with -v for details)", file=sys.stderr)
         return 1

@@ -1,7 +1,7 @@
 """How the viewer colours things: run colours, glyph colours, and the colour of a statistic's value. Compute only.
 
 Statistics declare their colormap and range in :mod:`recorder.stats`; this module turns values into RGBA
-(vispy's colormaps, no GL), for the curve (:mod:`gda_gl.scene`), the colour bar and the details view.
+(vispy's colormaps, no GL), for the curve (:mod:`gda_gl.compose.scene`), the colour bar and the details view.
 """
 
 from __future__ import annotations

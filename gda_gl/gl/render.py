@@ -1,29 +1,29 @@
-"""The renderer: draws a :class:`~gda_gl.scene.Frame` with axes, legend and colour bar into the current GL context.
+"""The renderer: draws a :class:`~gda_gl.compose.frame.Frame` with axes, legend, colour bar in the current GL context.
 
 :class:`CurveRenderer` owns the GL programs and is shared by the headless
 exporter (:func:`render_png`, ``gda-gl render``) and the interactive canvas.
 Layout, ticks and text are computed per frame on the CPU (cheap: a few dozen
-items); geometry comes from :func:`gda_gl.scene.build_frame` and is uploaded
+items); geometry comes from :func:`gda_gl.compose.scene.build_frame` and is uploaded
 once per frame in a handful of buffers sized by the pixels, not the samples.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 
 from recorder import stats
 
-from .frame import Frame, Markers, Rects, Segments
-from . import seriesview
-from .xaxis import AXIS_TITLES
-from .scene import CLASS_COLORS, RunData, compose, stat_colors
-from .state import ViewState
-from .textlayer import TextLayer
-from .view import View
-from .ticks import colorbar_labels, format_ticks, linear_ticks, log_ticks
+from gda_gl.compose.frame import Frame, Markers, Rects, Segments
+from gda_gl.compose import seriesview
+from gda_gl.compose.xaxis import AXIS_TITLES
+from gda_gl.compose.scene import CLASS_COLORS, RunData, compose, stat_colors
+from gda_gl.compose.state import ViewState
+from gda_gl.compose.textlayer import TextLayer
+from gda_gl.compose.view import View
+from gda_gl.compose.ticks import colorbar_labels, format_ticks
+from gda_gl.compose.layout import Layout, axis_ticks, figure_layout  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -54,51 +54,6 @@ DRAW_TABLE: tuple[tuple[str, str, dict], ...] = (
 )
 
 
-@dataclass
-class Layout:
-    """Pixel layout of a figure: the plot rectangle inside the canvas (origin bottom-left)."""
-
-    width: int
-    height: int
-    left: int = 78
-    right: int = 18
-    bottom: int = 58
-    top: int = 34
-    origin: tuple[int, int] = (0, 0)  # viewport position in the framebuffer (stacked views)
-    panels: tuple[str, ...] = ()      # series panels below the plot, top to bottom (their height is taken
-                                      # from the bottom margin's side of the canvas)
-
-    @classmethod
-    def for_size(cls, width: int, height: int, colorbar: bool, panels: tuple[str, ...] = ()) -> "Layout":
-        small = width < 400 or height < 250
-        lay = cls(width, height, left=56 if small else 78, right=18, bottom=44 if small else 58,
-                  top=26 if small else 34, panels=tuple(panels))
-        if colorbar:
-            lay.right += 84
-        return lay
-
-    @property
-    def panel_height(self) -> int:
-        """Pixels of each series panel: a quarter of the canvas each, together at most half of it."""
-        if not self.panels:
-            return 0
-        return int(max(40, min(self.height // 4, (self.height // 2) // len(self.panels))))
-
-    @property
-    def plot(self) -> tuple[int, int, int, int]:
-        """x, y, w, h of the plot rectangle (above the series panels)."""
-        bottom = self.bottom + self.panel_height * len(self.panels)
-        return (self.left, bottom, max(1, self.width - self.left - self.right),
-                max(1, self.height - bottom - self.top))
-
-    def panel_layouts(self) -> list["Layout"]:
-        """The layouts of the series panels, top to bottom, sharing the plot's left and right edges."""
-        h = self.panel_height
-        n = len(self.panels)
-        return [Layout(self.width, h, left=self.left, right=self.right, bottom=18, top=16,
-                       origin=(self.origin[0], self.origin[1] + (n - 1 - i) * h)) for i in range(n)]
-
-
 def _clip_text(text: TextLayer, s: str, width: float, fs: int, bold: bool = False) -> str:
     """``s`` shortened with an ellipsis to at most ``width`` pixels."""
     if text.text_width(s, fs, bold) <= width:
@@ -117,28 +72,11 @@ def fit_title(text: TextLayer, title: str, width: float, fs: int, runs: int) -> 
     return _clip_text(text, title, width, fs, True)
 
 
-def figure_layout(width: int, height: int, runs, state: ViewState) -> Layout:
-    """The layout of a figure for ``state``: a colour bar when colouring, a panel per series drawn in one."""
-    return Layout.for_size(width, height, colorbar=state.color_by != "none",
-                           panels=tuple(seriesview.plan(runs, state)[1]))
-
-
-def axis_ticks(plot, view, log_y: bool, px_per_x_tick: int = 110, px_per_y_tick: int = 60
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Tick positions (x in iterations or alpha, y in display units) for a plot rectangle."""
-    _, _, pw, ph = plot
-    (x0, x1), (y0, y1) = view
-    xt = linear_ticks(x0, x1, max(2, pw // px_per_x_tick))
-    ny = max(2, ph // px_per_y_tick)
-    yt = log_ticks(y0, y1, ny) if log_y else linear_ticks(y0, y1, ny)
-    return xt, yt
-
-
 class CurveRenderer:
     """GL resources and the draw of one figure.  Create inside a current GL context."""
 
     def __init__(self):
-        from .gl.programs import MarkerBatch, Overlay, RectBatch, SegmentBatch
+        from .programs import MarkerBatch, Overlay, RectBatch, SegmentBatch
 
         self.rects = RectBatch()
         self.axes = SegmentBatch()
@@ -154,7 +92,7 @@ class CurveRenderer:
         self.last_view = None
 
     def draw(self, runs: list[RunData], state: ViewState, layout: Layout, title: str | None = None) -> Frame:
-        """Compose and draw the figure for ``state`` (see :func:`gda_gl.scene.compose`), then the series panels
+        """Compose and draw the figure for ``state`` (see :func:`gda_gl.compose.scene.compose`), then the series panels
         ``layout.panels`` below it sharing its x range; returns the curve's Frame (``last_view`` its View)."""
         view, frame = compose(runs, state, layout.plot, (layout.width, layout.height))
         self.draw_frame(view, frame, layout, title)  # clears the whole canvas: the panels come after

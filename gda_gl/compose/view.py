@@ -1,14 +1,14 @@
 """The view that was drawn: axis ranges plus the pixel layout, and the mapping between them.
 
 A :class:`View` is produced by the composition step (:func:`gda_gl.compose.compose`)
-together with the :class:`~gda_gl.scene.Frame` it describes, and handed to the
+together with the :class:`~gda_gl.compose.scene.Frame` it describes, and handed to the
 renderer, which draws exactly that.  Everything that maps pixels back to data
 (hover readouts, clicks, box zoom, the details panel) uses the ``View`` that was
 *last drawn*, never the target of an animation, so what the user points at is
 what is on screen.
 
 Coordinates: canvas pixels have their origin at the top-left (Qt/VisPy events);
-the plot rectangle in :class:`~gda_gl.render.Layout` has its origin at the
+the plot rectangle in :class:`~gda_gl.compose.layout.Layout` has its origin at the
 bottom-left (GL).  ``y`` is in display units: ``log10(loss)`` when ``log_y``.
 """
 

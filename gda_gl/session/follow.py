@@ -21,7 +21,7 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-from ..scene import RUN_COLORS, RunData
+from gda_gl.compose.scene import RUN_COLORS, RunData
 
 log = logging.getLogger(__name__)
 
