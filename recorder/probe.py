@@ -112,6 +112,15 @@ class LineProbe:
         self.alphas = self.config.alpha_grid()
         self._names = self._param_names()
         self._device_types = sorted({p.device.type for p in self.params})
+        # the fused write needs plain tensors on one device (DTensor shards go through recorder.flat.assign)
+        plain = all(type(p) in (torch.nn.Parameter, torch.Tensor) and not hasattr(p, "to_local")
+                    for p in self.params) and len({(p.device, p.dtype) for p in self.params}) == 1
+        self._plain = list(self.params) if plain else []
+        self._sizes = [p.numel() for p in self._plain]
+        self._sizes_total = sum(self._sizes)
+        self._view_cache: list[tuple[torch.Tensor, list[torch.Tensor]]] = []
+        self._buf: torch.Tensor | None = None
+        self._in_session = False
 
     def _param_names(self) -> list[str]:
         ids = {id(p): n for n, p in self.model.named_parameters(remove_duplicate=False)}
@@ -128,7 +137,32 @@ class LineProbe:
         return flatten(self.params)
 
     def _assign(self, flat: torch.Tensor) -> None:
-        assign(self.params, flat)
+        """Write ``flat`` into the parameters: one fused ``torch._foreach_copy_`` from views of ``flat`` cached
+        for the few vectors a step writes (w_k, w_{k+1}, the sweep's buffer); :func:`recorder.flat.assign`
+        for parameters the fused copy does not take (sharded ones override this method)."""
+        views = self._views(flat)
+        if views is None:
+            assign(self.params, flat)
+            return
+        with torch.no_grad():
+            torch._foreach_copy_(self._plain, views)
+
+    def _scratch(self, like: torch.Tensor) -> torch.Tensor:
+        """The sweep's buffer for w_k + alpha d_k, kept across the rounds of a step (its views stay cached)."""
+        buf = self._buf
+        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype or buf.device != like.device:
+            self._buf = buf = torch.empty_like(like)
+        return buf
+
+    def _views(self, flat: torch.Tensor) -> list[torch.Tensor] | None:
+        if not self._plain or flat.numel() != self._sizes_total:
+            return None
+        for t, views in self._view_cache:
+            if t is flat:
+                return views
+        views = [v.view(p.shape) for v, p in zip(torch.split(flat, self._sizes), self._plain)]
+        self._view_cache = [(flat, views), *self._view_cache[:2]]  # w0, w1, buffer: the last three vectors
+        return views
 
     def _loss_of(self, out, target):
         if self.loss_from is not None:
@@ -152,7 +186,7 @@ class LineProbe:
         weights = micro_weights(batches)
         replay = self.config.replays
         phi = torch.zeros(len(self.alphas), dtype=torch.float64, device=w0.device)
-        buf = torch.empty_like(w0)
+        buf = self._scratch(w0)
         try:
             with torch.no_grad():
                 for j, a in enumerate(self.alphas):
@@ -172,10 +206,10 @@ class LineProbe:
                             loss = self._forward_loss(mb).to(torch.float64)
                         phi[j] += loss if wt == 1.0 else wt * loss
         finally:
-            with torch.no_grad():
+            if not self._in_session:  # a session puts w1 back once, when it ends
                 self._assign(w1)
-            if state is not None:
-                state.restore_buffers()
+                if state is not None:
+                    state.restore_buffers()
         return phi
 
     def batched(self, w0: torch.Tensor, w1: torch.Tensor, batches: Sequence[MicroBatch],
@@ -229,8 +263,8 @@ class LineProbe:
         """The strategy to use now (calibrating on first use when ``strategy='auto'``)."""
         if self.config.strategy in ("sweep", "batched"):
             return self.config.strategy
-        if self.evaluate is not None or self.config.replays:
-            return "sweep"
+        if self.evaluate is not None or self.config.replays or len(self.alphas) == 1:
+            return "sweep"  # (one alpha: stacking it has nothing to batch)
         key = self._key(batches)
         if key in self._choice:
             return self._choice[key]
@@ -319,9 +353,16 @@ class LineProbe:
 
         try:
             with _probing_now(), preserved_state(self.model, self.config.eval_mode, devices) as state:
-                yield evaluate
+                self._in_session = True
+                try:
+                    yield evaluate
+                finally:
+                    self._in_session = False
+                    self._assign(w1)
+                    state.restore_buffers()
         finally:
             self.alphas = nominal
+            self._view_cache, self._buf = [], None  # no parameter-sized memory held between steps
 
     def measure(self, w0: torch.Tensor, w1: torch.Tensor, inputs=None, target=None, distributed: bool = False,
                 as_tensor: bool = False, batches: Sequence[MicroBatch] | None = None) -> tuple[np.ndarray, str]:

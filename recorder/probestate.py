@@ -72,12 +72,20 @@ class _State:
     def __init__(self, model: torch.nn.Module, devices: Sequence[torch.device]):
         self.modes = [(m, m.training) for m in model.modules()]
         self.buffers = [(b, b.detach().clone()) for b in model.buffers()]
+        self._live = [b for b, _ in self.buffers]
+        self._saved = [s for _, s in self.buffers]
         self.rng = rng_state(devices)
 
     def restore_buffers(self) -> None:
+        """Copy the saved buffers back (one fused ``torch._foreach_copy_``; before every evaluation)."""
+        if not self._live:
+            return
         with torch.no_grad():
-            for b, saved in self.buffers:
-                b.copy_(saved)
+            try:
+                torch._foreach_copy_(self._live, self._saved)
+            except (RuntimeError, TypeError):  # mixed devices or dtypes the fused copy does not take
+                for b, saved in self.buffers:
+                    b.copy_(saved)
 
     def restore(self) -> None:
         for m, flag in self.modes:
