@@ -22,7 +22,8 @@ from .colcodec import CodecError, compress_array, decompress_array
 
 __all__ = ["Iterations", "BlockError", "encode_block", "decode_block", "concat_parts", "as_grid", "as_row_alphas",
            "check_row_alphas", "json_safe",
-           "trials_arrays", "loads_bounded", "MAX_GRID"]
+           "trials_arrays", "loads_bounded", "MAX_GRID", "READ_BUDGET_BYTES",
+           "TRIAL_BYTES", "declared_trials", "interval_of"]
 
 
 # --------------------------------------------------------------------------- in-memory table
@@ -124,6 +125,10 @@ class Iterations:
 
 #: Longest alpha grid a recording may declare (a probe uses tens of alphas).
 MAX_GRID = 1 << 16
+#: Most bytes a reader assembles at once (:meth:`recorder.reader.Recording.read`, ``read_new``,
+#: :func:`recorder.seriesread.read_series`), counted from the row or point counts the file declares,
+#: before decoding: a compressed file of a few MB can declare gigabytes.
+READ_BUDGET_BYTES = 1 << 30
 #: Deepest nesting accepted in stored JSON (run metadata is a few levels deep).
 MAX_JSON_DEPTH = 64
 #: Longest JSON text accepted from one ``meta`` value (the model summary is capped at 20,000 characters).
@@ -168,6 +173,23 @@ def encode_block(cols: Mapping[str, np.ndarray], phi: np.ndarray, tcount: np.nda
     if version >= 2:
         return [compress_array(a) for a in arrays]
     return [a.tobytes() for a in arrays]
+
+
+#: bytes of one decoded trial point (alpha, loss, slope, order)
+TRIAL_BYTES = sum(dt.itemsize for dt in schema.TRIAL_DTYPES.values())
+
+
+def declared_trials(tcount_blob, n: int, version: int) -> int:
+    """Trial points a block declares: the sum of its ``trial_count`` column, decoded alone (``n`` int32, a
+    few KB), so a reader can budget a block's trial arrays before decompressing them (a compressed file of a
+    few MB can declare gigabytes of trial points).
+
+    Raises
+    ------
+    BlockError : the column does not decode
+    """
+    tc = _blob(tcount_blob, "trial_count", int(n), schema.TRIAL_COUNT_DTYPE, version)
+    return int(tc.sum(dtype=np.int64))
 
 
 def _blob(value, name: str, count: int, dtype: np.dtype, version: int = 1) -> np.ndarray:
@@ -222,7 +244,8 @@ def _decode_fields(it, fields, n: int, version: int) -> dict[str, np.ndarray]:
 
 
 def decode_block(blobs: Sequence, n, k: int, version: int = schema.SCHEMA_VERSION,
-                 fields: Sequence[tuple[str, np.dtype]] | None = None, row_alphas: bool = False):
+                 fields: Sequence[tuple[str, np.dtype]] | None = None, row_alphas: bool = False,
+                 interval: tuple | None = None):
     """Validate and decode the BLOBs of one block; the only decoder of stored bytes.
 
     Every length is checked against ``n`` and the schema's dtypes *before*
@@ -238,7 +261,8 @@ def decode_block(blobs: Sequence, n, k: int, version: int = schema.SCHEMA_VERSIO
     fields : (name, stored dtype) of the file's per-iteration columns (:func:`recorder.schema.stored_fields`,
         the default: every one of ``version``); fields the file lacks read as their default
         (:func:`recorder.schema.field_default`), stored fields this release does not know are skipped
-    row_alphas : the block has the per-row alpha column (last): it is checked (:func:`check_row_alphas`)
+    row_alphas : the block has the per-row alpha column (last): it is checked (:func:`check_row_alphas`,
+        inside ``interval`` when given: :func:`interval_of` the file's nominal grid)
         and returned as ``cols["alpha"]``, (n, k) float64
 
     Returns
@@ -285,7 +309,7 @@ def decode_block(blobs: Sequence, n, k: int, version: int = schema.SCHEMA_VERSIO
         value, col = next(it)
         ra = _blob(value, col, n * k, schema.ROW_ALPHA_DTYPE, version).reshape(n, k)
         try:
-            check_row_alphas(ra, phi)
+            check_row_alphas(ra, phi, interval)
         except ValueError as exc:
             raise BlockError(f"column {col}: {exc}") from None
         cols[schema.ROW_ALPHA_COLUMN] = ra
@@ -295,9 +319,18 @@ def decode_block(blobs: Sequence, n, k: int, version: int = schema.SCHEMA_VERSIO
     return cols, phi, tcount, trials
 
 
-def check_row_alphas(alphas: np.ndarray, phi: np.ndarray | None = None) -> None:
+def interval_of(nominal) -> tuple[float, float]:
+    """The interval every per-row alpha lies in: the ends of the nominal grid, widened by two float32 steps
+    (the adaptive probe stores float32-exact alphas, so its end anchor ``float32(alpha_max)`` may lie just
+    past ``alpha_max``; no earlier release wrote alphas further out)."""
+    g = np.asarray(nominal, np.float64)
+    pad = 2.0 ** -22
+    return float(g[0]) - pad * max(1.0, abs(float(g[0]))), float(g[-1]) + pad * max(1.0, abs(float(g[-1])))
+
+
+def check_row_alphas(alphas: np.ndarray, phi: np.ndarray | None = None, interval: tuple | None = None) -> None:
     """Check per-row alphas: each row finite and strictly increasing, then NaN to the end; phi (when given)
-    NaN wherever alpha is.
+    NaN wherever alpha is; every alpha inside ``interval`` (:func:`interval_of` the nominal grid) when given.
 
     Raises
     ------
@@ -322,9 +355,16 @@ def check_row_alphas(alphas: np.ndarray, phi: np.ndarray | None = None) -> None:
         bad = np.nonzero(np.any(~fin & ~np.isnan(np.asarray(phi, np.float64)), axis=1))[0]
         if len(bad):
             raise ValueError(f"row {int(bad[0])}: a loss without an alpha")
+    if interval is not None:
+        with np.errstate(invalid="ignore"):
+            bad = np.nonzero(np.any(fin & ((a < interval[0]) | (a > interval[1])), axis=1))[0]
+        if len(bad):
+            row = a[int(bad[0])]
+            raise ValueError(f"row {int(bad[0])}: alphas {np.nanmin(row):g}..{np.nanmax(row):g} leave the nominal "
+                             f"interval {interval[0]:g}..{interval[1]:g}")
 
 
-def as_row_alphas(alphas, phi: np.ndarray, n: int, k: int) -> np.ndarray:
+def as_row_alphas(alphas, phi: np.ndarray, n: int, k: int, interval: tuple | None = None) -> np.ndarray:
     """The per-row alphas of ``n`` appended rows as a checked (n, k) float64 array.
 
     ``alphas`` is None (no alphas: all NaN, then ``phi`` must be all NaN too) or n x k values; rows
@@ -342,7 +382,7 @@ def as_row_alphas(alphas, phi: np.ndarray, n: int, k: int) -> np.ndarray:
         if a.size != n * k:
             raise ValueError(f"alphas has {a.size} values, expected {n} x {k} (one per phi value)")
         a = a.reshape(n, k)
-    check_row_alphas(a, np.asarray(phi).reshape(n, k))
+    check_row_alphas(a, np.asarray(phi).reshape(n, k), interval)
     return a
 
 
@@ -354,6 +394,12 @@ def as_grid(alpha_grid) -> np.ndarray:
     ValueError
         not 1-D, empty, longer than :data:`MAX_GRID`, non-finite or not strictly increasing.
     """
+    if isinstance(alpha_grid, (list, tuple)) and not all(
+            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+            for v in alpha_grid):
+        raise ValueError("alpha grid must be a list of numbers (not text or booleans)")
+    if isinstance(alpha_grid, np.ndarray) and alpha_grid.dtype.kind not in "iuf":
+        raise ValueError(f"alpha grid must be numbers, got an array of {alpha_grid.dtype}")
     try:
         g = np.asarray(alpha_grid, dtype=np.float64)
     except (TypeError, ValueError, OverflowError):

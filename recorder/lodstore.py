@@ -144,6 +144,83 @@ def check_totals(counts: Sequence[int], spans: Sequence[tuple[int, int]], rows: 
                        f"hold {rows:,} ({first}..{last})")
 
 
+def edge_records(data) -> dict[str, np.ndarray]:
+    """Row records (:func:`recorder.pyramid.row_records`, the writer's code) of the rows of ``data`` (an
+    :class:`recorder.codec.Iterations`): what the first and last row of a run add to its whole-run bucket."""
+    alphas = data.row_alphas if data.row_alphas is not None else data.alpha_grid
+    return pyramid.row_records(alphas, data.columns, data.phi, None, np.diff(data.trial_offsets),
+                               data.trials.get("alpha"))
+
+
+def _show(v) -> str:
+    return repr(v.item() if hasattr(v, "item") else v)
+
+
+def _same(a, b) -> bool:
+    return bool(a == b or (np.isnan(a) and np.isnan(b))) if np.asarray(a).dtype.kind == "f" else bool(a == b)
+
+
+def check_edges(top: Mapping[str, np.ndarray], first: Mapping[str, np.ndarray],
+                last: Mapping[str, np.ndarray] | None = None) -> None:
+    """The whole-run bucket ``top`` against the row records of the run's first row (``first[..][0]``) and
+    last row (``last[..][-1]``; None: a live run, not checked): its first/last fields equal theirs, its
+    min/max hold theirs (a NaN minimum holds nothing), its integer sums are at least theirs.  Cheap (two
+    rows), and it refuses a pyramid copied from another run or one whose every level was made NaN.
+
+    Raises
+    ------
+    LodError : one line naming the field
+    """
+    for name, dt, op in pyramid.BUCKET_FIELDS:
+        if name not in first:
+            continue
+        t, a = top[name][0], first[name][0]
+        b = last[name][-1] if last is not None else a
+        with np.errstate(invalid="ignore"):
+            if op == "first":
+                ok = _same(t, a)
+            elif op == "last":
+                ok = last is None or _same(t, b)
+            elif op in ("min", "max"):
+                vals = [v for v in (a, b) if not np.isnan(v)]
+                ok = all((t <= v) if op == "min" else (t >= v) for v in vals)
+            else:
+                ok = dt.kind != "i" or t >= max(a, b)
+        if not ok:
+            raise LodError(f"the whole-run bucket's {name} is {_show(t)}, but the run's first and last rows "
+                           f"give {_show(a)} and {_show(b)}")
+
+
+def check_parent(children: Mapping[str, np.ndarray], level: int, parent: Mapping[str, np.ndarray], at: int,
+                 where: str) -> None:
+    """Buckets ``children`` (one chunk of a level) merged by :data:`recorder.pyramid.FANOUT` against the
+    ``parent`` buckets from index ``at`` on: the parents whose children are all full (final while a writer
+    appends) must equal the merge (integers exactly, floats to a relative 1e-6, NaN equal to NaN).
+
+    Raises
+    ------
+    LodError : one line naming the level and field
+    """
+    full = np.asarray(children["rows"]) == pyramid.bucket_rows(level)
+    k = min(len(full) // pyramid.FANOUT, len(parent["rows"]) - at)
+    if k <= 0:
+        return
+    ok = full[:k * pyramid.FANOUT].reshape(k, pyramid.FANOUT).all(axis=1)
+    idx = np.flatnonzero(ok)
+    if not len(idx):
+        return
+    merged = pyramid.merge({n: v[:k * pyramid.FANOUT] for n, v in children.items()}, pyramid.FANOUT)
+    for name, dt, _ in pyramid.BUCKET_FIELDS:
+        a, b = np.asarray(parent[name])[at + idx], merged[name][idx]
+        with np.errstate(all="ignore"):
+            bad = ~np.isclose(a.astype(np.float64), b.astype(np.float64), rtol=1e-6, atol=0.0, equal_nan=True) \
+                if dt.kind == "f" else a != b
+        if bad.any():
+            j = int(np.argmax(bad))
+            raise LodError(f"{where}: bucket {at + int(idx[j])} has {name} {_show(a[j])}, its children give "
+                           f"{_show(b[j])}")
+
+
 class ChunkSource:
     """Read access to a pyramid: bucket counts per level and chunks by index."""
 
@@ -356,6 +433,11 @@ class SqlChunks(ChunkSource):
             recs = {k: v[:expect] for k, v in recs.items()}
         if len(recs["rows"]) != expect:
             raise LodError(f"pyramid level {level} chunk {chunk}: {len(recs['rows'])} buckets, expected {expect}")
+        if level + 1 < len(self._counts):  # never hand out buckets the level above contradicts
+            per = pyramid.CHUNK // pyramid.FANOUT
+            parent = self._chunk(level + 1, chunk * per // pyramid.CHUNK)
+            check_parent(recs, level, parent, chunk * per % pyramid.CHUNK,
+                         f"pyramid level {level + 1} (against level {level} chunk {chunk})")
         with self._lock:
             if _recs_nbytes(recs) <= self._cache.maxsize:
                 self._cache[key] = recs  # evicts the least recently used chunks past the byte budget

@@ -263,8 +263,10 @@ class LineProbe:
         """The strategy to use now (calibrating on first use when ``strategy='auto'``)."""
         if self.config.strategy in ("sweep", "batched"):
             return self.config.strategy
-        if self.evaluate is not None or self.config.replays or len(self.alphas) == 1:
-            return "sweep"  # (one alpha: stacking it has nothing to batch)
+        if self.evaluate is not None or self.config.replays or _low_precision(self.config, batches):
+            return "sweep"  # low precision: batched kernels round differently, the sweep is the training's
+        if len(self.alphas) == 1:
+            return "sweep"  # one alpha: stacking it has nothing to batch
         key = self._key(batches)
         if key in self._choice:
             return self._choice[key]
@@ -339,17 +341,14 @@ class LineProbe:
         """
         batches = self.cut(batches)
         devices = sorted({p.device for p in self.params}, key=str)
-        count = 1
-        if distributed:
-            mb = batches[0]
-            count = batch_size_of(mb.target) or batch_size_of((mb.args, mb.kwargs)) or 1
         nominal = self.alphas
 
         def evaluate(alphas) -> tuple[torch.Tensor, str]:
             self.alphas = np.asarray(alphas, np.float64)
             strategy = self.choose(w0, w1, batches, state)
             phi = getattr(self, strategy)(w0, w1, batches, state)
-            return (_allreduce_mean(phi, count) if distributed else phi), strategy
+            # the mean over the ranks: the objective data-parallel gradients average
+            return (_allreduce_mean(phi, 1) if distributed else phi), strategy
 
         try:
             with _probing_now(), preserved_state(self.model, self.config.eval_mode, devices) as state:
@@ -381,13 +380,20 @@ class LineProbe:
         return (phi if as_tensor else phi.cpu().numpy()), strategy
 
 
+def _low_precision(config: ProbeConfig, batches: Sequence[MicroBatch]) -> bool:
+    """Whether the probe evaluates in a training forward's autocast precision (``precision="training"``
+    under autocast): ``auto`` then keeps the sweep, whose forwards round as the training's did (the
+    vmapped batched kernels agree only to the low precision's rounding, see README "Precision")."""
+    return config.precision == "training" and any(mb.autocast for mb in batches)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def _allreduce_mean(phi: torch.Tensor, count: int) -> torch.Tensor:
-    """Per-alpha mean over all ranks' shards: all-reduce the sums and the sample counts."""
+    """Per-alpha mean over all ranks' shards, each weighted by ``count``: all-reduce the sums and the counts."""
     import torch.distributed as dist
 
     buf = torch.cat([phi * count, torch.tensor([float(count)], dtype=phi.dtype, device=phi.device)])

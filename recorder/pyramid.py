@@ -497,6 +497,12 @@ def validate_buckets(recs: Mapping[str, np.ndarray], level: int, where: str) -> 
         cnt = recs[f"{name}:count"].astype(np.int64)
         if np.any((cnt < 0) | (cnt > rows)):
             raise ValueError(f"{where}: {name} count outside 0..rows")
+        lo, hi = recs[f"{name}:min"], recs[f"{name}:max"]
+        with np.errstate(invalid="ignore"):
+            bad = (cnt > 0) & ~(np.isfinite(lo) & np.isfinite(hi) & (lo <= hi))
+        if bad.any():  # min and max are over the finite values the bucket counts
+            raise ValueError(f"{where}: {name} min/max are not finite and ordered in a bucket that counts "
+                             "finite values")
     f, last = recs["first_it"], recs["last_it"]
     if np.any(last < f) or (len(f) > 1 and np.any(f[1:] <= last[:-1])):
         raise ValueError(f"{where}: bucket iteration spans out of order")

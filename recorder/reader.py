@@ -52,17 +52,15 @@ from urllib.parse import quote as pathname2url  # urllib.request.pathname2url on
 import numpy as np
 
 from . import schema
-from .codec import MAX_BLOCK_ROWS, BlockError, Iterations, as_grid, decode_block, loads_bounded
-from .errors import RecordingError
+from .codec import (MAX_BLOCK_ROWS, READ_BUDGET_BYTES, TRIAL_BYTES, BlockError, Iterations, as_grid, decode_block,
+                    declared_trials, interval_of, loads_bounded)
+from .errors import RecordingError, sql_error
 from .fsutil import check_recording_file, has_journal
 from .lock import parse_lock_record, writer_alive
 
-__all__ = ["Recording", "open_recordings", "sql_error", "read_meta", "validate_identity", "connect_readonly",
-           "stored_fields_of"]
+__all__ = ["Recording", "open_recordings", "sql_error", "READ_BUDGET_BYTES", "read_meta", "validate_identity",
+           "connect_readonly", "stored_fields_of"]
 
-#: Most bytes :meth:`Recording.read` and :meth:`Recording.read_new` assemble at once (counted from the row
-#: counts the blocks declare, before decoding): a compressed file of a few MB can declare gigabytes.
-READ_BUDGET_BYTES = 1 << 30
 #: bytes of one row's per-iteration fields and trial offset in memory
 _ROW_BYTES = sum(np.dtype(d).itemsize for d in schema.ITER_DTYPES.values()) + 8
 
@@ -75,23 +73,6 @@ _REQUIRED_COLUMNS = {
 }
 
 
-def sql_error(path: Path, exc: sqlite3.Error) -> RecordingError:
-    """One line for an SQLite error while reading ``path``."""
-    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if "malformed" in msg or "not a database" in msg or "disk image" in msg or "corrupt" in msg:
-        return RecordingError(path, f"corrupt or truncated recording ({msg})")
-    if "decode to UTF-8" in msg:
-        col = msg.split("column ", 1)[1].split(" ", 1)[0] if "column " in msg else "?"
-        return RecordingError(path, f"damaged recording (text that is not valid UTF-8 in column {col[:40]})")
-    if "unable to open" in msg:
-        return RecordingError(path, f"cannot be opened ({msg})")
-    if "readonly" in msg:
-        return RecordingError(path, f"cannot be read without changing it ({msg})")
-    if "too big" in msg or isinstance(exc, sqlite3.DataError):
-        return RecordingError(path, f"holds a value too large for a recording ({msg})")
-    return RecordingError(path, f"SQLite error: {msg}")
-
-
 def connect_readonly(path: Path, *, snapshot: bool = False, immutable: bool = False) -> sqlite3.Connection:
     """An SQLite connection that cannot change ``path`` and runs no SQL stored in it.
 
@@ -100,7 +81,7 @@ def connect_readonly(path: Path, *, snapshot: bool = False, immutable: bool = Fa
     a finished file (:func:`finished_wal_file`): SQLite then reads the file alone,
     creates nothing beside it and needs no write access to its directory.
     """
-    uri = "file:" + pathname2url(str(path.resolve())) + ("" if snapshot else "?mode=ro")
+    uri = "file:" + pathname2url(os.fsencode(path.resolve())) + ("" if snapshot else "?mode=ro")  # any bytes
     if immutable and not snapshot:
         uri += "&immutable=1"
     con = sqlite3.connect(uri, uri=True, timeout=10.0, isolation_level=None, check_same_thread=False)
@@ -243,7 +224,10 @@ def validate_identity(con: sqlite3.Connection, path: Path, *, exact: bool = Fals
     if exact and version != schema.SCHEMA_VERSION:
         raise RecordingError(path, f"cannot append to a schema-{version} recording (this gda-gl writes "
                                    f"schema {schema.SCHEMA_VERSION}); run 'gda-gl upgrade' to make a copy to append to")
-    objects = con.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
+    try:
+        objects = con.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
+    except UnicodeDecodeError:
+        raise RecordingError(path, "damaged recording (schema text that is not valid UTF-8)") from None
     tables = _check_objects(objects, path)
     if exact and "blocks" in tables:
         _check_exact(con, objects, path)
@@ -307,7 +291,7 @@ def _guarded(method):
             return method(self, *args, **kwargs)
         except RecordingError:
             raise
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             raise sql_error(self.path, exc) from None
         except BlockError as exc:
             raise RecordingError(self.path, f"damaged block: {exc}") from None
@@ -356,13 +340,13 @@ class Recording:
         self._con: sqlite3.Connection | None = None
         try:
             self._open(snapshot=False)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             self._close_con()
             if not (has_journal(self.path) and ("readonly" in str(exc) or "unable to open" in str(exc))):
                 raise sql_error(self.path, exc) from None
             try:  # SQLite would have to change the file to read it: read a private copy instead
                 self._open(snapshot=True)
-            except sqlite3.Error as exc2:
+            except (sqlite3.Error, UnicodeDecodeError) as exc2:
                 self._close_con()
                 raise sql_error(self.path, exc2) from None
             except BaseException:
@@ -406,6 +390,8 @@ class Recording:
                                             "disagree)")
         if column:
             self._columns = self._columns + [schema.ROW_ALPHA_COLUMN]
+        #: the interval every per-row alpha must lie in (None: a shared grid)
+        self._interval = interval_of(self.alpha_grid) if column else None
         return column
 
     def _close_con(self) -> None:
@@ -435,7 +421,7 @@ class Recording:
         try:
             with self._lock:
                 return self._con.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             raise sql_error(self.path, exc) from None
 
     def consistent_read(self, fn):
@@ -446,7 +432,7 @@ class Recording:
 
         try:
             return self._read_tx(work)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             raise sql_error(self.path, exc) from None
 
     def block_ids(self) -> list[int]:
@@ -552,8 +538,11 @@ class Recording:
         return out
 
     # -- blocks --------------------------------------------------------------
-    def _assemble(self, index: list, con: sqlite3.Connection, skip_first: int = 0) -> Iterations:
-        """Decode the blocks of ``index`` (inside the caller's read transaction) into one table."""
+    def _assemble(self, index: list, con: sqlite3.Connection, skip_first: int = 0,
+                  budget: tuple[int, int] | None = None) -> Iterations:
+        """Decode the blocks of ``index`` (inside the caller's read transaction) into one table; ``budget``:
+        (bytes allowed, bytes the rows take), checked again with each block's trial points as it is decoded
+        (memory stays within the budget plus one block)."""
         k = len(self.alpha_grid)
         if not index:
             out = Iterations.empty(self.alpha_grid)
@@ -565,7 +554,7 @@ class Recording:
         ra = np.empty((total, k), schema.ROW_ALPHA_DTYPE) if self.row_alphas else None
         tcounts = np.empty(total, np.int64)
         tparts: dict[str, list] = {n: [] for n in schema.TRIAL_DTYPES}
-        pos = 0
+        pos = n_trials = 0
         lo, hi = index[0][0], index[-1][0]
         cur = con.execute(f"SELECT id, n, {', '.join(self._columns)} FROM blocks "
                           "WHERE id >= ? AND id <= ? "
@@ -576,7 +565,8 @@ class Recording:
             if r[0] != bid or r[1] != n:
                 raise RecordingError(self.path, f"damaged block {r[0]}: changed while being read")
             try:
-                bcols, bphi, tc, btr = decode_block(r[2:], n, k, self.version, self.stored_fields, self.row_alphas)
+                bcols, bphi, tc, btr = decode_block(r[2:], n, k, self.version, self.stored_fields, self.row_alphas,
+                                                    self._interval)
             except BlockError as exc:
                 raise RecordingError(self.path, f"damaged block {bid}: {exc}") from None
             its = bcols["iteration"]
@@ -585,6 +575,10 @@ class Recording:
                                                 f"disagree with its iterations {its[0]}..{its[-1]}")
             s = skip_first if j == 0 else 0
             m = n - s
+            if budget is not None:
+                n_trials += len(btr["alpha"])
+                if budget[1] + n_trials * TRIAL_BYTES > budget[0]:
+                    self._over_budget(total, n_trials, budget[1] + n_trials * TRIAL_BYTES, budget[0])
             for name in schema.ITER_DTYPES:
                 cols[name][pos:pos + m] = bcols[name][s:]
             phi[pos:pos + m] = bphi[s:]
@@ -615,18 +609,49 @@ class Recording:
                 except sqlite3.Error:
                     pass
 
-    def _check_budget(self, index: list, max_bytes: int | None) -> None:
-        """Refuse to assemble ``index`` when its rows would take more than ``max_bytes`` (default
-        :data:`READ_BUDGET_BYTES`) in memory, counted from the row counts the blocks declare."""
+    def _budget(self, index: list, max_bytes: int | None) -> tuple[int, int]:
+        """(budget, bytes the rows of ``index`` need); refuses when the rows alone pass the budget (default
+        :data:`READ_BUDGET_BYTES`), counted from the row counts the blocks declare, before decoding.  Trial
+        points are counted as each block is decoded (:meth:`_assemble`)."""
         budget = READ_BUDGET_BYTES if max_bytes is None else int(max_bytes)
         rows = sum(r[1] for r in index)
         k = len(self.alpha_grid)
         need = rows * (4 * k + 8 * k * bool(getattr(self, "row_alphas", False)) + _ROW_BYTES)
         if need > budget:
-            raise RecordingError(self.path, f"reading {rows:,} iterations x {k} alphas at once needs about "
-                                            f"{need / 2 ** 20:,.0f} MiB, more than the read budget of "
-                                            f"{budget / 2 ** 20:,.0f} MiB (read(start, stop) reads a range; "
-                                            "recorder.window.RunWindows reads windows)")
+            self._over_budget(rows, 0, need, budget)
+        return budget, need
+
+    def _over_budget(self, rows: int, trials: int, need: int, budget: int):
+        k = len(self.alpha_grid)
+        raise RecordingError(self.path, f"reading {rows:,} iterations x {k} alphas"
+                                        f"{f' and {trials:,} trial points' if trials else ''} at once needs "
+                                        f"{'more than ' if trials else 'about '}{need / 2 ** 20:,.0f} MiB, more "
+                                        f"than the read budget of {budget / 2 ** 20:,.0f} MiB (read(start, stop) "
+                                        "reads a range; recorder.window.RunWindows reads windows)")
+
+    @_guarded
+    def declared_bytes(self, stop_above: int | None = None) -> tuple[int, int, int]:
+        """(rows, decoded bytes, trial points) the whole file's blocks declare: the rows from the block headers,
+        the trial points from each block's ``trial_count`` column decoded alone (a pass over the file: for the
+        in-memory index of a file without a stored pyramid); counting stops once the bytes pass ``stop_above``."""
+        def work(con):
+            index = self._index(con=con)
+            rows = sum(r[1] for r in index)
+            k = len(self.alpha_grid)
+            need = rows * (4 * k + 8 * k * bool(self.row_alphas) + _ROW_BYTES)
+            trials = 0
+            if stop_above is not None and need > stop_above:
+                return rows, need, trials
+            for bid, n, tc in con.execute("SELECT id, n, trial_count FROM blocks ORDER BY id"):
+                try:
+                    trials += declared_trials(tc, n, self.version)
+                except BlockError as exc:
+                    raise RecordingError(self.path, f"damaged block {bid}: {exc}") from None
+                if stop_above is not None and need + trials * TRIAL_BYTES > stop_above:
+                    break
+            return rows, need + trials * TRIAL_BYTES, trials
+
+        return self._read_tx(work)
 
     @_guarded
     def read(self, start: int | None = None, stop: int | None = None, *, max_bytes: int | None = None) -> Iterations:
@@ -646,8 +671,7 @@ class Recording:
 
         def work(con):
             index = self._index(where, args, con=con)
-            self._check_budget(index, max_bytes)
-            return index, self._assemble(index, con)
+            return index, self._assemble(index, con, budget=self._budget(index, max_bytes))
 
         index, data = self._read_tx(work)
         if index and start is None and stop is None:
@@ -669,8 +693,7 @@ class Recording:
             skip = seen if index and index[0][0] == bid else 0
             if index and skip > index[0][1]:
                 raise RecordingError(self.path, f"damaged block {bid}: it lost rows already read")
-            self._check_budget(index, None)
-            return index, self._assemble(index, con, skip_first=skip)
+            return index, self._assemble(index, con, skip_first=skip, budget=self._budget(index, None))
 
         index, data = self._read_tx(work)
         if index:
@@ -702,16 +725,17 @@ class Recording:
     def series_names(self, builtin: bool = True) -> list[str]:
         """Names of the scalar series: the built-in ``train_loss``, ``lr``, ``grad_norm`` (when ``builtin``),
         then those logged with ``rec.log`` in first-logged order (:func:`recorder.series.series_names`)."""
-        from . import series
+        from . import seriesread
 
-        return series.series_names(self, builtin)
+        return seriesread.series_names(self, builtin)
 
-    def read_series(self, name: str, start: int | None = None, stop: int | None = None):
+    def read_series(self, name: str, start: int | None = None, stop: int | None = None, *,
+                    max_bytes: int | None = None):
         """Every point of series ``name`` in ``[start, stop)`` as :class:`recorder.series.SeriesPoints`
         (small series; long ones through :meth:`recorder.window.RunWindows.series`); KeyError if none."""
-        from . import series
+        from . import seriesread
 
-        return series.read_series(self, name, start, stop)
+        return seriesread.read_series(self, name, start, stop, max_bytes=max_bytes)
 
     def file_size(self) -> int:
         """Bytes of the file plus its WAL."""

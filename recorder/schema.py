@@ -65,7 +65,7 @@ Tables
     while a writer appends (it grows until full); rows once committed never
     change.
 
-    * Version 2: each BLOB is a Zstandard frame (level 1) of the byte-shuffled array
+    * Version 2 (gda_gl 0.2 and later): each BLOB is a Zstandard frame (level 1) of the byte-shuffled array
       (see :mod:`recorder.colcodec`); statistics
       that need no more are float32 (:data:`FIELDS_V2`).  Lossless: NaN
       payloads and +-Inf round-trip bit-exactly.

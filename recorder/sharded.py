@@ -31,7 +31,11 @@ Nothing is gathered.  Every rank works on the flat vector of what it holds
 What cannot be measured exactly is said, never guessed: :func:`detect` returns
 a :class:`Layout` whose ``problem`` names it (a ``Partial`` placement, an FSDP1
 strategy that keeps gathered parameters between forwards); the recorder then
-writes failed rows carrying that message and training goes on.
+writes failed rows carrying that message and training goes on.  What could only be
+measured by changing training is refused at attach with one line (``Layout.refusal``):
+FSDP1 with parameters in its root unit, which FSDP1 keeps gathered between forwards
+(the root is not resharded after its forward), so an in-place write into its shards
+is neither seen by the probe's forwards nor safe for the next training forward.
 
 Every rank must run the same reductions in the same order: the recorder calls
 them on every rank at every probed step (also on rank 0 when its writer failed).
@@ -48,11 +52,12 @@ from typing import Any
 import torch
 
 from .flat import assign, offsets
-from .probe import LineProbe, MicroBatch, batch_size_of
+from .probe import LineProbe, MicroBatch
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BATCHED_REFUSAL", "GRADIENT_NOTE", "Layout", "ShardedProbe", "detect", "global_mean", "sharded_probe"]
+__all__ = ["BATCHED_REFUSAL", "FSDP1_ROOT_REFUSAL", "GRADIENT_NOTE",
+           "Layout", "ShardedProbe", "detect", "global_mean", "sharded_probe"]
 
 #: The one line that refuses the batched strategy on a sharded model.
 BATCHED_REFUSAL = ("strategy='batched' cannot probe a sharded model (it needs every parameter gathered on each "
@@ -82,7 +87,9 @@ class Layout:
     weights : per parameter, ``1 / holders`` of its local part (see the module docstring)
     offsets : where each parameter starts in the local flat vector, plus the total
     world : number of ranks
-    problem : why phi or the dot products cannot be measured exactly here (None: they can)
+    problem : why phi or the dot products cannot be measured exactly here (None: they can); every row is then
+        recorded as failed with it
+    refusal : why the recorder cannot even attach (measuring would change training); attach raises it
     fsdp2_modules : FSDP2 modules to reshard after every in-place write
     grad_hooks : whether post-accumulate-grad hooks see the reduced local gradient shard (FSDP2, tensor
         parallel); False for FSDP1, whose hooks see the unsharded gradient: ``p.grad`` at ``step()`` is used
@@ -95,6 +102,7 @@ class Layout:
     problem: str | None = None
     fsdp2_modules: list = field(default_factory=list)
     grad_hooks: bool = True
+    refusal: str | None = None
 
     def __post_init__(self):
         spans: dict[float, list[tuple[int, int]]] = {}
@@ -150,19 +158,18 @@ def _all_reduce(buf: torch.Tensor) -> torch.Tensor:
     return buf.to(dev)
 
 
-def global_mean(value: float, micro: Sequence[MicroBatch]) -> float:
-    """The mean over all ranks of a per-rank mean ``value``, weighted as phi is (by the first micro-batch's
-    sample count, see :func:`recorder.probe._allreduce_mean`); every rank must call it."""
-    count = 0.0
-    if micro:
-        mb = micro[0]
-        count = float(batch_size_of(mb.target) or batch_size_of((mb.args, mb.kwargs)) or 1)
+def global_mean(value: float, samples: int, has_data: bool) -> tuple[float, int]:
+    """The mean over all ranks of a per-rank loss ``value``, each rank weighted equally (the objective
+    data-parallel gradients average: DDP and FSDP divide the summed gradient by the number of ranks, so
+    with unequal batches per rank the line is the mean of the ranks' means, not of all samples), and the
+    samples summed over the ranks.  Every rank must call it."""
     v = value if math.isfinite(value) else 0.0
-    bad = 0.0 if math.isfinite(value) or not micro else 1.0
-    out = _all_reduce(torch.tensor([v * count, count, bad], dtype=torch.float64))
+    bad = 0.0 if math.isfinite(value) or not has_data else 1.0
+    out = _all_reduce(torch.tensor([v, 1.0, bad, float(samples)], dtype=torch.float64))
+    total = int(out[3])
     if out[2] > 0 or out[1] <= 0:
-        return math.nan
-    return float(out[0] / out[1])
+        return math.nan, total
+    return float(out[0] / out[1]), total
 
 
 def _dtensor_weight(p: torch.Tensor, world: int) -> tuple[float, str | None]:
@@ -202,7 +209,33 @@ def _fsdp1_layout(model: torch.nn.Module, params: Sequence[torch.Tensor], world:
     if strategies - {ShardingStrategy.FULL_SHARD}:
         problem = (f"FSDP1 sharding strategy {sorted(s.name for s in strategies)} is not supported by the "
                    "recorder (only FULL_SHARD frees gathered parameters after every forward)")
-    return Layout("fsdp1", weights, offsets(params), world, problem, grad_hooks=False)
+    return Layout("fsdp1", weights, offsets(params), world, problem, grad_hooks=False,
+                  refusal=_fsdp1_root_refusal(wrapped[0], params))
+
+
+#: The one line that refuses FSDP1 with parameters in the root unit (attach raises it on every rank).
+FSDP1_ROOT_REFUSAL = ("FSDP1 keeps the parameters of its root unit gathered between forwards, so the probe's writes "
+                      "into their shards would not be seen and the next training forward would read them: "
+                      "{n} of the optimizer's parameter elements ({what}) are in the root unit.  Wrap every module "
+                      "that holds parameters in its own FSDP unit (auto_wrap_policy=ModuleWrapPolicy({{...}}) "
+                      "covering them, so the root holds none), or use FSDP2 (fully_shard), which the recorder "
+                      "measures exactly")
+
+
+def _fsdp1_root_refusal(root, params: Sequence[torch.Tensor]) -> str | None:
+    """Why FSDP1's root unit makes the probe impossible without touching training, or None (an empty root)."""
+    handle = getattr(root, "_handle", None)
+    if handle is None:
+        return None
+    fp = handle.flat_param
+    ids = {id(fp), *(id(q) for q in (getattr(fp, "_params", None) or []))}
+    held = [p for p in params if id(p) in ids]
+    n = int(getattr(fp, "_unpadded_unsharded_size", fp.shape).numel()) if held else 0
+    if n == 0:
+        return None
+    names = [name for name in (getattr(fp, "_fqns", None) or [])][:3]
+    what = ", ".join(names) + (", ..." if len(getattr(fp, "_fqns", []) or []) > 3 else "") if names else "flat"
+    return FSDP1_ROOT_REFUSAL.format(n=n, what=what)
 
 
 def detect(model: torch.nn.Module, params: Sequence[torch.Tensor]) -> Layout | None:

@@ -32,7 +32,7 @@ from cachetools import LRUCache
 from . import pyramid
 from .codec import Iterations
 from .errors import RecordingError
-from .lodstore import ChunkSource, LodError, MemoryChunks, SqlChunks
+from .lodstore import ChunkSource, LodError, MemoryChunks, SqlChunks, check_edges, edge_records
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +110,31 @@ class RunWindows:
             w.chunks = SqlChunks(rec.query, path=rec.path, fields=rec.pyramid_fields)
             if not rows:
                 w._check_pyramid_alone()
+                w._check_edges()
                 return w
         else:
             _check_index_budget(rec)
         w.refresh()
+        if not w._memory_index:
+            w._check_edges()
         return w
+
+    def _check_edges(self) -> None:
+        """The whole-run bucket against the run's first row and, once the writer closed it, its last row
+        (:func:`recorder.lodstore.check_edges`; two blocks decoded: cheap at open)."""
+        rec = self.recording
+        first_id, last_id = rec.query("SELECT min(id), max(id) FROM blocks")[0]
+        if first_id is None:
+            return
+        first = edge_records(rec.read_block(first_id).slice_rows(0, 1))
+        last = None  # a live run's last row moves on: checked once the writer closed the file
+        if rec.writer_state() == "closed":
+            data = rec.read_block(last_id)
+            last = edge_records(data.slice_rows(max(0, len(data) - 2), len(data)))
+        try:
+            check_edges(self.chunks.top(), first, last)
+        except LodError as exc:
+            raise RecordingError(rec.path, f"damaged pyramid: {exc}") from None
 
     def _check_pyramid_alone(self) -> None:
         """Read the stored pyramid's shape and check it against the block totals (no block index kept)."""
@@ -385,17 +405,17 @@ class RunWindows:
     # -- scalar series -----------------------------------------------------------------
     def series_names(self) -> list[str]:
         """Built-in series (``train_loss``, ``lr``, ``grad_norm``), then those logged into the recording."""
-        from . import series
+        from . import seriesread
 
-        return series.window_names(self)
+        return seriesread.window_names(self)
 
     def series(self, name: str, x0: float, x1: float, width_px: int):
         """Series ``name`` over iterations ``[x0, x1)`` for ``width_px`` pixel columns: raw
         :class:`recorder.series.SeriesPoints` (fewer than 16 per column) or :class:`recorder.series.SeriesBuckets`
         (min, max, last, count ... per bucket), bounded by pixels (:func:`recorder.series.window`)."""
-        from . import series
+        from . import seriesread
 
-        return series.window(self, name, x0, x1, width_px)
+        return seriesread.window(self, name, x0, x1, width_px)
 
     def summary(self) -> dict[str, np.ndarray] | None:
         """The whole run as one bucket (see :data:`recorder.pyramid.BUCKET_FIELDS`), or None when empty."""
@@ -403,16 +423,17 @@ class RunWindows:
 
 
 def _check_index_budget(rec) -> None:
-    """Refuse to index a file in memory when its blocks declare more decoded bytes than
-    :data:`MEMORY_INDEX_BYTES` or :data:`MEMORY_INDEX_RATIO` times the file's size allow (a run without a
+    """Refuse to index a file in memory when its blocks declare more decoded bytes (rows and trial points)
+    than :data:`MEMORY_INDEX_BYTES` or :data:`MEMORY_INDEX_RATIO` times the file's size allow (a run without a
     usable stored pyramid is decoded whole at every open; compressed blocks could declare any amount)."""
-    n = rec.n_iterations()
-    row_bytes = 4 * len(rec.alpha_grid) + sum(np.dtype(dt).itemsize for _, dt in rec.stored_fields)
-    need = n * row_bytes
     size = rec.file_size()
-    if need > max(MEMORY_INDEX_BYTES, MEMORY_INDEX_RATIO * size):
+    allowed = max(MEMORY_INDEX_BYTES, MEMORY_INDEX_RATIO * size)
+    n, need, trials = rec.declared_bytes(stop_above=allowed)
+    if need > allowed:
+        what = f" and {trials:,} trial points" if trials else ""
         raise RecordingError(rec.path, f"has no stored pyramid this gda-gl can use, and its blocks declare "
-                                       f"{n:,} iterations x {len(rec.alpha_grid)} alphas ({need / 2 ** 20:,.0f} MiB "
+                                       f"{n:,} iterations x {len(rec.alpha_grid)} alphas{what} "
+                                       f"({'more than ' if trials else ''}{need / 2 ** 20:,.0f} MiB "
                                        f"decoded) in a {size / 2 ** 20:,.1f} MiB file: refusing to index that in "
                                        f"memory at every open ('gda-gl upgrade' writes a copy with a stored "
                                        f"pyramid; 'gda-gl check' verifies the blocks)")

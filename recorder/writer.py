@@ -69,12 +69,12 @@ from .lodstore import LodError, SqlChunks, write_chunks
 from .pyramid import BASE_ROWS, BUCKET_FIELDS, CHUNK, PyramidBuilder
 from .pyramid import layout as pyramid_layout
 from .codec import (MAX_BLOCK_ROWS, BlockError, as_grid, as_row_alphas, concat_parts, decode_block, encode_block,
-                    json_safe, trials_arrays)
+                    interval_of, json_safe, trials_arrays)
 from .errors import RecordingBusyError, RecordingError
 from .fsutil import NETWORK_FS, check_recording_file, fs_type, has_journal, sniff
 from .lock import HEARTBEAT_S, describe_writer, pid_alive, process_token, writer_alive
 from .reader import connect_readonly, read_meta, sql_error, stored_fields_of, validate_identity
-from .series import SeriesLog
+from .serieslog import SeriesLog
 
 try:
     import fcntl
@@ -666,7 +666,7 @@ class RecordingWriter:
                 raise ValueError("alphas given, but this recording has one shared alpha grid (create the "
                                  "writer with row_alphas=True for per-row alphas)")
             return None
-        return as_row_alphas(alphas, phi, n, len(self.alpha_grid))
+        return as_row_alphas(alphas, phi, n, len(self.alpha_grid), interval_of(self.alpha_grid))
 
     def _full(self) -> bool:
         """Whether the buffer is full while commits fail: then stop recording (lock held)."""

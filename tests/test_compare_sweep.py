@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from gda_gl.gl.comparefig import grid_shape
+from gda_gl.compose.comparefig import grid_shape
 from gda_gl.compose.compare import hyperparameters, unique_names, varying
 from gda_gl.compose.style import run_color
 from recorder.store import RecordingWriter

@@ -9,11 +9,18 @@ from conftest import run_cli
 from recorder.store import Recording
 
 
-@pytest.mark.slow
-def test_demo_records_both_runs_and_renders_pngs(tmp_path):
-    res = run_cli("demo", "--quick", "--quiet", "--out", tmp_path, "--sweep",
-                  env={"DISPLAY": "", "WAYLAND_DISPLAY": ""},
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """``gda-gl demo --quick --sweep`` run once: (its output folder, the finished process)."""
+    out = tmp_path_factory.mktemp("demo") / "runs"
+    res = run_cli("demo", "--quick", "--quiet", "--out", out, "--sweep", env={"DISPLAY": "", "WAYLAND_DISPLAY": ""},
                   timeout=600)
+    return out, res
+
+
+@pytest.mark.slow
+def test_demo_records_both_runs_and_renders_pngs(demo):
+    tmp_path, res = demo
     assert res.returncode == 0, res.stderr[-3000:]
     for name in ("demo-cg-overview", "demo-cg-zoom", "demo-cg-detail", "demo-sgd-zoom", "demo-sgd-series",
                  "demo-compare", "demo-sweep-compare"):
@@ -35,3 +42,42 @@ def test_demo_records_both_runs_and_renders_pngs(tmp_path):
         assert np.isfinite(d["efficiency"]).mean() > 0.9
     assert "loose ends / 100 it" in res.stdout
     assert (tmp_path / "demo-sweep.csv").read_text().count("\n") == 5  # header + 3 sweep runs + the SGD run
+
+
+def _readme_commands() -> list[list[str]]:
+    """The ``gda-gl`` lines of the README's "Look at it" block, as argument lists (comments dropped)."""
+    import shlex
+
+    from conftest import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## Look at it", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    return [shlex.split(line.split("  #", 1)[0])[1:] for line in block.splitlines() if line.startswith("gda-gl ")]
+
+
+@pytest.mark.slow
+def test_the_readme_commands_run_against_the_demo_recordings(demo, tmp_path):
+    """Every ``gda-gl`` line of the README's "Look at it" block runs against what ``gda-gl demo --sweep`` writes
+    (the viewer, the live follow and the benchmark are left out: they need a display or take minutes); before,
+    the scatter example named ``runs/sweep-*.gda``, which nothing writes."""
+    import glob
+
+    runs, res = demo
+    assert res.returncode == 0, res.stderr[-2000:]
+    commands = _readme_commands()
+    assert len(commands) >= 8
+    ran = 0
+    for argv in commands:
+        if argv[0] in ("view", "bench"):
+            continue
+        args = []
+        for a in argv:  # runs/... -> the demo's folder; outputs into tmp_path; globs expanded as a shell would
+            a = a.replace("runs/", f"{runs}/")
+            if a.endswith((".png", ".csv")) and "/" not in a:
+                a = str(tmp_path / a)
+            args += sorted(glob.glob(a)) or [a] if "*" in a else [a]
+        assert not any("*" in a for a in args), f"the README names files nothing writes: {argv}"
+        r = run_cli(*args, env={"DISPLAY": "", "WAYLAND_DISPLAY": ""}, timeout=300)
+        assert r.returncode == 0, (argv, r.stderr[-1500:])
+        ran += 1
+    assert ran >= 7

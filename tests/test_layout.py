@@ -137,3 +137,30 @@ def test_gda_gl_has_only_the_layer_folders_at_its_top():
     assert top == ["__init__.py", "__main__.py"]
     folders = sorted(d.name for d in (ROOT / "gda_gl").iterdir() if (d / "__init__.py").exists())
     assert folders == ["bench", "cli", "compose", "explorer", "gl", "notebook", "session"]
+
+
+def import_cycles(*packages: str) -> list[tuple[str, str]]:
+    """Every import (a, b) inside ``packages`` that is part of a cycle (b imports a, directly or not).
+
+    :mod:`grimp` builds the graph from every import statement, those inside functions included (the ones
+    that used to hide cycles from the interpreter).
+    """
+    import grimp
+
+    graph = grimp.build_graph(*packages, cache_dir=None)
+    return sorted((a, b) for a in graph.modules for b in graph.find_modules_directly_imported_by(a)
+                  if graph.chain_exists(importer=b, imported=a))
+
+
+def test_no_import_cycles_in_the_product():
+    assert import_cycles("gda_gl", "recorder") == []
+
+
+def test_the_cycle_check_sees_imports_inside_functions(tmp_path, monkeypatch):
+    pkg = tmp_path / "cyclic"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from . import b\n")
+    (pkg / "b.py").write_text("def f():\n    from .a import g  # hidden from the interpreter, not from the check\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert import_cycles("cyclic") == [("cyclic.a", "cyclic.b"), ("cyclic.b", "cyclic.a")]

@@ -311,3 +311,43 @@ def test_lightning_bf16_mixed_probes_in_the_precision_asked(tmp_path, precision)
         np.testing.assert_allclose(d.phi[k], ref, rtol=1e-6)
         bf16_gap = abs(d.phi[k, j0] - d["train_loss"][k])  # train_loss: Lightning's bf16-mixed loss
         assert bf16_gap == 0.0 if precision == "training" else bf16_gap > 1e-6
+
+
+# --------------------------------------------------------------------------- issue 26, item 5
+
+def test_training_precision_batched_gap_is_within_the_documented_bound(tmp_path):
+    """``precision="training"`` with ``batched``: vmap's bf16 kernels round differently from the training
+    forward, so the README states the bound it keeps against the sweep (which equals the training forward
+    bit for bit); measured here on the MLP and the BatchNorm CNN at every alpha of a line reaching 4x the
+    step.  ``auto`` keeps the sweep in this mode."""
+    import re
+    from pathlib import Path
+
+    from models import CNN
+    from recorder.probe import LineProbe, MicroBatch, autocast_state
+
+    text = " ".join((Path(__file__).parent.parent / "README.md").read_text().split())
+    bound = float(re.search(r"within (\S+) with `batched`", text).group(1))
+    worst = 0.0
+    for factory in (MLP, CNN):
+        torch.manual_seed(0)
+        model, loss_fn = factory(), nn.CrossEntropyLoss()
+        opt = torch.optim.SGD(model.parameters(), lr=1.0)
+        params = list(model.parameters())
+        for x, y in batches(2, size=64):
+            w0 = torch.cat([p.detach().reshape(-1).clone() for p in params])
+            opt.zero_grad()
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                state = autocast_state(["cpu"])
+                loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+            w1 = torch.cat([p.detach().reshape(-1).clone() for p in params])
+            mb = [MicroBatch((x,), {}, y, autocast=state)]
+            phi = {s: LineProbe(model, loss_fn, params, ProbeConfig(k=9, alpha_max=4.0, strategy=s,
+                                                                     precision="training")).measure(w0, w1,
+                                                                                                    batches=mb)[0]
+                   for s in ("sweep", "batched", "auto")}
+            assert np.array_equal(phi["auto"], phi["sweep"])
+            worst = max(worst, float(np.max(np.abs(phi["batched"] - phi["sweep"]) / np.abs(phi["sweep"]))))
+    assert 0 < worst <= bound, (worst, bound)

@@ -403,6 +403,8 @@ def test_recorder_log_bad_input_warns_once_records_an_event_and_training_goes_on
     caplog.set_level(logging.WARNING, logger="recorder")
     rec = attach(opt, model, loss_fn, path=tmp_path / "r.gda", probe="cheap")
     rec.log_config(batch_size=4, k=3, note=object())
+    rec.log_config({"optimizer.lr": 0.1, "trainer/max_epochs": 3}, k=5)  # W&B / Lightning style: a dict
+    rec.log_config(["not", "a", "mapping"])                              # one warning, training goes on
     x, y = torch.randn(4, 3), torch.randn(4, 1)
     for step in range(6):
         loss_fn(model(x), y).backward()
@@ -423,6 +425,7 @@ def test_recorder_log_bad_input_warns_once_records_an_event_and_training_goes_on
     assert sum("goes backwards" in m for m in warnings) == 1
     assert sum("must be a number" in m for m in warnings) == 1 and sum("elements" in m for m in warnings) == 1
     assert sum("empty" in m for m in warnings) == 1 and sum("characters" in m for m in warnings) == 1
+    assert sum("config not recorded" in m and "mapping" in m for m in warnings) == 1
     with Recording(rec.path) as r:
         assert len(r.read()) == 6
         events = r.events("series-rejected")
@@ -434,7 +437,8 @@ def test_recorder_log_bad_input_warns_once_records_an_event_and_training_goes_on
         assert np.all(np.isposinf(r.read_series("inf").value)) and np.all(np.isnan(r.read_series("nan").value))
         assert r.read_series("acc").iteration.tolist() == [1, 2, 3, 4, 5, 6]
         cfg = r.run["config"]
-        assert cfg["batch_size"] == 4 and cfg["k"] == 3 and isinstance(cfg["note"], str)
+        assert cfg["batch_size"] == 4 and cfg["k"] == 5 and isinstance(cfg["note"], str)
+        assert cfg["optimizer.lr"] == 0.1 and cfg["trainer/max_epochs"] == 3
 
 
 def test_strict_recorder_raises_on_bad_series_input(tmp_path):

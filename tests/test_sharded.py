@@ -29,7 +29,8 @@ sys.path.insert(0, str(HERE / "helpers"))
 
 RTOL = 1e-5
 WORLD2 = ["fsdp2_mlp", "fsdp2_transformer", "fsdp2_transformer_root", "fsdp2_accum_clip", "fsdp2_batched", "tp",
-          "fsdp1_flat", "fsdp1_orig", "fsdp1_accum", "fsdp1_grad_op", "fsdp2_bf16", "fsdp2_nowriter"]
+          "fsdp1_flat", "fsdp1_orig", "fsdp1_accum", "fsdp1_grad_op", "fsdp2_bf16", "fsdp2_nowriter",
+          "fsdp1_root_transformer", "fsdp1_plain", "ddp_unequal"]
 NODES = ["fsdp2_mlp", "fsdp2_tp_2d", "fsdp2_hsdp"]
 
 pytestmark = [pytest.mark.slow,
@@ -196,6 +197,41 @@ def test_fsdp1(world2, setup):
     """FullyShardedDataParallel with use_orig_params False (flat parameters) and True, and gradient
     accumulation under no_sync() (FSDP1's gradient is p.grad at step(): no clipping in these runs)."""
     _check_exact(_ran(world2), setup, 2)
+
+
+@pytest.mark.parametrize("setup, held", [("fsdp1_root_transformer", "embed.weight"), ("fsdp1_plain", "fc1.weight")])
+def test_fsdp1_with_parameters_in_the_root_unit_is_refused_at_attach(world2, setup, held):
+    """FSDP1 keeps its root unit's parameters gathered between forwards: the probe's writes into their shards
+    would go unseen and the next training forward would read them.  attach refuses on every rank with one
+    line that says why and what to do; no file is written and training is bit-identical to training
+    without the recorder (the embedding and head left in the root; FSDP1(model) without a wrap policy)."""
+    out = _ran(world2)
+    tape = torch.load(out / f"{setup}.pt")
+    assert all(tape["identical"])
+    why = tape["refused"]
+    assert why is not None and "\n" not in why and why.startswith("gda_gl recorder: FSDP1 keeps the parameters of its "
+                                                                    "root unit gathered")
+    assert held in why and "auto_wrap_policy" in why and "fully_shard" in why
+    assert not (out / f"{setup}.gda").exists()
+
+
+def test_ddp_with_unequal_batches_per_rank_is_one_objective(world2):
+    """DDP with 7 samples on rank 0 and 5 on rank 1: DDP averages the ranks' gradients, so the objective the
+    step descends is the mean of the ranks' mean losses.  phi, train_loss, slope0 and grad_norm are all that
+    objective (the truth: one process, the global batch split as the ranks had it); samples counts all 12."""
+    from recorder.store import Recording
+
+    out = _ran(world2)
+    tape = torch.load(out / "ddp_unequal.pt")
+    assert all(tape["identical"]) and tape["writers"] == [True, False]
+    rec = Recording(out / "ddp_unequal.gda")
+    d = rec.read()
+    assert len(d) == 3 and np.all(d["status"] == 0) and np.all(d["samples"] == 12)
+    assert [len(part[1]) for part in tape["batches"][0]] == [7, 5]
+    truth = _truth("ddp_unequal", tape, d.alpha_grid)
+    for name in ("phi", "train_loss", "slope0", "grad_norm"):
+        got = d.phi if name == "phi" else d[name]
+        np.testing.assert_allclose(got, truth[name], rtol=RTOL, err_msg=f"ddp_unequal: {name}")
 
 
 def test_fsdp2_mixed_precision_is_measured_at_the_training_precision(world2):

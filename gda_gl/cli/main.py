@@ -19,6 +19,9 @@ from typing import Callable
 
 from recorder._version import __version__
 
+from gda_gl.session.checks import check_axis as _check_axis
+from gda_gl.session.checks import check_highlight
+from gda_gl.session.checks import check_series as _check_series
 from gda_gl.session.errors import EXIT_BAD_INPUT, UsageError, error_line, expected, short as _short
 
 log = logging.getLogger("gda_gl")
@@ -156,8 +159,28 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     _check_inputs(args.runs)
     for path in args.runs:
-        print(check_recording(path).line())
+        bar = _progress_bar(path)
+        try:
+            print(check_recording(path, progress=bar.update if bar is not None else None).line())
+        finally:
+            if bar is not None:
+                bar.close()  # cleared: the one result or error line stays alone
     return 0
+
+
+def _progress_bar(path):
+    """A progress bar (tqdm) on stderr while ``check`` reads ``path``, counting rows; only on a terminal (logs and
+    pipes stay clean), else None."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    from recorder.store import Recording
+
+    with Recording(path) as rec:
+        total = rec.n_iterations()
+    return tqdm(total=total, desc=_short(str(path)), unit="it", unit_scale=True, leave=False, file=sys.stderr,
+                dynamic_ncols=True)
 
 
 def _cmd_upgrade(args: argparse.Namespace) -> int:
@@ -239,26 +262,6 @@ def view_state_from_args(args: argparse.Namespace):
     return st
 
 
-def _check_axis(runs, state) -> None:
-    """Refuse, in one line, an x axis a run cannot provide (no wall time, no samples per step)."""
-    from gda_gl.compose.xaxis import unavailable
-
-    for r in runs:
-        why = unavailable(r, state.x_axis)
-        if why:
-            raise UsageError(f"--x-axis {state.x_axis}: {why}")
-
-
-def _check_series(runs, state) -> None:
-    """Refuse series names no run holds, in one line naming those it holds."""
-    from gda_gl.compose.seriesview import available
-
-    have = available(runs)
-    missing = [n for n in (state.series or ()) if n not in have]
-    if missing:
-        raise UsageError(f"--series {missing[0]!r}: no such series (these runs hold: {', '.join(have)[:300]})")
-
-
 def _draw_offscreen(size: tuple[int, int], draw: Callable[[], None]):
     """Run ``draw`` in an offscreen GL context of ``size`` and return the image (no GL: one-line UsageError)."""
     from gda_gl.gl.export import Offscreen
@@ -298,13 +301,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
             raise UsageError(f"--range {args.range!r} is empty for these runs ({lo:g}..{hi:g})")
         state.x_range = (lo, hi)
     _check_series(runs, state)
-    if state.highlight:
-        from gda_gl.compose.scene import parse_filter
-
-        try:
-            parse_filter(state.highlight)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+    check_highlight(state)
     from gda_gl.session.files import encode_png
     from gda_gl.gl.render import CurveRenderer
     from gda_gl.compose.layout import Layout, figure_layout
@@ -393,7 +390,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from gda_gl.compose.compare import STAT_KEYS, format_table, hyperparameters, summary_from_bucket, to_csv
 
     _check_inputs(args.runs)
-    scatter = _parse_scatter(args.scatter, STAT_KEYS) if args.scatter else None
+    scatter = _parse_scatter(args.scatter, STAT_KEYS) if args.scatter is not None else None  # '' is refused
     if scatter and not args.png:
         raise UsageError("--scatter draws into the --png file: give --png F")
     csv_out = check_output(args.csv, "csv", inputs=args.runs) if args.csv else None

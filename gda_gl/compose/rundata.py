@@ -16,6 +16,7 @@ from recorder.window import RunWindows
 
 from .growable import Growable
 from .style import RUN_COLORS
+from .xaxis import AxisMap, AxisRange, IterRange, build_map, window_map
 
 __all__ = ["RunData"]
 
@@ -46,6 +47,7 @@ class RunData:
             self._grow = ({k: Growable(v) for k, v in source.columns.items()}, Growable(source.phi),
                           Growable(source.trial_offsets), {k: Growable(v) for k, v in source.trials.items()})
             self.windows = RunWindows.from_iterations(self._publish(), name)
+        self._axis_maps: dict[tuple[str, int], AxisMap] = {}  # (axis, rows) -> the whole-run map
         self.alphas = self.windows.alpha_grid
         self.reach = max(1.0, float(self.alphas.max())) if len(self.alphas) else 1.0
 
@@ -79,9 +81,52 @@ class RunData:
         return self._whole
 
     @property
-    def x_span(self) -> tuple[float, float]:
+    def x_span(self) -> IterRange:
+        """The run's whole extent in iterations: [first iteration, last iteration + 1]."""
         s = self.windows.span()
-        return (0.0, 1.0) if s is None else s
+        return IterRange(0.0, 1.0) if s is None else IterRange(*s)
+
+    # -- x axes ----------------------------------------------------------------------
+    def axis_map(self, axis: str) -> AxisMap | None:
+        """This run's whole-run map from iterations to ``axis`` (None on the iteration axis or for no rows);
+        built once per axis and length (a growing run rebuilds it)."""
+        if axis == "iteration" or not len(self):
+            return None
+        key = (axis, len(self))
+        if key not in self._axis_maps:
+            self._axis_maps.clear()
+            self._axis_maps[key] = build_map(self, axis)
+        return self._axis_maps[key]
+
+    def to_iterations(self, axis: str, r: AxisRange) -> IterRange:
+        """A range on ``axis`` as this run's iterations, exact to the row (see :meth:`_exact`)."""
+        gmap = self.axis_map(axis)
+        if gmap is None:
+            return IterRange(float(r[0]), float(r[1]))
+        return IterRange(*(self._exact(axis, gmap, float(gmap.to_iter(v)), v, to_axis=False) for v in r))
+
+    def to_axis(self, axis: str, r: IterRange) -> AxisRange:
+        """A range of this run's iterations on ``axis``, exact to the row (see :meth:`_exact`)."""
+        gmap = self.axis_map(axis)
+        if gmap is None:
+            return AxisRange(float(r[0]), float(r[1]))
+        return AxisRange(*(self._exact(axis, gmap, float(u), float(u), to_axis=True) for u in r))
+
+    def _exact(self, axis: str, gmap: AxisMap, u: float, value: float, to_axis: bool) -> float:
+        """``value`` (an iteration when ``to_axis``, else an axis value near iteration ``u``) through the map made
+        exact over the knot interval holding ``u``: the whole-run map is exact at its knots only (a knot per
+        pyramid bucket), its rows are read for the interval (at most one global bucket of them)."""
+        j = int(np.searchsorted(gmap.u, u, side="right")) - 1
+        if axis == "epoch" or j < 0 or j >= len(gmap.u) - 1 or gmap.u[j + 1] - gmap.u[j] <= 1.0:
+            # epochs are located to the row already; outside the run linear; a knot per row: exact
+            return float(gmap.to_axis(value) if to_axis else gmap.to_iter(value))
+        rows = self.rows(float(gmap.u[j]), float(gmap.u[j + 1]))
+        local = window_map(self, axis, gmap, rows=rows) if len(rows) else gmap
+        return float(local.to_axis(value) if to_axis else local.to_iter(value))
+
+    def axis_span(self, axis: str) -> AxisRange:
+        """The run's whole extent on ``axis``."""
+        return self.to_axis(axis, self.x_span)
 
     # -- growth ----------------------------------------------------------------------
     def extend(self, new: Iterations) -> None:

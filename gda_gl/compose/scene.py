@@ -43,9 +43,10 @@ from .state import ViewState
 from .style import (CLASS_COLORS, FADE, LOOSE_COLOR, NONFINITE_COLOR, RULE_COLOR, RUN_COLORS,  # noqa: F401
                     TRIAL_COLOR, bucket_stat, stat_color_range, stat_colors)
 from .view import View, transform_y
-from .xaxis import AxisMap
+from .xaxis import AxisMap, AxisRange, IterRange
 
-__all__ = ["RunData", "Frame", "compose", "build_frame", "fit_y_range", "runs_x_span", "RUN_COLORS",
+__all__ = ["RunData", "Frame", "compose", "build_frame", "fit_y_range", "runs_x_span", "resolve_x",
+           "iterations_on_axis", "RUN_COLORS",
            "CLASS_COLORS", "stat_colors", "parse_filter", "stat_color_range", "highlight_mask", "highlight_buckets",
            "transform_y"]
 
@@ -102,20 +103,11 @@ def run_yscale(run: RunData) -> float:
     return 1.0 / first if math.isfinite(first) and first > 0 else 1.0
 
 
-def _iteration_range(run: RunData, axis: str, x0: float, x1: float) -> tuple[float, float]:
-    """The view's x range [x0, x1] (axis units) in the run's iterations."""
-    gmap = xaxis.global_map(run, axis)
-    if gmap is None:
-        return x0, x1
-    u0, u1 = gmap.to_iter([x0, x1])
-    return float(u0), float(u1)
-
-
 def _gather(runs: list[RunData], x0: float, x1: float, width_px: int, state: ViewState | None = None
             ) -> tuple[list[_Window], str]:
     """Ask each run for the window it must draw; decide overview or detail for the frame."""
     axis = state.x_axis if state is not None else "iteration"
-    shown = [(i, r, *_iteration_range(r, axis, x0, x1)) for i, r in enumerate(runs) if r.visible and len(r)]
+    shown = [(i, r, *r.to_iterations(axis, AxisRange(x0, x1))) for i, r in enumerate(runs) if r.visible and len(r)]
     counts = [r.windows.rows_in_range(u0 - r.reach, u1) for _, r, u0, u1 in shown]
     samples = sum(c * len(r.alphas) for c, (_, r, _, _) in zip(counts, shown))
     detail = sum(counts) <= width_px * DETAIL_ROWS_PER_PX and samples <= DETAIL_SAMPLES
@@ -138,7 +130,7 @@ def _gather(runs: list[RunData], x0: float, x1: float, width_px: int, state: Vie
                 w.recs = pyramid.row_records(_alphas(r, rows), rows.columns, rows.phi, None, None, None,
                                              with_stats=_needed_stats(state))
         w.yscale = run_yscale(r) if state is not None and state.normalize else 1.0
-        gmap = xaxis.global_map(r, axis)
+        gmap = r.axis_map(axis)
         w.xmap = None if gmap is None else xaxis.window_map(r, axis, gmap, rows=w.rows if env is None else None,
                                                             recs=env.recs if env is not None else None)
         out.append(w)
@@ -202,35 +194,44 @@ def fit_y_range(windows: list[_Window], x0: float, x1: float, log: bool,
     return lo - pad, hi + pad
 
 
-def runs_x_span(runs: list[RunData], axis: str = "iteration") -> tuple[float, float]:
-    """The whole x extent of the runs that hold rows on ``axis``: [first iteration, last iteration + 1] mapped;
-    (0, 1) for none."""
-    spans = [_run_span(r, axis) for r in runs if len(r)]
+def runs_x_span(runs: list[RunData], axis: str = "iteration") -> AxisRange:
+    """The whole x extent on ``axis`` of the runs that hold rows (each run's [first iteration, last + 1] through
+    its own map); (0, 1) for none."""
+    spans = [r.axis_span(axis) for r in runs if len(r)]
     if not spans:
-        return (0.0, 1.0)
+        return AxisRange(0.0, 1.0)
     lo, hi = min(s[0] for s in spans), max(s[1] for s in spans)
-    return (lo, hi if hi > lo else lo + 1.0)
+    return AxisRange(lo, hi if hi > lo else lo + 1.0)
 
 
-def _run_span(run: RunData, axis: str) -> tuple[float, float]:
-    gmap = xaxis.global_map(run, axis)
-    span = run.x_span
-    return span if gmap is None else tuple(float(v) for v in gmap.to_axis(span))
+def iterations_on_axis(runs: list[RunData], its: IterRange, axis: str) -> AxisRange:
+    """Iterations ``its`` of every run with rows, on ``axis``: the union of each run's own mapping (runs with
+    different batch sizes reach a step at different epochs)."""
+    out = None
+    for r in runs:
+        if len(r) and getattr(r, "visible", True):
+            out = r.to_axis(axis, its).union(out)
+    return out if out is not None else AxisRange(float(its[0]), float(its[1]))
 
 
-def resolve_x(runs: list[RunData], state: ViewState) -> tuple[float, float]:
-    """The x range (iterations) to draw: the state's, or the whole run."""
+def resolve_x(runs: list[RunData], state: ViewState) -> AxisRange:
+    """The x range (the axis's units) to draw: the state's, its open ends filled by the runs' extent, or the
+    whole runs."""
     if state.x_range is not None:
-        x0, x1 = (float(v) for v in state.x_range)
-    elif state.iteration_range is not None and state.x_axis == "iteration":
-        x0, x1 = float(state.iteration_range[0]), float(state.iteration_range[1])
+        lo, hi = state.x_range
+        if lo is None or hi is None:  # open ends (the command line's A: or :B) reach the runs' ends
+            full = runs_x_span(runs, state.x_axis)
+            lo, hi = full[0] if lo is None else lo, full[1] if hi is None else hi
+        x0, x1 = float(lo), float(hi)
+    elif state.iteration_range is not None:
+        x0, x1 = iterations_on_axis(runs, IterRange(*state.iteration_range), state.x_axis)
     else:
         x0, x1 = runs_x_span(runs, state.x_axis)
     if not (math.isfinite(x0) and math.isfinite(x1)):
         x0, x1 = 0.0, 1.0
     if x1 <= x0:
         x1 = x0 + 1.0
-    return x0, x1
+    return AxisRange(x0, x1)
 
 
 def _resolve_y(wins, state: ViewState, x0: float, x1: float, extra: tuple[float, float] | None = None
@@ -270,7 +271,11 @@ def compose(runs: list[RunData], state: ViewState, plot: tuple[int, int, int, in
     swins = seriesview.read_windows(runs, on_curve, x0, x1, width_px, state.x_axis) if on_curve else []
     ysc = {w.index: w.yscale for w in wins if w.yscale != 1.0}
     y0, y1 = _resolve_y(wins, state, x0, x1, seriesview.extent(swins, x0, x1, bool(state.log_y), ysc))
-    view = View(x0, x1, y0, y1, bool(state.log_y), tuple(int(v) for v in plot), tuple(int(v) for v in size))
+    iters = [None] * len(runs)
+    for w in wins:
+        iters[w.index] = IterRange(w.u0, w.u1)
+    view = View(x0, x1, y0, y1, bool(state.log_y), tuple(int(v) for v in plot), tuple(int(v) for v in size),
+                axis=state.x_axis, iterations=tuple(iters))
     frame = build_frame(wins, mode, state, view)
     frame.x_axis = state.x_axis
     frame.y_title = "loss / the run's first loss" if state.normalize else "loss"

@@ -31,7 +31,7 @@ import numpy as np
 from .frame import Frame, Markers, Rects, Segments
 from .style import NONFINITE_COLOR
 from .view import View, transform_y
-from .xaxis import global_map
+from .xaxis import AxisRange
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,7 @@ def read_windows(runs, names: list[str], x0: float, x1: float, width_px: int, ax
         if not getattr(r, "visible", True) or not len(r):
             continue
         have = _names(r)
-        gmap = global_map(r, axis)
-        u0, u1 = (x0, x1) if gmap is None else (float(v) for v in gmap.to_iter([x0, x1]))
+        u0, u1 = r.to_iterations(axis, AxisRange(x0, x1))
         margin = (u1 - u0) / max(width_px, 1)
         for name in names:
             if name not in have:

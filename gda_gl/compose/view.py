@@ -10,6 +10,10 @@ what is on screen.
 Coordinates: canvas pixels have their origin at the top-left (Qt/VisPy events);
 the plot rectangle in :class:`~gda_gl.compose.layout.Layout` has its origin at the
 bottom-left (GL).  ``y`` is in display units: ``log10(loss)`` when ``log_y``.
+
+x is in the units of the view's axis (:attr:`View.axis`); what each run shows of its own steps is
+:meth:`View.iterations_of` (an :class:`~gda_gl.compose.xaxis.IterRange` per run, set by the
+composition): on any axis but the iteration axis the two differ, and per run.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from .xaxis import AxisRange, IterRange
 
 __all__ = ["View", "transform_y"]
 
@@ -37,7 +43,7 @@ class View:
     Attributes
     ----------
     x0, x1 : float
-        iteration range on the x axis (alpha range in the details view)
+        the x range in the units of ``axis`` (alpha in the details view)
     y0, y1 : float
         y range in display units (log10 of the loss when ``log_y``)
     log_y : bool
@@ -46,6 +52,10 @@ class View:
         plot rectangle in pixels, origin bottom-left of the canvas
     size : (width, height)
         canvas size in pixels
+    axis : str
+        the x axis (``iteration``, ``epoch``, ...; ``alpha`` in the details view)
+    iterations : tuple of IterRange or None
+        per run (the composition's run list, by index): the iterations of that run in view (None: not drawn)
     """
 
     x0: float
@@ -55,10 +65,19 @@ class View:
     log_y: bool
     plot: tuple[int, int, int, int]
     size: tuple[int, int]
+    axis: str = "iteration"
+    iterations: tuple = ()
 
     @property
-    def x_range(self) -> tuple[float, float]:
-        return (self.x0, self.x1)
+    def x_range(self) -> AxisRange:
+        """The x range in the axis's units."""
+        return AxisRange(self.x0, self.x1)
+
+    def iterations_of(self, index: int) -> IterRange | None:
+        """The iterations of run ``index`` in view (None: that run is not drawn)."""
+        if self.axis == "iteration" and not self.iterations:
+            return IterRange(self.x0, self.x1)
+        return self.iterations[index] if 0 <= index < len(self.iterations) else None
 
     @property
     def y_range(self) -> tuple[float, float]:

@@ -21,23 +21,68 @@ buckets' sums), built once per run and axis.  A frame refines it exactly over it
 global knot.  Epoch boundaries are located to the row (the pyramid finds the bucket, its rows the
 row).  Positions are monotone, so the view's x range maps back to an iteration window per run
 (:meth:`AxisMap.to_iter`).
+
+Two x spaces, two types: an :class:`IterRange` is in iteration space (a run's own steps; two runs
+with different batch sizes put different steps at the same epoch), an :class:`AxisRange` in the
+units of the chosen axis (what the view's x range, ticks and pixels are in).  A run owns its maps
+(:meth:`gda_gl.compose.rundata.RunData.axis_map`) and converts between the two
+(:meth:`~gda_gl.compose.rundata.RunData.to_iterations`, :meth:`~gda_gl.compose.rundata.RunData.to_axis`);
+the drawn :class:`~gda_gl.compose.view.View` carries each run's iteration window, so everything that
+asks "what is in view" (exports, filters, counts, jumps, spin boxes) reads iterations per run from it.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
 from .state import X_AXES as AXES  # declared with the view state, which validates it
 
-__all__ = ["AXES", "AXIS_TITLES", "AxisMap", "unavailable", "global_map", "window_map", "GLOBAL_KNOTS"]
+__all__ = ["AXES", "AXIS_TITLES", "AxisMap", "IterRange", "AxisRange", "unavailable", "global_map", "build_map",
+           "window_map", "GLOBAL_KNOTS"]
 
 AXIS_TITLES = {"iteration": "iteration", "epoch": "epoch", "samples": "samples seen",
                "wall_time": "wall time (s since the first step)",
                "forward_passes": "forward passes (line-search evaluations included)"}
 #: a global map has at most about this many knots
 GLOBAL_KNOTS = 65536
+
+
+#: relative rounding of an iteration mapped back from another axis (float64 maps: ~1e-15; far below a step)
+_SNAP = 1e-9
+
+
+def _snap(u: float) -> float:
+    """``u``, or the integer within rounding of it."""
+    r = round(u) if math.isfinite(u) else u
+    return float(r) if math.isfinite(u) and abs(u - r) <= _SNAP * max(1.0, abs(u)) else u
+
+
+class IterRange(NamedTuple):
+    """A range in iteration space of one run: step k spans [k, k + 1)."""
+
+    lo: float
+    hi: float
+
+    def steps(self) -> tuple[int, int]:
+        """The steps ``[first, last + 1)`` whose spans overlap the range (their iteration numbers); an end
+        within rounding of a step boundary (a range mapped back from another axis) counts as on it."""
+        return int(math.floor(_snap(self.lo))), int(math.ceil(_snap(self.hi)))
+
+    def union(self, other: "IterRange | None") -> "IterRange":
+        return self if other is None else IterRange(min(self.lo, other.lo), max(self.hi, other.hi))
+
+
+class AxisRange(NamedTuple):
+    """A range in the units of the view's x axis (epochs, samples, seconds, ...; iterations on that axis)."""
+
+    lo: float
+    hi: float
+
+    def union(self, other: "AxisRange | None") -> "AxisRange":
+        return self if other is None else AxisRange(min(self.lo, other.lo), max(self.hi, other.hi))
 
 
 class AxisMap:
@@ -155,18 +200,12 @@ def _epoch_map(run, recs) -> AxisMap:
 
 
 def global_map(run, axis: str) -> AxisMap | None:
-    """The run's map for ``axis`` (None for the iteration axis), cached on the run until it grows."""
-    if axis == "iteration" or not len(run):
-        return None
-    cache = run.__dict__.setdefault("axis_maps", {})
-    key = (axis, len(run))
-    if key not in cache:
-        cache.clear()
-        cache[key] = _build_global(run, axis)
-    return cache[key]
+    """The run's map for ``axis`` (None for the iteration axis): :meth:`RunData.axis_map`, which caches it."""
+    return run.axis_map(axis)
 
 
-def _build_global(run, axis: str) -> AxisMap:
+def build_map(run, axis: str) -> AxisMap:
+    """Build ``run``'s whole-run map for ``axis`` (not the iteration axis); the run caches it."""
     recs, _ = _global_buckets(run)
     if axis == "epoch":
         return _epoch_map(run, recs)

@@ -43,7 +43,8 @@ from typing import Callable
 import numpy as np
 
 from gda_gl.compose import seriesview
-from gda_gl.compose.scene import RunData
+from gda_gl.compose.scene import RunData, iterations_on_axis
+from gda_gl.compose.xaxis import IterRange
 from gda_gl.compose.state import COLOR_BY_CHOICES, ViewState
 from gda_gl.compose.detail import detail_numbers
 from . import export, filters, inputmap, picking
@@ -192,15 +193,15 @@ class ExplorerController(Navigator):
         if not self.state.highlight:
             return ""
         try:
-            m = self.matches()
+            self.matches()
         except ValueError as exc:
             return str(exc)
-        return filters.summary(self.state.highlight, m, self.matches_whole, self.view(), self.drawn_match)
+        return filters.summary(self.state.highlight, self._matches, self.view(), self.drawn_match)
 
     def jump_match(self, direction: int = 1) -> int | None:
         """Zoom onto the next (+1) or previous (-1) matching iteration after the selection / view centre."""
-        x0, x1 = self.state.x_range or self.full_x_range()
-        ref = self.state.selected if self.state.selected is not None else 0.5 * (x0 + x1)
+        its = self.iterations_shown() or self.full_iterations()
+        ref = self.state.selected if self.state.selected is not None else 0.5 * (its[0] + its[1])
         k = filters.next_match(self.matches(), ref, direction)
         if k is not None:
             self.select(None, k)
@@ -220,14 +221,14 @@ class ExplorerController(Navigator):
 
     def set_iteration_range(self, lo: int | None, hi: int | None) -> None:
         """Filter by iteration range (shows exactly that range)."""
-        full = self.full_x_range()
+        full = self.full_iterations()
         self.state.update(iteration_range=None if lo is None and hi is None else (lo, hi))
-        a, b = self.to_axis(lo if lo is not None else 0.0, hi if hi is not None else 0.0)
-        self.set_x_range((full[0] if lo is None else a, full[1] if hi is None else b))
+        its = IterRange(full[0] if lo is None else float(lo), full[1] if hi is None else float(hi))
+        self.set_x_range(iterations_on_axis(self.visible_runs(), its, self.state.x_axis))
 
     def set_epoch_range(self, lo: int, hi: int) -> None:
         """Filter by epochs ``lo..hi`` (inclusive): the view spans their iterations."""
-        xs = []
+        span = None
         for run in self.visible_runs():
             if len(run) == 0:
                 continue
@@ -237,12 +238,13 @@ class ExplorerController(Navigator):
                 continue  # too long to load: epochs filter the runs that can be loaded
             e = d["epoch"]
             sel = (e >= lo) & (e <= hi)
-            if sel.any():
+            if sel.any():  # this run's own steps of those epochs, on the axis through its own map
                 it = d.iteration[sel]
-                xs += [float(it.min()), float(it.max()) + 1.0]
-        if xs:
+                its = IterRange(float(it.min()), float(it.max()) + 1.0)
+                span = run.to_axis(self.state.x_axis, its).union(span)
+        if span is not None:
             self.state.update(epoch_range=(lo, hi))
-            self.set_x_range(self.to_axis(min(xs), max(xs)))
+            self.set_x_range(span)
 
     def max_epoch(self) -> int:
         """The last run's last epoch (epochs never decrease): read from the last row only."""

@@ -1,8 +1,9 @@
 """Export from the explorer: the visible rows as CSV, the view as PNG (key X, File menu, ctrl+E).
 
 The PNG goes through :func:`gda_gl.session.files.save_png` (atomic write); the CSV
-holds the rows of every visible run whose step ``[k, k+1)`` reaches into the
-drawn x range, read through the run's windows (runs of any length), with the
+holds the rows of every visible run whose step ``[k, k+1)`` reaches into that
+run's iterations in view (:meth:`~gda_gl.compose.view.View.iterations_of`), read
+through the run's windows (runs of any length), with the
 names of code columns (step class, probe status) after the columns.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -58,18 +58,20 @@ def visible_rows_csv(runs: list[RunData], v: View, path: str | Path, series: lis
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         header = None
-        for run in runs:
-            if not getattr(run, "visible", True) or len(run) == 0:
+        for i, run in enumerate(runs):
+            its = v.iterations_of(i)  # this run's own steps in view (per run on every axis but iteration)
+            if not getattr(run, "visible", True) or len(run) == 0 or its is None:
                 continue
-            d = run.rows(math.floor(v.x0), v.x1)
-            sel = np.nonzero(d.iteration + 1 > v.x0)[0]
+            first, stop = its.steps()
+            d = run.rows(first, stop)
+            sel = np.nonzero((d.iteration >= first) & (d.iteration < stop))[0]
             cols = list(d.columns)
             named = [c for c in CODE_NAMES if c in cols]
             extra = [s for s in series if s not in cols]
             if header is None:
                 header = ["run", *cols, *(f"{c}_name" for c in named), *extra]
                 w.writerow(header)
-            logged = _series_at(run, extra, int(math.floor(v.x0)), int(math.ceil(v.x1)) + 1) if len(sel) else {}
+            logged = _series_at(run, extra, first, stop + 1) if len(sel) else {}
             for r in sel:
                 codes = [CODE_NAMES[c].get(int(d[c][r]), "") for c in named]
                 k = int(d.iteration[r])

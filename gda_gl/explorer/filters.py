@@ -10,7 +10,6 @@ when those are at most :data:`MATCH_ROWS`, else none; the frame's bucket counts
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -26,57 +25,79 @@ MATCH_ROWS = 200_000  # the highlight filter reads whole runs up to this many ro
 
 
 class Matches:
-    """Iterations matching a highlight filter over the visible runs (sorted, unique; cached)."""
+    """Iterations matching a highlight filter, per visible run (sorted, unique; cached).
+
+    Steps are a run's own: the count in view adds each run's matches inside that run's iterations in
+    view (:meth:`~gda_gl.compose.view.View.iterations_of`), which differ per run on every axis but the
+    iteration axis.
+    """
 
     def __init__(self):
         self._key = None
         self._values = np.empty(0, np.int64)
+        self.per_run: dict[int, np.ndarray] = {}
         self.whole = True   # whether the last result covers every visible run completely
 
     def invalidate(self) -> None:
         self._key = None
 
     def get(self, runs: list[RunData], highlight: str | None, v: View) -> np.ndarray:
-        """The matching iterations of the visible ``runs`` (see the module docstring for long runs)."""
+        """The matching iterations of the visible ``runs``, all runs together (see the module docstring for
+        long runs); :attr:`per_run` holds them by run index."""
         base = (highlight, tuple(bool(getattr(r, "visible", True)) for r in runs), tuple(len(r) for r in runs))
-        vkey = (v.x0, v.x1)
+        vkey = (v.x0, v.x1, v.axis)
         if self._key is not None and self._key[0] == base and (self.whole or self._key[1] == vkey):
             return self._values
-        parts, whole = [], True
-        for run in runs:
+        per_run, whole = {}, True
+        for i, run in enumerate(runs):
             if not getattr(run, "visible", True) or len(run) == 0:
                 continue
             if len(run) <= MATCH_ROWS:
                 d = run.data
             else:
                 whole = False
-                if run.windows.rows_in_range(math.floor(v.x0), v.x1) > MATCH_ROWS:
+                its = v.iterations_of(i)
+                if its is None or run.windows.rows_in_range(*its.steps()) > MATCH_ROWS:
                     continue
-                d = run.rows(math.floor(v.x0), v.x1)
+                d = run.rows(*its.steps())
             m = highlight_mask(d, highlight)
             if m is not None:
-                parts.append(d.iteration[m])
-        self._values = np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+                per_run[i] = np.unique(d.iteration[m])
+        self.per_run = per_run
+        self._values = np.unique(np.concatenate(list(per_run.values()))) if per_run else np.empty(0, np.int64)
         self._key, self.whole = (base, vkey), whole
         return self._values
 
+    def in_view(self, v: View) -> int:
+        """Matching steps inside the view: each run's matches within its own iterations in view."""
+        n = 0
+        for i, m in self.per_run.items():
+            its = v.iterations_of(i)
+            if its is not None:
+                lo, hi = its.steps()
+                n += int(np.searchsorted(m, hi, side="left") - np.searchsorted(m, lo, side="left"))
+        return n
 
-def summary(highlight: str | None, m: np.ndarray, whole: bool, v: View, drawn_match: tuple | None) -> str:
-    """``highlight X: N steps (M in view)`` for the status line, or '' without a filter."""
+    def total(self) -> int:
+        """Matching steps over every run (a step is a run's own: runs sharing an iteration count twice)."""
+        return sum(len(m) for m in self.per_run.values())
+
+
+def summary(highlight: str | None, matches: Matches, v: View, drawn_match: tuple | None) -> str:
+    """``highlight X: N steps (M in view)`` for the status line, or '' without a filter (after
+    :meth:`Matches.get` for this view)."""
     if not highlight:
         return ""
-    lo = int(np.searchsorted(m, math.floor(v.x0), side="left"))
-    hi = int(np.searchsorted(m, math.ceil(v.x1), side="left"))
-    if whole:
-        return f"highlight {highlight}: {len(m):,} steps ({max(0, hi - lo):,} in view)"
+    if matches.whole:
+        return f"highlight {highlight}: {matches.total():,} steps ({matches.in_view(v):,} in view)"
     count, exact = drawn_match if drawn_match is not None else (None, True)
     if count is None:
-        return f"highlight {highlight}: {max(0, hi - lo):,} in view"
+        return f"highlight {highlight}: {matches.in_view(v):,} in view"
     return f"highlight {highlight}: {'' if exact else 'at most '}{count:,} in view"
 
 
 def next_match(m: np.ndarray, ref: float, direction: int) -> int | None:
-    """The first matching iteration after (+1) or before (-1) ``ref``, or None."""
+    """The first matching iteration after (+1) or before (-1) ``ref`` (an iteration), or None."""
     if len(m) == 0:
         return None
     i = int(np.searchsorted(m, ref, side="right" if direction > 0 else "left"))

@@ -20,6 +20,7 @@ from gda_gl.compose.frame import Frame
 from gda_gl.compose.layout import Layout, figure_layout
 from gda_gl.compose import xaxis
 from gda_gl.compose.scene import RunData, compose, runs_x_span
+from gda_gl.compose.xaxis import AxisRange, IterRange
 from gda_gl.compose.state import ViewState
 from gda_gl.compose.view import View
 from .animation import Flight
@@ -51,7 +52,7 @@ class Navigator:
         self._drawn: tuple[View | None, Frame | None] = (None, None)  # what is on screen (set_drawn)
         self._redraw: list[Callable[[], None]] = []
         if self.state.x_range is None:
-            self.state.x_range = self.full_x_range()
+            self.state.x_range = tuple(self.full_x_range())
 
     # -- listeners -----------------------------------------------------------
     def on_redraw(self, fn: Callable[[], None]) -> None:
@@ -80,20 +81,31 @@ class Navigator:
     def _axis_map(self, run: RunData | None = None):
         """The x axis map of ``run`` (the first run with rows by default); None on the iteration axis."""
         run = run or next((r for r in self.runs if len(r)), None)
-        return None if run is None else xaxis.global_map(run, self.state.x_axis)
+        return None if run is None else run.axis_map(self.state.x_axis)
 
-    def to_axis(self, u0: float, u1: float) -> tuple[float, float]:
-        """Iterations [u0, u1] of the first run as a range on the state's x axis."""
-        gmap = self._axis_map()
-        return (u0, u1) if gmap is None else tuple(float(v) for v in gmap.to_axis([u0, u1]))
+    def full_iterations(self) -> IterRange:
+        """Every visible run's whole extent in iterations, together (0..1 for none)."""
+        out = None
+        for r in self.visible_runs():
+            if len(r):
+                out = r.x_span.union(out)
+        return out if out is not None else IterRange(0.0, 1.0)
 
-    def iterations_shown(self) -> tuple[float, float] | None:
-        """The state's x range as iterations of the first run (None when it has no x range)."""
+    def iterations_of(self, run: RunData) -> IterRange | None:
+        """The iterations of ``run`` inside the state's x range (None when the state has no x range)."""
         if self.state.x_range is None:
             return None
-        gmap = self._axis_map()
-        x0, x1 = self.state.x_range
-        return (x0, x1) if gmap is None else tuple(float(v) for v in gmap.to_iter([x0, x1]))
+        return run.to_iterations(self.state.x_axis, AxisRange(*self.state.x_range))
+
+    def iterations_shown(self) -> IterRange | None:
+        """The state's x range as iterations: each visible run's own, together (None when it has no x range)."""
+        if self.state.x_range is None:
+            return None
+        out = None
+        for r in self.visible_runs():
+            if len(r):
+                out = self.iterations_of(r).union(out)
+        return out if out is not None else IterRange(*self.state.x_range)
 
     def _per_iteration(self) -> float:
         """Axis units per iteration (1 on the iteration axis; the runs' average slope on others)."""
@@ -298,5 +310,5 @@ class Navigator:
             if why:
                 raise ValueError(why)
         self.flight.stop()
-        self.state.update(x_axis=axis, y_range=None, x_range=runs_x_span(self.runs, axis), follow=False)
+        self.state.update(x_axis=axis, y_range=None, x_range=tuple(runs_x_span(self.runs, axis)), follow=False)
         self.request_redraw()

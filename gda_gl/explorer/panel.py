@@ -221,10 +221,10 @@ class ControlPanel:
         self.numbers.setText(format_details(self.ctrl.details()))
 
     def _epochs_in_view(self):
-        x0, x1 = self.ctrl.iterations_shown()
         for run in self.ctrl.visible_runs():
             if len(run) == 0:
                 continue
+            x0, x1 = self.ctrl.iterations_of(run)  # this run's own steps in view
             # epochs never decrease: the first and the last row in view are enough
             first = run.windows.rows(math.floor(x0), x1, max_rows=1)
             last = run.row_at(min(x1, run.x_span[1]) - 0.5)
@@ -234,7 +234,7 @@ class ControlPanel:
 
     def update_ranges(self) -> None:
         """Spin box ranges follow the data (a live run grows)."""
-        full = self.ctrl.full_x_range()
+        full = self.ctrl.full_iterations()  # iterations, whatever the x axis
         for sb in (self.it_lo, self.it_hi):
             sb.blockSignals(True)
             sb.setRange(int(full[0]), max(int(full[0]), int(full[1]) - 1))

@@ -248,7 +248,7 @@ class CurveRenderer:
         rows = max(1, int((ph - 20) // 16))
         width = min(max(text.text_width(name, fs) for name, _ in entries) + 28, max(60, pw // 6))
         ncols = max(1, min(-(-len(entries) // rows), int(pw // 3 // width)))
-        shown = entries if len(entries) <= rows * ncols else entries[:rows * ncols - 1]
+        shown = entries if len(entries) <= rows * ncols else entries[:max(0, rows * ncols - 1)]
         for i, (name, color) in enumerate(shown):
             col, row = divmod(i, rows)
             x, yy = px + pw - 10 - (ncols - 1 - col) * width, py + ph - 14 - 16 * row
@@ -258,8 +258,9 @@ class CurveRenderer:
         if len(shown) < len(entries):
             text.add(f"+{len(entries) - len(shown)} more", px + pw - 10 - width + 22, py + ph - 14 - 16 * (rows - 1),
                      "lm", fs)
-        self.rects.set(np.asarray(rects), np.asarray(colors))
-        self.rects.draw(**dict(u, u_space=1.0, u_min_px=1.0))
+        if rects:  # a plot one row high shows only the "+N more" line
+            self.rects.set(np.asarray(rects), np.asarray(colors))
+            self.rects.draw(**dict(u, u_space=1.0, u_min_px=1.0))
 
     def _colorbar(self, text, name, rng, layout, u, fs) -> None:
         px, py, pw, ph = layout.plot

@@ -103,8 +103,12 @@ def view(*paths, follow: bool = False, state=None, size: tuple[int, int] = (1000
     try:
         from .app import ExplorerView
 
+        from gda_gl.session.checks import check_state
+
         runs, recs, pending = _open([str(p) for p in paths], follow)
-        return ExplorerView(runs, recs, pending, _state(state, follow), follow=follow, size=size,
+        st = _state(state, follow)
+        check_state(runs, st, series=not follow)  # what gda-gl refuses, refused here before the widget exists
+        return ExplorerView(runs, recs, pending, st, follow=follow, size=size,
                             poll_s=poll_s, quality=quality, export_dir=export_dir)
     except Exception as exc:
         for r in recs:

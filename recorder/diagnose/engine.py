@@ -19,12 +19,14 @@ import numpy as np
 
 from .. import stats
 from ..reader import Recording
-from . import findings as F
-from . import lines, spikes, stepsize
-from . import thresholds as T
+from .findings import divergence, lr_changes, plateaus, probe_findings
+from .lines import concat, line_measures
+from .spikes import find_spikes, limit, loss_series
+from .stepsize import verdict_from_rows, window_bounds
+from .thresholds import MIN_WINDOW_STEPS, ROW_PATH_MAX_ROWS
 
 #: fewer steps than this and a run has nothing to say (one window's worth of lines)
-MIN_RUN_STEPS = T.MIN_WINDOW_STEPS
+MIN_RUN_STEPS = MIN_WINDOW_STEPS
 
 
 class NothingToSay(ValueError):
@@ -57,19 +59,19 @@ def from_measures(m: dict[str, np.ndarray], failed_message: str = "") -> dict:
     check_rows(m)
     it = m["iteration"]
     probed = max(1, int(np.sum(m["status"] != stats.STATUS_SKIPPED)))
-    bounds = stepsize.window_bounds(int(it[0]), int(it[-1]), _epoch_starts(it, m["epoch"]), len(it) / probed)
-    y = spikes.loss_series(m)
-    div = F.divergence(it, y)
-    found = ([div] if div else []) + F.plateaus(m, bounds) + F.probe_findings(it, m["status"], failed_message) \
-        + F.lr_changes(it, m["lr"])
-    return {"step_size": [stepsize.verdict_from_rows(m, s, e) for s, e in bounds],
-            "spikes": spikes.limit(spikes.find_spikes(m, before=div["start"] if div else None)),
+    bounds = window_bounds(int(it[0]), int(it[-1]), _epoch_starts(it, m["epoch"]), len(it) / probed)
+    y = loss_series(m)
+    div = divergence(it, y)
+    found = ([div] if div else []) + plateaus(m, bounds) + probe_findings(it, m["status"], failed_message) \
+        + lr_changes(it, m["lr"])
+    return {"step_size": [verdict_from_rows(m, s, e) for s, e in bounds],
+            "spikes": limit(find_spikes(m, before=div["start"] if div else None)),
             "findings": sorted(found, key=lambda f: (f["start"], f["kind"]))}
 
 
 def read_measures(rec: Recording) -> dict[str, np.ndarray]:
     """Per-row measures of every row, decoded block by block (the rows path)."""
-    return lines.concat([lines.line_measures(rec.read_block(b)) for b in rec.block_ids()])
+    return concat([line_measures(rec.read_block(b)) for b in rec.block_ids()])
 
 
 def _failed_message(rec: Recording) -> str:
@@ -93,7 +95,7 @@ def diagnose(rec: Recording, *, path: str | None = None) -> dict:
     n = rec.n_iterations()
     if n == 0:
         raise NothingToSay("no steps recorded")
-    use_pyramid = path == "pyramid" or (path is None and n > T.ROW_PATH_MAX_ROWS and rec.has_stored_pyramid())
+    use_pyramid = path == "pyramid" or (path is None and n > ROW_PATH_MAX_ROWS and rec.has_stored_pyramid())
     if use_pyramid:
         from . import scale
 

@@ -27,7 +27,8 @@ import math
 import numpy as np
 
 from .. import stats
-from . import thresholds as T
+from .thresholds import (DIVERGE_MIN_STEPS, DIVERGE_RATIO, FAILED_GAP, LR_JUMP_REL, MAX_FINDINGS_PER_KIND,
+                         MIN_WINDOW_STEPS, PLATEAU_DESCENT, PLATEAU_LOSS_CHANGE, SMOOTH_STEPS)
 
 
 def finding(kind: str, start: int, stop: int, text: str) -> dict:
@@ -35,7 +36,7 @@ def finding(kind: str, start: int, stop: int, text: str) -> dict:
     return {"kind": kind, "start": int(start), "stop": int(stop), "text": text}
 
 
-def smoothed(y: np.ndarray, w: int = T.SMOOTH_STEPS, chunk: int = 1 << 16) -> np.ndarray:
+def smoothed(y: np.ndarray, w: int = SMOOTH_STEPS, chunk: int = 1 << 16) -> np.ndarray:
     """Trailing running median of ``w`` values (non-finite values count as +inf)."""
     yy = np.where(np.isfinite(y), y, np.inf)
     pad = np.concatenate([np.full(w - 1, yy[0] if len(yy) else 0.0), yy])
@@ -46,28 +47,30 @@ def smoothed(y: np.ndarray, w: int = T.SMOOTH_STEPS, chunk: int = 1 << 16) -> np
     return out
 
 
-def divergence(it: np.ndarray, y: np.ndarray) -> dict | None:
-    """The divergence finding of a run (rows in order), or None."""
-    if len(y) < T.DIVERGE_MIN_STEPS + T.SMOOTH_STEPS:
+def divergence(it: np.ndarray, y: np.ndarray, best_before: float = np.inf) -> dict | None:
+    """The divergence finding of a run (rows in order), or None.
+
+    ``best_before``: the lowest smoothed loss of rows before these (the live detector's memory)."""
+    if len(y) < DIVERGE_MIN_STEPS + SMOOTH_STEPS:
         return None
     s = smoothed(y)
     best = np.minimum.accumulate(np.where(np.isfinite(s), s, np.inf))
-    prev_best = np.concatenate([[np.inf], best[:-1]])
+    prev_best = np.minimum(np.concatenate([[np.inf], best[:-1]]), best_before)
     with np.errstate(invalid="ignore"):
-        above = ~np.isfinite(s) | (s - prev_best > (T.DIVERGE_RATIO - 1.0) * np.abs(prev_best))
+        above = ~np.isfinite(s) | (s - prev_best > (DIVERGE_RATIO - 1.0) * np.abs(prev_best))
     if not above[-1]:
         return None
     j = len(above) - int(np.argmin(above[::-1])) if not above.all() else 0
-    if len(above) - j < T.DIVERGE_MIN_STEPS or not np.isfinite(prev_best[j]):
+    if len(above) - j < DIVERGE_MIN_STEPS or not np.isfinite(prev_best[j]):
         return None
     ref = prev_best[j]
-    floor = max(0, j - T.SMOOTH_STEPS)
-    while j > floor and (not np.isfinite(y[j - 1]) or y[j - 1] - ref > (T.DIVERGE_RATIO - 1.0) * abs(ref)):
+    floor = max(0, j - SMOOTH_STEPS)
+    while j > floor and (not np.isfinite(y[j - 1]) or y[j - 1] - ref > (DIVERGE_RATIO - 1.0) * abs(ref)):
         j -= 1
     last = y[-1]
     end = "non-finite" if not math.isfinite(last) else f"{last:.4g}"
     return finding("divergence", it[j], it[-1] + 1,
-                   f"the loss diverges from iteration {int(it[j])}: it stays above {T.DIVERGE_RATIO:g} x the best "
+                   f"the loss diverges from iteration {int(it[j])}: it stays above {DIVERGE_RATIO:g} x the best "
                    f"smoothed loss before ({ref:.4g}) to the end of the run ({end})")
 
 
@@ -85,7 +88,7 @@ def probe_findings(it: np.ndarray, status: np.ndarray, first_message: str = "") 
     """Failed / non-finite probe runs and the skipped-probe summary."""
     out = []
     bad = np.flatnonzero((status == stats.STATUS_FAILED) | (status == stats.STATUS_NONFINITE))
-    for a, b, c in _runs(it[bad], T.FAILED_GAP)[:T.MAX_FINDINGS_PER_KIND]:
+    for a, b, c in _runs(it[bad], FAILED_GAP)[:MAX_FINDINGS_PER_KIND]:
         msg = f" (first message: {first_message[:160]})" if first_message else ""
         out.append(finding("probe_failed", a, b + 1, f"{c} probes failed or gave non-finite values in "
                                                      f"iterations {a}..{b}{msg}"))
@@ -105,11 +108,11 @@ def lr_changes(it: np.ndarray, lr: np.ndarray) -> list[dict]:
     with np.errstate(invalid="ignore", divide="ignore"):
         rel = np.abs(lr[1:] / lr[:-1] - 1.0)
     ok = np.isfinite(rel) & (lr[:-1] > 0)
-    idx = np.flatnonzero(ok & (rel > T.LR_JUMP_REL)) + 1
+    idx = np.flatnonzero(ok & (rel > LR_JUMP_REL)) + 1
     out = [finding("lr_change", it[i], it[i] + 1, f"learning rate {lr[i - 1]:.4g} -> {lr[i]:.4g} at iteration "
-                                                   f"{int(it[i])}") for i in idx[:T.MAX_FINDINGS_PER_KIND]]
-    if len(idx) > T.MAX_FINDINGS_PER_KIND:
-        out[-1]["text"] += f" ({len(idx) - T.MAX_FINDINGS_PER_KIND} more changes not listed)"
+                                                   f"{int(it[i])}") for i in idx[:MAX_FINDINGS_PER_KIND]]
+    if len(idx) > MAX_FINDINGS_PER_KIND:
+        out[-1]["text"] += f" ({len(idx) - MAX_FINDINGS_PER_KIND} more changes not listed)"
     return out
 
 
@@ -117,9 +120,9 @@ def _window_plateau(m: dict[str, np.ndarray], a: int, b: int) -> bool:
     ok = m["status"][a:b] == stats.STATUS_OK
     d = m["descent"][a:b][ok]
     d = d[np.isfinite(d)]
-    if len(d) < T.MIN_WINDOW_STEPS:
+    if len(d) < MIN_WINDOW_STEPS:
         return False
-    return float(np.median(d)) < T.PLATEAU_DESCENT and float(np.sum(d)) < T.PLATEAU_LOSS_CHANGE
+    return float(np.median(d)) < PLATEAU_DESCENT and float(np.sum(d)) < PLATEAU_LOSS_CHANGE
 
 
 def plateaus(m: dict[str, np.ndarray], bounds: list[tuple[int, int]]) -> list[dict]:
@@ -134,8 +137,8 @@ def plateaus(m: dict[str, np.ndarray], bounds: list[tuple[int, int]]) -> list[di
             out[-1]["stop"] = int(e)
         else:
             out.append(finding("plateau", s, e, ""))
-    for f in out[:T.MAX_FINDINGS_PER_KIND]:
+    for f in out[:MAX_FINDINGS_PER_KIND]:
         f["text"] = (f"plateau over iterations {f['start']}..{f['stop'] - 1}: the steps descend by less than "
-                     f"{T.PLATEAU_DESCENT:g} of the loss along their lines (median) and remove less than "
-                     f"{T.PLATEAU_LOSS_CHANGE:.0%} of it together per window")
-    return out[:T.MAX_FINDINGS_PER_KIND]
+                     f"{PLATEAU_DESCENT:g} of the loss along their lines (median) and remove less than "
+                     f"{PLATEAU_LOSS_CHANGE:.0%} of it together per window")
+    return out[:MAX_FINDINGS_PER_KIND]

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import stats, stepgeom
 from ..codec import Iterations
-from . import thresholds as T
+from .thresholds import FLAT_REL, MIN_LINE_POINTS, NOISY_TV_RATIO
 
 #: per-row columns copied from the recording as they are
 COPIED = ("iteration", "epoch", "batch", "lr", "train_loss", "step_norm", "status", "curvature")
@@ -68,10 +68,10 @@ def _shape(a: np.ndarray, p: np.ndarray, fin: np.ndarray, taken: np.ndarray) -> 
     pmax = np.where(npts > 0, np.max(np.where(fin, p, -np.inf), axis=1), np.nan)
     scale = np.where(npts > 0, np.max(np.where(fin, np.abs(p), 0.0), axis=1), np.nan)
     with np.errstate(invalid="ignore"):
-        flat = (pmax - pmin) <= T.FLAT_REL * np.maximum(scale, np.finfo(np.float32).tiny)
+        flat = (pmax - pmin) <= FLAT_REL * np.maximum(scale, np.finfo(np.float32).tiny)
         tv = np.nansum(np.abs(np.diff(np.where(fin, p, np.nan), axis=1)), axis=1)
         one_valley = (_pick(p, first) - pmin) + (_pick(p, last) - pmin)
-        noisy = ~flat & (tv > T.NOISY_TV_RATIO * one_valley)
+        noisy = ~flat & (tv > NOISY_TV_RATIO * one_valley)
         at_end = (j == last) & stepgeom.beyond(amin, taken)
     gap_left = np.where(j > first, amin - _pick(a, np.maximum(j - 1, 0)), 0.0)
     gap_right = np.where(j < last, _pick(a, np.minimum(j + 1, a.shape[1] - 1)) - amin, 0.0)
@@ -118,7 +118,7 @@ def line_measures(data: Iterations) -> dict[str, np.ndarray]:
         return {**out, **{k: empty for k in ("factor", "resolution", "phi0", "phit", "descent", "curv_unit")},
                 **{k: np.empty(0, bool) for k in ("at_end", "readable", "unclear")}}
     sh = _shape(a, p, fin, taken)
-    ok = (out["status"] == stats.STATUS_OK) & (sh["npts"] >= T.MIN_LINE_POINTS)
+    ok = (out["status"] == stats.STATUS_OK) & (sh["npts"] >= MIN_LINE_POINTS)
     phi0 = value_at(a, p, fin, np.zeros(n))
     phit = value_at(a, p, fin, taken)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -54,6 +54,12 @@ def entry_line(section: str, e: dict) -> str:
     return f"{e['kind']} {_span(e['start'], e['stop'])}: {e['text']}"
 
 
+def finding_line(f: dict) -> str:
+    """One entry read alone (as ``rec.on_finding`` passes it) as a line: its ``kind`` says its section."""
+    section = {"spike": "spikes", "step_size": "step_size"}.get(f.get("kind"), "findings")
+    return entry_line(section, f)
+
+
 def to_table(reports: list[dict]) -> str:
     """The reports as readable text, every entry numbered."""
     out, current = [], None

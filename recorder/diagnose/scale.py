@@ -20,16 +20,19 @@ import numpy as np
 from .. import pyramid
 from ..reader import Recording
 from ..window import RunWindows
-from . import findings as F
-from . import lines, spikes, stepsize
-from . import thresholds as T
+from .findings import divergence, finding, lr_changes
+from .lines import line_measures
+from .spikes import find_spikes, limit
+from .stepsize import verdict_from_buckets, window_bounds
+from .thresholds import (CANDIDATE_SPREAD, LR_JUMP_REL, MAX_CANDIDATE_BUCKETS, MAX_FINDINGS_PER_KIND,
+                         PYRAMID_MAX_BUCKETS, SPIKE_BASELINE_STEPS, SPIKE_MIN_REL)
 
 _BACK = 8  # previous buckets a candidate is compared with
 
 
 def _level(counts: list[int]) -> int:
     for level, c in enumerate(counts):
-        if c <= T.PYRAMID_MAX_BUCKETS:
+        if c <= PYRAMID_MAX_BUCKETS:
             return level
     return len(counts) - 1
 
@@ -56,13 +59,13 @@ def candidates(bk: dict) -> np.ndarray:
     spread = _trailing_median(top - mean, _BACK)
     with np.errstate(invalid="ignore"):
         excess = top - base
-        hit = (excess > T.CANDIDATE_SPREAD * spread) & (excess > T.SPIKE_MIN_REL * np.abs(base))
+        hit = (excess > CANDIDATE_SPREAD * spread) & (excess > SPIKE_MIN_REL * np.abs(base))
     idx = np.flatnonzero(hit)
-    return idx[np.argsort(-excess[idx])][:T.MAX_CANDIDATE_BUCKETS]
+    return idx[np.argsort(-excess[idx])][:MAX_CANDIDATE_BUCKETS]
 
 
 def _rows(rec: Recording, start: int, stop: int) -> dict[str, np.ndarray]:
-    return lines.line_measures(rec.read(max(0, start), stop))
+    return line_measures(rec.read(max(0, start), stop))
 
 
 def _spikes(rec: Recording, bk: dict, before: int | None) -> list[dict]:
@@ -71,21 +74,21 @@ def _spikes(rec: Recording, bk: dict, before: int | None) -> list[dict]:
         a, z = int(bk["first_it"][b]), int(bk["last_it"][b]) + 1
         if before is not None and a >= before:
             continue
-        m = _rows(rec, a - T.SPIKE_BASELINE_STEPS - 1, z)
-        out += spikes.find_spikes(m, before=before, within=(a, z))
-    return spikes.limit(out)
+        m = _rows(rec, a - SPIKE_BASELINE_STEPS - 1, z)
+        out += find_spikes(m, before=before, within=(a, z))
+    return limit(out)
 
 
 def _lr_changes(rec: Recording, bk: dict) -> list[dict]:
     lo, hi = bk["lr:min"].astype(np.float64), bk["lr:max"].astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        inside = hi / lo - 1.0 > T.LR_JUMP_REL
-        across = np.concatenate([[False], np.abs(lo[1:] / hi[:-1] - 1.0) > T.LR_JUMP_REL])
+        inside = hi / lo - 1.0 > LR_JUMP_REL
+        across = np.concatenate([[False], np.abs(lo[1:] / hi[:-1] - 1.0) > LR_JUMP_REL])
     out = []
-    for b in np.flatnonzero(inside | across)[:T.MAX_FINDINGS_PER_KIND]:
+    for b in np.flatnonzero(inside | across)[:MAX_FINDINGS_PER_KIND]:
         m = _rows(rec, int(bk["first_it"][b]) - 1, int(bk["last_it"][b]) + 1)
-        out += [f for f in F.lr_changes(m["iteration"], m["lr"]) if f["start"] >= int(bk["first_it"][b])]
-    return out[:T.MAX_FINDINGS_PER_KIND]
+        out += [f for f in lr_changes(m["iteration"], m["lr"]) if f["start"] >= int(bk["first_it"][b])]
+    return out[:MAX_FINDINGS_PER_KIND]
 
 
 def _probe_findings(bk: dict) -> list[dict]:
@@ -93,13 +96,13 @@ def _probe_findings(bk: dict) -> list[dict]:
 
     out = []
     bad = bk[f"status:{stats.STATUS_FAILED}"] + bk[f"status:{stats.STATUS_NONFINITE}"]
-    for b in np.flatnonzero(bad)[:T.MAX_FINDINGS_PER_KIND]:
-        out.append(F.finding("probe_failed", bk["first_it"][b], int(bk["last_it"][b]) + 1,
+    for b in np.flatnonzero(bad)[:MAX_FINDINGS_PER_KIND]:
+        out.append(finding("probe_failed", bk["first_it"][b], int(bk["last_it"][b]) + 1,
                              f"{int(bad[b])} probes failed or gave non-finite values in iterations "
                              f"{int(bk['first_it'][b])}..{int(bk['last_it'][b])}"))
     skipped, rows = int(bk[f"status:{stats.STATUS_SKIPPED}"].sum()), int(bk["rows"].sum())
     if skipped:
-        out.append(F.finding("probe_skipped", bk["first_it"][0], int(bk["last_it"][-1]) + 1,
+        out.append(finding("probe_skipped", bk["first_it"][0], int(bk["last_it"][-1]) + 1,
                              f"{skipped} of {rows} steps not probed (the preset probes every n-th step): "
                              "their lines say nothing"))
     return out
@@ -117,13 +120,13 @@ def diagnose_pyramid(rec: Recording) -> dict:
     from .. import stats
 
     probed = max(1, int(bk["rows"].sum() - bk[f"status:{stats.STATUS_SKIPPED}"].sum()))
-    bounds = stepsize.window_bounds(it0, it1, epoch_starts, float(bk["rows"].sum()) / probed)
-    div = F.divergence(bk["first_it"], _mean(bk, "train_loss"))
+    bounds = window_bounds(it0, it1, epoch_starts, float(bk["rows"].sum()) / probed)
+    div = divergence(bk["first_it"], _mean(bk, "train_loss"))
     if div:
         div["text"] += f" (read from {rows}-step buckets: the onset is known to within {rows} iterations)"
     found = ([div] if div else []) + _probe_findings(bk) + _lr_changes(rec, bk)
-    found.append(F.finding("note", it0, it1 + 1, f"long run read from its pyramid ({rows}-step buckets): "
+    found.append(finding("note", it0, it1 + 1, f"long run read from its pyramid ({rows}-step buckets): "
                                                   "plateaus are not looked for on this path"))
-    return {"step_size": [stepsize.verdict_from_buckets(bk, s, e, rec.alpha_grid, rows) for s, e in bounds],
+    return {"step_size": [verdict_from_buckets(bk, s, e, rec.alpha_grid, rows) for s, e in bounds],
             "spikes": _spikes(rec, bk, div["start"] if div else None),
             "findings": sorted(found, key=lambda f: (f["start"], f["kind"]))}

@@ -27,8 +27,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from .thresholds import (LONG_STEP_RATIO, MAX_SPIKES, OVERSHOOT_SHARE, PREDICTED_LOW_SHARE, SHARP_CURVATURE_RATIO,
+                         SPIKE_BASELINE_STEPS, SPIKE_MADS, SPIKE_MIN_REL)
 
-from . import thresholds as T
 
 _MAD_SCALE = 1.4826  # MAD -> standard deviation of a Gaussian
 
@@ -61,10 +62,10 @@ def _trailing(y: np.ndarray, w: int, chunk: int = 1 << 16) -> tuple[np.ndarray, 
 
 def flag(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Which rows spike, with each row's baseline and threshold (rise must exceed it)."""
-    base, spread, cnt = _trailing(y, T.SPIKE_BASELINE_STEPS)
-    thr = np.maximum(T.SPIKE_MADS * spread, T.SPIKE_MIN_REL * np.abs(base))
+    base, spread, cnt = _trailing(y, SPIKE_BASELINE_STEPS)
+    thr = np.maximum(SPIKE_MADS * spread, SPIKE_MIN_REL * np.abs(base))
     with np.errstate(invalid="ignore"):
-        hit = np.isfinite(y) & (cnt >= T.SPIKE_BASELINE_STEPS // 2) & (y - base > thr)
+        hit = np.isfinite(y) & (cnt >= SPIKE_BASELINE_STEPS // 2) & (y - base > thr)
     return hit, base, thr
 
 
@@ -87,19 +88,19 @@ def cause(m: dict[str, np.ndarray], i: int, base: float, thr: float) -> tuple[st
     if i == 0 or m["iteration"][i - 1] != m["iteration"][i] - 1 or not np.isfinite(m["phit"][i - 1]):
         ev["why"] = "the previous step's line is not recorded"
         return "unknown", ev
-    lo = max(0, i - T.SPIKE_BASELINE_STEPS)
+    lo = max(0, i - SPIKE_BASELINE_STEPS)
     p0, p1 = float(m["phi0"][i - 1]), float(m["phit"][i - 1])
     ev.update(prev_phi0=_num(p0), prev_phi1=_num(p1),
               step_ratio=_num(_ratio(float(m["step_norm"][i - 1]), np.asarray(m["step_norm"][lo:i - 1], float))),
               lr_ratio=_num(_ratio(float(m["lr"][i - 1]), np.asarray(m["lr"][lo:i - 1], float))),
               curvature_ratio=_num(_ratio(float(m["curv_unit"][i - 1]), m["curv_unit"][lo:i - 1])))
-    if p1 <= base + T.PREDICTED_LOW_SHARE * thr and float(m["phi0"][i]) - p1 > thr:
+    if p1 <= base + PREDICTED_LOW_SHARE * thr and float(m["phi0"][i]) - p1 > thr:
         return "batch", ev
-    overshoot = p1 - p0 > T.OVERSHOOT_SHARE * thr
-    long_step = any((ev[k] or 0.0) >= T.LONG_STEP_RATIO for k in ("step_ratio", "lr_ratio"))
+    overshoot = p1 - p0 > OVERSHOOT_SHARE * thr
+    long_step = any((ev[k] or 0.0) >= LONG_STEP_RATIO for k in ("step_ratio", "lr_ratio"))
     if overshoot and long_step:
         return "step", ev
-    if (ev["curvature_ratio"] or 0.0) >= T.SHARP_CURVATURE_RATIO:
+    if (ev["curvature_ratio"] or 0.0) >= SHARP_CURVATURE_RATIO:
         return "curvature", ev
     return ("step", ev) if overshoot else ("unknown", ev)
 
@@ -138,7 +139,7 @@ def find_spikes(m: dict[str, np.ndarray], before: int | None = None, within: tup
 
 def limit(spikes: list[dict]) -> list[dict]:
     """At most :data:`~.thresholds.MAX_SPIKES` spikes (the largest rises), in iteration order."""
-    if len(spikes) <= T.MAX_SPIKES:
+    if len(spikes) <= MAX_SPIKES:
         return spikes
-    keep = sorted(spikes, key=lambda s: -s["rise"])[:T.MAX_SPIKES]
+    keep = sorted(spikes, key=lambda s: -s["rise"])[:MAX_SPIKES]
     return sorted(keep, key=lambda s: s["iteration"])

@@ -23,7 +23,8 @@ import math
 import numpy as np
 
 from .. import stats
-from . import thresholds as T
+from .thresholds import (BOUND_SHARE, MIN_WINDOW_ITERATIONS, MIN_WINDOW_STEPS, TOO_LONG_FACTOR, TOO_SHORT_FACTOR,
+                         UNCLEAR_SHARE, WINDOWS_PER_RUN)
 
 VERDICTS = ("too_long", "ok", "too_short", "cannot_say")
 #: step class that agrees with each verdict (the pyramid path's ``agree``)
@@ -34,7 +35,7 @@ def window_length(first: int, last: int, probe_every: float = 1.0) -> int:
     """Iterations per window when windows are 1 % of the run: at least MIN_WINDOW_ITERATIONS, and long
     enough to hold MIN_WINDOW_STEPS probed steps when only every ``probe_every``-th step is probed."""
     span = last - first + 1
-    return max(T.MIN_WINDOW_ITERATIONS, int(math.ceil(T.MIN_WINDOW_STEPS * probe_every)), -(-span // T.WINDOWS_PER_RUN))
+    return max(MIN_WINDOW_ITERATIONS, int(math.ceil(MIN_WINDOW_STEPS * probe_every)), -(-span // WINDOWS_PER_RUN))
 
 
 def window_bounds(first: int, last: int, epoch_starts: np.ndarray | None = None, probe_every: float = 1.0
@@ -53,9 +54,9 @@ def window_bounds(first: int, last: int, epoch_starts: np.ndarray | None = None,
     if starts and (stop - first) / (len(starts) + 1) < length:
         edges = [first]
         for s in starts + [stop]:
-            if s - edges[-1] >= max(T.MIN_WINDOW_ITERATIONS, length // 2) or s == stop:
+            if s - edges[-1] >= max(MIN_WINDOW_ITERATIONS, length // 2) or s == stop:
                 edges.append(s)
-        if len(edges) > 2 and edges[-1] - edges[-2] < max(T.MIN_WINDOW_ITERATIONS, length // 2):
+        if len(edges) > 2 and edges[-1] - edges[-2] < max(MIN_WINDOW_ITERATIONS, length // 2):
             del edges[-2]  # a short last epoch joins the one before
         return list(zip(edges[:-1], edges[1:]))
     edges = list(range(first, stop, length)) + [stop]
@@ -67,7 +68,7 @@ def window_bounds(first: int, last: int, epoch_starts: np.ndarray | None = None,
 def classify_factor(f) -> np.ndarray:
     """Verdict index (0 too_long, 1 ok, 2 too_short) of each factor."""
     f = np.asarray(f, np.float64)
-    return np.where(f <= T.TOO_LONG_FACTOR, 0, np.where(f >= T.TOO_SHORT_FACTOR, 2, 1))
+    return np.where(f <= TOO_LONG_FACTOR, 0, np.where(f >= TOO_SHORT_FACTOR, 2, 1))
 
 
 def _entry(start, stop, verdict, factor, steps, agree, resolution, bound, source, reason="") -> dict:
@@ -89,15 +90,15 @@ def verdict_from_rows(m: dict[str, np.ndarray], start: int, stop: int) -> dict:
     unclear = int(m["unclear"][a:b].sum())
     n_read = int(readable.sum())
     src = "rows: median over the window's steps"
-    if n_read < T.MIN_WINDOW_STEPS or unclear > T.UNCLEAR_SHARE * (n_read + unclear):
+    if n_read < MIN_WINDOW_STEPS or unclear > UNCLEAR_SHARE * (n_read + unclear):
         why = (f"{unclear} of {n_read + unclear} lines flat or noisy" if unclear else
-               f"{n_read} readable lines (fewer than {T.MIN_WINDOW_STEPS})")
+               f"{n_read} readable lines (fewer than {MIN_WINDOW_STEPS})")
         return _entry(start, stop, "cannot_say", None, n_read, None, None, None, src, why)
     f = m["factor"][a:b][readable]
     factor = float(np.median(f))
     idx = int(classify_factor(factor))
     agree = float(np.mean(classify_factor(f) == idx))
-    bound = "lower" if np.mean(m["at_end"][a:b][readable]) >= T.BOUND_SHARE else None
+    bound = "lower" if np.mean(m["at_end"][a:b][readable]) >= BOUND_SHARE else None
     res = float(np.median(m["resolution"][a:b][readable]))
     return _entry(start, stop, VERDICTS[idx], factor, n_read, agree, res, bound, src)
 
@@ -117,9 +118,9 @@ def verdict_from_buckets(bk: dict[str, np.ndarray], start: int, stop: int, grid:
     cnt = bk["min_alpha:count"][sel].astype(np.float64)
     src = f"pyramid: median over {rows}-step buckets of their mean min_alpha (accepted alpha taken as 1)"
     steps = int(cnt.sum())
-    if steps < T.MIN_WINDOW_STEPS:
+    if steps < MIN_WINDOW_STEPS:
         return _entry(start, stop, "cannot_say", None, steps, None, None, None, src,
-                      f"{steps} lines with a minimum (fewer than {T.MIN_WINDOW_STEPS})")
+                      f"{steps} lines with a minimum (fewer than {MIN_WINDOW_STEPS})")
     means = bk["min_alpha:sum"][sel][cnt > 0] / cnt[cnt > 0]
     factor = float(np.median(means))
     idx = int(classify_factor(factor))

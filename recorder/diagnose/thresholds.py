@@ -104,3 +104,12 @@ MAX_CANDIDATE_BUCKETS = 64
 #: previous buckets' means by this many times their typical (median) max - mean excursion (and by
 #: SPIKE_MIN_REL of the loss); the rows of those buckets then decide, with the row rules above.
 CANDIDATE_SPREAD = 2.0
+
+# -- live ------------------------------------------------------------------------------------------------------
+#: the live detector's step-size windows (iterations): it cannot know the run's length, so its windows are
+#: fixed; 500 steps hold enough lines for a verdict also when only every 16th step is probed.
+LIVE_WINDOW_ITERATIONS = 500
+#: the live detector runs after this many new rows (the writer's smallest block) ...
+LIVE_EVERY_ROWS = 256
+#: ... or after this many seconds with new rows (a slow training still hears of a spike within seconds).
+LIVE_EVERY_S = 2.0

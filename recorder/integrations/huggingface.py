@@ -60,6 +60,14 @@ class GdaTrainerCallback(TrainerCallback):
         self.recorder = attach(raw, model, path=self.path, probe=self.probe, loss_from=self.loss_from,
                                seed=args.seed, **self.kwargs)
         self.recorder.log_config(**_settings(args))
+        self.recorder.on_finding(self._finding)
+
+    @staticmethod
+    def _finding(f: dict) -> None:
+        """A live finding as a warning line (the Trainer has no text call for callbacks)."""
+        from ..diagnose.report import finding_line
+
+        log.warning("gda_gl: %s", finding_line(f))
 
     def _forward(self, values, skip_eval: bool) -> None:
         if self.recorder is None or not values:

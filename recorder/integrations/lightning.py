@@ -116,6 +116,19 @@ class GdaCallback(pl.Callback):
                                  evaluate=self._evaluate, **self.kwargs)
         self._watch_log(pl_module)
         self.recorder.log_config(**_settings(trainer, pl_module))
+        self.recorder.on_finding(self._finding)
+
+    def _finding(self, f: dict) -> None:
+        """A live finding as text: a warning line, and ``add_text`` on loggers whose experiment has it."""
+        from ..diagnose.report import finding_line
+
+        text = finding_line(f)
+        log.warning("gda_gl: %s", text)
+        trainer = self._trainer
+        for logger in getattr(trainer, "loggers", None) or ():
+            add_text = getattr(getattr(logger, "experiment", None), "add_text", None)
+            if callable(add_text):  # TensorBoard's SummaryWriter
+                add_text("gda_gl/findings", text, global_step=trainer.global_step)
 
     # -- forwarding what the module logs ------------------------------------------------
     def _watch_log(self, module) -> None:

@@ -60,7 +60,7 @@ def data(kind: str, step: int, n: int = 16):
 
 
 def clean(name: str) -> str:
-    return name.replace("_fsdp_wrapped_module.", "").replace("_checkpoint_wrapped_module.", "")
+    return name.replace("_fsdp_wrapped_module.", "").replace("_checkpoint_wrapped_module.", "").removeprefix("module.")
 
 
 def full_state(model) -> dict:
@@ -70,7 +70,7 @@ def full_state(model) -> dict:
     if any(isinstance(m, FSDP1) for m in model.modules()):
         with FSDP1.summon_full_params(model, writeback=False):
             return {clean(n): p.detach().clone() for n, p in model.named_parameters()}
-    return {n: (p.full_tensor() if hasattr(p, "full_tensor") else p).detach().clone()
+    return {clean(n): (p.full_tensor() if hasattr(p, "full_tensor") else p).detach().clone()
             for n, p in model.named_parameters()}
 
 
@@ -119,9 +119,17 @@ def shard(setup: str, model: nn.Module, world: int):
         from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 
         strategy = ShardingStrategy.SHARD_GRAD_OP if "grad_op" in setup else ShardingStrategy.FULL_SHARD
-        wrapped = FSDP1(model, auto_wrap_policy=ModuleWrapPolicy({nn.Linear}), device_id=torch.device("cpu"),
+        # fsdp1_root_transformer: only the encoder block wrapped, the embedding and the head left in the root
+        # unit; fsdp1_plain: FSDP1(model) without a wrap policy (the root holds everything)
+        policy = (None if "plain" in setup else ModuleWrapPolicy({nn.TransformerEncoderLayer}) if "root" in setup
+                  else ModuleWrapPolicy({nn.Linear}))
+        wrapped = FSDP1(model, auto_wrap_policy=policy, device_id=torch.device("cpu"),
                         use_orig_params=setup == "fsdp1_orig", sharding_strategy=strategy)
         return wrapped, world, rank
+    if setup.startswith("ddp"):
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        return DDP(model), world, rank
     raise ValueError(setup)
 
 
@@ -142,8 +150,12 @@ def train(setup: str, out: str, record: bool, kill: bool = False):
         opt.register_step_pre_hook(lambda o, a, k: tape["w"].append(full_state(model)))
         strategy = "batched" if "batched" in setup else "auto"
         path = "/dev/null/cannot.gda" if "nowriter" in setup else os.path.join(out, f"{setup}.gda")
-        rec = recorder.attach(opt, model, loss_fn, path, overwrite=True,
-                              probe=ProbeConfig(k=5, strategy=strategy), commit_interval=0.01)
+        inner = model.module if setup.startswith("ddp") else model  # DDP: the recorder sits on the inner module
+        try:
+            rec = recorder.attach(opt, inner, loss_fn, path, overwrite=True,
+                                  probe=ProbeConfig(k=5, strategy=strategy), commit_interval=0.01)
+        except ValueError as exc:  # refused at attach (FSDP1 with parameters in its root unit): train on
+            rec, tape["refused"] = None, str(exc)
     micro = 2 if "accum" in setup else 1
     losses = []
     for step in range(STEPS + 3 * kill):
@@ -157,6 +169,9 @@ def train(setup: str, out: str, record: bool, kill: bool = False):
             elif hasattr(model, "no_sync") and j < micro - 1:  # FSDP1
                 sync = model.no_sync()
             xm, ym = xg[dp_rank::dp], yg[dp_rank::dp]
+            if "unequal" in setup:  # 7 samples on rank 0, 5 on rank 1
+                cut = [(0, 7), (7, 12)][dp_rank]
+                xm, ym = xg[cut[0]:cut[1]], yg[cut[0]:cut[1]]
             with sync:
                 loss = loss_fn(model(xm), ym)
                 (loss / micro).backward()
@@ -165,15 +180,16 @@ def train(setup: str, out: str, record: bool, kill: bool = False):
             torch.nn.utils.clip_grad_norm_(model.parameters(), 0.05)
         opt.step()
         if record:
-            tape["batches"].append(batches)
+            tape["batches"].append(batches if "unequal" not in setup else [(x[0:7], y[0:7]), (x[7:12], y[7:12])])
         if kill and step == 2 and dist.get_rank() == 1:
             os.kill(os.getpid(), signal.SIGKILL)
     if record:
         tape["w"].append(full_state(model))
         writers = [None] * world
-        dist.all_gather_object(writers, rec.writer is not None)
+        dist.all_gather_object(writers, rec is not None and rec.writer is not None)
         tape["writers"] = writers
-        rec.close()
+        if rec is not None:
+            rec.close()
     shards = [(p.to_local() if hasattr(p, "to_local") else p).detach().clone() for p in model.parameters()]
     return losses, shards, tape
 
@@ -194,7 +210,8 @@ def main():
         dist.all_gather_object(flags, bool(same))
         if rank == 0:
             torch.save({"w": tape["w"], "batches": tape["batches"], "identical": flags, "writers": tape["writers"],
-                        "world": dist.get_world_size()}, os.path.join(out, f"{setup}.pt"))
+                        "world": dist.get_world_size(), "refused": tape.get("refused")},
+                       os.path.join(out, f"{setup}.pt"))
     dist.barrier()
     dist.destroy_process_group()
 
