@@ -72,6 +72,26 @@ __all__ = ["DEFAULT_PRESET", "PRESETS", "LineProbe", "MicroBatch", "ProbeConfig"
 
 # --------------------------------------------------------------------------- the probe
 
+def _read_cache() -> dict:
+    """The calibrations saved by earlier runs (empty when none can be read)."""
+    try:
+        return json.loads(_cache_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_cache(saved: dict) -> None:
+    """Save the calibrations atomically; a cache that cannot be written is skipped."""
+    cache = _cache_path()
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(saved, indent=1))
+        os.replace(tmp, cache)
+    except OSError:
+        pass
+
+
 def _cache_path() -> Path:
     base = os.environ.get("GDA_GL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "gda_gl")
     return Path(base) / "probe-calibration.json"
@@ -270,18 +290,26 @@ class LineProbe:
         key = self._key(batches)
         if key in self._choice:
             return self._choice[key]
-        cache = _cache_path()
-        try:
-            saved = json.loads(cache.read_text())
-        except (OSError, ValueError):
-            saved = {}
+        saved = _read_cache()
         if key in saved and saved[key].get("choice") in ("sweep", "batched"):
             self._choice[key] = saved[key]["choice"]
             self.calibration = saved[key]
             return self._choice[key]
-        # warm up both (vmap tracing, allocator), then time them in alternation and keep each one's best,
-        # so a burst of load on a shared machine does not decide the choice alone; a strategy whose
-        # result is not finite where the other's is (or that raises) is out
+        times = self._time_strategies(w0, w1, batches, state)
+        choice = min(times, key=times.get)
+        if not math.isfinite(times[choice]):
+            choice = "sweep"
+        self._choice[key] = choice
+        self.calibration = {"choice": choice, **{f"{k}_s": (v if math.isfinite(v) else None) for k, v in times.items()}}
+        log.info("probe calibration for %s: %s", type(self.model).__name__, self.calibration)
+        saved[key] = self.calibration
+        _write_cache(saved)
+        return choice
+
+    def _time_strategies(self, w0, w1, batches, state) -> dict[str, float]:
+        """Best of three timings of each strategy, in alternation after a warm-up (vmap tracing, allocator), so a
+        burst of load on a shared machine does not decide alone; a strategy that raises, or whose result is not
+        finite where the other's is, is out (infinite time)."""
         times, results = {}, {}
         for name in ("sweep", "batched"):
             try:
@@ -302,21 +330,7 @@ class LineProbe:
                 times[name] = min(times[name], time.perf_counter() - t0)
         for name in ("sweep", "batched"):
             times.setdefault(name, math.inf)
-        choice = min(times, key=times.get)
-        if not math.isfinite(times[choice]):
-            choice = "sweep"
-        self._choice[key] = choice
-        self.calibration = {"choice": choice, **{f"{k}_s": (v if math.isfinite(v) else None) for k, v in times.items()}}
-        log.info("probe calibration for %s: %s", type(self.model).__name__, self.calibration)
-        try:
-            saved[key] = self.calibration
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(saved, indent=1))
-            os.replace(tmp, cache)
-        except OSError:
-            pass
-        return choice
+        return times
 
     def cut(self, batches: Sequence[MicroBatch]) -> list[MicroBatch]:
         """The micro-batches phi is evaluated on: ``batches`` themselves, or their first ``sub_batch`` samples."""

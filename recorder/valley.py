@@ -15,7 +15,8 @@ no longer in doubt:
 3. **Refinement, until the minimum is not in doubt** (:func:`doubt`): take the lowest measured point
    and its measured neighbours; measure the vertex of the parabola through the three (snapped), or,
    when that is already measured, a point between the lowest point and a neighbour, at most
-   :data:`BRACKET` grid steps from it.
+   :data:`BRACKET` grid steps from it.  With ``strategy="batched"`` (a GPU, where a round of three alphas
+   costs about one forward) each round also measures the point's two grid neighbours.
 
 **The doubt criterion** (:func:`doubt`).  The minimum is *not* in doubt when the lowest measured point
 is inside the interval, has measured neighbours on both sides at most :data:`BRACKET` grid steps away,
@@ -151,7 +152,8 @@ def _next_point(known: dict[int, float], last: int) -> int:
 
 
 def valley_points(evaluate: Callable[[np.ndarray], np.ndarray], grid: np.ndarray, budget: int,
-                  phi0: float = math.nan, slope0: float = math.nan) -> tuple[np.ndarray, np.ndarray, int, bool]:
+                  phi0: float = math.nan, slope0: float = math.nan,
+                  neighbours: bool = False) -> tuple[np.ndarray, np.ndarray, int, bool]:
     """Measure phi at grid points near the line's minimum; see the module docstring.
 
     Parameters
@@ -161,6 +163,8 @@ def valley_points(evaluate: Callable[[np.ndarray], np.ndarray], grid: np.ndarray
     budget : the most points ``evaluate`` is asked for in all
     phi0 : phi(0) when known without a forward pass (the training loss), else NaN
     slope0 : phi'(0) when it is the derivative of the probed line, else NaN
+    neighbours : each round after the first also measures the point's two grid neighbours (for a strategy
+        that evaluates a round's alphas at once, batched on a GPU: fewer, wider rounds)
 
     Returns
     -------
@@ -184,18 +188,19 @@ def valley_points(evaluate: Callable[[np.ndarray], np.ndarray], grid: np.ndarray
             known.update(zip(idx, vals.tolist()))
             used += len(idx)
 
+    def around(j: int) -> list[int]:
+        return [j, j - 1, j + 1] if neighbours else [j]
+
     measure([i1, 0] + ([] if math.isfinite(slope) else [last]))
     if all(math.isfinite(v) for v in known.values()):
         g = _first_guess(known, slope, i1, last)
         if g >= 0:
-            measure([g])
-        while used < budget and doubt(known, last):
+            measure([k for k in around(g) if 0 <= k <= last])
+        while used < budget and doubt(known, last) and all(math.isfinite(v) for v in known.values()):
             j = _next_point(known, last)
             if j < 0:
                 break
-            measure([j])
-            if not math.isfinite(known[j]):
-                break
+            measure([k for k in around(j) if 0 <= k <= last])
     ks = sorted(known)
     settled = all(math.isfinite(known[k]) for k in ks) and not doubt(known, last)
     return grid[ks], np.asarray([known[k] for k in ks], np.float64), used, settled
@@ -254,7 +259,8 @@ def measure_valley(probe, w0, w1, batches, slope0: float = math.nan,
             used.append(strategy)
             return phi.cpu().numpy()
 
-        a, p, _, _ = valley_points(evaluate, grid, cfg.budget, train if free else math.nan, slope)
+        a, p, _, _ = valley_points(evaluate, grid, cfg.budget, train if free else math.nan, slope,
+                                   neighbours=cfg.strategy == "batched")
     if math.isfinite(train) and not free and len(a) and a[0] == 0.0:
         check.compare(train, float(p[0]))
     check.steps += 1

@@ -185,3 +185,17 @@ def test_the_slope_enters_only_with_phi0_from_the_training_forward(tmp_path, mon
     _train(tmp_path / "b.gda", MLP, steps=3, dropout=0.3)
     assert seen[:3] == [(False, False), (True, True), (True, True)]  # the first step checks phi(0)
     assert seen[3:] == [(False, False)] * 3  # dropout: phi(0) in eval mode is not the training loss
+
+
+def test_batched_rounds_measure_each_point_with_its_grid_neighbours():
+    f = lambda a: 1.0 + (a - 1.37) ** 2  # noqa: E731
+    calls = []
+
+    def evaluate(a):
+        calls.append(np.asarray(a))
+        return f(np.asarray(a))
+
+    a, p, used, settled = valley_points(evaluate, GRID, 10, neighbours=True)
+    assert settled and [len(c) for c in calls][:2] == [3, 3]
+    np.testing.assert_array_equal(p, f(a))
+    assert abs(a[np.argmin(p)] - 1.375) < 1e-12  # the grid point nearest 1.37
