@@ -32,13 +32,14 @@ from gda_gl.bench.probe_models import SETUPS
 SECTION = "probe agreement"
 
 
-def write_section(rows: list[dict], command: str, seconds: float, results: Path) -> None:
+def write_section(rows: list[dict], by_lr: list[dict], command: str, seconds: float, results: Path) -> None:
     """Replace (or add) the section :data:`SECTION` of ``results``, keeping every other section."""
     m = machine()
     body = [f"Command: `{command}` ({dt.datetime.now().isoformat(timespec='seconds')}, {seconds:.0f} s). "
             f"Machine: {m.get('cpu')}, {m.get('cores')} cores, torch {m.get('torch')}, numpy {m.get('numpy')}. "
             "Agreement does not depend on the machine's load (the same seeded steps are recorded).",
-            "", __doc__.split("\n\n", 2)[2].split("\n\nThe cost")[0].strip(), "", table(rows)]
+            "", __doc__.split("\n\n", 2)[2].split("\n\nThe cost")[0].strip(), "", "### all runs", "", table(rows),
+            "### per learning rate", "", table(by_lr)]
     text = results.read_text() if results.exists() else "# Benchmark results\n"
     head, *sections = text.split("\n## ")
     sections = [sec for sec in sections if sec.partition("\n")[0].strip() not in (SECTION, "adaptive")]
@@ -53,6 +54,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=50, help="steps per run (default 50: 3 rates x 2 seeds = 300)")
     p.add_argument("--seeds", default="0,1")
     p.add_argument("--models", default=",".join(SETUPS))
+    p.add_argument("--folder", help="keep the recordings here; recordings already there are read, not re-recorded")
     p.add_argument("--no-results-md", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -64,13 +66,13 @@ def main(argv=None) -> int:
     presets = tuple(x for x in args.presets.split(",") if x)
     seeds = (0,) if args.quick else tuple(int(x) for x in args.seeds.split(","))
     t0 = time.perf_counter()
-    rows = agreement_rows(args.models.split(","), presets, 10 if args.quick else args.steps, seeds,
-                          1 if args.quick else None)
-    print(table(rows), flush=True)
+    rows, by_lr = agreement_rows(args.models.split(","), presets, 10 if args.quick else args.steps, seeds,
+                                 1 if args.quick else None, args.folder)
+    print(table(rows), "", table(by_lr), sep="\n", flush=True)
     if not args.no_results_md:
         cmd = ("python -m benchmarks.adaptive_bar" + (" --quick" if args.quick else "")
                + f" --presets {args.presets} --steps {args.steps} --seeds {args.seeds}")
-        write_section(rows, cmd, time.perf_counter() - t0, Path(__file__).resolve().parent / "RESULTS.md")
+        write_section(rows, by_lr, cmd, time.perf_counter() - t0, Path(__file__).resolve().parent / "RESULTS.md")
     return 0
 
 

@@ -275,6 +275,9 @@ class ProbeConfig:
 #:   batch, every iteration: 6.2x on the CNN, 7.0x on a small transformer LM and an MLP, measured under
 #:   load (``python -m benchmarks.adaptive_bar``); against ``dense`` on the same steps the step class
 #:   agrees in 100 % and the minimum is within 2/64 in 99.3-100 % (budget 5 misses that on the CNN)
+#: * ``valley``: points of dense's 65-point grid at the line's minimum, one per round until the minimum is not in
+#:   doubt (:mod:`recorder.valley`), at most 10 forward passes per step (4-6 on average), whole batch, every
+#:   iteration; its agreement with ``dense`` and its cost per model: README "Presets", benchmarks/RESULTS.md
 #:
 #: A probe costs about K forward passes of the probe batch; a training step about three,
 #: so the price of ``standard`` is roughly K / 3 on any model, less with ``every`` > 1.

@@ -183,10 +183,10 @@ def test_device_valley_preset_with_batched_rounds_stores_measured_losses(fp32, t
     saved = []
     with recorder.attach(opt, model, loss_fn, tmp_path / "v.gda", probe=cfg, strict=True):
         for _ in range(3):
-            w0 = [p.detach().clone() for p in model.parameters()]
-            state = {k: v.clone() for k, v in model.state_dict().items()}
             opt.zero_grad()
             loss_fn(model(X), y).backward()
+            w0 = [p.detach().clone() for p in model.parameters()]
+            state = {k: v.clone() for k, v in model.state_dict().items()}  # the buffers the probe sees
             opt.step()
             saved.append((state, w0, [p.detach().clone() for p in model.parameters()]))
     with Recording(tmp_path / "v.gda") as r:

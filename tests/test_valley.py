@@ -176,9 +176,9 @@ def test_the_slope_enters_only_with_phi0_from_the_training_forward(tmp_path, mon
     seen = []
     real = valley.valley_points
 
-    def spy(evaluate, grid, budget, phi0=math.nan, slope0=math.nan):
+    def spy(evaluate, grid, budget, phi0=math.nan, slope0=math.nan, **kw):
         seen.append((math.isfinite(phi0), math.isfinite(slope0)))
-        return real(evaluate, grid, budget, phi0, slope0)
+        return real(evaluate, grid, budget, phi0, slope0, **kw)
 
     monkeypatch.setattr(valley, "valley_points", spy)
     _train(tmp_path / "a.gda", MLP, steps=3)

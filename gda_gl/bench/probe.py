@@ -20,59 +20,8 @@ import numpy as np
 
 NAME = "probe"
 
-
-def _models():
-    import torch
-    from torch import nn
-
-    class MLP(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
-
-        def forward(self, x):
-            return self.net(x)
-
-    class CNN(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.c1, self.b1 = nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16)
-            self.c2, self.b2 = nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32)
-            self.fc = nn.Linear(32 * 2 * 2, 10)
-
-        def forward(self, x):
-            x = x.view(-1, 1, 8, 8)
-            x = torch.max_pool2d(torch.relu(self.b1(self.c1(x))), 2)
-            x = torch.max_pool2d(torch.relu(self.b2(self.c2(x))), 2)
-            return self.fc(x.flatten(1))
-
-    class Attention(nn.Module):
-        def __init__(self, d=32):
-            super().__init__()
-            self.embed = nn.Linear(8, d)
-            self.attn = nn.MultiheadAttention(d, 4, batch_first=True)
-            self.norm = nn.LayerNorm(d)
-            self.head = nn.Linear(d, 10)
-
-        def forward(self, x):
-            t = self.embed(x.view(-1, 8, 8))
-            a, _ = self.attn(t, t, t, need_weights=False)
-            return self.head(self.norm(t + a).mean(1))
-
-    return {"MLP": MLP, "CNN": CNN, "attention": Attention}
-
-
-def _batch(n=128, seed=0):
-    import torch
-
-    try:
-        from sklearn.datasets import load_digits
-
-        X, y = load_digits(return_X_y=True)
-        return torch.tensor(X[:n] / 16.0, dtype=torch.float32), torch.tensor(y[:n])
-    except ImportError:
-        g = torch.Generator().manual_seed(seed)
-        return torch.rand(n, 64, generator=g), torch.randint(0, 10, (n,), generator=g)
+# the models and data live with the other benchmark models (re-exported: benchmarks/peers.py reads them here)
+from .probe_models import _batch, _models  # noqa: E402,F401
 
 
 def step_endpoints(model):

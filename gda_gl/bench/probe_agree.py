@@ -103,20 +103,36 @@ def _row(model: str, preset: str, runs: int, m: dict) -> dict:
             "points/step": m["points"] / n, "dense's classes": mix}
 
 
-def agreement_rows(models, presets=("valley",), steps: int = 50, seeds=(0, 1), lrs: int | None = None) -> list[dict]:
-    """One row per model and preset: its agreement with dense over every learning rate and seed of the model
-    (``steps`` steps each; ``lrs`` limits the learning rates to the first n)."""
+def agreement_rows(models, presets=("valley",), steps: int = 50, seeds=(0, 1), lrs: int | None = None,
+                   folder: str | None = None) -> tuple[list[dict], list[dict]]:
+    """Rows per model and preset of their agreement with dense over every learning rate and seed of the model
+    (``steps`` steps each; ``lrs`` limits the learning rates to the first n), and the same per learning rate.
+
+    With ``folder``, recordings already there (from an earlier call with the same arguments) are read
+    instead of recorded again."""
     log = logging.getLogger(__name__)
-    rows = []
-    folder = tempfile.mkdtemp(prefix="gda-agree-")
+    rows, by_lr = [], []
+    folder = folder or tempfile.mkdtemp(prefix="gda-agree-")
     for name in models:
         s = make_setup(name)
         parts: dict[str, list[dict]] = {p: [] for p in presets}
         for lr in s.lrs[:lrs]:
+            here: dict[str, list[dict]] = {p: [] for p in presets}
             for seed in seeds:
-                paths = record_together(s, lr, seed, steps, ["dense", *presets], folder)
+                paths = _existing(folder, s, lr, seed, len(presets) + 1) or \
+                    record_together(s, lr, seed, steps, ["dense", *presets], folder)
                 for p, path in zip(presets, paths[1:]):
-                    parts[p].append(agreement(paths[0], path))
+                    here[p].append(agreement(paths[0], path))
                 log.info("agreement: %s lr %g seed %d done", name, lr, seed)
+            for p in presets:
+                parts[p] += here[p]
+                by_lr.append({**_row(name, p, len(here[p]), _merge(here[p])), "lr": lr})
         rows += [_row(name, p, len(parts[p]), _merge(parts[p])) for p in presets]
-    return rows
+    return rows, by_lr
+
+
+def _existing(folder: str, s, lr: float, seed: int, n: int) -> list[str] | None:
+    """The paths :func:`record_together` writes for these arguments, when all of them exist."""
+    tag = f"{s.name.replace(' ', '_')}-lr{lr:g}-s{seed}"
+    paths = [os.path.join(folder, f"{tag}-{i}.gda") for i in range(n)]
+    return paths if all(os.path.exists(p) for p in paths) else None

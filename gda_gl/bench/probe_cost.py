@@ -9,9 +9,12 @@ outside the timed part).  Reported per model and preset:
 * ``x training``: the median over the rounds of (time with the preset) / (time of its plain run), with
   the min..max over the rounds, in wall time and in this process's CPU time;
 * ``fwd/step``: the probe's forward passes per training step (counted by a hook on the model);
-* ``x floor``: the recorder's extra time per step over the forwards it makes (``fwd/step`` times one
-  eval-mode forward of the batch, timed in the same rounds): 1.0 would be a recorder that costs its
-  forward passes and nothing else; ``beyond fwd`` is the share of the extra time that is not forwards;
+* ``probe / fwd floor``: the time inside the probe per step (its :meth:`recorder.probe.LineProbe.session`)
+  over the forwards it makes (``fwd/step`` times one eval-mode forward of the batch with its loss, timed in
+  the same rounds): 1.0 is a probe that costs its forward passes and nothing else; ``probe beyond fwd`` is
+  the share of the probe's time that is not forwards (the bar: at most 10 %);
+  ``recorder / fwd floor``: the same for all the recorder adds per step (the probe, the gradient and
+  weight copies of the hooks, the line statistics, the write);
 * ``class`` / ``min 2/64``: agreement with ``dense`` on the same steps (a short run at the model's second
   learning rate, :mod:`gda_gl.bench.probe_agree`; the full bar is ``python -m benchmarks.adaptive_bar``);
 * ``load``: the 1-minute load average before..after the model's rounds.  Above :data:`BUSY_LOAD` (2 cores
@@ -21,6 +24,7 @@ outside the timed part).  Reported per model and preset:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -49,6 +53,31 @@ def config_of(label: str):
     return PRESETS[name].with_(**{field: int(value)}, name=label.replace(" ", "-"))
 
 
+@contextlib.contextmanager
+def _probe_clock():
+    """Wall seconds spent inside :meth:`recorder.probe.LineProbe.session` (every preset's probe runs in one)
+    while the context is open, in ``acc[0]``: the probe's own time, without the recorder's other work."""
+    from recorder.probe import LineProbe
+
+    acc = [0.0]
+    real = LineProbe.session
+
+    @contextlib.contextmanager
+    def timed(self, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            with real(self, *args, **kwargs) as evaluate:
+                yield evaluate
+        finally:
+            acc[0] += time.perf_counter() - t0
+
+    LineProbe.session = timed
+    try:
+        yield acc
+    finally:
+        LineProbe.session = real
+
+
 def _load() -> float:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
 
@@ -66,8 +95,9 @@ class _Runs:
         self.model = self.s.factory()
         self.opt = self.s.make_opt(self.model.parameters(), self.s.lrs[0])
 
-    def train(self, cfg) -> tuple[float, float, float]:
-        """(wall s, CPU s, probe forwards) per step of a fresh seeded run with ``cfg`` attached (None: plain)."""
+    def train(self, cfg) -> tuple[float, float, float, float]:
+        """(wall s, CPU s, probe forwards, wall s inside the probe) per step of a fresh seeded run with ``cfg``
+        attached (None: plain)."""
         import tempfile
 
         import torch
@@ -84,10 +114,11 @@ class _Runs:
                               probe=cfg) if cfg is not None else None
         train_steps(self.s, model, opt, 3, 0, start=10_000)  # warm-up (and 'auto' calibration), not timed
         count[0] = 0
-        w0, c0 = time.perf_counter(), time.process_time()
-        train_steps(self.s, model, opt, self.steps, 0)
-        out = ((time.perf_counter() - w0) / self.steps, (time.process_time() - c0) / self.steps,
-               count[0] / self.steps)
+        with _probe_clock() as inside:
+            w0, c0 = time.perf_counter(), time.process_time()
+            train_steps(self.s, model, opt, self.steps, 0)
+            out = ((time.perf_counter() - w0) / self.steps, (time.process_time() - c0) / self.steps,
+                   count[0] / self.steps, inside[0] / self.steps)
         hook.remove()
         if rec is not None:
             rec.close()
@@ -120,9 +151,11 @@ def _timing_cells(label: str, pairs: list, fwd: list, busy: bool, load: str) -> 
     extra = _med([p[0] - b[0] for b, p in pairs])
     t_fwd = _med([w for w, _ in fwd])
     floor = extra / (n_fwd * t_fwd) if n_fwd > 0 else math.nan
+    probe = _med([p[3] for _, p in pairs]) / (n_fwd * t_fwd) if n_fwd > 0 else math.nan
     cells = {"fwd/step": n_fwd, "s/step": _med([p[0] for _, p in pairs]), "x training": _med(wall),
-             "range": f"{min(wall):.2f}..{max(wall):.2f}", "x training (CPU)": _med(cpu), "x floor": floor,
-             "beyond fwd": f"{max(0.0, 1 - 1 / floor):.0%}" if floor > 0 and math.isfinite(floor) else "-"}
+             "range": f"{min(wall):.2f}..{max(wall):.2f}", "x training (CPU)": _med(cpu),
+             "probe / fwd floor": probe, "recorder / fwd floor": floor,
+             "probe beyond fwd": f"{max(0.0, 1 - 1 / probe):.0%}" if probe > 0 and math.isfinite(probe) else "-"}
     if busy:
         cells["flag"] = f"taken under load {load}"
     return cells

@@ -38,6 +38,60 @@ class Setup:
     lrs: tuple
 
 
+def _models():
+    import torch
+    from torch import nn
+
+    class MLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+
+        def forward(self, x):
+            return self.net(x)
+
+    class CNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1, self.b1 = nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16)
+            self.c2, self.b2 = nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32)
+            self.fc = nn.Linear(32 * 2 * 2, 10)
+
+        def forward(self, x):
+            x = x.view(-1, 1, 8, 8)
+            x = torch.max_pool2d(torch.relu(self.b1(self.c1(x))), 2)
+            x = torch.max_pool2d(torch.relu(self.b2(self.c2(x))), 2)
+            return self.fc(x.flatten(1))
+
+    class Attention(nn.Module):
+        def __init__(self, d=32):
+            super().__init__()
+            self.embed = nn.Linear(8, d)
+            self.attn = nn.MultiheadAttention(d, 4, batch_first=True)
+            self.norm = nn.LayerNorm(d)
+            self.head = nn.Linear(d, 10)
+
+        def forward(self, x):
+            t = self.embed(x.view(-1, 8, 8))
+            a, _ = self.attn(t, t, t, need_weights=False)
+            return self.head(self.norm(t + a).mean(1))
+
+    return {"MLP": MLP, "CNN": CNN, "attention": Attention}
+
+
+def _batch(n=128, seed=0):
+    import torch
+
+    try:
+        from sklearn.datasets import load_digits
+
+        X, y = load_digits(return_X_y=True)
+        return torch.tensor(X[:n] / 16.0, dtype=torch.float32), torch.tensor(y[:n])
+    except ImportError:
+        g = torch.Generator().manual_seed(seed)
+        return torch.rand(n, 64, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
 def _digits(n=1792, side=8):
     import torch
 
@@ -67,8 +121,6 @@ def _digit_batches(X, y, batch=128):
 
 
 def _bench_cnn():
-    from .probe import _models
-
     return _models()["CNN"]
 
 
@@ -96,8 +148,6 @@ def _small_cnn():
 
 
 def _mlp():
-    from .probe import _models
-
     return _models()["MLP"]
 
 
