@@ -20,8 +20,10 @@ gradient made step k.**
   backward passes are dropped and handed to the recorder, which says what they were
   (:meth:`recorder.hooks.Recorder._discarded`).  Under DDP, which writes the averaged gradient into
   ``p.grad`` after the hooks ran, only a missing or replaced tensor counts (``zero_grad()``'s default
-  ``set_to_none=True``).  Sharded parameters (FSDP, tensor parallel) are not checked (their gradient
-  arrives outside autograd's accumulation).
+  ``set_to_none=True``).  Sharded parameters (FSDP2, tensor parallel) are checked when their gradient
+  arrives (FSDP2 sets it after its reduce-scatter, outside autograd's accumulation): a ``p.grad`` that is
+  not the tensor the previous backward left was discarded in between.  FSDP1 is not checked (its hooks
+  see unsharded gradients; the recorder reads ``p.grad`` at ``step()``).
 * **Where the forward ran.**  Each micro-batch keeps a key of the parameters at its forward (data
   pointer and version counter of each): a forward at other weights than the step's w_k (SAM's
   perturbed point) is told apart from one at w_k without copying anything.
@@ -235,8 +237,9 @@ class GradientCopy:
     Parameters
     ----------
     params, offsets : the optimizer's parameters and where each starts in the flat vector
-    check : ``"full"`` (tensor identity and version counter), ``"identity"`` (DDP: only a missing or
-        replaced ``p.grad``) or None (sharded: no check)
+    check : ``"full"`` (tensor identity and version counter, before each accumulation), ``"identity"``
+        (DDP: only a missing or replaced ``p.grad``, before each accumulation), ``"arrival"`` (FSDP2, tensor
+        parallel: a replaced ``p.grad`` when the gradient arrives) or None (no check)
     on_discard : ``on_discard(task)`` is called once per backward that finds the gradient discarded
     fail : ``fail(message)`` reports a problem without breaking training
     """
@@ -256,7 +259,7 @@ class GradientCopy:
         from .probe import probing
 
         def pre(grad):
-            if self.check is not None and not probing() and active():
+            if self.check in ("full", "identity") and not probing() and active():
                 try:
                     self._check(i)
                 except Exception as exc:  # never break training
@@ -267,21 +270,28 @@ class GradientCopy:
             if probing() or not active():
                 return
             try:
+                if self.check == "arrival":
+                    self._check(i, arrived=True)
                 self._copy(i, p)
             except Exception as exc:  # never break training
                 self._fail(f"capturing the gradient: {type(exc).__name__}: {exc}")
 
         return pre, post
 
-    def _check(self, i: int) -> None:
+    def _check(self, i: int, arrived: bool = False) -> None:
         left = self._left[i]
         if left is None:
             return
         ref, version = left
         now = self.params[i].grad
-        moved = now is None or now is not ref() or (self.check == "full" and now._version != version)  # noqa: SLF001
-        if not moved:
-            return
+        if arrived:  # the new gradient is in p.grad already: is it still the tensor the last backward left?
+            moved = now is not None and now is not ref()
+        else:
+            moved = now is None or now is not ref() or (self.check == "full" and now._version != version)  # noqa: SLF001
+        if moved:
+            self._discarded()
+
+    def _discarded(self) -> None:
         task = graph_task()
         if task != self._discard_task:  # once per backward: the parameters not yet accumulated in it restart
             self._discard_task = task

@@ -93,7 +93,8 @@ class Recorder:
         self.steps = StepMeasure(self)
         self.capture = BatchCapture(self.params, self.config, self.devices, loss_from=loss_from, fail=self._fail,
                                     active=lambda: self._active, plain=self.shard is None)
-        check = None if self.shard is not None else "identity" if self.distributed else "full"
+        check = ("arrival" if self.shard.grad_hooks else None) if self.shard is not None else \
+            "identity" if self.distributed else "full"
         self.grad = GradientCopy(self.params, self._offsets, check=check, on_discard=self._discarded,
                                  on_accumulate=self.capture.accumulated_in, fail=self._fail)
         if self.rank == 0:

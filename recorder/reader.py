@@ -1,5 +1,10 @@
 """Read-only access to recordings: :class:`Recording` and :func:`open_recordings`.
 
+Split along its seams: what is checked before the file is trusted (:mod:`recorder.readcheck`), reading
+blocks with the validated index and the memory budget (:class:`recorder.readblocks.BlockReads`, mixed
+into :class:`Recording`), and here opening, snapshots of files SQLite could not read unchanged, events,
+series and closing.
+
 Design
 ------
 * A reader never modifies the file.  It opens it read-only (``mode=ro``,
@@ -47,260 +52,18 @@ import threading
 import weakref
 from pathlib import Path
 from typing import Iterable
-from urllib.parse import quote as pathname2url  # urllib.request.pathname2url on POSIX, without its 60 ms import
-
-import numpy as np
 
 from . import schema
-from .codec import (MAX_BLOCK_ROWS, READ_BUDGET_BYTES, TRIAL_BYTES, BlockError, Iterations, as_grid, decode_block,
-                    declared_trials, interval_of, loads_bounded)
+from .codec import READ_BUDGET_BYTES, interval_of, loads_bounded
 from .errors import RecordingError, sql_error
 from .fsutil import check_recording_file, has_journal
 from .lock import parse_lock_record, writer_alive
+from .readblocks import BlockReads
+from .readcheck import (_blocks_column_names, _event, connect_readonly, finished_wal_file, guarded, read_meta,
+                        stored_fields_of, validate_identity)
 
 __all__ = ["Recording", "open_recordings", "sql_error", "READ_BUDGET_BYTES", "read_meta", "validate_identity",
            "connect_readonly", "stored_fields_of"]
-
-#: bytes of one row's per-iteration fields and trial offset in memory
-_ROW_BYTES = sum(np.dtype(d).itemsize for d in schema.ITER_DTYPES.values()) + 8
-
-_META_KEYS = ("run", "alpha_grid", "created_by", "writer", "lod")
-_LOD_COLUMNS = ("level", "chunk", "n", "first_iteration", "last_iteration", "data")
-_REQUIRED_COLUMNS = {
-    "meta": ("key", "value"),
-    "blocks": ("id", "first_iteration", "last_iteration", "n"),  # + schema.block_columns(version)
-    "events": ("id", "iteration", "wall_time", "kind", "message"),
-}
-
-
-def connect_readonly(path: Path, *, snapshot: bool = False, immutable: bool = False) -> sqlite3.Connection:
-    """An SQLite connection that cannot change ``path`` and runs no SQL stored in it.
-
-    ``snapshot=True`` is for a private copy: opened read-write so SQLite may roll
-    back a hot journal in the copy, then made query-only.  ``immutable=True`` is for
-    a finished file (:func:`finished_wal_file`): SQLite then reads the file alone,
-    creates nothing beside it and needs no write access to its directory.
-    """
-    uri = "file:" + pathname2url(os.fsencode(path.resolve())) + ("" if snapshot else "?mode=ro")  # any bytes
-    if immutable and not snapshot:
-        uri += "&immutable=1"
-    con = sqlite3.connect(uri, uri=True, timeout=10.0, isolation_level=None, check_same_thread=False)
-    try:
-        con.execute("PRAGMA trusted_schema = OFF")
-        con.execute("PRAGMA query_only = ON")
-    except sqlite3.Error:
-        con.close()
-        raise
-    return con
-
-
-def finished_wal_file(path: Path) -> bool:
-    """Whether ``path`` is in WAL mode with no WAL content beside it (no ``-wal`` file, or an empty one).
-
-    Such a file holds every committed transaction in itself: a writer that closed while a reader had
-    the file open could not switch it back to the rollback journal.  Opening it the usual way would make
-    SQLite create ``-wal`` and ``-shm`` files beside it (and fail on read-only media), so the reader opens
-    it immutable, and falls back to the usual way when ``meta.writer`` says a writer may still be appending.
-    """
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(20)
-        wal = os.stat(str(path) + "-wal").st_size if os.path.lexists(str(path) + "-wal") else 0
-    except OSError:
-        return False
-    return len(head) == 20 and head[18] == 2 and head[19] == 2 and wal == 0
-
-
-def _canonical(sql) -> str:
-    return " ".join(str(sql).split()) if sql is not None else ""
-
-
-@functools.lru_cache(maxsize=4)
-def _declared_objects(statements: tuple[str, ...]) -> dict[str, tuple[str, str]]:
-    """``name -> (type, canonical sql)`` of what :func:`recorder.schema.create_statements` creates."""
-    con = sqlite3.connect(":memory:")
-    try:
-        for stmt in statements:
-            con.execute(stmt)
-        return {name: (typ, _canonical(sql)) for typ, name, sql in
-                con.execute("SELECT type, name, sql FROM sqlite_master")}
-    finally:
-        con.close()
-
-
-def _blocks_column_names(con: sqlite3.Connection) -> list[str]:
-    return [str(r[1]) for r in con.execute('PRAGMA table_xinfo("blocks")').fetchall()]
-
-
-def stored_fields_of(con: sqlite3.Connection, version: int) -> tuple[tuple[str, np.dtype], ...]:
-    """(name, stored dtype) of the per-iteration columns a validated file has, in column order
-    (:func:`recorder.schema.stored_fields` for the optional statistics it stores)."""
-    if version < 2:
-        return schema.stored_fields(version)
-    return schema.stored_fields(version, schema.optional_in(_blocks_column_names(con)))
-
-
-def _check_objects(objects, path: Path) -> set:
-    """Refuse views, triggers, virtual tables and unknown object types; returns the table names."""
-    tables = set()
-    for typ, name, _tbl, sql in objects:
-        label = str(name)[:60]
-        if typ in ("view", "trigger"):
-            raise RecordingError(path, f"refused: the file stores SQL that would run when it is read or "
-                                       f"written ({typ} {label!r}); a recording holds only its tables")
-        if typ == "table":
-            if _canonical(sql).upper().startswith("CREATE VIRTUAL"):
-                raise RecordingError(path, f"refused: virtual table {label!r} (a recording holds only plain tables)")
-            tables.add(name)
-        elif typ != "index":
-            raise RecordingError(path, f"refused: unexpected schema object {typ!r} {label!r}")
-    return tables
-
-
-def _check_exact(con: sqlite3.Connection, objects, path: Path) -> None:
-    """Every table and index exactly as this release would create a file with the same optional columns."""
-    names = _blocks_column_names(con)
-    unknown = schema.unknown_in(names)
-    if unknown:
-        raise RecordingError(path, "cannot append: the recording stores statistics this gda-gl does not know "
-                                   f"({', '.join(c[2:][:40] for c in unknown[:3])}); append with the newer "
-                                   "gda-gl that wrote it")
-    declared = _declared_objects(tuple(schema.create_statements(schema.optional_in(names),
-                                                                schema.has_row_alphas(names))))
-    for typ, name, _tbl, sql in objects:
-        if not str(name).startswith("sqlite_autoindex_") and declared.get(name) != (typ, _canonical(sql)):
-            raise RecordingError(path, f"refused for writing: {typ} {str(name)[:60]!r} is not what the recording "
-                                       f"schema declares (the file was changed outside gda-gl)")
-
-
-def _check_columns(con: sqlite3.Connection, path: Path, version: int, tables: set) -> None:
-    """Required tables and columns present, no generated columns."""
-    required_tables = dict(_REQUIRED_COLUMNS)
-    required_tables["blocks"] = required_tables["blocks"] + schema.required_block_columns(version)
-    if version >= 2:
-        required_tables["lod"] = _LOD_COLUMNS
-    missing = set(required_tables) - tables
-    if missing:
-        raise RecordingError(path, f"damaged recording (missing tables: {', '.join(sorted(missing))})")
-    for table, required in required_tables.items():
-        info = con.execute(f'PRAGMA table_xinfo("{table}")').fetchall()
-        generated = [r[1] for r in info if r[6] in (2, 3)]
-        if generated:
-            raise RecordingError(path, f"refused: table {table} has generated column {str(generated[0])[:60]!r} "
-                                       "(SQL stored in the file would run on every read)")
-        lacking = [c for c in required if c not in {r[1] for r in info}]
-        if lacking:
-            raise RecordingError(path, f"damaged recording (table {table} lacks column {lacking[0]})")
-
-
-def validate_identity(con: sqlite3.Connection, path: Path, *, exact: bool = False) -> None:
-    """Check application id, schema version and every object in ``sqlite_master``.
-
-    Parameters
-    ----------
-    con : a connection to the file (nothing read from it yet)
-    path : for messages
-    exact : also require every table and index to be exactly what this version's
-        schema declares for a file with the same optional statistic columns (the
-        writer, before it appends, so no trigger, default, CHECK or index
-        expression stored in the file can run on an insert); a file with columns
-        this release does not know is refused
-
-    Raises
-    ------
-    RecordingError
-        another application's database, a newer or unknown schema version,
-        views, triggers, virtual tables or generated columns, missing tables or columns.
-    """
-    app_id = con.execute("PRAGMA application_id").fetchone()[0]
-    version = con.execute("PRAGMA user_version").fetchone()[0]
-    if app_id != schema.APPLICATION_ID:
-        raise RecordingError(path, "not a gda recording (an SQLite database of another application)")
-    if version > schema.SCHEMA_VERSION:
-        raise RecordingError(path, f"recording schema version {version} is newer than this gda-gl supports "
-                                   f"({schema.SCHEMA_VERSION}); upgrade gda-gl")
-    if version < 1:
-        raise RecordingError(path, f"unknown recording schema version {version}")
-    if exact and version != schema.SCHEMA_VERSION:
-        raise RecordingError(path, f"cannot append to a schema-{version} recording (this gda-gl writes "
-                                   f"schema {schema.SCHEMA_VERSION}); run 'gda-gl upgrade' to make a copy to append to")
-    try:
-        objects = con.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
-    except UnicodeDecodeError:
-        raise RecordingError(path, "damaged recording (schema text that is not valid UTF-8)") from None
-    tables = _check_objects(objects, path)
-    if exact and "blocks" in tables:
-        _check_exact(con, objects, path)
-    _check_columns(con, path, version, tables)
-
-
-def read_meta(con: sqlite3.Connection, path: Path) -> dict:
-    """The validated ``meta`` values this version knows (``run``, ``alpha_grid``, ``created_by``, ``writer``).
-
-    Raises
-    ------
-    RecordingError
-        a value that is not bounded JSON of the expected type; no alpha grid.
-    """
-    qs = ", ".join("?" for _ in _META_KEYS)
-    meta: dict = {}
-    for key, value in con.execute(f"SELECT key, value FROM meta WHERE key IN ({qs})", _META_KEYS):
-        if key in meta:
-            raise RecordingError(path, f"damaged metadata (key {key!r} appears twice)")
-        try:
-            meta[key] = loads_bounded(value)
-        except ValueError as exc:
-            raise RecordingError(path, f"damaged metadata ({key}: {exc})") from None
-    if "alpha_grid" not in meta:
-        raise RecordingError(path, "damaged metadata (no alpha grid)")
-    try:
-        grid, meta["row_alphas"] = schema.parse_grid_meta(meta["alpha_grid"])
-        meta["alpha_grid"] = as_grid(grid)
-    except ValueError as exc:
-        raise RecordingError(path, f"damaged metadata ({exc})") from None
-    run = meta.setdefault("run", {})
-    if not isinstance(run, dict):
-        raise RecordingError(path, f"damaged metadata (run is {type(run).__name__}, expected an object)")
-    if "created_by" in meta and not isinstance(meta["created_by"], str):
-        raise RecordingError(path, "damaged metadata (created_by is not text)")
-    if "writer" in meta:
-        try:
-            meta["writer"] = parse_lock_record(meta["writer"])
-        except ValueError as exc:
-            raise RecordingError(path, f"damaged metadata ({exc})") from None
-    return meta
-
-
-def _event(path: Path, eid, it, wt, k, msg) -> tuple:
-    """One validated event row as ``(iteration, wall_time, kind, message)``."""
-    if it is not None and (isinstance(it, bool) or not isinstance(it, int)):
-        raise RecordingError(path, f"damaged event {eid}: iteration is not an integer")
-    if wt is not None and not isinstance(wt, (int, float)):
-        raise RecordingError(path, f"damaged event {eid}: wall_time is not a number")
-    if not isinstance(k, str) or not isinstance(msg, str):
-        raise RecordingError(path, f"damaged event {eid}: kind and message must be text")
-    return it, None if wt is None else float(wt), k, msg
-
-
-def _guarded(method):
-    """Turn any error of a read method into one :class:`RecordingError` line naming the file."""
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except RecordingError:
-            raise
-        except (sqlite3.Error, UnicodeDecodeError) as exc:
-            raise sql_error(self.path, exc) from None
-        except BlockError as exc:
-            raise RecordingError(self.path, f"damaged block: {exc}") from None
-        except MemoryError:
-            raise RecordingError(self.path, "too large to read into memory") from None
-        except (ValueError, TypeError, OverflowError, IndexError, KeyError) as exc:
-            raise RecordingError(self.path, f"damaged recording ({type(exc).__name__}: {exc})") from None
-
-    return wrapper
 
 
 def _snapshot(path: Path) -> tuple[Path, str]:
@@ -318,7 +81,7 @@ def _snapshot(path: Path) -> tuple[Path, str]:
         raise
 
 
-class Recording:
+class Recording(BlockReads):
     """A recording opened read-only.  Safe while a writer appends; never modifies the file.
 
     Parameters
@@ -440,54 +203,7 @@ class Recording:
         return [r[0] for r in self.query("SELECT id FROM blocks ORDER BY id")]
 
     # -- block headers -------------------------------------------------------
-    def _index(self, where: str = "", args=(), con: sqlite3.Connection | None = None
-               ) -> list[tuple[int, int, int, int]]:
-        """Validated ``(id, n, first_iteration, last_iteration)`` of the blocks matching ``where``, by id.
-
-        The stored row count is checked against the byte length of the
-        iteration column (``length()`` reads the record header, not the BLOB),
-        so every later allocation is bounded by bytes the file holds.
-        """
-        # typeof() of every BLOB column, like length(), is answered from the record header
-        kinds = " || ',' || ".join(f"typeof({c})" for c in self._columns)
-        sql = ("SELECT id, n, first_iteration, last_iteration, length(f_iteration), typeof(f_iteration), "
-               f"{kinds} FROM blocks{where} ORDER BY id")
-        if con is None:
-            rows = self.query(sql, args)
-        else:
-            rows = con.execute(sql, args).fetchall()
-        out = []
-        prev_last = None
-        item = schema.ITER_DTYPES["iteration"].itemsize
-        names = self._columns
-        all_blobs = ",".join("blob" for _ in names)
-        for bid, n, first, last, nbytes, typ, kinds in rows:
-            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (bid, n, first, last)):
-                raise RecordingError(self.path, f"damaged block {bid}: id, n, first_iteration and last_iteration "
-                                                "must be integers")
-            if kinds != all_blobs:
-                bad = next((c, k) for c, k in zip(names, str(kinds).split(",")) if k != "blob")
-                raise RecordingError(self.path, f"damaged block {bid}: column {bad[0]} is {bad[1]}, expected a BLOB")
-            if n <= 0 or (self.version < 2 and n * item != nbytes) or (self.version >= 2 and n > MAX_BLOCK_ROWS):
-                raise RecordingError(self.path, f"damaged block {bid}: row count n = {n} does not match its "
-                                                f"{nbytes}-byte iteration column")
-            if first > last or (prev_last is not None and first <= prev_last):
-                raise RecordingError(self.path, f"damaged block {bid}: iterations {first}..{last} out of order")
-            prev_last = last
-            out.append((bid, n, first, last))
-        return out
-
-    @_guarded
-    def n_iterations(self) -> int:
-        """Number of committed iterations."""
-        return sum(r[1] for r in self._index())
-
-    @_guarded
-    def iteration_span(self) -> tuple[int, int] | None:
-        idx = self._index()
-        return None if not idx else (idx[0][2], idx[-1][3])
-
-    @_guarded
+    @guarded
     def writer_info(self) -> dict:
         """The validated write-lock record (``{}`` when none)."""
         rows = self.query("SELECT value FROM meta WHERE key='writer'")
@@ -505,7 +221,7 @@ class Recording:
             return "closed"
         return "live" if writer_alive(info) else "died"
 
-    @_guarded
+    @guarded
     def events(self, kind: str | None = None, limit: int | None = None) -> list[tuple[int | None, float, str, str]]:
         """Events ``(iteration, wall_time, kind, message)`` in order, optionally of one kind and at most ``limit``."""
         sql = "SELECT id, iteration, wall_time, kind, message FROM events"
@@ -529,7 +245,7 @@ class Recording:
             yield from self._events_between(lo, hi)
             after = hi
 
-    @_guarded
+    @guarded
     def _events_between(self, lo, hi) -> list:
         out = []
         for eid, it, wt, k, msg in self.query("SELECT id, iteration, wall_time, kind, message FROM events "
@@ -538,64 +254,6 @@ class Recording:
         return out
 
     # -- blocks --------------------------------------------------------------
-    def _assemble(self, index: list, con: sqlite3.Connection, skip_first: int = 0,
-                  budget: tuple[int, int] | None = None) -> Iterations:
-        """Decode the blocks of ``index`` (inside the caller's read transaction) into one table; ``budget``:
-        (bytes allowed, bytes the rows take), checked again with each block's trial points as it is decoded
-        (memory stays within the budget plus one block)."""
-        k = len(self.alpha_grid)
-        if not index:
-            out = Iterations.empty(self.alpha_grid)
-            out.row_alphas = np.empty((0, k), schema.ROW_ALPHA_DTYPE) if self.row_alphas else None
-            return out
-        total = sum(r[1] for r in index) - skip_first
-        cols = {n: np.empty(total, dt) for n, dt in schema.ITER_DTYPES.items()}
-        phi = np.empty((total, k), schema.PHI_DTYPE)
-        ra = np.empty((total, k), schema.ROW_ALPHA_DTYPE) if self.row_alphas else None
-        tcounts = np.empty(total, np.int64)
-        tparts: dict[str, list] = {n: [] for n in schema.TRIAL_DTYPES}
-        pos = n_trials = 0
-        lo, hi = index[0][0], index[-1][0]
-        cur = con.execute(f"SELECT id, n, {', '.join(self._columns)} FROM blocks "
-                          "WHERE id >= ? AND id <= ? "
-                          "ORDER BY id", (lo, hi))
-        expected = iter(index)
-        for j, r in enumerate(cur):
-            bid, n, first, last = next(expected, (None, None, None, None))
-            if r[0] != bid or r[1] != n:
-                raise RecordingError(self.path, f"damaged block {r[0]}: changed while being read")
-            try:
-                bcols, bphi, tc, btr = decode_block(r[2:], n, k, self.version, self.stored_fields, self.row_alphas,
-                                                    self._interval)
-            except BlockError as exc:
-                raise RecordingError(self.path, f"damaged block {bid}: {exc}") from None
-            its = bcols["iteration"]
-            if its[0] != first or its[-1] != last:
-                raise RecordingError(self.path, f"damaged block {bid}: first/last_iteration {first}..{last} "
-                                                f"disagree with its iterations {its[0]}..{its[-1]}")
-            s = skip_first if j == 0 else 0
-            m = n - s
-            if budget is not None:
-                n_trials += len(btr["alpha"])
-                if budget[1] + n_trials * TRIAL_BYTES > budget[0]:
-                    self._over_budget(total, n_trials, budget[1] + n_trials * TRIAL_BYTES, budget[0])
-            for name in schema.ITER_DTYPES:
-                cols[name][pos:pos + m] = bcols[name][s:]
-            phi[pos:pos + m] = bphi[s:]
-            if ra is not None:
-                ra[pos:pos + m] = bcols[schema.ROW_ALPHA_COLUMN][s:]
-            t0 = int(tc[:s].sum())
-            tcounts[pos:pos + m] = tc[s:]
-            for name in schema.TRIAL_DTYPES:
-                tparts[name].append(btr[name][t0:])
-            pos += m
-        if pos != total:
-            raise RecordingError(self.path, "damaged recording: blocks changed while being read")
-        off = np.zeros(total + 1, np.int64)
-        np.cumsum(tcounts, out=off[1:])
-        trials = {n: (np.concatenate(v) if v else np.empty(0, schema.TRIAL_DTYPES[n])) for n, v in tparts.items()}
-        return Iterations(self.alpha_grid, cols, phi, off, trials, ra)
-
     def _read_tx(self, fn):
         """Run ``fn(con)`` inside one read transaction (a consistent snapshot of the file)."""
         with self._lock:
@@ -608,106 +266,6 @@ class Recording:
                     con.execute("COMMIT")
                 except sqlite3.Error:
                     pass
-
-    def _budget(self, index: list, max_bytes: int | None) -> tuple[int, int]:
-        """(budget, bytes the rows of ``index`` need); refuses when the rows alone pass the budget (default
-        :data:`READ_BUDGET_BYTES`), counted from the row counts the blocks declare, before decoding.  Trial
-        points are counted as each block is decoded (:meth:`_assemble`)."""
-        budget = READ_BUDGET_BYTES if max_bytes is None else int(max_bytes)
-        rows = sum(r[1] for r in index)
-        k = len(self.alpha_grid)
-        need = rows * (4 * k + 8 * k * bool(getattr(self, "row_alphas", False)) + _ROW_BYTES)
-        if need > budget:
-            self._over_budget(rows, 0, need, budget)
-        return budget, need
-
-    def _over_budget(self, rows: int, trials: int, need: int, budget: int):
-        k = len(self.alpha_grid)
-        raise RecordingError(self.path, f"reading {rows:,} iterations x {k} alphas"
-                                        f"{f' and {trials:,} trial points' if trials else ''} at once needs "
-                                        f"{'more than ' if trials else 'about '}{need / 2 ** 20:,.0f} MiB, more "
-                                        f"than the read budget of {budget / 2 ** 20:,.0f} MiB (read(start, stop) "
-                                        "reads a range; recorder.window.RunWindows reads windows)")
-
-    @_guarded
-    def declared_bytes(self, stop_above: int | None = None) -> tuple[int, int, int]:
-        """(rows, decoded bytes, trial points) the whole file's blocks declare: the rows from the block headers,
-        the trial points from each block's ``trial_count`` column decoded alone (a pass over the file: for the
-        in-memory index of a file without a stored pyramid); counting stops once the bytes pass ``stop_above``."""
-        def work(con):
-            index = self._index(con=con)
-            rows = sum(r[1] for r in index)
-            k = len(self.alpha_grid)
-            need = rows * (4 * k + 8 * k * bool(self.row_alphas) + _ROW_BYTES)
-            trials = 0
-            if stop_above is not None and need > stop_above:
-                return rows, need, trials
-            for bid, n, tc in con.execute("SELECT id, n, trial_count FROM blocks ORDER BY id"):
-                try:
-                    trials += declared_trials(tc, n, self.version)
-                except BlockError as exc:
-                    raise RecordingError(self.path, f"damaged block {bid}: {exc}") from None
-                if stop_above is not None and need + trials * TRIAL_BYTES > stop_above:
-                    break
-            return rows, need + trials * TRIAL_BYTES, trials
-
-        return self._read_tx(work)
-
-    @_guarded
-    def read(self, start: int | None = None, stop: int | None = None, *, max_bytes: int | None = None) -> Iterations:
-        """Committed iterations with ``start <= iteration < stop`` (all by default) as numpy columns.
-
-        Refused (:class:`RecordingError`) when the blocks holding them declare more rows than fit in
-        ``max_bytes`` (default :data:`READ_BUDGET_BYTES`, 1 GiB), before anything is decoded.
-        """
-        cond, args = [], []
-        if start is not None:
-            cond.append("last_iteration >= ?")
-            args.append(int(start))
-        if stop is not None:
-            cond.append("first_iteration < ?")
-            args.append(int(stop))
-        where = (" WHERE " + " AND ".join(cond)) if cond else ""
-
-        def work(con):
-            index = self._index(where, args, con=con)
-            return index, self._assemble(index, con, budget=self._budget(index, max_bytes))
-
-        index, data = self._read_tx(work)
-        if index and start is None and stop is None:
-            self._cursor = (index[-1][0], index[-1][1])
-        if start is not None or stop is not None:
-            it = data.iteration
-            a = 0 if start is None else int(np.searchsorted(it, start))
-            b = len(it) if stop is None else int(np.searchsorted(it, stop))
-            data = data.slice_rows(a, b)
-        return data
-
-    @_guarded
-    def read_new(self) -> Iterations:
-        """Iterations committed since the previous ``read()``/``read_new()`` (the live tail)."""
-        bid, seen = self._cursor
-
-        def work(con):
-            index = self._index(" WHERE id >= ?", (bid,), con=con)
-            skip = seen if index and index[0][0] == bid else 0
-            if index and skip > index[0][1]:
-                raise RecordingError(self.path, f"damaged block {bid}: it lost rows already read")
-            return index, self._assemble(index, con, skip_first=skip, budget=self._budget(index, None))
-
-        index, data = self._read_tx(work)
-        if index:
-            self._cursor = (index[-1][0], index[-1][1])
-        return data
-
-    @_guarded
-    def read_block(self, block_id: int) -> Iterations:
-        """The rows of one block (validated); what windowed readers decode through their cache."""
-        def work(con):
-            index = self._index(" WHERE id = ?", (int(block_id),), con=con)
-            return self._assemble(index, con)
-
-        return self._read_tx(work)
 
     @functools.cached_property
     def pyramid_fields(self) -> tuple | None:

@@ -70,7 +70,7 @@ def _make_missing(tmp):
 def _make_directory(tmp):
     p = tmp / "adir.gda"
     p.mkdir()
-    return p, "is a directory"
+    return p, "is a folder that holds no recordings"  # a folder stands for its *.gda (issue 29)
 
 
 CASES = [_make_not_sqlite, _make_other_sqlite, _make_newer, _make_truncated, _make_truncated_midpage, _make_empty,

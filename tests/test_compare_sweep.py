@@ -100,7 +100,8 @@ def test_helpers_on_their_own():
 
 @pytest.mark.gl
 def test_thirty_overlaid_runs_keep_legend_and_title_inside_the_canvas(sweep):
-    """The window with 30 runs open: the legend ran off the bottom of the plot, the title off its right edge."""
+    """The window with 30 runs open: the legend ran off the bottom of the plot, the title off its right edge;
+    then the legend covered the data (issue 29): now it sits right of the plot, never over it."""
     from gda_gl.session.open import load_runs
     from gda_gl.gl.export import Offscreen
     from gda_gl.gl.overlays import text_boxes
@@ -126,6 +127,6 @@ def test_thirty_overlaid_runs_keep_legend_and_title_inside_the_canvas(sweep):
     legend = [(t, b) for t, b in boxes if t in names or t.endswith("...") or t.endswith("more")]
     assert len(legend) == RUNS  # in two columns at this height
     for t, (left, up, right, down) in legend:
-        assert px <= left and right <= px + pw and top <= up and down <= bottom, t
+        assert px + pw < left and right <= 900 and top <= up and down <= bottom, t
     title = [(t, b) for t, b in boxes if b[1] < top]
     assert [t for t, _ in title] == ["30 runs"] and 0 <= title[0][1][0] and title[0][1][2] <= 900

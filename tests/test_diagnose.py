@@ -168,3 +168,40 @@ def test_json_shape_and_table(sweep, events):
             assert {"kind", "start", "stop", "text"} <= set(f)
     r = subprocess.run([sys.executable, "-m", "recorder.diagnose", str(events)], capture_output=True, text=True)
     assert r.returncode == 0 and "cause batch" in r.stdout and "#1 " in r.stdout
+
+
+def _gda(*args):
+    return subprocess.run([sys.executable, "-m", "gda_gl", *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.mark.gl
+def test_gda_gl_diagnose_and_render_finding(events, tmp_path):
+    """``gda-gl diagnose`` prints what the library reports; ``render --finding N`` draws the view that shows
+    entry N (the numbering of the table), a number that is no finding is one line and exit status 2."""
+    from gda_gl.compose.findings import findings_of
+    from gda_gl.compose.state import ViewState
+    from gda_gl.cli.diagnose import apply_finding
+    from gda_gl.session.open import load_runs
+
+    r = _gda("diagnose", "--json", events)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"runs": diagnose_paths([events])[0]}
+    table = _gda("diagnose", events).stdout
+    runs = load_runs([str(events)])
+    try:
+        found = findings_of([run.windows.recording for run in runs])
+        spike = next(f for f in found if f.section == "spikes")
+        assert f"#{spike.number} " in table and f"spike at {spike.entry['iteration']}:" in table
+        st = ViewState()
+        apply_finding(st, runs, spike.number)
+        assert st.x_range[0] <= spike.entry["iteration"] - 1 and spike.entry["iteration"] + 1 <= st.x_range[1]
+        assert st.selected == spike.entry["iteration"] and st.x_axis == "iteration"
+    finally:
+        for run in runs:
+            run.windows.recording.close()
+    png = tmp_path / "f.png"
+    r = _gda("render", events, "--finding", spike.number, "-o", png, "--size", "640x360")
+    assert r.returncode == 0 and png.stat().st_size > 1000, r.stderr
+    r = _gda("render", events, "--finding", len(found) + 1, "-o", tmp_path / "g.png")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "findings" in r.stderr
+    assert not (tmp_path / "g.png").exists()

@@ -205,6 +205,9 @@ def test_keys_reach_the_plot_after_the_panel_and_esc_clears_the_help_line(drive)
     r = _get(drive, "keys_after_panel_and_esc")
     assert r["focus_is_plot"] and r["l_toggled"] and r["home_whole"] and r["focus_after_combo_is_plot"]
     assert "Esc" in r["status_help"] and "Esc" not in r["status_after_esc"]
+    # issue 28: Enter in the epoch box applies the range; ticking a series gives the keys back to the plot
+    assert r["enter_applied"]
+    assert r["series_items"] > 0 and r["focus_after_series_is_plot"]
 
 
 def test_numbers_at_scale_in_the_window(drive):
@@ -222,3 +225,25 @@ def test_numbers_at_scale_in_the_window(drive):
     assert "e+06" not in r["status"]
     assert "0.05" in r["lr_labels"] and not any(re.fullmatch(r"\d{4,}e-\d+", s) for s in r["lr_labels"])
     assert "<b>n/a</b>" in r["panel"] and "<b>nan</b>" not in r["panel"]
+
+
+def test_findings_list_and_keys_fly_to_a_finding(drive):
+    """Issue 30: the panel lists what gda-gl diagnose says (same numbering and lines); J, K and a click on the
+    list fly to a view that shows the finding's span."""
+    from recorder.diagnose import diagnose_paths, numbered, span_of
+    from recorder.diagnose.report import entry_line
+
+    r = _get(drive, "findings_fly")
+    _, out = drive
+    runs = sorted(out.parent.glob("[ab].gda"))
+    reports, _ = diagnose_paths(runs)
+    entries = numbered(reports)
+    assert len(entries) >= 2
+    assert [line.split(": ", 1)[1] for line in r["items"]] == [entry_line(s, e) for _, _, s, e in entries]
+    assert [f["current"] for f in r["flights"]] == [1, 2, 1, len(entries)]
+    for f in r["flights"]:
+        _, _, section, entry = entries[f["current"] - 1]
+        lo, hi = span_of(section, entry)
+        assert f["axis"] == "iteration"
+        assert f["drawn"][0] <= lo and hi <= f["drawn"][1] + 1e-9, (f, lo, hi)
+        assert f["drawn"][1] - f["drawn"][0] <= 3 * (hi - lo) + 40  # zoomed onto it, not the whole run

@@ -72,6 +72,21 @@ def test_targets_are_read_from_measured_figures_only():
     assert got == [("7.50x", True), ("3.00x", False), ("2.50x", False), ("12.00 ms", True)]
 
 
+def test_amp_stage_rehearses_on_the_cpu(tmp_path):
+    """The GPU run's fp16 GradScaler stage (``stages amp``, CUDA there) on the CPU's fp16 autocast: the scaler's
+    calibration skips steps, each is a row that did not move, the lines and the unscaled gradient of the steps
+    taken match a fresh fp32 model, training is bit-identical; the stage exits 0 only when all of that holds."""
+    out = tmp_path / "amp.json"
+    res = subprocess.run([sys.executable, "-m", "benchmarks.gpu.stages", "amp", "--tiny", "--json", str(out)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert res.returncode == 0, res.stdout + res.stderr
+    got = json.loads(out.read_text())
+    assert got["ok"] and got["bit_identical"] and got["device"] == "cpu"
+    assert got["skipped"] and got["rows_skipped"] == got["skipped"] and len(got["skipped"]) < got["steps"]
+    assert got["phi_max_rel_err"] <= 1e-4 and got["gradient_max_rel_err"] <= 5e-2
+
+
 # ---- the recorder on the device (run by run.sh on the GPU machine) ----------------------------------------
 
 @pytest.fixture

@@ -413,7 +413,7 @@ def _run(argv, capsys):
     (["--range", "0:1e300"], "finite"),
     (["--range", "inf:"], "finite"),
     (["--size", "12x"], "--size"),
-    (["--color-by", "nonsense"], "invalid choice"),
+    (["--color-by", "nonsense"], "choose from none, efficiency"),
     (["--bogus"], "unrecognized"),
     (["--detail", "x"], "invalid int"),
 ])

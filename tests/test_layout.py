@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -164,3 +165,37 @@ def test_the_cycle_check_sees_imports_inside_functions(tmp_path, monkeypatch):
     (pkg / "b.py").write_text("def f():\n    from .a import g  # hidden from the interpreter, not from the check\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert import_cycles("cyclic") == [("cyclic.a", "cyclic.b"), ("cyclic.b", "cyclic.a")]
+
+
+def _layout_bullets() -> list[tuple[str, str]]:
+    """(folder, text) of each bullet of the README's Layout section; a nested bullet's folder is its parent's
+    folder plus its own first `name/` (the text is the bullet's own, its nested bullets left out)."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+    bullets, stack = [], []  # stack: (indent, folder)
+    for line in section.splitlines():
+        stripped = line.lstrip()
+        indent = len(line) - len(stripped)
+        if stripped.startswith("- "):
+            while stack and stack[-1][0] >= indent:
+                stack.pop()
+            first = re.match(r"- `([\w./]+/)`", stripped)
+            own = first.group(1) if first else ""
+            folder = (stack[-1][1] if stack else "") + own
+            stack.append((indent, folder))
+            bullets.append([folder, stripped])
+        elif bullets and stripped:
+            bullets[-1][1] += " " + stripped
+    return [(f, t) for f, t in bullets]
+
+
+def test_readme_layout_names_every_product_module_and_only_existing_ones():
+    named = set()
+    for folder, text in _layout_bullets():
+        if folder.split("/")[0] not in ("recorder", "gda_gl"):
+            continue
+        named.update(folder + name for name in re.findall(r"`([\w/]+\.py)`", text))
+    modules = {f.relative_to(ROOT).as_posix() for pkg in ("recorder", "gda_gl") for f in (ROOT / pkg).rglob("*.py")
+               if f.name not in ("__init__.py", "__main__.py")}
+    assert sorted(modules - named) == [], "modules the README's Layout section does not name"
+    assert sorted(named - modules) == [], "names in the README's Layout section that are no module"

@@ -232,3 +232,35 @@ def test_follow_grows_the_view_when_rows_are_committed(tmp_path):
         v.close()
     finally:
         w.close()
+
+
+def test_findings_list_flies_to_a_finding(tmp_path):
+    """Issue 30: the controls list gda-gl diagnose's findings; picking one (or J) flies the frame to a view that
+    shows it, and the status line says what it is."""
+    from diagnose_runs import train
+    from recorder.diagnose import diagnose_paths, numbered, span_of
+
+    path = train(tmp_path / "nbevents.gda", 0.3, 160, outlier_at=64, lr_spike_at=110)
+    entries = numbered(diagnose_paths([path])[0])
+    v = view(str(path), size=(W, H))
+    assert not isinstance(v, ErrorLine), v
+    try:
+        _resize(v.frame)
+        fb, c, ctl = v.frame, v.controller, v.controls
+        _settle(fb)
+        assert [n for _, n in ctl.findings.options] == [n for n, _, _, _ in entries]
+        spike = next(n for n, _, s, e in entries if s == "spikes" and e["cause"] == "batch")
+        before = fb.get_frame()
+        ctl.findings.value = spike
+        after = _settle(fb)
+        lo, hi = span_of("spikes", entries[spike - 1][3])
+        x0, x1 = c.state.x_range
+        assert x0 <= lo and hi <= x1 and x1 - x0 < 40 and c.state.selected == entries[spike - 1][3]["iteration"]
+        assert f"#{spike} " in fb.status and "cause batch" in fb.status
+        assert not np.array_equal(before, after)
+        ctl.findings.value = None
+        c.key("j")  # the finding after the spike
+        _settle(fb)
+        assert c.findings.current == spike + 1
+    finally:
+        v.close()

@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE / "helpers"))
 RTOL = 1e-5
 WORLD2 = ["fsdp2_mlp", "fsdp2_transformer", "fsdp2_transformer_root", "fsdp2_accum_clip", "fsdp2_batched", "tp",
           "fsdp1_flat", "fsdp1_orig", "fsdp1_accum", "fsdp1_grad_op", "fsdp2_bf16", "fsdp2_nowriter",
-          "fsdp1_root_transformer", "fsdp1_plain", "ddp_unequal"]
+          "fsdp1_root_transformer", "fsdp1_plain", "ddp_unequal", "fsdp2_skip", "ddp_skip"]
 NODES = ["fsdp2_mlp", "fsdp2_tp_2d", "fsdp2_hsdp"]
 
 pytestmark = [pytest.mark.slow,
@@ -232,6 +232,28 @@ def test_ddp_with_unequal_batches_per_rank_is_one_objective(world2):
     for name in ("phi", "train_loss", "slope0", "grad_norm"):
         got = d.phi if name == "phi" else d[name]
         np.testing.assert_allclose(got, truth[name], rtol=RTOL, err_msg=f"ddp_unequal: {name}")
+
+
+@pytest.mark.parametrize("setup", ["fsdp2_skip", "ddp_skip"])
+def test_a_skipped_step_under_fsdp2_and_ddp_is_a_row_of_its_own(world2, setup):
+    """The loop back-propagates its second batch and skips the step: that batch is a row with status skipped
+    that did not move (on every rank: the rows stay aligned for the probe's collectives), and every other
+    line is its own batch's only, against one process on the global batch; training bit-identical."""
+    from recorder.store import Recording
+
+    out = _ran(world2)
+    tape = torch.load(out / f"{setup}.pt")
+    assert all(tape["identical"])
+    rec = Recording(out / f"{setup}.gda")
+    d = rec.read()
+    assert len(d) == 4 and list(d["status"]) == [0, 3, 0, 0], rec.events()
+    assert d["step_norm"][1] == 0 and d["taken_alpha"][1] == 0 and np.all(np.isnan(d.phi[1]))
+    assert [e[0] for e in rec.events("step-skipped")] == [1]
+    truth = _truth(setup, tape, d.alpha_grid)
+    rows = [0, 2, 3]
+    for name in ("phi", "train_loss", "slope0", "grad_norm"):
+        got = d.phi[rows] if name == "phi" else d[name][rows]
+        np.testing.assert_allclose(got, truth[name], rtol=RTOL, err_msg=f"{setup}: {name}")
 
 
 def test_fsdp2_mixed_precision_is_measured_at_the_training_precision(world2):

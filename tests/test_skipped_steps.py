@@ -332,3 +332,24 @@ def test_sam_train_loss_is_the_perturbed_pass_and_the_step_is_marked(tmp_path):
         assert d["train_loss"][row] == pytest.approx(perturbed[row], rel=1e-6)
         assert d["train_loss"][row] != pytest.approx(d.phi[row, 0], rel=1e-4)  # phi(0): the loss at w_k
     assert [e[0] for e in elsewhere] == [0, 1, 2]
+
+
+def test_a_backward_that_misses_the_recorded_parameters_is_not_the_steps_data(tmp_path):
+    """A forward of the recorded model whose loss is back-propagated into another model only (its output
+    detached first, as a GAN's discriminator step does with the generator's output): never the step's data."""
+    model, opt, tape = _taped_copy()
+    head = nn.Linear(10, 10)
+    head_opt = torch.optim.SGD(head.parameters(), lr=0.1)
+    with recorder.attach(opt, model, LOSS, tmp_path / "miss.gda", probe=CFG, strict=True):
+        for x, y in batches(3):
+            head_opt.zero_grad()
+            LOSS(head(model(x).detach()), y).backward()  # reaches only the head's parameters
+            head_opt.step()
+            opt.zero_grad()
+            loss = LOSS(model(x), y)
+            tape.feed(x.clone(), y.clone(), loss=loss.item())
+            loss.backward()
+            opt.step()
+    d = Recording(tmp_path / "miss.gda").read()
+    assert np.all(d["micro_batches"] == 1)
+    _assert_steps_true(d, tape, [0, 1, 2])

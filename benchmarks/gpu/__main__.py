@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 
 #: name -> seconds it may take at most (the overall budget may cut the later ones shorter)
-BUDGET = {"env": 30, "tests": 70, "probe": 110, "slowdown": 45, "gl": 40, "render": 110, "cockpit": 35, "scale": 60}
+BUDGET = {"env": 30, "tests": 70, "amp": 30, "probe": 110, "slowdown": 45, "gl": 40, "render": 110, "cockpit": 35,
+          "scale": 60}
 ORDER = tuple(BUDGET)
 
 #: EGL set-ups tried in turn: the first that reaches the NVIDIA driver wins (gda_gl's default is surfaceless)
@@ -128,6 +129,11 @@ class Run:
             rec["error"] = f"stopped at its {limit:.0f} s limit" if r["rc"] is None else _last_line(r["tail"])
             rec["log_tail"] = r["tail"]
         return rec
+
+    def st_amp(self, limit):
+        """fp16 autocast + GradScaler with the recorder (issue 26): skipped steps, unscaled gradient, exact lines."""
+        argv = [PY, "-m", "benchmarks.gpu.stages", "amp"]
+        return self.json_stage("amp", argv + (["--tiny"] if self.dry else []), limit)
 
     def _probe_argv(self, stage, limit):
         argv = [PY, "-m", "benchmarks.gpu_probe", "--stage", stage, "--seconds", str(max(5.0, limit - 25))]

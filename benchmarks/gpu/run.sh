@@ -7,7 +7,8 @@
 #   a rerun of some stages:     bash benchmarks/gpu/run.sh --only render,scale
 #
 # Stages (python -m benchmarks.gpu; each a time-boxed subprocess, a failure recorded and the rest run):
-# env, tests (CuPy-vs-numpy and the recorder on CUDA), probe (K in 32/128/512, batched vs sweep, three
+# env, tests (CuPy-vs-numpy and the recorder on CUDA), amp (fp16 autocast + GradScaler with the recorder: the
+# scaler's skipped steps as rows, the unscaled gradient, lines against a fresh fp32 model), probe (K in 32/128/512, batched vs sweep, three
 # models), slowdown (presets on the benchmark CNN), gl (find the NVIDIA EGL set-up), render (frames at
 # 1e6..1e9 samples), cockpit (economy configuration, same CNN), scale (`python -m benchmarks --only scale`
 # when that suite exists).  Writes $OUT/gpu.json (merged after every stage) and $OUT/gpu-run.log.

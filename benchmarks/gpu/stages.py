@@ -1,6 +1,7 @@
-"""GPU-run stages that need no probe: the environment, the EGL set-up, and frames at 1e6..1e9 samples.
+"""GPU-run stages that need no probe: the environment, the EGL set-up, frames at 1e6..1e9 samples, and the
+recorder under fp16 AMP with a GradScaler.
 
-``python -m benchmarks.gpu.stages env|glinfo|render --json PATH [--tiny] [--png PATH]``.  Each writes its
+``python -m benchmarks.gpu.stages env|glinfo|render|amp --json PATH [--tiny] [--png PATH]``.  Each writes its
 JSON to PATH (the render stage after every size, so a stage killed at its time limit keeps what it
 measured).  The EGL set-up (``EGL_PLATFORM``, ``VISPY_GL_LIB``) comes from the environment: the
 orchestrator (:mod:`benchmarks.gpu.__main__`) tries several with ``glinfo`` and renders with the first
@@ -176,9 +177,97 @@ def render(json_path: str | None, tiny: bool, png: str | None) -> dict:
     return out
 
 
+def amp_check(device: str = "cuda", steps: int = 8) -> dict:
+    """fp16 autocast + ``torch.amp.GradScaler`` with the recorder attached, on ``device`` (issue 26).
+
+    The scaler starts at 2**24, so its first steps overflow and are skipped.  Checked against the
+    check's own truth (step hooks registered before the recorder's save w_k and w_{k+1}; a fresh fp32
+    model evaluates the loss): every skipped step is a row with status skipped that did not move; every
+    step taken has phi equal to the fresh model's within 1e-4 (fp32 probe, TF32 off), slope0 and grad_norm
+    of the *unscaled* gradient (within 5e-2 of the fp32 truth: fp16 backward); training is bit-identical to
+    the same run without the recorder.  Returns the figures; ``ok`` says whether every check held.
+    """
+    import copy
+
+    import torch
+    from torch import nn
+
+    import recorder
+    from recorder import schema
+    from recorder.probe import ProbeConfig
+    from recorder.store import Recording
+
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(steps * 64, 32, generator=g).to(device)
+    y = torch.randint(0, 10, (steps * 64,), generator=g).to(device)
+    torch.manual_seed(0)
+    base = nn.Sequential(nn.Linear(32, 64), nn.Tanh(), nn.Linear(64, 10)).to(device)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def train(model, path=None):
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        tape: list[dict] = []
+        opt.register_step_pre_hook(lambda o, a, k: tape.append({"w0": copy.deepcopy(model.state_dict())}))
+        opt.register_step_post_hook(lambda o, a, k: tape[-1].update(w1=copy.deepcopy(model.state_dict())))
+        rec = recorder.attach(opt, model, loss_fn, path, probe=ProbeConfig(k=5), strict=True) if path else None
+        scaler, skipped = torch.amp.GradScaler(device, init_scale=2.0 ** 24), []
+        for i in range(steps):
+            xb, yb = X[i * 64:(i + 1) * 64], y[i * 64:(i + 1) * 64]
+            opt.zero_grad()
+            with torch.autocast(device, dtype=torch.float16):
+                loss = loss_fn(model(xb), yb)
+            scaler.scale(loss).backward()
+            n = len(tape)
+            scaler.step(opt)
+            scaler.update()
+            if len(tape) > n:
+                tape[-1]["batch"] = (xb, yb)
+            else:
+                skipped.append(i)
+        if rec is not None:
+            rec.close()
+        return tape, skipped
+
+    def truth(step, alphas):
+        m = copy.deepcopy(base)
+        out = []
+        for a in [*alphas, None]:
+            state = {k: v + (0.0 if a is None else float(a)) * (step["w1"][k] - v) for k, v in step["w0"].items()}
+            m.load_state_dict(state)
+            loss = loss_fn(m(step["batch"][0]), step["batch"][1])
+            if a is not None:
+                out.append(float(loss.detach()))
+        grads = torch.autograd.grad(loss, list(m.parameters()))
+        d = [step["w1"][k] - step["w0"][k] for k, _ in m.named_parameters()]
+        slope = float(sum((gr * dk).sum() for gr, dk in zip(grads, d)))
+        return np.asarray(out), slope, float(torch.sqrt(sum((gr ** 2).sum() for gr in grads)))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = copy.deepcopy(base)
+        _, skipped0 = train(plain)
+        traced = copy.deepcopy(base)
+        tape, skipped = train(traced, Path(tmp) / "amp.gda")
+        d = Recording(Path(tmp) / "amp.gda").read()
+    identical = all(torch.equal(p, q) for p, q in zip(plain.parameters(), traced.parameters()))
+    rows_skipped = [int(i) for i in np.flatnonzero(d["status"] == schema.STATUS_SKIPPED)]
+    taken = [i for i in range(steps) if i not in skipped]
+    phi_err, slope_err = 0.0, 0.0
+    for row, step in zip(taken, tape):
+        ref, slope, norm = truth(step, d.alpha_grid)
+        phi_err = max(phi_err, float(np.max(np.abs(d.phi[row] - ref) / np.abs(ref))))
+        slope_err = max(slope_err, abs(float(d["slope0"][row]) - slope) / abs(slope),
+                        abs(float(d["grad_norm"][row]) - norm) / norm)
+    moved = bool(np.all(d["step_norm"][rows_skipped] == 0)) if rows_skipped else True
+    ok = (identical and skipped == skipped0 and rows_skipped == skipped and len(d) == steps and 0 < len(skipped) < steps
+          and moved and phi_err <= 1e-4 and slope_err <= 5e-2)
+    return {"device": device, "steps": steps, "skipped": skipped, "rows_skipped": rows_skipped,
+            "bit_identical": identical, "phi_max_rel_err": phi_err, "gradient_max_rel_err": slope_err, "ok": ok}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.gpu.stages")
-    p.add_argument("stage", choices=("env", "glinfo", "render"))
+    p.add_argument("stage", choices=("env", "glinfo", "render", "amp"))
     p.add_argument("--json")
     p.add_argument("--tiny", action="store_true", help="CPU rehearsal sizes")
     p.add_argument("--png", help="render: save the largest size's overview frame here")
@@ -187,11 +276,13 @@ def main(argv: list[str] | None = None) -> int:
         res = env_info()
     elif a.stage == "glinfo":
         res = gl_info()
+    elif a.stage == "amp":
+        res = amp_check("cpu" if a.tiny else "cuda")
     else:
         res = render(a.json, a.tiny, a.png)
     _write(a.json, res)
     print(json.dumps(res, default=str)[:2000], flush=True)
-    return 0
+    return 1 if res.get("ok") is False else 0
 
 
 if __name__ == "__main__":

@@ -3,9 +3,14 @@
 Per run (from the whole-run pyramid bucket, :func:`summary_from_bucket`; :func:`run_summary` is the
 plain twin over every row): iterations, final loss (the classic curve's last value), mean
 line-search evaluations, loose ends per 100 iterations (trial points beyond the accepted step),
-shares of overshooting / undershooting steps among classified ones, mean step efficiency.  Beside
-them the run's hyperparameters (:func:`hyperparameters`: optimizer, its settings, the probe's K and
-what the user logged with ``rec.config``); the table shows those that differ between the runs.
+shares of overshooting / undershooting steps among classified ones, and the **median** step
+efficiency (:func:`median_efficiency`: one badly overshooting step, efficiency -2.7, moves a mean
+but not the median).  The line-search columns (:data:`LINE_SEARCH_COLUMNS`) exist only for runs whose
+optimizer searched (CG, L-BFGS with a line search, Armijo): for SGD they are "-" (empty in CSV), and
+a comparison without any searching run leaves them out.  Beside them the run's hyperparameters
+(:func:`hyperparameters`: optimizer, its settings, the probe's K and what the user logged with
+``rec.log_config``); the table shows those that differ between the runs, each once (``initial_lr``
+or ``lr`` repeating ``config.lr`` in every run is dropped, :func:`distinct_keys`).
 """
 
 from __future__ import annotations
@@ -20,15 +25,21 @@ from recorder import schema, stepgeom
 from recorder.pyramid import classic_values
 from recorder.store import Iterations
 
-__all__ = ["run_summary", "summary_from_bucket", "COLUMNS", "STAT_KEYS", "format_table", "to_csv", "hyperparameters",
-           "varying", "unique_names"]
+__all__ = ["run_summary", "summary_from_bucket", "COLUMNS", "LINE_SEARCH_COLUMNS", "STAT_KEYS", "format_table",
+           "to_csv", "hyperparameters", "varying", "distinct_keys", "unique_names", "median_efficiency",
+           "table_columns"]
 
 COLUMNS = ("run", "iterations", "final loss", "mean line-search evals", "loose ends / 100 it", "overshoot share",
-           "undershoot share", "mean efficiency")
+           "undershoot share", "median efficiency")
+#: columns that only a run whose optimizer searched along the line has (None in the others' rows)
+LINE_SEARCH_COLUMNS = ("mean line-search evals", "loose ends / 100 it")
+#: runs up to this many rows get the exact median efficiency; longer ones the median of 16-row bucket means
+MEDIAN_EXACT_ROWS = 1_000_000
 
 
-def summary_from_bucket(name: str, top: dict | None) -> dict:
-    """The comparison row of a run from its whole-run pyramid bucket (O(1), whatever the run's length).
+def summary_from_bucket(name: str, top: dict | None, windows=None) -> dict:
+    """The comparison row of a run from its whole-run pyramid bucket (O(1), whatever the run's length), and
+    the median efficiency from ``windows`` (:func:`median_efficiency`; NaN without them).
 
     :func:`run_summary` is the plain twin computed from every row; both define the final loss as the
     classic curve's last value (phi_k(0) of the last iteration, or its training loss where not probed).
@@ -40,13 +51,37 @@ def summary_from_bucket(name: str, top: dict | None) -> dict:
     searched = int(g["searched"])
     classified = n - int(g[f"step_class:{schema.CLASS_UNKNOWN}"])
     eff_n = int(g["efficiency:count"])
+    searching = bool(searched or int(g["trials"]))
     return {"run": name, "iterations": n, "final loss": float(g["cl_last"]),
-            "mean line-search evals": float(g["ls_evals:sum"]) / searched if searched else 0.0,
-            "loose ends / 100 it": 100.0 * int(g["loose_ends"]) / n if n else math.nan,
+            "mean line-search evals": (float(g["ls_evals:sum"]) / searched if searched else 0.0) if searching
+            else None,
+            "loose ends / 100 it": (100.0 * int(g["loose_ends"]) / n if n else math.nan) if searching else None,
             "overshoot share": int(g[f"step_class:{schema.CLASS_OVERSHOOT}"]) / classified if classified else math.nan,
             "undershoot share": int(g[f"step_class:{schema.CLASS_UNDERSHOOT}"]) / classified if classified
             else math.nan,
-            "mean efficiency": float(g["efficiency:sum"]) / eff_n if eff_n else math.nan}
+            "median efficiency": median_efficiency(windows) if windows is not None and eff_n else math.nan}
+
+
+def median_efficiency(windows) -> float:
+    """The median step efficiency of a run (its finite values): exact from the rows up to
+    :data:`MEDIAN_EXACT_ROWS` rows, else the median of the finest pyramid buckets' means weighted by
+    their counts (16 rows each), read from the stored pyramid without decoding phi."""
+    n = windows.n_rows
+    if n == 0:
+        return math.nan
+    if n <= MEDIAN_EXACT_ROWS:
+        eff = np.asarray(windows.rows(-math.inf, math.inf)["efficiency"], np.float64)
+        eff = eff[np.isfinite(eff)]
+        return float(np.median(eff)) if len(eff) else math.nan
+    b = windows.buckets_between(0, -math.inf, math.inf)
+    cnt = np.asarray(b["efficiency:count"], np.float64)
+    ok = cnt > 0
+    if not ok.any():
+        return math.nan
+    means = np.asarray(b["efficiency:sum"], np.float64)[ok] / cnt[ok]
+    order = np.argsort(means)
+    cum = np.cumsum(cnt[ok][order])
+    return float(means[order][np.searchsorted(cum, 0.5 * cum[-1])])
 
 
 def run_summary(name: str, d: Iterations) -> dict:
@@ -60,17 +95,18 @@ def run_summary(name: str, d: Iterations) -> dict:
     cls = d["step_class"]
     classified = cls[cls != schema.CLASS_UNKNOWN]
     eff = d["efficiency"][np.isfinite(d["efficiency"])]
+    searching = bool(len(searched) or (n and d.trial_offsets[-1] > d.trial_offsets[0]))
     return {"run": name, "iterations": n, "final loss": float(fin[-1]) if len(fin) else math.nan,
-            "mean line-search evals": float(searched.mean()) if len(searched) else 0.0,
-            "loose ends / 100 it": 100.0 * loose / n if n else math.nan,
+            "mean line-search evals": (float(searched.mean()) if len(searched) else 0.0) if searching else None,
+            "loose ends / 100 it": (100.0 * loose / n if n else math.nan) if searching else None,
             "overshoot share": float(np.mean(classified == schema.CLASS_OVERSHOOT)) if len(classified) else math.nan,
             "undershoot share": float(np.mean(classified == schema.CLASS_UNDERSHOOT)) if len(classified) else math.nan,
-            "mean efficiency": float(eff.mean()) if len(eff) else math.nan}
+            "median efficiency": float(np.median(eff)) if len(eff) else math.nan}
 
 
 #: short names of the comparison statistics (``--scatter STAT:PARAM``)
 STAT_KEYS = {"final_loss": "final loss", "ls_evals": "mean line-search evals", "loose_ends": "loose ends / 100 it",
-             "overshoot": "overshoot share", "undershoot": "undershoot share", "efficiency": "mean efficiency",
+             "overshoot": "overshoot share", "undershoot": "undershoot share", "efficiency": "median efficiency",
              "iterations": "iterations"}
 #: optimizer settings that are switches of the implementation, not hyperparameters
 _NOT_HYPER = {"foreach", "fused", "differentiable", "capturable", "maximize", "params"}
@@ -111,11 +147,30 @@ def hyperparameters(run_meta: dict, alphas: int | None = None) -> dict:
     return {k: v for k, v in out.items() if v is not None}
 
 
+def distinct_keys(params: list[dict], keys: list[str]) -> list[str]:
+    """``keys`` without those that repeat another kept key in every run (``initial_lr`` or the optimizer's ``lr``
+    beside the user's ``config.lr``); the user's ``config.`` names are kept first, then the given order."""
+    order = sorted(keys, key=lambda k: (not k.startswith("config."), keys.index(k)))
+    kept: list[str] = []
+    for k in order:
+        col = [p.get(k, None) for p in params]
+        if not any(col == [p.get(j, None) for p in params] for j in kept):
+            kept.append(k)
+    return [k for k in keys if k in kept]
+
+
 def varying(params: list[dict]) -> tuple[list[str], dict]:
-    """(keys whose value differs between runs or is missing in some, {key: value} the same in every run)."""
+    """(keys whose value differs between runs or is missing in some, each once (:func:`distinct_keys`),
+    {key: value} the same in every run)."""
     keys = list(dict.fromkeys(k for p in params for k in p))
     same = {k: params[0][k] for k in keys if all(k in p and p[k] == params[0][k] for p in params)}
-    return [k for k in keys if k not in same or len(params) == 1], same
+    vary = [k for k in keys if k not in same or len(params) == 1]
+    return (distinct_keys(params, vary) if len(params) > 1 else vary), same
+
+
+def table_columns(rows: list[dict]) -> list[str]:
+    """The statistics columns of a comparison: :data:`COLUMNS` less the line-search ones no run has."""
+    return [c for c in COLUMNS if c not in LINE_SEARCH_COLUMNS or any(r.get(c) is not None for r in rows)]
 
 
 def unique_names(names: list[str], paths: list[str]) -> list[str]:
@@ -130,6 +185,8 @@ def unique_names(names: list[str], paths: list[str]) -> list[str]:
 
 
 def _fmt(v) -> str:
+    if v is None:  # a column the run's optimizer does not have (line-search numbers of SGD)
+        return "-"
     if isinstance(v, float):
         return "n/a" if not math.isfinite(v) else f"{v:.4g}"
     return str(v)
@@ -139,7 +196,7 @@ def format_table(rows: list[dict], params: list[dict] | None = None) -> str:
     """The comparison as text: one line per run, the statistics, then the hyperparameters that differ
     between the runs (those the same in every run on a line above the table)."""
     head = []
-    cols = list(COLUMNS)
+    cols = table_columns(rows)
     if params:
         vary, same = varying(params)
         rows = [dict(r, **{k: p.get(k, "") for k in vary}) for r, p in zip(rows, params)]

@@ -9,13 +9,36 @@ import numpy as np
 from recorder import schema, stats
 from recorder.codec import Iterations
 
-__all__ = ["FILTER_HELP", "parse_filter", "highlight_mask", "highlight_buckets"]
+__all__ = ["FILTER_HELP", "parse_filter", "split_comparison", "highlight_mask", "highlight_buckets"]
 
 
 _CLASS_FILTERS = {"overshoot": schema.CLASS_OVERSHOOT, "undershoot": schema.CLASS_UNDERSHOOT,
                   "near-optimal": schema.CLASS_NEAR_OPTIMAL}
 _OPS = ("<=", ">=", "<", ">")
 FILTER_HELP = "overshoot, undershoot, near-optimal, failed, nonfinite, STAT<VALUE, STAT>VALUE"
+
+
+def split_comparison(cond: str, ops: tuple[str, ...] = _OPS, numeric: bool = True):
+    """``NAME<op>VALUE`` (spaces ignored) -> (name, op, value), or None without an operator of ``ops``.
+
+    The one grammar of conditions: the highlight filter and ``--where`` (:mod:`gda_gl.session.select`) both split
+    here; nothing is evaluated.  ``ops`` is tried in order (longer operators first); ``numeric``: the
+    value as a float (ValueError naming a value that is not a number, or NaN), else the text.
+    """
+    c = cond.replace(" ", "")
+    for op in ops:
+        if op in c:
+            name, val = c.split(op, 1)
+            if not numeric:
+                return name, op, val
+            try:
+                v = float(val)
+            except ValueError:
+                raise ValueError(f"filter {cond!r}: {val!r} is not a number") from None
+            if math.isnan(v):
+                raise ValueError(f"filter {cond!r}: the value is NaN")
+            return name, op, v
+    return None
 
 
 def parse_filter(cond: str):
@@ -26,18 +49,11 @@ def parse_filter(cond: str):
         return ("status", schema.STATUS_FAILED)
     if c in ("nonfinite", "non-finite"):
         return ("status", schema.STATUS_NONFINITE)
-    for op in _OPS:
-        if op in c:
-            name, val = c.split(op, 1)
-            if name not in stats.STAT_BY_NAME:
-                raise ValueError(f"unknown statistic {name!r} in filter {cond!r}")
-            try:
-                v = float(val)
-            except ValueError:
-                raise ValueError(f"filter {cond!r}: {val!r} is not a number") from None
-            if math.isnan(v):
-                raise ValueError(f"filter {cond!r}: the value is NaN")
-            return ("cmp", (name, op, v))
+    split = split_comparison(cond)
+    if split is not None:
+        if split[0] not in stats.STAT_BY_NAME:
+            raise ValueError(f"unknown statistic {split[0]!r} in filter {cond!r}")
+        return ("cmp", split)
     raise ValueError(f"unknown filter {cond!r} ({FILTER_HELP})")
 
 

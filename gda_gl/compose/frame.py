@@ -19,6 +19,7 @@ classic      Rects      the classic curve phi_k(0) per bucket (zoomed out)
 beyond       Segments   phi_k past the accepted step (lighter)
 arcs         Segments   phi_k over [0, accepted step]: the enhanced curve
 smooth       Segments   the EMA-smoothed classic curve
+lines        Segments   many runs zoomed out: each run's training loss as one thin line (gda_gl.manyruns)
 series_band  Rects      a logged series zoomed out: min..max of its points per bucket
 series       Segments   a logged series: the line through its points (or bucket means)
 series_marks Markers    a logged series' points when few are visible
@@ -40,8 +41,8 @@ import numpy as np
 
 __all__ = ["Ids", "Segments", "Rects", "Markers", "Frame", "KINDS"]
 
-KINDS = ("rules", "envelope", "classic", "beyond", "arcs", "smooth", "series_band", "series", "series_marks", "trials",
-         "flags", "owner")
+KINDS = ("rules", "envelope", "classic", "beyond", "arcs", "smooth", "lines", "series_band", "series", "series_marks",
+         "trials", "flags", "owner")
 
 
 def _f64(a, width: int) -> np.ndarray:
@@ -185,6 +186,9 @@ class Frame:
     y_tick_px: int = 60                                 # pixels per y tick
     font_size: int | None = None                        # None: by canvas width
     axis_titles: bool = True                            # False: titles and axis labels come in ``texts``
+    runs: int = 0                                       # runs drawn (the title counts runs, not legend entries)
+    log_x: bool = False                                 # x positions are log10 of the values (ticks in values)
+    color_scale: object = None                          # runs coloured by a hyperparameter: its ParamScale
     texts: list = field(default_factory=list)           # (text, x, y, anchor, size, rgba, bold, rotate) in px
 
     def add(self, batch) -> None:

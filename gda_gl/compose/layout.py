@@ -14,7 +14,7 @@ from . import seriesview
 from .state import ViewState
 from .ticks import linear_ticks, log_ticks
 
-__all__ = ["Layout", "figure_layout", "axis_ticks"]
+__all__ = ["Layout", "figure_layout", "axis_ticks", "legend_width", "legend_rows"]
 
 
 @dataclass
@@ -30,6 +30,7 @@ class Layout:
     origin: tuple[int, int] = (0, 0)  # viewport position in the framebuffer (stacked views)
     panels: tuple[str, ...] = ()      # series panels below the plot, top to bottom (their height is taken
                                       # from the bottom margin's side of the canvas)
+    legend: int = 0                   # px of the right margin that hold the run legend (0: none or inside the plot)
 
     @classmethod
     def for_size(cls, width: int, height: int, colorbar: bool, panels: tuple[str, ...] = ()) -> "Layout":
@@ -62,10 +63,48 @@ class Layout:
                        origin=(self.origin[0], self.origin[1] + (n - 1 - i) * h)) for i in range(n)]
 
 
+#: the run legend right of the plot is at most this wide (px), and at most this share of the canvas width
+LEGEND_MAX_PX, LEGEND_MAX_SHARE = 210, 0.2
+
+
+def legend_width(runs, state: ViewState, width: int, plot_height: int = 10_000) -> int:
+    """Pixels of the run legend right of the plot (0: none): its longest entry (two columns when one column of
+    16 px rows does not hold every entry beside ``plot_height`` px), bounded; runs coloured by a hyperparameter
+    have a colour bar instead, and a narrow canvas keeps the legend inside the plot."""
+    from .manyruns import sweep_style
+    from .state import is_param_name
+    from .textlayer import TextLayer
+
+    shown = [r for r in runs if r.visible and len(r)]
+    if len(shown) < 2 or is_param_name(state.color_by) or width < 600:
+        return 0
+    on_curve = seriesview.plan(runs, state)[0]
+    names = [r.name for r in shown] + list(on_curve)
+    if not sweep_style(len(shown)):
+        names += [f"{r.name}: {s}" for r in shown for s in on_curve]
+    fs = 11 if width >= 400 else 9
+    text = TextLayer(1, 1)
+    need = max(text.text_width(n, fs) for n in names) + 44  # the swatch, gaps and margin (gl.render._legend)
+    entries = len(shown) + len(on_curve) * (1 if sweep_style(len(shown)) else len(shown) + 1)
+    one = min(need, LEGEND_MAX_PX)
+    if entries <= legend_rows(plot_height):
+        return int(min(one, LEGEND_MAX_SHARE * width))
+    return int(min(2 * one, 1.5 * LEGEND_MAX_SHARE * width))  # two columns, names clipped if they must
+
+
+def legend_rows(plot_height: int) -> int:
+    """Rows of 16 px a legend column beside a plot of ``plot_height`` px holds."""
+    return max(1, int((plot_height - 20) // 16))
+
+
 def figure_layout(width: int, height: int, runs, state: ViewState) -> Layout:
-    """The layout of a figure for ``state``: a colour bar when colouring, a panel per series drawn in one."""
-    return Layout.for_size(width, height, colorbar=state.color_by != "none",
-                           panels=tuple(seriesview.plan(runs, state)[1]))
+    """The layout of a figure for ``state``: a colour bar when colouring, a panel per series drawn in one, the
+    run legend in a margin right of the plot (never over the data)."""
+    lay = Layout.for_size(width, height, colorbar=state.color_by != "none",
+                          panels=tuple(seriesview.plan(runs, state)[1]))
+    lay.legend = legend_width(runs, state, width, lay.plot[3])
+    lay.right += lay.legend
+    return lay
 
 
 def axis_ticks(plot, view, log_y: bool, px_per_x_tick: int = 110, px_per_y_tick: int = 60

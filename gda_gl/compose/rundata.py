@@ -38,6 +38,7 @@ class RunData:
         self.name = name
         self.color = np.asarray(color if color is not None else RUN_COLORS[0], np.float32)
         self.visible = True
+        self._params: dict | None = None  # hyperparameters, read from the recording on first use
         self._whole: Iterations | None = None  # all rows of a recording-backed run, loaded on first use of .data
         if isinstance(source, RunWindows):
             self.windows = source
@@ -60,6 +61,21 @@ class RunData:
         cols, phi, off, trials = self._grow
         return Iterations(self._alpha, {k: g.view for k, g in cols.items()}, phi.view, off.view,
                           {k: g.view for k, g in trials.items()})
+
+    @property
+    def params(self) -> dict:
+        """The run's hyperparameters (:func:`gda_gl.compare.hyperparameters`: ``config.NAME``, ``lr``, ...);
+        an in-memory run has those assigned to it (none by default)."""
+        if self._params is None:
+            from .compare import hyperparameters
+
+            rec = getattr(self.windows, "recording", None)
+            self._params = hyperparameters(rec.run, len(self.alphas)) if rec is not None else {}
+        return self._params
+
+    @params.setter
+    def params(self, value: dict) -> None:
+        self._params = dict(value)
 
     # -- size ------------------------------------------------------------------------
     def __len__(self) -> int:

@@ -36,10 +36,12 @@ from recorder import pyramid, schema, stepgeom
 from recorder.codec import Iterations
 
 from .filters import FILTER_HELP, highlight_buckets, highlight_mask, parse_filter  # noqa: F401 (re-exported)
-from . import seriesview, xaxis
+from . import manyruns, seriesview, xaxis
 from .frame import Frame, Ids, Markers, Rects, Segments
 from .rundata import RunData
-from .state import ViewState
+from .marks import epochs_and_rules
+from .smoothing import add_run_line, add_smoothed, ema  # noqa: F401 (ema re-exported)
+from .state import ViewState, is_param_name
 from .style import (CLASS_COLORS, FADE, LOOSE_COLOR, NONFINITE_COLOR, RULE_COLOR, RUN_COLORS,  # noqa: F401
                     TRIAL_COLOR, bucket_stat, stat_color_range, stat_colors)
 from .view import View, transform_y
@@ -71,6 +73,15 @@ class _Window:
     u1: float = math.inf
     xmap: AxisMap | None = None     # iterations -> the x axis (None: the iteration axis itself)
     yscale: float = 1.0             # losses are drawn times this (1 / the run's first loss when normalised)
+    line: bool = False              # many runs: drawn as one thin line (gda_gl.manyruns), no envelope
+    color: np.ndarray | None = None  # the run's colour in this frame (its own, or from a hyperparameter)
+
+    def visible_recs(self) -> dict:
+        """The buckets (or rows as buckets) that overlap the view."""
+        return {k: v[_visible(self.recs, self.u0, self.u1)] for k, v in self.recs.items()}
+
+    def alphas_of(self, d: Iterations) -> np.ndarray:
+        return _alphas(self.run, d)
 
     def y(self, loss, log: bool) -> np.ndarray:
         """Losses of this run in display units (scaled when the view normalises runs)."""
@@ -103,38 +114,58 @@ def run_yscale(run: RunData) -> float:
     return 1.0 / first if math.isfinite(first) and first > 0 else 1.0
 
 
+def _detail_flags(shown, counts, width_px: int, state: ViewState | None) -> list[bool]:
+    """Which runs draw every step as an arc.  Few runs: all or none, as the rows of all fit the pixels.  Many
+    runs (:mod:`gda_gl.compose.manyruns`): a run once each of its steps has ``ARC_PX_PER_STEP`` pixels;
+    a focused run as soon as its rows fit the pixels."""
+    samples = sum(c * len(r.alphas) for c, (_, r, _, _) in zip(counts, shown))
+    fits = sum(counts) <= width_px * DETAIL_ROWS_PER_PX and samples <= DETAIL_SAMPLES
+    if not manyruns.sweep_style(len(shown)):
+        return [fits] * len(shown)
+    return [samples <= DETAIL_SAMPLES and manyruns.arcs_fit(u1 - u0, width_px)
+            or (manyruns.is_focused(state, r.name) and c <= width_px * DETAIL_ROWS_PER_PX
+                and c * len(r.alphas) <= DETAIL_SAMPLES) for c, (_, r, u0, u1) in zip(counts, shown)]
+
+
 def _gather(runs: list[RunData], x0: float, x1: float, width_px: int, state: ViewState | None = None
             ) -> tuple[list[_Window], str]:
-    """Ask each run for the window it must draw; decide overview or detail for the frame."""
+    """Ask each run for the window it must draw; decide overview or detail per run (the frame's mode is
+    "detail" when every run draws its arcs)."""
     axis = state.x_axis if state is not None else "iteration"
     shown = [(i, r, *r.to_iterations(axis, AxisRange(x0, x1))) for i, r in enumerate(runs) if r.visible and len(r)]
     counts = [r.windows.rows_in_range(u0 - r.reach, u1) for _, r, u0, u1 in shown]
-    samples = sum(c * len(r.alphas) for c, (_, r, _, _) in zip(counts, shown))
-    detail = sum(counts) <= width_px * DETAIL_ROWS_PER_PX and samples <= DETAIL_SAMPLES
-    mode = "detail" if detail else "overview"
+    flags = _detail_flags(shown, counts, width_px, state)
+    sweep = manyruns.sweep_style(len(shown))
     out = []
-    for (i, r, u0, u1), count in zip(shown, counts):
-        env = None
-        if mode == "overview":
-            level = r.windows.choose_level(u0 - r.reach, u1, width_px, rows=count)
-            if level is None and count * len(r.alphas) > OVERVIEW_ROW_SAMPLES:
-                level = 0  # rows are reduced here only while their samples stay within budget
-            if level is not None:
-                env = r.windows.envelope(u0 - r.reach, u1, width_px, level=level, rows=count)
-        if env is not None:
-            w = _Window(r, i, env.level, env.recs, u0=u0, u1=u1)
-        else:
-            rows = r.rows_reaching(u0, u1)
-            w = _Window(r, i, None, None, rows, u0=u0, u1=u1)
-            if mode == "overview":
-                w.recs = pyramid.row_records(_alphas(r, rows), rows.columns, rows.phi, None, None, None,
-                                             with_stats=_needed_stats(state))
+    for (i, r, u0, u1), count, detail in zip(shown, counts, flags):
+        w = _window(r, i, u0, u1, count, detail, width_px, state, sweep)
+        w.line = sweep and not detail and not manyruns.is_focused(state, r.name)
         w.yscale = run_yscale(r) if state is not None and state.normalize else 1.0
         gmap = r.axis_map(axis)
-        w.xmap = None if gmap is None else xaxis.window_map(r, axis, gmap, rows=w.rows if env is None else None,
-                                                            recs=env.recs if env is not None else None)
+        w.xmap = None if gmap is None else xaxis.window_map(r, axis, gmap, rows=w.rows if w.level is None else None,
+                                                            recs=w.recs if w.level is not None else None)
         out.append(w)
-    return out, mode
+    return out, "detail" if all(flags) else "overview"
+
+
+def _window(r: RunData, i: int, u0: float, u1: float, count: int, detail: bool, width_px: int,
+            state: ViewState | None, sweep: bool) -> _Window:
+    """One run's window: its rows (detail, or reduced to buckets of one) or pyramid buckets zoomed out."""
+    env = None
+    if not detail:
+        level = r.windows.choose_level(u0 - r.reach, u1, width_px, rows=count)
+        if level is None and count * len(r.alphas) > OVERVIEW_ROW_SAMPLES:
+            level = 0  # rows are reduced here only while their samples stay within budget
+        if level is not None:
+            env = r.windows.envelope(u0 - r.reach, u1, width_px, level=level, rows=count)
+    if env is not None:
+        return _Window(r, i, env.level, env.recs, u0=u0, u1=u1, color=r.color)
+    rows = r.rows_reaching(u0, u1)
+    w = _Window(r, i, None, None, rows, u0=u0, u1=u1, color=r.color)
+    if not detail:
+        need = _needed_stats(state) | ({"train_loss"} if sweep else set())
+        w.recs = pyramid.row_records(_alphas(r, rows), rows.columns, rows.phi, None, None, None, with_stats=need)
+    return w
 
 
 def _merge_columns(recs: dict, starts_x: np.ndarray, x0: float, x1: float, width_px: int) -> dict:
@@ -171,7 +202,8 @@ def fit_y_range(windows: list[_Window], x0: float, x1: float, log: bool,
     for w in windows:
         if w.recs is not None:
             keep = _visible(w.recs, w.u0, w.u1)
-            tl, th = w.y(w.recs["env_lo"][keep], log), w.y(w.recs["env_hi"][keep], log)
+            lo_f, hi_f = ("cl_lo", "cl_hi") if w.line else ("env_lo", "env_hi")  # a line: what it draws
+            tl, th = w.y(w.recs[lo_f][keep], log), w.y(w.recs[hi_f][keep], log)
         else:
             d = w.rows
             if not len(d):
@@ -281,7 +313,8 @@ def compose(runs: list[RunData], state: ViewState, plot: tuple[int, int, int, in
     frame.y_title = "loss / the run's first loss" if state.normalize else "loss"
     frame.xmaps = {w.index: w.xmap for w in wins if w.xmap is not None}
     yscales = {w.index: w.yscale for w in wins if w.yscale != 1.0}
-    seriesview.draw_series(frame, swins, view, on_curve=True, xmaps=frame.xmaps, yscales=yscales)
+    seriesview.draw_series(frame, swins, view, on_curve=True, xmaps=frame.xmaps, yscales=yscales,
+                           colors={w.index: w.color for w in wins if w.color is not w.run.color})
     frame.x_span = runs_x_span(runs, state.x_axis)
     return view, frame
 
@@ -291,9 +324,14 @@ def build_frame(wins: list[_Window], mode: str, state: ViewState, view: View) ->
     x0, x1, y0 = view.x0, view.x1, view.y0
     width_px = max(1, view.plot[2])
     frame = Frame(origin=(x0, y0), mode=mode)
-    frame.title = " vs ".join(w.run.name for w in wins)
-    frame.legend = [(w.run.name, w.run.color) for w in wins]
+    frame.runs = len(wins)
+    frame.title = " vs ".join(w.run.name for w in wins) if not manyruns.sweep_style(len(wins)) else f"{len(wins)} runs"
     color_by = state.color_by if state.color_by not in (None, "none") else None
+    if color_by and is_param_name(color_by):
+        frame.color_scale = _color_runs_by(wins, color_by)
+        frame.title += f", coloured by {frame.color_scale.name}"
+        color_by = None
+    frame.legend = [(w.run.name, w.color) for w in wins]
     frame.color_by = color_by
     # merge per pixel column first: colour range and highlight counts then see what is drawn
     for w in wins:
@@ -312,13 +350,27 @@ def build_frame(wins: list[_Window], mode: str, state: ViewState, view: View) ->
             counts.append(c)
             exact &= ex
             rug.append(cols)
-        _epochs_and_rules(frame, w, state, view, width_px, row=wins.index(w))
-        if state.smoothing > 0:
-            _smoothed(frame, w, state, view)
+        epochs_and_rules(frame, w, state, view, width_px)
+        if w.line:
+            add_run_line(frame, w, state, view, w.color)
+        elif state.smoothing > 0:
+            add_smoothed(frame, w, state, view)
     if state.highlight:
         frame.match_count, frame.match_exact = sum(counts), exact
         frame.rug = np.unique(np.concatenate(rug)) if rug else np.empty(0, np.int64)
     return frame
+
+
+def _color_runs_by(wins: list[_Window], name: str):
+    """Give each window the colour of its run's hyperparameter ``name`` (:mod:`gda_gl.compose.runcolor`); the scale."""
+    from .runcolor import param_colors, param_key, param_scale
+
+    key = param_key(name)
+    values = [w.run.params.get(key) for w in wins]
+    scale = param_scale(key, values)
+    for w, c in zip(wins, param_colors(values, scale)):
+        w.color = c
+    return scale
 
 
 def _window_stat(w: _Window, name: str, x0: float, x1: float) -> np.ndarray:
@@ -342,7 +394,7 @@ def _run_colors(w: _Window, values_of, color_by, frame: Frame, n: int) -> np.nda
     """RGBA per row or bucket: the colour-by statistic's colours, else the run's colour."""
     if color_by:
         return stat_colors(values_of(color_by), color_by, frame.stat_range)
-    return np.broadcast_to(w.run.color, (n, 4)).copy()
+    return np.broadcast_to(w.color, (n, 4)).copy()
 
 
 def _overview(frame: Frame, w: _Window, state: ViewState, view: View, color_by):
@@ -359,7 +411,7 @@ def _overview(frame: Frame, w: _Window, state: ViewState, view: View, color_by):
         colors[~match, 3] *= FADE
     ids = Ids.buckets(w.index, recs["first_it"], recs["last_it"])
     ok = np.isfinite(lo) & np.isfinite(hi)
-    if state.show_envelope:
+    if state.show_envelope and not w.line:
         c = colors[ok].copy()
         c[:, 3] *= 0.40
         frame.add(Rects("envelope", np.stack([xs0, lo - oy, xs1, hi - oy], axis=1)[ok], c, _take(ids, ok)))
@@ -369,7 +421,13 @@ def _overview(frame: Frame, w: _Window, state: ViewState, view: View, color_by):
         clo[1:] = np.fmin(clo[1:], clast[:-1])
         chi[1:] = np.fmax(chi[1:], clast[:-1])
     okc = np.isfinite(clo) & np.isfinite(chi)
-    frame.add(Rects("classic", np.stack([xs0, clo - oy, xs1, chi - oy], axis=1)[okc], colors[okc], _take(ids, okc)))
+    if color_by and frame.runs > 1:  # the classic curve keeps its run's colour: runs stay apart
+        colors = _run_colors(w, None, None, frame, len(xs0))
+        if match is not None:
+            colors[~match, 3] *= FADE
+    if not w.line:
+        frame.add(Rects("classic", np.stack([xs0, clo - oy, xs1, chi - oy], axis=1)[okc], colors[okc],
+                        _take(ids, okc)))
     nf = recs[f"status:{schema.STATUS_NONFINITE}"] > 0  # one flag per bucket holding a non-finite probe
     frame.add(Markers("flags", np.stack([0.5 * (xs0 + xs1)[nf], np.full(int(nf.sum()), np.nan)], axis=1),
                       NONFINITE_COLOR, 7.0, 2.0))
@@ -509,91 +567,3 @@ def _phi_on_arc(alphas: np.ndarray, phi: np.ndarray, alpha: float) -> float:
     have = np.isfinite(alphas)
     a, p = alphas[have], np.asarray(phi, np.float64)[have]
     return float(np.interp(alpha, a, p)) if len(a) and np.isfinite(p).all() else math.nan
-
-
-def ema(values: np.ndarray, weights: np.ndarray, smoothing: float) -> np.ndarray:
-    """Debiased exponential moving average (TensorBoard's smoothing) of ``values``, one point of weight
-    ``weights[i]`` rows each: a point standing for n rows decays the history by ``smoothing ** n``.
-    NaN points keep the previous average (and are NaN in the result)."""
-    out = np.full(len(values), np.nan)
-    acc, norm = 0.0, 0.0
-    for i, (v, n) in enumerate(zip(values.tolist(), weights.tolist())):
-        if not math.isfinite(v):
-            continue
-        d = smoothing ** n
-        acc = d * acc + (1.0 - d) * v
-        norm = d * norm + (1.0 - d)
-        out[i] = acc / norm
-    return out
-
-
-def _smooth_input(w: _Window, view: View):
-    """(x, value, weight) of the classic curve a window draws: bucket middles zoomed out, phi_k(0) per row."""
-    if w.recs is not None:
-        r = {k: v[_visible(w.recs, w.u0, w.u1)] for k, v in w.recs.items()}
-        xs = w.x(0.5 * (r["first_it"].astype(np.float64) + r["last_it"].astype(np.float64) + 1.0))
-        return xs, 0.5 * (r["cl_lo"].astype(np.float64) + r["cl_hi"].astype(np.float64)), r["rows"].astype(np.float64)
-    d = w.rows
-    if d is None or not len(d):
-        return None
-    sel = (d.iteration + 1 > w.u0) & (d.iteration < w.u1)
-    xs = w.x(d.iteration[sel].astype(np.float64))
-    vals = pyramid.classic_values(_alphas(w.run, d), d.phi, d["train_loss"])[sel].astype(np.float64)
-    return xs, vals, np.ones(len(xs))
-
-
-def _smoothed(frame: Frame, w: _Window, state: ViewState, view: View) -> None:
-    """The classic curve smoothed with an EMA, from the first visible point on (bounded by pixels).
-
-    Zoomed out, a bucket contributes the middle of its classic min..max with the weight of its rows;
-    with rows, every step contributes phi_k(0).
-    """
-    src = _smooth_input(w, view)
-    if src is None:
-        return
-    xs, vals, weights = src
-    if len(xs) > 20_000:  # more points than a frame can show: they are rows of a very wide window
-        step = len(xs) // 20_000 + 1
-        xs, vals, weights = xs[::step], vals[::step], weights[::step] * step
-    sm = w.y(ema(vals, weights, state.smoothing), state.log_y) - view.y0
-    ok = np.isfinite(sm)
-    xs, sm = xs[ok] - view.x0, sm[ok]
-    if len(xs) < 2:
-        return
-    p = np.stack([xs, sm], axis=1)
-    c = np.asarray(w.run.color, np.float32) * np.array([0.55, 0.55, 0.55, 1.0], np.float32)
-    frame.add(Segments("smooth", p[:-1], p[1:], c))
-
-
-def _epochs_and_rules(frame: Frame, w: _Window, state: ViewState, view: View, width_px: int, row: int = 0) -> None:
-    """Epoch marks and batch-change rules of one run (when they are few enough to tell apart).
-
-    With several runs each run's marks sit on a row of their own and its rules take its colour, so one
-    run's epochs and batch changes are never drawn as another's.
-    """
-    x0 = view.x0
-    if w.recs is not None and w.level is not None:
-        ef, el = w.recs["epoch_first"], w.recs["epoch_last"]
-        idx = np.nonzero(ef[1:] != el[:-1])[0] + 1
-        us = w.recs["first_it"][idx].astype(np.float64)
-        eps = ef[idx]
-    else:
-        d = w.rows
-        if d is None or len(d) < 2:
-            return
-        e = d["epoch"]
-        idx = np.nonzero(np.diff(e) != 0)[0] + 1
-        us, eps = d.iteration[idx].astype(np.float64), e[idx]
-        if state.show_rules:
-            b = d["batch"]
-            bu = d.iteration[np.nonzero(np.diff(b) != 0)[0] + 1].astype(np.float64)
-            bu = bu[(bu >= w.u0) & (bu <= w.u1)]
-            if 0 < len(bu) <= width_px / 4:
-                rx = w.x(bu) - x0
-                color = RULE_COLOR if row == 0 and len(frame.legend) <= 1 else \
-                    tuple(float(c) for c in w.run.color[:3]) + (0.35,)
-                frame.add(Rects("rules", np.stack([rx, np.zeros_like(rx), rx, np.full_like(rx, view.y1 - view.y0)],
-                                                  axis=1), color))
-    sel = (us >= w.u0) & (us <= w.u1)
-    frame.epoch_marks += [(float(x - x0), int(e), row, tuple(float(c) for c in w.run.color))
-                          for x, e in zip(w.x(us[sel]), eps[sel])]

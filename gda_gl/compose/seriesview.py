@@ -40,6 +40,8 @@ __all__ = ["plan", "available", "is_loss_like", "SeriesWindow", "read_windows", 
 
 #: at most this many visible points get a mark each
 MARK_POINTS = 200
+#: logged points are squares (shape code 1): discs and triangles are line-search trial points
+SERIES_MARK_SHAPE = 1.0
 BUILTIN = ("train_loss", "lr", "grad_norm")
 
 
@@ -137,10 +139,17 @@ def extent(windows: list[SeriesWindow], x0: float, x1: float, log_y: bool, yscal
     return (lo, hi) if math.isfinite(lo) else None
 
 
-def series_color(run_color, on_curve: bool) -> np.ndarray:
-    """A series' colour: a darker shade of the run's colour on the curve's axes, the run's colour in a panel."""
+#: opacity of a series' line over the curve among many runs (its points are drawn opaque)
+SWEEP_SERIES_ALPHA = 0.3
+
+
+def series_color(run_color, on_curve: bool, many: bool = False) -> np.ndarray:
+    """A series' colour: a darker shade of the run's colour on the curve's axes, the run's colour in a panel;
+    among many runs (``many``) the run's colour, faint (the points are marked; thirty lines would cover the runs)."""
     c = np.asarray(run_color, np.float32).copy()
-    if on_curve:
+    if on_curve and many:
+        c[3] *= SWEEP_SERIES_ALPHA
+    elif on_curve:
         c[:3] *= 0.55
     return c
 
@@ -167,17 +176,22 @@ def _per_column(xs: np.ndarray, x1s: np.ndarray, lo: np.ndarray, hi: np.ndarray,
 
 
 def draw_series(frame: Frame, windows: list[SeriesWindow], view: View, on_curve: bool, xmaps: dict | None = None,
-                yscales: dict | None = None) -> None:
+                yscales: dict | None = None, colors: dict | None = None) -> None:
     """Add the windows' bands, lines, marks and non-finite flags to ``frame`` (positions relative to the view;
-    ``xmaps``: run index -> the frame's :class:`~gda_gl.compose.xaxis.AxisMap` when the x axis is not the iteration).
-    More items than pixel columns are merged per column (:func:`_per_column`): work bounded by pixels."""
+    ``xmaps``: run index -> the frame's :class:`~gda_gl.compose.xaxis.AxisMap` when the x axis is not the iteration;
+    ``colors``: run index -> the run's colour in this frame, when not its own).
+    More items than pixel columns are merged per column (:func:`_per_column`): work bounded by pixels.
+    Many runs (:mod:`gda_gl.compose.manyruns`) get one legend entry per series, not one per run and series."""
+    from .manyruns import sweep_style
+
+    sweep = on_curve and sweep_style(frame.runs)
     for s in windows:
         x, v, blo, bhi = _points(s)
         scale = (yscales or {}).get(s.run_index, 1.0)  # a normalised view: this run's losses over its first
         v, blo, bhi = (None if a is None else a * scale for a in (v, blo, bhi))
         xmap = (xmaps or {}).get(s.run_index)
         to_x = (lambda u: np.asarray(u, np.float64)) if xmap is None else xmap.to_axis
-        color = series_color(s.run.color, on_curve)
+        color = series_color((colors or {}).get(s.run_index, s.run.color), on_curve, sweep)
         d = s.data
         buckets = blo is not None
         xs = to_x(d.first_it if buckets else x) - view.x0
@@ -198,11 +212,24 @@ def draw_series(frame: Frame, windows: list[SeriesWindow], view: View, on_curve:
         p = np.stack([xm, ys], axis=1)
         frame.add(Segments("series", p[:-1][pair], p[1:][pair], color, label=f"{s.run.name}: {s.name}"))
         if not buckets and not merged and fin.sum() <= MARK_POINTS:
-            frame.add(Markers("series_marks", p[fin], color, 5.0, 0.0))
+            frame.add(Markers("series_marks", p[fin], np.r_[color[:3], 1.0] if sweep else color, 4.0 if sweep else 5.0,
+                              SERIES_MARK_SHAPE))
         frame.add(Markers("flags", np.stack([xm[bad], np.full(int(bad.sum()), np.nan)], axis=1), NONFINITE_COLOR,
                           7.0, 2.0))
         if on_curve:
-            frame.legend.append((f"{s.run.name}: {s.name}", tuple(float(c) for c in color)))
+            _legend_entry(frame, s, color)
+
+
+def _legend_entry(frame: Frame, s: SeriesWindow, color) -> None:
+    """The series' legend entry: "run: name", or with many runs one "name" entry in grey for every run."""
+    from .manyruns import sweep_style
+
+    if not sweep_style(frame.runs):
+        frame.legend.append((f"{s.run.name}: {s.name}", tuple(float(c) for c in color)))
+        return
+    entry = (f"{s.name} (squares)", (0.3, 0.3, 0.3, 1.0))
+    if entry not in frame.legend:
+        frame.legend.append(entry)
 
 
 def panel_frame(windows: list[SeriesWindow], name: str, x_range: tuple[float, float], log_y: bool,

@@ -75,6 +75,19 @@ def _short_text(key: str, v) -> str:
     return v
 
 
+def is_param_name(v) -> bool:
+    """Whether a colour-by name is a hyperparameter (``config.NAME``, ``param:NAME``): runs coloured by its value."""
+    return isinstance(v, str) and 0 < len(v) <= 200 and (v.startswith("config.") or v.startswith("param:"))
+
+
+def check_color_by(key: str, v):
+    """A statistic of :data:`COLOR_BY_CHOICES`, or a hyperparameter name (:func:`is_param_name`)."""
+    if v in COLOR_BY_CHOICES or is_param_name(v):
+        return v
+    raise ValueError(f"{key}: unknown statistic {str(v)[:40]!r} (choose from {', '.join(COLOR_BY_CHOICES)}, "
+                     "or a hyperparameter config.NAME)")
+
+
 def _smoothing(key: str, v) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
         raise ValueError(f"{key} must be a number in [0, 1)")
@@ -96,8 +109,9 @@ def _validators() -> dict:
            for k in ("x_range", "y_range", "iteration_range", "epoch_range")}
     out.update({k: _boolean for k in ("log_y", "show_loose", "show_trials", "show_rules", "show_envelope", "follow",
                                       "normalize")})
-    out.update(color_by=_one_of(COLOR_BY_CHOICES, "unknown statistic"), highlight=_short_text,
+    out.update(color_by=check_color_by, highlight=_short_text, focus=_names,
                smoothing=_smoothing, selected=lambda key, v: _number(key, v, integer=True, bound=_X_BOUND),
+               selected_run=_short_text,
                series=_names, series_log=_names, x_axis=_one_of(X_AXES, "unknown x axis"))
     return out
 
@@ -105,7 +119,7 @@ def _validators() -> dict:
 #: how from_json checks each field (None is kept as "not set" except for these)
 _VALIDATORS = _validators()
 _NOT_NONE = {"log_y", "show_loose", "show_trials", "show_rules", "show_envelope", "follow", "normalize", "color_by",
-             "smoothing", "series_log", "x_axis"}
+             "focus", "smoothing", "series_log", "x_axis"}
 
 
 @dataclass
@@ -122,12 +136,14 @@ class ViewState:
     epoch_range: tuple[int, int] | None = None
     highlight: str | None = None          # condition: overshoot, undershoot, failed, nonfinite, "efficiency<0.5"
     selected: int | None = None           # iteration whose details are shown
+    selected_run: str | None = None       # the run (its name) that step belongs to: one iteration, several runs
     follow: bool = False
     smoothing: float = 0.0                # EMA weight of the classic curve's smoothed line (0: none, < 1)
     series: tuple[str, ...] | None = None  # series drawn (None: every logged loss-like series, on the curve's axes)
     series_log: tuple[str, ...] = ()      # panels drawn with a log y axis
     x_axis: str = "iteration"             # iteration, epoch, samples, wall_time, forward_passes (gda_gl.compose.xaxis)
     normalize: bool = False               # each run's loss over its own first loss (runs of different scales)
+    focus: tuple[str, ...] = ()           # runs drawn in full (envelope, arcs) among many (gda_gl.manyruns)
     _observers: list = field(default_factory=list, repr=False, compare=False)
 
     def observe(self, fn: Callable[["ViewState", set], None]) -> None:
@@ -139,8 +155,8 @@ class ViewState:
         for k, v in changes.items():
             if k.startswith("_") or k not in {f.name for f in fields(self)}:
                 raise AttributeError(f"ViewState has no field {k!r}")
-            if k == "color_by" and v not in COLOR_BY_CHOICES:
-                raise ValueError(f"unknown statistic {v!r} (choose from {', '.join(COLOR_BY_CHOICES)})")
+            if k == "color_by":
+                check_color_by("color_by", v)
             if getattr(self, k) != v:
                 setattr(self, k, v)
                 changed.add(k)

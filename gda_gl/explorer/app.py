@@ -299,8 +299,9 @@ class ExplorerWindow:
 
 
 def build_window(paths: list[str], follow: bool = False, state_file: str | None = None,
-                 fps: bool = False) -> ExplorerWindow:
-    """Open the recordings and build the window (not shown).  With ``follow``, missing files are waited for."""
+                 fps: bool = False, watch=None) -> ExplorerWindow:
+    """Open the recordings and build the window (not shown).  With ``follow``, missing files are waited for;
+    ``watch`` (a :class:`~gda_gl.session.select.FolderWatch`): recordings appearing in folders are opened."""
     from gda_gl.gl.backend import use_backend
 
     use_backend(offscreen=False)
@@ -308,7 +309,8 @@ def build_window(paths: list[str], follow: bool = False, state_file: str | None 
 
     from recorder.store import Recording
 
-    from gda_gl.compose.scene import RUN_COLORS, RunData
+    from gda_gl.compose.scene import RunData
+    from gda_gl.compose.style import run_color
     from gda_gl.compose.state import ViewState
     from .controller import ExplorerController
     from gda_gl.session.follow import Follower
@@ -327,12 +329,12 @@ def build_window(paths: list[str], follow: bool = False, state_file: str | None 
             r.close()
         raise
     # windows onto the recordings: nothing is read until a frame asks for it (runs of any length)
-    runs = [RunData.from_recording(rec, color=RUN_COLORS[i % len(RUN_COLORS)]) for i, rec in enumerate(recs)]
+    runs = [RunData.from_recording(rec, color=run_color(i)) for i, rec in enumerate(recs)]
     state = load_state(state_file) if state_file and Path(state_file).exists() else ViewState()
     if follow:
         state.follow = True
     ctrl = ExplorerController(runs, state)
-    follower = Follower(ctrl, recs, pending) if follow else None
+    follower = Follower(ctrl, recs, pending, watch=watch) if follow or watch is not None else None
     first = Path(paths[0]) if paths else None
     w = ExplorerWindow(ctrl, fps=fps, state_file=state_file, follower=follower,
                        default_state_file=str(first.with_name(first.stem + ".view.json")) if first else None)
@@ -341,10 +343,10 @@ def build_window(paths: list[str], follow: bool = False, state_file: str | None 
 
 
 def run_viewer(paths: list[str], follow: bool = False, state_file: str | None = None,
-               exit_after: float | None = None, screenshot: str | None = None, fps: bool = False) -> int:
-    """Open the explorer window on ``paths``; returns the exit status."""
+               exit_after: float | None = None, screenshot: str | None = None, fps: bool = False, watch=None) -> int:
+    """Open the explorer window on ``paths`` (and the recordings ``watch`` finds later); returns the exit status."""
     QtCore, _, _ = _qt()
-    w = build_window(paths, follow=follow, state_file=state_file, fps=fps)
+    w = build_window(paths, follow=follow, state_file=state_file, fps=fps, watch=watch)
     w.show()
     rc = {"code": 0}
     if exit_after is not None:

@@ -48,6 +48,7 @@ from gda_gl.compose.xaxis import IterRange
 from gda_gl.compose.state import COLOR_BY_CHOICES, ViewState
 from gda_gl.compose.detail import detail_numbers
 from . import export, filters, inputmap, picking
+from .findings import FindingsNav
 from .navigation import MIN_WIDTH, ZOOM_OUT_LIMIT, Navigator
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ class ExplorerController(Navigator):
         self._grow: list[Callable[[], None]] = []
         self._select: list[Callable[[], None]] = []
         self._matches = filters.Matches()
+        #: the runs' findings (``gda-gl diagnose``) and the flight to each (keys J / K, the findings list)
+        self.findings = FindingsNav(self)
 
     # -- listeners -----------------------------------------------------------
     def on_grow(self, fn: Callable[[], None]) -> None:
@@ -105,8 +108,11 @@ class ExplorerController(Navigator):
     def hover(self, px: float, py: float) -> dict | None:
         """What the cursor points at in the drawn frame (see :func:`.picking.hover_info`), or None off the plot."""
         view, frame = self.drawn()
-        self.hover_info = picking.hover_info(self.runs, frame, view, px, py)
-        return self.hover_info
+        info = picking.hover_info(self.runs, frame, view, px, py)
+        if info is not None and "iteration" in info and self.state.color_by not in (None, "none"):
+            info["stat"] = picking.step_statistic(self.runs[info["run_index"]], info["iteration"], self.state.color_by)
+        self.hover_info = info
+        return info
 
     def pick(self, px: float, py: float, tolerance_px: float = picking.PICK_PX) -> int | None:
         """Select the step whose drawn arc is nearest the cursor (any run, within ``tolerance_px``)."""
@@ -152,7 +158,8 @@ class ExplorerController(Navigator):
 
     def select(self, run_index: int | None, iteration: int | None) -> None:
         self.selected_run = run_index
-        self.state.update(selected=iteration)
+        name = self.runs[run_index].name if run_index is not None and run_index < len(self.runs) else None
+        self.state.update(selected=iteration, selected_run=name if iteration is not None else None)
         for fn in list(self._select):
             fn()
         self.request_redraw()
@@ -163,6 +170,8 @@ class ExplorerController(Navigator):
         if k is None:
             return None
         order = list(range(len(self.runs)))
+        if self.selected_run is None and self.state.selected_run is not None:  # a saved state names the run
+            self.selected_run = next((i for i, r in enumerate(self.runs) if r.name == self.state.selected_run), None)
         if self.selected_run is not None and self.selected_run < len(self.runs):
             order.remove(self.selected_run)
             order.insert(0, self.selected_run)

@@ -176,6 +176,8 @@ BINDINGS: tuple[Binding, ...] = (
              "b": _toggle("show_rules"), "e": _toggle("show_envelope")}),
     Binding("H", "next highlight filter; N / P next / previous match",
             {"h": _highlight, "n": _next_match, "p": _prev_match}),
+    Binding("J / K", "next / previous finding of gda-gl diagnose (flies to it)",
+            {"j": lambda c: c.findings.jump(+1), "k": lambda c: c.findings.jump(-1)}),
     Binding("U", "x axis: iteration, epoch, samples, wall time, forward passes (next)", {"u": _x_axis}),
     Binding("Y", "each run's loss over its own first loss on / off", {"y": _normalize}),
     Binding("D", "details of the step under the cursor", {"d": _details}),

@@ -65,6 +65,7 @@ class ControlPanel:
         ctrl.on_grow(self.update_ranges)
         ctrl.on_grow(self.fill_runs)
         ctrl.on_grow(self.series.fill)
+        ctrl.on_grow(self.findings.fill)
         ctrl.on_grow(self.axis.fill)
         ctrl.on_select(self.show_details)  # the state does not change when only the run does
         self.sync()
@@ -78,6 +79,7 @@ class ControlPanel:
         from gda_gl.compose.state import COLOR_BY_CHOICES
         from .filters import HIGHLIGHTS
         from .axischoice import AxisChoice
+        from .findingslist import FindingsList
         from .serieslist import SeriesList
 
         self.runs_list = QtWidgets.QListWidget()
@@ -85,6 +87,7 @@ class ControlPanel:
         self._colors = RUN_COLORS
         self.fill_runs()
         self.series = SeriesList(self.ctrl)
+        self.findings = FindingsList(self.ctrl, self.message)
         self.color = QtWidgets.QComboBox()
         self.color.addItems(COLOR_BY_CHOICES)
         self.axis = AxisChoice(self.ctrl, self.message)
@@ -140,6 +143,8 @@ class ControlPanel:
             form.addWidget(QtWidgets.QLabel(label))
             row(lo, hi, btn)
         row(self.home_b, self.help_b)
+        form.addWidget(QtWidgets.QLabel("findings (J / K; click: fly to it)"))
+        form.addWidget(self.findings.widget)
         form.addWidget(QtWidgets.QLabel("selected step"))
         form.addWidget(self.numbers)
         form.addStretch(1)
@@ -186,6 +191,11 @@ class ControlPanel:
             combo.activated.connect(back(combo))
         for cb in (*self.checks.values(), self.autofit):
             cb.clicked.connect(back(cb))
+        self.series.widget.itemChanged.connect(back(self.series.widget))  # ticking a series: keys go back too
+        self.series.widget.itemDoubleClicked.connect(back(self.series.widget))
+        for boxes, btn in (((self.it_lo, self.it_hi), self.it_apply), ((self.ep_lo, self.ep_hi), self.ep_apply)):
+            for sb in boxes:  # Enter in a range box applies the range, as the button does
+                sb.lineEdit().returnPressed.connect(btn.click)
 
     # -- widgets follow the state ------------------------------------------------------------
     def sync(self, st=None, changed=None) -> None:

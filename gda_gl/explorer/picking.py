@@ -22,6 +22,9 @@ import math
 
 import numpy as np
 
+from recorder import stats
+
+from gda_gl.compose.detail import stat_value
 from gda_gl.compose.frame import Frame
 from gda_gl.compose.rundata import RunData
 from gda_gl.compose.ticks import format_position
@@ -186,6 +189,19 @@ def series_at(frame: Frame, view: View, x: float) -> dict[str, float]:
     return out
 
 
+def step_statistic(run: RunData, iteration: int, name: str) -> str | None:
+    """``label value`` of statistic ``name`` at one step, by the registry's label and format
+    (:data:`recorder.stats.STAT_BY_NAME`; the hover names the statistic the curve is coloured by)."""
+    stat = stats.STAT_BY_NAME.get(name)
+    row = run.windows.row_of(int(iteration)) if stat is not None else None
+    if row is None or not len(row) or name not in row.columns:
+        return None
+    v = stat_value(stat, row[name][0])
+    if isinstance(v, str):
+        return f"{stat.label} {v}"
+    return f"{stat.label} {v:{stat.fmt}}" if math.isfinite(v) else f"{stat.label} n/a"
+
+
 def hover_text(info: dict | None) -> str:
     """The status line's words for a :func:`hover_info` result (then the series drawn at the cursor's x)."""
     if not info:
@@ -198,7 +214,8 @@ def _hover_main(info: dict) -> str:
     x = format_x(info["x"], info.get("x_res", 1e-4))
     cursor = f"(cursor: x {x}, loss {info['loss']:.6g})"
     if "iteration" in info:
-        return (f"{info['run']}: step {info['iteration']:,}, alpha {info['alpha']:.4g}, phi {info['phi']:.6g} "
+        stat = f", {info['stat']}" if info.get("stat") else ""
+        return (f"{info['run']}: step {info['iteration']:,}, alpha {info['alpha']:.4g}, phi {info['phi']:.6g}{stat} "
                 + cursor)
     if "bucket" in info:
         (a, b), (lo, hi) = info["bucket"], info["loss_range"]

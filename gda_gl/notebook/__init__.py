@@ -52,7 +52,7 @@ def _open(paths, follow: bool):
     """Open the recordings (with ``follow``, missing files are waited for); returns (runs, recordings, pending)."""
     from recorder.store import Recording
 
-    from gda_gl.compose.style import RUN_COLORS
+    from gda_gl.compose.style import run_color
     from gda_gl.session.open import closing_on_error, run_of
 
     recs, pending, runs = [], [], []
@@ -62,7 +62,7 @@ def _open(paths, follow: bool):
                 pending.append(str(p))
                 continue
             recs.append(Recording(p))
-            runs.append(run_of(recs[-1], RUN_COLORS[len(runs) % len(RUN_COLORS)], empty_ok=follow))
+            runs.append(run_of(recs[-1], run_color(len(runs)), empty_ok=follow))
     return runs, recs, pending
 
 
@@ -82,13 +82,31 @@ def _state(state, follow: bool):
     return st
 
 
+def _chosen(paths, runs: str | None, where: str | None, follow: bool):
+    """(recordings to open, a FolderWatch of the folders among ``paths`` or None): folders stand for their
+    ``*.gda``, kept by ``runs`` (a regular expression) and ``where`` (as ``gda-gl view --runs --where``)."""
+    from gda_gl.session.errors import UsageError
+    from gda_gl.session.select import FolderWatch, choose, expand_paths, folders_of
+
+    folders = folders_of(paths)
+    try:
+        chosen = choose(expand_paths(paths, allow_empty=follow), runs, where)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return chosen, (FolderWatch(folders, chosen, runs, where) if folders else None)
+
+
 def view(*paths, follow: bool = False, state=None, size: tuple[int, int] = (1000, 560), poll_s: float = 0.2,
-         quality: int | None = None, export_dir: str | None = None):
+         quality: int | None = None, export_dir: str | None = None, runs: str | None = None,
+         where: str | None = None):
     """Explore recordings in a notebook; returns an :class:`ExplorerView` (or an :class:`ErrorLine`).
 
     Parameters
     ----------
-    *paths : recordings (``.gda``), overlaid in one plot
+    *paths : recordings (``.gda``) or folders of them (every ``*.gda`` directly in one, and those that appear
+        there later), overlaid in one plot
+    runs, where : keep only the runs whose name or file matches the regular expression ``runs`` and whose
+        hyperparameters satisfy ``where`` (``"config.lr<0.1"``), as ``gda-gl view --runs --where``
     follow : follow files being written by another process (missing files are waited for)
     state : a :class:`~gda_gl.compose.state.ViewState` or the path of a saved one (``gda-gl view --state``)
     size : the frame's size in CSS pixels (the browser may resize it; the frame follows)
@@ -105,11 +123,12 @@ def view(*paths, follow: bool = False, state=None, size: tuple[int, int] = (1000
 
         from gda_gl.session.checks import check_state
 
-        runs, recs, pending = _open([str(p) for p in paths], follow)
+        chosen, watch = _chosen([str(p) for p in paths], runs, where, follow)
+        opened, recs, pending = _open(chosen, follow)
         st = _state(state, follow)
-        check_state(runs, st, series=not follow)  # what gda-gl refuses, refused here before the widget exists
-        return ExplorerView(runs, recs, pending, st, follow=follow, size=size,
-                            poll_s=poll_s, quality=quality, export_dir=export_dir)
+        check_state(opened, st, series=not follow)  # what gda-gl refuses, refused here before the widget exists
+        return ExplorerView(opened, recs, pending, st, follow=follow, size=size,
+                            poll_s=poll_s, quality=quality, export_dir=export_dir, watch=watch)
     except Exception as exc:
         for r in recs:
             try:

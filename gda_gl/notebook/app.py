@@ -28,6 +28,7 @@ class ExplorerView(W.HBox):
     poll_s : how often followed files are polled
     quality : JPEG quality while the view changes (None: the widget's default)
     export_dir : where key X writes
+    watch : a :class:`~gda_gl.session.select.FolderWatch` (folders given: recordings appearing there are opened)
 
     Attributes
     ----------
@@ -38,7 +39,7 @@ class ExplorerView(W.HBox):
     """
 
     def __init__(self, runs, recordings, pending, state, follow=False, size=(1000, 560), poll_s=0.2,
-                 quality=None, export_dir=None):
+                 quality=None, export_dir=None, watch=None):
         from gda_gl.explorer.controller import ExplorerController
         from gda_gl.session.follow import Follower
         from .controls import Controls
@@ -47,7 +48,7 @@ class ExplorerView(W.HBox):
 
         target = gl_call(GLTarget, *size)  # first: no GL means one error line, no half-built widget
         ctrl = ExplorerController(runs, state, size=tuple(int(v) for v in size))
-        follower = Follower(ctrl, recordings, pending) if follow else None
+        follower = Follower(ctrl, recordings, pending, watch=watch) if follow or watch is not None else None
         kw = {} if quality is None else {"quality": int(quality)}
         fb = ExplorerFrameBuffer(ctrl, target, follower=follower, poll_s=poll_s, export_dir=export_dir, **kw)
         controls = Controls(fb)

@@ -2,7 +2,8 @@
 
 :class:`Controls` mirrors :class:`gda_gl.explorer.panel.ControlPanel` (same toggles, same labels
 naming the keys): run list (visibility), x axis, colour-by, the display toggles, y auto-fit, smoothing,
-highlight filter with previous/next match, iteration and epoch ranges, whole run, help, export.
+highlight filter with previous/next match, iteration and epoch ranges, whole run, help, export, and the
+runs' findings (``gda-gl diagnose``; picking one flies the view to it).
 Every control edits the one :class:`~gda_gl.compose.state.ViewState` through the controller, and
 :meth:`Controls.sync` sets the controls from the state with a guard so it never feeds back.
 
@@ -75,17 +76,20 @@ class Controls:
         self.it_apply, self.ep_apply = W.Button(description="show"), W.Button(description="show")
         self.home_b, self.help_b = W.Button(description="whole run (Home)"), W.Button(description="help (?)")
         self.export_b = W.Button(description="export PNG + CSV (X)")
+        self.findings = W.Select(options=[], rows=6, layout=W.Layout(width="270px")).add_class("gda-findings")
         self.status = W.HTML().add_class("gda-status")
         self.view_line = W.HTML().add_class("gda-view")
         self.details_image = W.Image(format="png", layout=W.Layout(display="none"))
         self.details_numbers = W.HTML("<i>click a step (or press D over it) to see its line search here</i>")
         self.details = W.VBox([self.details_image, self.details_numbers]).add_class("gda-details")
         self.fill_runs()
+        self.fill_findings()
         self._connect()
         self.sync()
         fb.on_status(self.show_status)
         self.ctrl.state.observe(self.sync)
         self.ctrl.on_grow(self.fill_runs)
+        self.ctrl.on_grow(self.fill_findings)
         self.ctrl.on_select(self.show_details)
 
     def panel(self) -> W.VBox:
@@ -97,7 +101,8 @@ class Controls:
                        self.smoothing, self.highlight, row(self.prev_b, self.next_b),
                        W.HTML("iterations"), row(self.it_lo, self.it_hi, self.it_apply),
                        W.HTML("epochs"), row(self.ep_lo, self.ep_hi, self.ep_apply),
-                       row(self.home_b, self.help_b), self.export_b],
+                       row(self.home_b, self.help_b), self.export_b,
+                       W.HTML("<b>findings</b> (J / K; pick one to fly to it)"), self.findings],
                       layout=W.Layout(width="290px", overflow="auto"))
 
     # -- wiring ----------------------------------------------------------------------------------
@@ -124,6 +129,16 @@ class Controls:
         self._click(self.home_b, c.home)
         self._click(self.help_b, lambda: self._say(c.key("?")))
         self._click(self.export_b, lambda: self._say(self.fb.export()))
+        on(self.findings, lambda n: self._say(c.findings.show(n)) if n else None)
+
+    def fill_findings(self) -> None:
+        """The runs' findings (``gda-gl diagnose``'s numbering) as the list's options."""
+        self._syncing = True
+        try:
+            self.findings.options = [(f.line[:160], f.number) for f in self.ctrl.findings.all()]
+            self.findings.value = None
+        finally:
+            self._syncing = False
 
     def _set_highlight(self, text: str) -> None:
         """A highlight filter from the box; an unknown one is refused (ValueError -> one status line)."""

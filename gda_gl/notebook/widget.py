@@ -266,7 +266,8 @@ class ExplorerFrameBuffer(RemoteFrameBuffer):
             self.request_redraw()
         elif not n:
             self.refresh_status()
-        if not f.pending and f.live_status and not any(s.startswith("live") for s in f.live_status.values()):
+        if f.watch is None and not f.pending and f.live_status and \
+                not any(s.startswith("live") for s in f.live_status.values()):
             # every run finished: read once more (rows committed between this poll's read and its status
             # check), then stop: an idle widget costs nothing
             n += self._final_poll()

@@ -10,7 +10,10 @@ never opens a file.  At each :meth:`Follower.poll` the follower
    read the new rows, windowed runs refresh their index);
 3. keeps a status per run ("live", "live, no new data for N s", "finished",
    "writer died", "waiting for the file") for the title line;
-4. tells the controller that the runs grew
+4. with a folder watch (:class:`gda_gl.session.select.FolderWatch`: a folder given as a run, the
+   sweep being written), adds the recordings that appeared in the folders to the files to open,
+   every :data:`WATCH_S` seconds;
+5. tells the controller that the runs grew
    (:meth:`~gda_gl.explorer.controller.ExplorerController.runs_grew`), which
    follows the newest iterations when following is on.
 """
@@ -21,13 +24,15 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-from gda_gl.compose.scene import RUN_COLORS, RunData
+from gda_gl.compose.scene import RunData
+from gda_gl.compose.style import run_color
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Follower", "IDLE_S"]
+__all__ = ["Follower", "IDLE_S", "WATCH_S"]
 
 IDLE_S = 5.0  # a live writer without new rows for this long is reported as idle
+WATCH_S = 1.0  # watched folders are listed at most this often
 
 
 class Follower:
@@ -39,11 +44,14 @@ class Follower:
     recordings : open recordings, one per run of ``ctrl.runs`` and in that order
     pending : paths of followed files that do not exist yet
     clock : time source (defaults to the controller's)
+    watch : a :class:`~gda_gl.session.select.FolderWatch` of folders whose new recordings are opened
     """
 
     def __init__(self, ctrl, recordings: list | None = None, pending: list[str] | None = None,
-                 clock: Callable[[], float] | None = None):
+                 clock: Callable[[], float] | None = None, watch=None):
         self.ctrl = ctrl
+        self.watch = watch
+        self._next_watch = -float("inf")
         self.clock = clock or ctrl.clock
         self.recordings = list(recordings or [])
         self.pending = [str(p) for p in (pending or [])]
@@ -55,7 +63,7 @@ class Follower:
     @property
     def active(self) -> bool:
         """Whether there is anything to poll."""
-        return bool(self.recordings or self.pending)
+        return bool(self.recordings or self.pending or self.watch is not None)
 
     def title(self) -> str | None:
         """``name [status]`` of every followed run (None when nothing is followed)."""
@@ -74,7 +82,7 @@ class Follower:
             rec = None
             try:
                 rec = Recording(p)
-                run = RunData.from_recording(rec, color=RUN_COLORS[len(self.ctrl.runs) % len(RUN_COLORS)])
+                run = RunData.from_recording(rec, color=run_color(len(self.ctrl.runs)))
             except Exception as exc:  # still being created: try again at the next poll
                 log.debug("%s not readable yet: %s", p, exc)
                 if rec is not None:
@@ -101,6 +109,7 @@ class Follower:
         """Append rows committed since the last poll to the runs; returns how many arrived."""
         was_whole = self.ctrl.shows_whole()
         total = 0
+        self._watch_folders()
         opened = self._open_pending() if self.pending else 0
         for rec, run in zip(self.recordings, self.ctrl.runs):
             if run.in_memory:
@@ -118,6 +127,15 @@ class Follower:
         if total:
             self.ctrl.runs_grew(was_whole)
         return total
+
+    def _watch_folders(self) -> None:
+        """Add the recordings that appeared in the watched folders to the files to open (every WATCH_S)."""
+        if self.watch is None or self.clock() < self._next_watch:
+            return
+        self._next_watch = self.clock() + WATCH_S
+        for p in self.watch.poll():
+            if p not in self.pending:
+                self.pending.append(p)
 
     def close(self) -> None:
         """Close every recording this follower opened or was given (errors are logged, not raised)."""

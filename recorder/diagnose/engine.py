@@ -62,7 +62,8 @@ def from_measures(m: dict[str, np.ndarray], failed_message: str = "") -> dict:
     bounds = window_bounds(int(it[0]), int(it[-1]), _epoch_starts(it, m["epoch"]), len(it) / probed)
     y = loss_series(m)
     div = divergence(it, y)
-    found = ([div] if div else []) + plateaus(m, bounds) + probe_findings(it, m["status"], failed_message) \
+    calm = [b for b in bounds if div is None or b[1] <= div["start"]]  # no plateau in a blow-up
+    found = ([div] if div else []) + plateaus(m, calm) + probe_findings(it, m["status"], failed_message) \
         + lr_changes(it, m["lr"])
     return {"step_size": [verdict_from_rows(m, s, e) for s, e in bounds],
             "spikes": limit(find_spikes(m, before=div["start"] if div else None)),

@@ -510,11 +510,14 @@ def _keys_after_panel_and_esc(w, c, native, wait, settle, key, QtCore, QTest):
     key("Home")
     settle()
     box = w.panel.ep_hi
+    range_before = c.state.x_range
     box.setFocus()
     box.selectAll()
     QTest.keyClicks(box, "1")
     QTest.keyClick(box, QtCore.Qt.Key.Key_Return)
     wait(100)
+    settle()
+    out["enter_applied"] = c.state.x_range != range_before  # issue 28: Enter applies, as the button does
     focus = focused()
     out["focus_is_plot"] = focus is native
     log_before = c.state.log_y
@@ -533,6 +536,16 @@ def _keys_after_panel_and_esc(w, c, native, wait, settle, key, QtCore, QTest):
     w.panel.color.activated.emit(1)
     wait(100)
     out["focus_after_combo_is_plot"] = focused() is native
+    # issue 28: after ticking a series in the list, keys (U, S, ...) go to the plot again
+    lst = w.panel.series.widget
+    out["series_items"] = lst.count()
+    if lst.count():
+        lst.setFocus()
+        item = lst.item(lst.count() - 1)
+        item.setCheckState(QtCore.Qt.CheckState.Checked if item.checkState() != QtCore.Qt.CheckState.Checked
+                           else QtCore.Qt.CheckState.Unchecked)
+        wait(100)
+        out["focus_after_series_is_plot"] = focused() is native
     w.panel.color.setCurrentText("none")
     key("?")
     wait(150)
@@ -604,6 +617,33 @@ def _numbers_at_scale(wait, build_window, QtCore, QtGui, QtWidgets):
     finally:
         g.win.close()
         g.close_recordings()
+    return out
+
+
+@scenario("findings_fly")
+def _findings_fly(w, c, wait, settle, key, QtCore):
+    """Issue 30: the side panel lists the findings of gda-gl diagnose; J / K and a click fly to one."""
+    c.home()
+    settle()
+    lst = w.panel.findings.widget
+    out = {"items": [lst.item(i).text() for i in range(lst.count())], "flights": []}
+
+    def shown(how):
+        settle()
+        wait(100)
+        v = c.drawn_view
+        out["flights"].append({"how": how, "current": c.findings.current, "drawn": [v.x0, v.x1],
+                               "selected": c.state.selected, "axis": c.state.x_axis})
+
+    key("j")
+    shown("J")
+    key("j")
+    shown("J")
+    key("k")
+    shown("K")
+    last = lst.item(lst.count() - 1)
+    lst.itemClicked.emit(last)
+    shown("click")
     return out
 
 

@@ -1,7 +1,8 @@
 """One torchrun worker for tests/test_sharded.py: train sharded set-ups with and without the recorder.
 
 ``python -m torch.distributed.run ... sharded_worker.py OUT SETUP [SETUP ...]``.  For each set-up it
-trains the model twice from the same initial weights on the same data, once with the recorder attached
+trains the model twice from the same initial weights on the same data (``*_skip``: a fourth batch whose step
+the loop skips, the second), once with the recorder attached
 (``OUT/SETUP.gda``) and once without, and rank 0 saves ``OUT/SETUP.pt``: the full (gathered) weights
 before every step and after the last, the global batches of every step, and whether the two runs'
 losses and final local shards are bit-identical on every rank.  The test computes the truth from it
@@ -158,7 +159,7 @@ def train(setup: str, out: str, record: bool, kill: bool = False):
             rec, tape["refused"] = None, str(exc)
     micro = 2 if "accum" in setup else 1
     losses = []
-    for step in range(STEPS + 3 * kill):
+    for step in range(STEPS + 3 * kill + ("skip" in setup)):
         x, y = data(kind, step, 16 * micro)
         batches = [(x[j::micro], y[j::micro]) for j in range(micro)]  # the global micro-batches
         opt.zero_grad()
@@ -176,6 +177,8 @@ def train(setup: str, out: str, record: bool, kill: bool = False):
                 loss = loss_fn(model(xm), ym)
                 (loss / micro).backward()
             losses.append(loss.detach().clone())
+        if "skip" in setup and step == 1:  # a guard skips this batch's step: its gradient is discarded
+            continue
         if "clip" in setup:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 0.05)
         opt.step()

@@ -1,0 +1,75 @@
+"""Many runs in one picture (a sweep of 30-100 runs): what each run contributes to a frame. Compute only.
+
+With :data:`MANY_RUNS` or more visible runs a frame is drawn in the *sweep style*
+(:func:`gda_gl.compose.scene.compose` asks :func:`sweep_style`):
+
+* zoomed out, each run is one thin line: its training loss per pixel column (the mean of the
+  bucket's ``train_loss``, the classic curve's middle where none was recorded), averaged over
+  :data:`LINE_SMOOTH_PX` pixel columns centred on each (so per-batch noise does not paint a band;
+  the user's smoothing, ``--smooth`` / ``M``, replaces it with TensorBoard's EMA).  No envelope:
+  thirty translucent envelopes cover the plot and hide each other;
+* a run's steps become arcs (phi_k over [0, step]) once a step spans at least
+  :data:`ARC_PX_PER_STEP` pixels on the x axis, for every run;
+* the *focused* runs (``ViewState.focus``: the run selected in the window, or named) are drawn as
+  with few runs: envelope, classic curve, and arcs as soon as rows fit the pixels.
+
+With fewer runs nothing changes: each run's envelope and classic curve zoomed out, arcs zoomed in.
+"""
+
+from __future__ import annotations
+
+
+import numpy as np
+
+__all__ = ["MANY_RUNS", "ARC_PX_PER_STEP", "LINE_SMOOTH_PX", "LINE_ALPHA", "sweep_style", "arcs_fit", "is_focused",
+           "line_values", "smooth_centered"]
+
+#: visible runs from which a frame is drawn in the sweep style
+MANY_RUNS = 4
+#: in the sweep style a run's steps are drawn as arcs once each step spans this many pixels
+ARC_PX_PER_STEP = 6.0
+#: the sweep style's run line is the training loss averaged over this many pixel columns (centred)
+LINE_SMOOTH_PX = 12.0
+#: opacity of a run's line in the sweep style (crossings of many runs stay readable)
+LINE_ALPHA = 0.9
+
+
+def sweep_style(visible_runs: int) -> bool:
+    """Whether a frame of ``visible_runs`` runs is drawn in the sweep style."""
+    return visible_runs >= MANY_RUNS
+
+
+def arcs_fit(steps_in_view: float, width_px: int) -> bool:
+    """Whether ``steps_in_view`` steps over ``width_px`` pixels leave :data:`ARC_PX_PER_STEP` pixels per step."""
+    return steps_in_view <= 0 or width_px / steps_in_view >= ARC_PX_PER_STEP
+
+
+def is_focused(state, name: str) -> bool:
+    """Whether the run ``name`` is drawn in full in the sweep style (``state.focus`` names it)."""
+    focus = getattr(state, "focus", None) or ()
+    return name in focus
+
+
+def line_values(recs: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(value, weight) per bucket of a run's line: the bucket's mean training loss where it has one, else
+    the middle of its classic curve; the weight is the bucket's row count (0 where no value is finite)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mid = 0.5 * (np.asarray(recs["cl_lo"], np.float64) + np.asarray(recs["cl_hi"], np.float64))
+        if "train_loss:count" in recs:
+            cnt = np.asarray(recs["train_loss:count"], np.float64)
+            mean = np.asarray(recs["train_loss:sum"], np.float64) / np.where(cnt > 0, cnt, 1.0)
+            mid = np.where((cnt > 0) & np.isfinite(mean), mean, mid)
+    weight = np.where(np.isfinite(mid), np.asarray(recs["rows"], np.float64), 0.0)
+    return mid, weight
+
+
+def smooth_centered(values: np.ndarray, weights: np.ndarray, half: int) -> np.ndarray:
+    """Weighted moving average over ``2 * half + 1`` neighbours centred on each point (NaN keeps weight 0)."""
+    v = np.where(weights > 0, np.nan_to_num(values), 0.0)
+    if half <= 0 or len(v) < 2:
+        return np.where(weights > 0, values, np.nan)
+    kernel = np.ones(2 * half + 1)
+    num = np.convolve(v * weights, kernel, mode="same")
+    den = np.convolve(weights, kernel, mode="same")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)

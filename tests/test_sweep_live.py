@@ -1,0 +1,79 @@
+"""Issue 29: a folder given to the window or the notebook is watched; a run written into it after opening is
+picked up (if it passes --runs / --where), drawn in a colour of its own, and the runs the filters exclude stay out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gda_gl.bench.sweep import write_sweep
+
+
+def _clock():
+    t = {"now": 0.0}
+
+    def clock():
+        return t["now"]
+    return t, clock
+
+
+def test_the_window_picks_up_a_run_written_into_its_folder_after_opening(tmp_path):
+    from recorder.store import Recording
+
+    from gda_gl.compose.scene import RunData
+    from gda_gl.compose.style import run_color
+    from gda_gl.explorer.controller import ExplorerController
+    from gda_gl.session.follow import WATCH_S, Follower
+    from gda_gl.session.select import FolderWatch, expand_paths
+
+    write_sweep(tmp_path, runs=3, steps=120)
+    paths = expand_paths([tmp_path])
+    recs = [Recording(p) for p in paths]
+    runs = [RunData.from_recording(r, color=run_color(i)) for i, r in enumerate(recs)]
+    t, clock = _clock()
+    ctrl = ExplorerController(runs, size=(800, 500), clock=clock)
+    follower = Follower(ctrl, recs, watch=FolderWatch([tmp_path], paths, where="config.lr<0.5"), clock=clock)
+    try:
+        assert follower.active and follower.poll() == 0
+        write_sweep(tmp_path / "more", runs=5, steps=80, prefix="late")  # lrs 0.001 .. 1: four below 0.5
+        for p in sorted((tmp_path / "more").glob("late-0[0-4].gda")):
+            p.rename(tmp_path / p.name)
+        t["now"] += 0.2
+        assert follower.poll() == 0  # listed at most every WATCH_S
+        t["now"] += WATCH_S
+        assert follower.poll() == 4 * 80
+        names = [r.name for r in ctrl.runs]
+        assert len(names) == 7 and "late=1" not in names and names[3:] == [f"late={v:.3g}" for v in
+                                                                            np.logspace(-3, 0, 5)[:4]]
+        colors = {tuple(np.round(r.color, 4)) for r in ctrl.runs}
+        assert len(colors) == 7  # each new run a colour of its own
+        t["now"] += WATCH_S
+        assert follower.poll() == 0  # each file once
+    finally:
+        follower.close()
+
+
+@pytest.mark.gl
+def test_the_notebook_picks_up_a_run_written_into_its_folder_after_opening(tmp_path):
+    pytest.importorskip("jupyter_rfb")
+    from gda_gl.notebook import ErrorLine, view
+    from gda_gl.session.follow import WATCH_S
+
+    write_sweep(tmp_path, runs=2, steps=100)
+    v = view(str(tmp_path), size=(480, 300), runs=r"^lr")
+    assert not isinstance(v, ErrorLine), v
+    try:
+        fb = v.frame
+        fb.get_frame()
+        assert len(v.controller.runs) == 2 and v.follower is not None
+        write_sweep(tmp_path / "new", runs=2, steps=60, prefix="late")
+        write_sweep(tmp_path / "new2", runs=1, steps=60, prefix="lr-x")
+        (tmp_path / "new" / "late-00.gda").rename(tmp_path / "late-00.gda")  # --runs ^lr: left out
+        (tmp_path / "new2" / "lr-x-00.gda").rename(tmp_path / "lr-x-00.gda")
+        v.follower._next_watch -= WATCH_S  # the next poll lists the folder now
+        assert fb.poll() == 60
+        assert [r.name for r in v.controller.runs][-1] == "lr-x=0.001" and len(v.controller.runs) == 3
+        img = fb.get_frame()
+        assert img is not None and img.shape[:2] == (300, 480)
+    finally:
+        v.close()
