@@ -35,6 +35,7 @@ __all__ = ["PICK_PX", "HOVER_PX", "BEYOND_PENALTY_PX", "iteration_at", "nearest_
 PICK_PX = 8.0             # a click this close to a drawn arc selects it
 HOVER_PX = 14.0           # the hover readout names the nearest arc within this distance
 BEYOND_PENALTY_PX = 5.0   # picking prefers solid arcs: a light part counts as this much farther
+SERIES_READOUT_MAX = 3     # the status line names at most this many series values (more: see the hover table)
 
 
 def iteration_at(runs: list[RunData], x: float, xmaps: dict | None = None) -> tuple[RunData, int] | None:
@@ -217,7 +218,10 @@ def hover_text(info: dict | None) -> str:
     """The status line's words for a :func:`hover_info` result (then the series drawn at the cursor's x)."""
     if not info:
         return ""
-    return _hover_main(info) + "".join(f"; {k} {v:.6g}" for k, v in info.get("series", {}).items())
+    series = info.get("series", {})
+    if len(series) > SERIES_READOUT_MAX:  # many runs: the hover table gives every run's value
+        return _hover_main(info)
+    return _hover_main(info) + "".join(f"; {k} {v:.6g}" for k, v in series.items())
 
 
 def _hover_main(info: dict) -> str:

@@ -37,9 +37,9 @@ class RunList:
         self.ctrl, self.guard = ctrl, guard
         self.filter = W.Text(placeholder="filter: regex, or config.lr<0.1", continuous_update=False,
                              layout=W.Layout(width="270px")).add_class("gda-run-filter")
-        self.rows = W.VBox(layout=W.Layout(max_height="240px", overflow="auto")).add_class("gda-runs")
+        self.rows = W.VBox(layout=W.Layout(max_height="240px", overflow="auto", flex="0 0 auto")).add_class("gda-runs")
         self.table = W.HTML().add_class("gda-hover")
-        self.box = W.VBox([self.filter, self.rows])
+        self.box = W.VBox([self.filter, self.rows], layout=W.Layout(flex="0 0 auto"))  # never shrunk by the panel
         self.filter.observe(lambda ch: self.guard(self.apply_filter, ch["new"]), names="value")
         self._names: list[str] = []
 
