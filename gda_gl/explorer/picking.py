@@ -153,11 +153,22 @@ def hover_info(runs: list[RunData], frame: Frame, view: View, px: float, py: flo
     values = series_at(frame, view, x)
     if values:
         info["series"] = values  # the series lines drawn over the curve, at the cursor's x
+    if len(runs) > 1:  # the hover table: every run at the cursor's x, by its loss there
+        from .runtable import runs_at
+
+        info["table"] = runs_at(runs, frame, view, px)
     near = nearest_arc(frame, view, px, py, HOVER_PX)
     if near is not None and near["run_index"] < len(runs):
         run = runs[near["run_index"]]
         info.update(near, run=run.name, phi=_phi_at(run, near["iteration"], near["alpha"], view.log_y))
         return info
+    if len(runs) > 1:  # a run's line among many (the sweep style) names its run
+        from .runtable import line_at
+
+        k = line_at(frame, view, px, py)
+        if k is not None and k < len(runs):
+            info.update(run=runs[k].name, run_index=k, line=True)
+            return info
     bucket = bucket_at(frame, view, px, py) if frame.mode == "overview" else None
     if bucket is not None and bucket["run_index"] < len(runs):
         info.update(run=runs[bucket["run_index"]].name, run_index=bucket["run_index"],
@@ -213,6 +224,8 @@ def _hover_main(info: dict) -> str:
         stat = f", {info['stat']}" if info.get("stat") else ""
         return (f"{info['run']}: step {info['iteration']:,}, alpha {info['alpha']:.4g}, phi {info['phi']:.6g}{stat} "
                 + cursor)
+    if info.get("line"):
+        return f"{info['run']}: its line (training loss, smoothed; click to draw it in full) {cursor}"
     if "bucket" in info:
         (a, b), (lo, hi) = info["bucket"], info["loss_range"]
         steps = f"step {a:,}" if a == b else f"steps {a:,}..{b:,}"
