@@ -24,7 +24,6 @@ import numpy as np
 
 from recorder import stats
 
-from gda_gl.compose.detail import stat_value
 from gda_gl.compose.frame import Frame
 from gda_gl.compose.rundata import RunData
 from gda_gl.compose.ticks import format_position
@@ -203,15 +202,12 @@ def series_at(frame: Frame, view: View, x: float) -> dict[str, float]:
 
 def step_statistic(run: RunData, iteration: int, name: str) -> str | None:
     """``label value`` of statistic ``name`` at one step, by the registry's label and format
-    (:data:`recorder.stats.STAT_BY_NAME`; the hover names the statistic the curve is coloured by)."""
+    (:func:`recorder.stats.format_value`; the hover names the statistic the curve is coloured by)."""
     stat = stats.STAT_BY_NAME.get(name)
     row = run.windows.row_of(int(iteration)) if stat is not None else None
     if row is None or not len(row) or name not in row.columns:
         return None
-    v = stat_value(stat, row[name][0])
-    if isinstance(v, str):
-        return f"{stat.label} {v}"
-    return f"{stat.label} {v:{stat.fmt}}" if math.isfinite(v) else f"{stat.label} n/a"
+    return f"{stat.label} {stats.format_value(name, row[name][0])}"
 
 
 def hover_text(info: dict | None) -> str:
