@@ -91,10 +91,11 @@ class RunList:
 
     def show_table(self, info: dict | None) -> None:
         """The hover table of a readout (:func:`gda_gl.explorer.picking.hover_info`'s ``table``)."""
+        from gda_gl.compose.manyruns import sweep_style
         from gda_gl.explorer.runtable import table_text
 
         rows = (info or {}).get("table") or []
-        text = table_text(rows, (info or {}).get("run_index")) if len(rows) > 1 else ""
+        text = table_text(rows, (info or {}).get("run_index")) if sweep_style(len(rows)) else ""
         value = f"<pre style='margin:0;font-size:85%'>{html.escape(text)}</pre>" if text else ""
         if value != self.table.value:
             self.table.value = value
