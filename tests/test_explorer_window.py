@@ -191,6 +191,8 @@ def test_status_and_tooltip_follow_a_view_that_moves_without_the_mouse(drive):
             assert s["tip_visible"] and s["tip"].startswith(f"{s['expect_run']}\nstep {k:,}\n"), (name, s)
             alpha, phi = s["tip"].split("\n")[2:4]  # the tooltip states the numbers of the status line
             assert f"{alpha}, {phi}" in s["status"] and s["tooltip"] == s["tip"], (name, s)
+        elif s["expect_table"]:  # several runs under the cursor: the tooltip is their table (a sweep)
+            assert s["tip"].startswith("runs at x") and "alpha" not in s["tip"], (name, s)
         else:
             assert not s["tip_visible"], (name, s)
 

@@ -473,6 +473,7 @@ def _readout_after_view_moves(w, c, wait, settle, hover_at, key):
                      "expect_run": expect.get("run") if expect else None,
                      "expect_near": bool(expect and expect.get("dist_px", 99) <= 14),
                      "expect_bucket": bool(expect and "bucket" in expect),
+                     "expect_table": bool(expect and expect.get("table")),
                      "x_range": list(c.state.x_range)}
     if c.state.log_y:
         key("l")
