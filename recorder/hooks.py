@@ -181,8 +181,17 @@ class Recorder:
         if optimizer is not self.optimizer and not probing():
             self.capture.others += 1
 
-    def add_micro_batch(self, mb: MicroBatch) -> None:
-        """Count ``mb`` as part of the current step's data (integrations call this before backward)."""
+    def add_micro_batch(self, mb: MicroBatch, loss: torch.Tensor | None = None, factor: float = 1.0) -> None:
+        """Count ``mb`` as part of the current step's data (integrations call this before backward).
+
+        With ``loss`` (the tensor about to be back-propagated, ``factor`` = d loss / d ``mb.loss``) it counts
+        when the backward reaches ``loss``, and its gradient's scale (a GradScaler's) is known."""
+        if isinstance(loss, torch.Tensor) and loss.requires_grad:
+            try:
+                self.capture.watch(loss, mb, factor)
+                return
+            except Exception as exc:  # never break training: count it now instead
+                self._fail(f"watching the loss: {type(exc).__name__}: {exc}")
         self.capture.commit(mb)
 
     def observe(self, inputs, target=None, loss: torch.Tensor | float | None = None, **kwargs) -> None:

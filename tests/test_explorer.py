@@ -117,8 +117,8 @@ def test_hover_pick_and_details_show_the_recorded_numbers(tmp_path):
     assert c.pick(px, py + 40) is None  # too far from the curve
     assert c.pick(px, py) == 40 and c.state.selected == 40
     nums = c.details()
-    assert nums["iteration"] == 40 and nums["train loss"] == d["train_loss"][row]
-    assert nums["efficiency"] == d["efficiency"][row] or np.isnan(d["efficiency"][row])
+    assert nums["iteration"] == 40 and nums["training loss"] == d["train_loss"][row]
+    assert nums["step efficiency"] == d["efficiency"][row] or np.isnan(d["efficiency"][row])
     assert nums["trial points"] == 3 and nums["loose ends"] == 1  # trials at 0.5, 1.0, 1.6
     assert nums["loss phi(0)"] == pytest.approx(float(d.phi[row, 0]))
 

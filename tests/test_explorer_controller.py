@@ -405,3 +405,19 @@ def test_every_readout_names_a_drawn_point_or_none(recs, log_y):
                 qx, qy = v.data_to_px(info["iteration"] + alpha / t, phi)
                 assert math.hypot(qx - px, qy - py) <= HOVER_PX + BEYOND_PENALTY_PX + 0.5, (x_range, px, py, info)
     assert checked > 2000 and with_alpha > 50
+
+
+def test_saved_view_state_keeps_the_selected_step_with_its_run(recs):
+    """Issue 28: the state stored the selected iteration without its run: with two runs holding that
+    iteration, a restored state showed the first run's step whichever had been picked."""
+    from gda_gl.compose.state import ViewState
+
+    c, _ = _ctrl(recs, two=True)
+    c.select(1, 50)
+    assert c.state.selected == 50 and c.state.selected_run == "b"
+    restored = ViewState.from_json(c.state.to_json())
+    assert restored.selected_run == "b"
+    c2 = ExplorerController([_run(recs[0], "a"), _run(recs[1], "b", 1)], restored, size=(800, 500))
+    assert c2.selected_run_data().name == "b" and c2.details()["run"] == "b"
+    c.select(None, None)
+    assert c.state.selected_run is None

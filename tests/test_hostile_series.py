@@ -580,3 +580,24 @@ def test_check_reports_progress_in_rows_and_batches_blocks(tmp_path):
                 C.check_recording(p)
         finally:
             C._BATCH_ROWS = old
+
+
+def test_details_numbers_use_separators_and_are_all_listed(tmp_path):
+    """Before: the details column wrote 7654321 without the separators the axes use, and cut its list
+    ("... 2 more") at the window's details size."""
+    from gda_gl.compose.detail import compose_detail
+    from gda_gl.compose.layout import Layout
+    from gda_gl.compose.rundata import RunData
+
+    p = tmp_path / "big-it.gda"
+    with RecordingWriter(p, GRID, {"name": "big"}) as w:
+        for i in range(7_654_320, 7_654_324):
+            w.append(i, (1.0 + 0.1 * (GRID - 0.8) ** 2).astype(np.float32), train_loss=1.0, taken_alpha=1.0)
+    with Recording(p) as rec:
+        run = RunData(rec.read(), name="big")
+    for size in ((700, 400), (520, 300)):
+        _, frame, nums, _ = compose_detail(run, 7_654_321, Layout(*size))
+        texts = [t[0] for t in frame.texts]
+        assert "7,654,321" in texts and "7654321" not in texts, texts
+        assert not any("more" in t for t in texts), (size, texts)
+        assert all(k in texts for k in nums), (size, [k for k in nums if k not in texts])

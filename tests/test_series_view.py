@@ -207,3 +207,21 @@ def test_the_x_axis_choice_greys_out_what_a_run_cannot_provide(long_run):
     assert res.returncode == 0, res.stderr[-2000:]
     assert "disabled ['samples', 'wall_time'] long " in res.stdout  # no wall time, no samples: greyed, with why
     assert f"axis forward_passes (0.0, {float(N)})" in res.stdout  # no line searches: one pass per step
+
+
+@pytest.mark.gl
+def test_logged_points_are_not_drawn_as_trial_points(tmp_path):
+    """Issue 28: logged val_loss points were the same dark disc the legend calls a line-search trial point."""
+    p = tmp_path / "few.gda"
+    with RecordingWriter(p, GRID, {"name": "few"}) as w:
+        for i in range(40):
+            w.append(i, (1.0 + 0.1 * GRID).astype(np.float32), train_loss=1.0, taken_alpha=1.0,
+                     trials={"alpha": [0.5], "loss": [1.05]} if i % 4 == 0 else None, ls_evals=1)
+        for i in range(0, 40, 5):
+            w.series.log("val_loss", 1.1, i)
+    with Recording(p) as rec:
+        run = RunData.from_recording(rec)
+        _, frame, _, _ = _image([run], ViewState(series=("val_loss",)))
+    marks, trials = frame.merged("series_marks"), frame.merged("trials")
+    assert len(marks.xy) == 8 and len(trials.xy) > 0
+    assert not set(np.unique(marks.shape)) & set(np.unique(trials.shape)), (marks.shape, trials.shape)

@@ -159,23 +159,26 @@ def test_fault_a_compare_x_range_is_on_the_axis(runs, two_runs, axis):
 
 def test_fault_b_compare_marks_sit_where_render_puts_them(runs, two_runs):
     """(b) compare's figure on the epoch axis shows the marks ``render`` shows for the same run (loose-end
-    triangles, epoch marks), at the same x: the far loose ends of the line-search run (at iteration
-    k + 150, past its 12 epochs) are off the plot, as in ``render`` (they were drawn out to "epoch 200")."""
+    triangles, rules), at the same x: the far loose ends of the line-search run (at iteration k + 150, past
+    its 12 epochs) are off the plot, as in ``render`` (they were drawn out to "epoch 200")."""
     band_run, band_state, lay = _compare_states(runs, "epoch")[1]
     view_c, frame_c = compose(band_run, band_state, lay.plot, (lay.width, lay.height))
     view_r, frame_r = compose([runs[1]], ViewState(x_axis="epoch"), lay.plot, (lay.width, lay.height))
 
-    def in_view(view, frame):
-        tri = frame.merged("trials")
-        xs = np.sort(tri.xy[:, 0] + frame.origin[0]) if tri is not None else np.empty(0)
-        marks = sorted((round(x + frame.origin[0], 9), e) for x, e, _, _ in frame.epoch_marks)
-        return xs[(xs >= view.x0) & (xs <= view.x1)], [m for m in marks if view.x0 <= m[0] <= view.x1]
+    def in_view(view, frame, kind):
+        batch = frame.merged(kind)
+        if batch is None:
+            return np.empty(0)
+        xs = np.sort((batch.xy[:, 0] if kind == "trials" else batch.rects[:, 0]) + frame.origin[0])
+        return xs[(xs >= view.x0) & (xs <= view.x1)]
 
-    tri_c, marks_c = in_view(view_c, frame_c)
-    tri_r, marks_r = in_view(view_r, frame_r)
-    np.testing.assert_allclose(tri_c, tri_r)
-    assert marks_c == marks_r and marks_r  # each epoch start e at x = e
-    assert all(x == pytest.approx(e) for x, e in marks_r)
+    for kind in ("trials", "rules"):
+        np.testing.assert_allclose(in_view(view_c, frame_c, kind), in_view(view_r, frame_r, kind), err_msg=kind)
+    # the loose ends are in the frame, where their iteration k + 150 lies on the epoch axis: past the run's end
+    tri = frame_r.merged("trials").xy[:, 0] + frame_r.origin[0]
+    per_epoch = DATASET // RUNS[1][2]
+    np.testing.assert_allclose(np.sort(tri), sorted((k + a) / per_epoch for k, a in LOOSE.items()), rtol=1e-6)
+    assert (tri > view_r.x1).all()
 
 
 @pytest.mark.parametrize("axis", ["samples", "forward_passes"])

@@ -48,14 +48,16 @@ def _data(seed: int):
     return (X[:-VALIDATION], y[:-VALIDATION]), (X[-VALIDATION:], y[-VALIDATION:])
 
 
-def _validate(rec, model, loss_fn, val) -> None:
-    """Log the validation loss and accuracy at the current iteration (rec.log: series beside phi)."""
+def _validate(rec, model, loss_fn, val) -> float:
+    """Log the validation loss and accuracy at the current iteration (rec.log: series beside phi); returns
+    the validation loss (what the progress bar shows)."""
     import torch
 
     with torch.no_grad():
         out = model(val[0])
-        rec.log_dict({"val_loss": float(loss_fn(out, val[1])),
-                      "val_accuracy": float((out.argmax(1) == val[1]).float().mean())})
+        v = float(loss_fn(out, val[1]))
+        rec.log_dict({"val_loss": v, "val_accuracy": float((out.argmax(1) == val[1]).float().mean())})
+    return v
 
 
 def _model(seed: int):
@@ -134,8 +136,10 @@ def _cg_run(path: Path, k_per_batch: int, epochs: int, seed: int, quiet: bool, t
                 for _ in range(k_per_batch):
                     loss = opt.step(closure)
                     bar.update()
-                _validate(rec, model, loss_fn, val)
-                bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
+                v = _validate(rec, model, loss_fn, val)
+                # CG drives each mini-batch's loss to ~0 (it overfits the batch): 3 significant digits, and the
+                # validation loss, which says how training goes
+                bar.set_postfix(batch_loss=f"{float(loss):.3g}", val_loss=f"{v:.3g}", refresh=False)
 
 
 def record_demo(out_dir: str | os.PathLike = "runs", *, sweep: bool = False, quick: bool = False,

@@ -27,16 +27,31 @@ from .scene import NONFINITE_COLOR, RunData, transform_y
 from .textlayer import TextLayer
 from .view import View
 
-__all__ = ["compose_detail", "detail_numbers", "fitted_parabola", "ARMIJO_RHO"]
+__all__ = ["compose_detail", "detail_numbers", "fitted_parabola", "stat_value", "ARMIJO_RHO"]
 
-CLASS_LABELS = dict(stats.CLASS_NAMES)
 
 
 ARMIJO_RHO = 0.05  # Rasmussen's RHO = SIG / 2, the sufficient-decrease constant of the paper's line search
 
 
+def stat_value(stat: stats.Statistic, v):
+    """A row's value of statistic ``stat`` as the details show it: a code's name, an integer, or a float."""
+    if stat.codes:
+        return dict(stat.codes).get(int(v), "?")
+    if stat.fmt == "d" and np.isfinite(v):
+        return int(v)
+    return float(v)
+
+
+def _label(name: str) -> str:
+    """The details' key of statistic ``name`` (its registry label)."""
+    return stats.STAT_BY_NAME[name].label
+
+
 def detail_numbers(d, row: int) -> dict:
-    """The numbers shown for one line search (shared by the PNG export and the explorer panel).
+    """The numbers shown for one line search (shared by the PNG export and the explorer panel): the iteration,
+    phi(0), then every statistic of :data:`recorder.stats.STATISTICS` the recording holds (by its label, in
+    the registry's order: a new statistic shows without a change here), then the trial points and loose ends.
 
     Parameters
     ----------
@@ -46,16 +61,14 @@ def detail_numbers(d, row: int) -> dict:
     if isinstance(d, RunData):
         d = d.data
     tr = d.trials_of(row)
-    out = {"iteration": int(d.iteration[row]), "epoch": int(d["epoch"][row]), "batch": int(d["batch"][row]),
-           "loss phi(0)": float(d.phi[row, 0]) if d.alphas_of(row)[0] == 0 else float(d["train_loss"][row]),
-           "train loss": float(d["train_loss"][row]), "taken alpha": float(d["taken_alpha"][row]),
-           "native step": float(d["native_step"][row]), "slope phi'(0)": float(d["slope0"][row]),
-           "grid min alpha": float(d["min_alpha"][row]), "grid min phi": float(d["min_phi"][row]),
-           "efficiency": float(d["efficiency"][row]), "class": CLASS_LABELS.get(int(d["step_class"][row]), "?"),
-           "curvature": float(d["curvature"][row]), "Cockpit alpha": float(d["cockpit_alpha"][row]),
-           "evaluations": int(d["ls_evals"][row]), "trial points": len(tr["alpha"]),
-           "loose ends": int(np.count_nonzero(stepgeom.beyond(tr["alpha"],
-                                                               stepgeom.accepted_alpha(d["taken_alpha"][row]))))}
+    out = {"iteration": int(d.iteration[row]),
+           "loss phi(0)": float(d.phi[row, 0]) if d.alphas_of(row)[0] == 0 else float(d["train_loss"][row])}
+    for s in stats.STATISTICS:
+        if s.name != "iteration" and s.name in d.columns:
+            out[s.label] = stat_value(s, d[s.name][row])
+    out["trial points"] = len(tr["alpha"])
+    accepted = stepgeom.accepted_alpha(d["taken_alpha"][row])
+    out["loose ends"] = int(np.count_nonzero(stepgeom.beyond(tr["alpha"], accepted)))
     return out
 
 
@@ -86,8 +99,11 @@ def _wrap_legend(text: TextLayer, legend, width: float, fs: int) -> list[list]:
 
 
 def _fmt(v) -> str:
+    """A number of the details column: floats to 6 digits, integers with the thousands separators the axes use."""
     if isinstance(v, float):
         return "n/a" if not math.isfinite(v) else f"{v:.6g}"
+    if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+        return f"{int(v):,}"
     return str(v)
 
 
@@ -196,7 +212,7 @@ def _detail_geometry(frame: Frame, st: _Step, view: View) -> None:
     xs = np.linspace(view.x0, view.x1, 200)
     parts = [(*_polyline(_rel(view, xs, np.polyval(coef, xs) if coef is not None else np.full_like(xs, np.nan)), 2),
               (0.55, 0.30, 0.70, 0.9))]
-    s0 = st.nums["slope phi'(0)"]
+    s0 = st.nums[_label("slope0")]
     if math.isfinite(s0) and np.isfinite(phi[0]) and a[0] == 0:  # Armijo line phi(0) + rho alpha phi'(0)
         xa = np.linspace(0, view.x1, 60)
         parts.append((*_polyline(_rel(view, xa, phi[0] + ARMIJO_RHO * xa * s0)), (0.3, 0.3, 0.3, 0.6)))
@@ -218,8 +234,8 @@ def _detail_geometry(frame: Frame, st: _Step, view: View) -> None:
     loose = stepgeom.beyond(st.trials["alpha"], st.taken)
     _markers(frame, tp[okt], np.where(loose[okt, None], (0.95, 0.55, 0.10, 1.0), (0.15, 0.15, 0.15, 1.0)),
              np.where(loose[okt], 2.0, 0.0), 9.0)
-    if math.isfinite(st.nums["grid min alpha"]):
-        _markers(frame, _rel(view, [st.nums["grid min alpha"]], [st.nums["grid min phi"]]),
+    if math.isfinite(st.nums[_label("min_alpha")]):
+        _markers(frame, _rel(view, [st.nums[_label("min_alpha")]], [st.nums[_label("min_phi")]]),
                  np.array([[0.85, 0.2, 0.15, 1.0]]), 1.0, 10.0)
     bad = ~np.isfinite(phi)
     if bad.any():  # non-finite samples: flags on the top edge
@@ -260,15 +276,28 @@ def _detail_texts(frame: Frame, st: _Step, view: View, layout: Layout, lines, fs
             txt.append((label, x, y, "lt", fs - 1, col, False, False))
             x += text0.text_width(label, fs - 1) + 14
         y -= fs + 6
-    # the numbers: a column right of the plot, as many rows as fit (all of them are in the panel)
-    tx, row_h, top_y = px + pw + 14, fs + 5, layout.height - 6 - (fs + 8)
-    n_fit = max(0, int((top_y - 4) // row_h))
+    # the numbers: a column right of the plot; a smaller font (down to 7 px) before any row is cut
     items = list(st.nums.items())
+    top_y = layout.height - 6 - (fs + 8)
+    fs = int(max(7, min(fs, (top_y - 4) // max(1, len(items)) - 5)))
+    tx, row_h = px + pw + 14, fs + 5
+    n_fit = max(0, int((top_y - 4) // row_h))
     if len(items) > n_fit:
         items = items[:max(0, n_fit - 1)] + ([("...", f"{len(st.nums) - n_fit + 1} more")] if n_fit else [])
     for i, (k, v) in enumerate(items):
-        txt.append((f"{k}", tx, top_y - row_h * i, "lt", fs, grey, False, False))
-        txt.append((_fmt(v), layout.width - 8, top_y - row_h * i, "rt", fs, grey, True, False))
+        value = _fmt(v)
+        room = layout.width - 8 - tx - text0.text_width(value, fs, bold=True) - 6  # the label never meets its value
+        txt.append((_clipped(text0, f"{k}", room, fs), tx, top_y - row_h * i, "lt", fs, grey, False, False))
+        txt.append((value, layout.width - 8, top_y - row_h * i, "rt", fs, grey, True, False))
+
+
+def _clipped(text0: TextLayer, s: str, width: float, fs: int) -> str:
+    """``s`` shortened with an ellipsis to at most ``width`` pixels (a long statistic label beside its value)."""
+    if text0.text_width(s, fs) <= width:
+        return s
+    while len(s) > 1 and text0.text_width(s + "...", fs) > width:
+        s = s[:-1]
+    return s + "..."
 
 
 def _markers(frame: Frame, xy, color, shape, size) -> None:

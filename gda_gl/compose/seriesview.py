@@ -40,6 +40,8 @@ __all__ = ["plan", "available", "is_loss_like", "SeriesWindow", "read_windows", 
 
 #: at most this many visible points get a mark each
 MARK_POINTS = 200
+#: logged points are squares (shape code 1): discs and triangles are line-search trial points
+SERIES_MARK_SHAPE = 1.0
 BUILTIN = ("train_loss", "lr", "grad_norm")
 
 
@@ -211,7 +213,7 @@ def draw_series(frame: Frame, windows: list[SeriesWindow], view: View, on_curve:
         frame.add(Segments("series", p[:-1][pair], p[1:][pair], color, label=f"{s.run.name}: {s.name}"))
         if not buckets and not merged and fin.sum() <= MARK_POINTS:
             frame.add(Markers("series_marks", p[fin], np.r_[color[:3], 1.0] if sweep else color, 4.0 if sweep else 5.0,
-                              0.0))
+                              SERIES_MARK_SHAPE))
         frame.add(Markers("flags", np.stack([xm[bad], np.full(int(bad.sum()), np.nan)], axis=1), NONFINITE_COLOR,
                           7.0, 2.0))
         if on_curve:
@@ -225,7 +227,7 @@ def _legend_entry(frame: Frame, s: SeriesWindow, color) -> None:
     if not sweep_style(frame.runs):
         frame.legend.append((f"{s.run.name}: {s.name}", tuple(float(c) for c in color)))
         return
-    entry = (f"{s.name} (dots)", (0.3, 0.3, 0.3, 1.0))
+    entry = (f"{s.name} (squares)", (0.3, 0.3, 0.3, 1.0))
     if entry not in frame.legend:
         frame.legend.append(entry)
 

@@ -111,6 +111,7 @@ def _validators() -> dict:
                                       "normalize")})
     out.update(color_by=check_color_by, highlight=_short_text, focus=_names,
                smoothing=_smoothing, selected=lambda key, v: _number(key, v, integer=True, bound=_X_BOUND),
+               selected_run=_short_text,
                series=_names, series_log=_names, x_axis=_one_of(X_AXES, "unknown x axis"))
     return out
 
@@ -135,6 +136,7 @@ class ViewState:
     epoch_range: tuple[int, int] | None = None
     highlight: str | None = None          # condition: overshoot, undershoot, failed, nonfinite, "efficiency<0.5"
     selected: int | None = None           # iteration whose details are shown
+    selected_run: str | None = None       # the run (its name) that step belongs to: one iteration, several runs
     follow: bool = False
     smoothing: float = 0.0                # EMA weight of the classic curve's smoothed line (0: none, < 1)
     series: tuple[str, ...] | None = None  # series drawn (None: every logged loss-like series, on the curve's axes)

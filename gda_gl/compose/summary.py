@@ -6,7 +6,7 @@ import datetime as _dt
 
 import numpy as np
 
-from recorder import schema
+from recorder import schema, stats
 from recorder.errors import RecordingError
 from recorder.reader import Recording
 
@@ -104,11 +104,30 @@ def info_text(rec: Recording) -> str:
         f"schema {rec.version}" + ("" if rec.has_stored_pyramid() else " (indexed in memory; 'gda-gl upgrade' "
                                                                        "stores the index)"),
     ]
+    lines += _stat_lines(g)
     lines += _series_lines(rec, run)
     if failures:
         it0, _, _, msg = failures[0]
         lines.append(f"  first failure iteration {it0}: {_text(msg, 300)}")
     return "\n".join(ln for ln in lines if ln.strip().split()[1:] or ln == lines[0])
+
+
+#: statistics the summary shows in lines of their own (the time span)
+_SHOWN_ABOVE = ("wall_time",)
+
+
+def _stat_lines(g: dict) -> list[str]:
+    """Every statistic of :data:`recorder.stats.STATISTICS` the whole-run bucket aggregates, by its label and
+    format: min .. max and mean over the rows that hold a finite value (a new statistic shows unchanged)."""
+    lines = []
+    for s in stats.STATISTICS:
+        count = int(g.get(f"{s.name}:count", 0) or 0)
+        if s.aggregate != "float" or not count or s.name in _SHOWN_ABOVE:
+            continue
+        lo, hi, mean = float(g[f"{s.name}:min"]), float(g[f"{s.name}:max"]), float(g[f"{s.name}:sum"]) / count
+        f = ".4g" if s.fmt == "d" else s.fmt
+        lines.append(f"    {s.label:<24} {lo:{f}} .. {hi:{f}}, mean {mean:{f}} ({count:,} steps)")
+    return (["  statistics    min .. max, mean over the steps that hold a value"] + lines) if lines else []
 
 
 def _series_lines(rec: Recording, run: dict) -> list[str]:

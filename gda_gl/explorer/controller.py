@@ -108,17 +108,30 @@ class ExplorerController(Navigator):
     def hover(self, px: float, py: float) -> dict | None:
         """What the cursor points at in the drawn frame (see :func:`.picking.hover_info`), or None off the plot."""
         view, frame = self.drawn()
-        self.hover_info = picking.hover_info(self.runs, frame, view, px, py)
-        return self.hover_info
+        info = picking.hover_info(self.runs, frame, view, px, py)
+        if info is not None and "iteration" in info and self.state.color_by not in (None, "none"):
+            info["stat"] = picking.step_statistic(self.runs[info["run_index"]], info["iteration"], self.state.color_by)
+        self.hover_info = info
+        return info
 
     def pick(self, px: float, py: float, tolerance_px: float = picking.PICK_PX) -> int | None:
         """Select the step whose drawn arc is nearest the cursor (any run, within ``tolerance_px``)."""
         self.hover(px, py)
         near = self.nearest_arc(px, py, tolerance_px)
         if near is None:
+            self._focus_line(px, py)
             return None
         self.select(near["run_index"], near["iteration"])
         return near["iteration"]
+
+    def _focus_line(self, px: float, py: float) -> None:
+        """A click on a run's line among many draws that run in full (``ViewState.focus``)."""
+        from .runtable import line_at
+
+        view, frame = self.drawn()
+        k = line_at(frame, view, px, py)
+        if k is not None and k < len(self.runs):
+            self.state.update(focus=(self.runs[k].name,))
 
     def release(self, p0: tuple[float, float], pos: tuple[float, float], box: bool, dragged: bool) -> str | None:
         """The left button, pressed at ``p0``, goes up at ``pos`` (pixels): box zoom, or a click's pick.
@@ -155,7 +168,8 @@ class ExplorerController(Navigator):
 
     def select(self, run_index: int | None, iteration: int | None) -> None:
         self.selected_run = run_index
-        self.state.update(selected=iteration)
+        name = self.runs[run_index].name if run_index is not None and run_index < len(self.runs) else None
+        self.state.update(selected=iteration, selected_run=name if iteration is not None else None)
         for fn in list(self._select):
             fn()
         self.request_redraw()
@@ -166,6 +180,8 @@ class ExplorerController(Navigator):
         if k is None:
             return None
         order = list(range(len(self.runs)))
+        if self.selected_run is None and self.state.selected_run is not None:  # a saved state names the run
+            self.selected_run = next((i for i, r in enumerate(self.runs) if r.name == self.state.selected_run), None)
         if self.selected_run is not None and self.selected_run < len(self.runs):
             order.remove(self.selected_run)
             order.insert(0, self.selected_run)

@@ -191,6 +191,11 @@ class ControlPanel:
             combo.activated.connect(back(combo))
         for cb in (*self.checks.values(), self.autofit):
             cb.clicked.connect(back(cb))
+        self.series.widget.itemChanged.connect(back(self.series.widget))  # ticking a series: keys go back too
+        self.series.widget.itemDoubleClicked.connect(back(self.series.widget))
+        for boxes, btn in (((self.it_lo, self.it_hi), self.it_apply), ((self.ep_lo, self.ep_hi), self.ep_apply)):
+            for sb in boxes:  # Enter in a range box applies the range, as the button does
+                sb.lineEdit().returnPressed.connect(btn.click)
 
     # -- widgets follow the state ------------------------------------------------------------
     def sync(self, st=None, changed=None) -> None:
