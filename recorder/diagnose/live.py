@@ -7,7 +7,9 @@ findings are the same dicts as ``gda-gl diagnose --json``'s entries (``kind`` sa
 ``step_size``, ``divergence``, ``plateau``, ``lr_change``, ``probe_failed``, ``probe_skipped``).  Live
 windows are fixed (:data:`~.thresholds.LIVE_WINDOW_ITERATIONS`; the last, partial one is judged at the
 end), and a step-size entry is reported when a window's verdict differs from the previous verdict
-(``cannot_say`` windows are not reported live).
+(``cannot_say`` windows are not reported live).  A spike is reported when first seen: its ``rise`` and
+``evidence["steps"]`` count the steps seen then (the offline report may find it longer); a divergence
+once the loss has stayed up for :data:`~.thresholds.LIVE_DIVERGE_MIN_STEPS` steps.
 
 :class:`LiveFindings` is what the :class:`recorder.hooks.Recorder` holds: it feeds the detector from the
 recorder's rows, writes each finding into the recording as an event of kind ``"finding"`` (its message
