@@ -154,3 +154,56 @@ def test_a_click_on_a_run_line_draws_that_run_in_full(tmp_path):
     finally:
         for r in recs:
             r.close()
+
+
+PANEL_SCRIPT = r"""
+import sys
+from PyQt6 import QtWidgets
+app = QtWidgets.QApplication([])
+from recorder.store import Recording
+from gda_gl.compose.scene import RunData
+from gda_gl.compose.style import run_color
+from gda_gl.explorer.controller import ExplorerController
+from gda_gl.explorer.panel import ControlPanel
+from gda_gl.session.select import expand_paths
+recs = [Recording(p) for p in expand_paths([sys.argv[1]])]
+c = ExplorerController([RunData.from_recording(r, color=run_color(i)) for i, r in enumerate(recs)], size=(800, 500))
+said = []
+panel = ControlPanel(c, said.append)
+panel.run_filter.setText("config.lr<0.05")
+panel.run_filter.editingFinished.emit()
+print("where", [r.visible for r in c.runs])
+panel.run_filter.setText(r"0\.1")
+panel.run_filter.editingFinished.emit()
+print("regex", [r.visible for r in c.runs])
+panel.run_filter.setText("(")
+panel.run_filter.editingFinished.emit()
+print("bad", said[-1][:40])
+panel.runs_list.setCurrentRow(1)
+panel.solo_b.click()
+print("solo", [r.visible for r in c.runs])
+panel.solo_b.click()
+print("all", [r.visible for r in c.runs])
+"""
+
+
+def test_the_window_panel_filters_runs_and_solos_one(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("PyQt6")
+    from gda_gl.bench.sweep import sweep_lrs
+
+    write_sweep(tmp_path, runs=5, steps=60)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    res = subprocess.run([sys.executable, "-c", PANEL_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = dict(ln.split(" ", 1) for ln in res.stdout.splitlines() if ln.split(" ", 1)[0] in
+               ("where", "regex", "bad", "solo", "all"))
+    lrs = sweep_lrs(5)
+    assert out["where"] == str([bool(lr < 0.05) for lr in lrs])
+    assert out["regex"] == str([f"lr={lr:.3g}".startswith("lr=0.1") for lr in lrs])  # a regular expression
+    assert "not a regular expression" in out["bad"]
+    assert out["solo"] == str([i == 1 for i in range(5)]) and out["all"] == str([True] * 5)

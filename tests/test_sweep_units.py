@@ -235,7 +235,7 @@ def test_the_window_tooltip_over_many_runs_is_the_table_sorted_by_loss():
     assert lines[0] == "runs at x 153.7, by loss:" and [ln.split()[-2] for ln in lines[1:]] == \
         ["lr=0.3", "lr=0.1", "lr=1", "lr=0.01", "lr=0.001"]
     assert lines[2].startswith(">")  # the hovered run
-    assert _tooltip_text({"x": 1.0, "loss": 1.0, "table": table[:2]}) is None  # two runs: the status line says it
+    assert _tooltip_text({"x": 1.0, "loss": 1.0, "table": table[:1]}) is None  # one run: the status line says it
     many = [(i, f"r{i}", float(i)) for i in range(30)]
     text = table_text(many, hovered=25)
     assert "> r25" in text and text.splitlines()[-1].strip() == "(18 more runs)" and len(text.splitlines()) == 13

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["MANY_RUNS", "ARC_PX_PER_STEP", "LINE_SMOOTH_PX", "LINE_ALPHA", "sweep_style", "arcs_fit", "is_focused",
-           "line_values", "smooth_centered", "buckets_suffice", "line_fields", "LINE_FIELDS"]
+           "line_values", "smooth_centered", "buckets_suffice", "line_fields", "LINE_FIELDS", "row_line_recs"]
 
 #: visible runs from which a frame is drawn in the sweep style
 MANY_RUNS = 4
@@ -68,6 +68,25 @@ def line_fields(recs: dict, stats: set) -> dict:
     ``stats`` that colour-by or the highlight read): fewer to merge per pixel column, per run, per frame."""
     keep = set(LINE_FIELDS)
     return {k: v for k, v in recs.items() if k in keep or k.split(":")[0] in stats}
+
+
+def row_line_recs(alphas, rows) -> dict:
+    """Rows as buckets of one with only what a run's line reads (:data:`LINE_FIELDS` and the probe status): the
+    line's cheap twin of :func:`recorder.pyramid.row_records` (no envelope of phi over the alphas, no trials)."""
+    from recorder import pyramid, stats
+
+    classic = pyramid.classic_values(alphas, rows.phi, rows["train_loss"]).astype(np.float32)
+    it = np.asarray(rows.iteration, np.int64)
+    ep = np.asarray(rows["epoch"], np.int32)
+    tl = np.asarray(rows["train_loss"], np.float64)
+    ok = np.isfinite(tl)
+    out = {"rows": np.ones(len(it), np.int32), "first_it": it, "last_it": it, "cl_lo": classic, "cl_hi": classic,
+           "cl_first": classic, "cl_last": classic, "env_lo": classic, "env_hi": classic, "epoch_first": ep,
+           "epoch_last": ep, "train_loss:sum": np.where(ok, tl, 0.0), "train_loss:count": ok.astype(np.int32)}
+    status = np.asarray(rows["status"])
+    for code, _ in stats.STAT_BY_NAME["status"].codes:
+        out[f"status:{code}"] = (status == code).astype(np.int32)
+    return out
 
 
 def line_values(recs: dict) -> tuple[np.ndarray, np.ndarray]:

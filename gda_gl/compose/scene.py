@@ -170,7 +170,8 @@ def _window(r: RunData, i: int, u0: float, u1: float, count: int, detail: bool, 
     w = _Window(r, i, None, None, rows, u0=u0, u1=u1, color=r.color)
     if not detail:
         need = _needed_stats(state) | ({"train_loss"} if sweep else set())
-        w.recs = pyramid.row_records(_alphas(r, rows), rows.columns, rows.phi, None, None, None, with_stats=need)
+        w.recs = manyruns.row_line_recs(_alphas(r, rows), rows) if line and need <= {"status", "train_loss"} else \
+            pyramid.row_records(_alphas(r, rows), rows.columns, rows.phi, None, None, None, with_stats=need)
     return w
 
 

@@ -7,7 +7,9 @@ Read from the drawn Frame (what can be named is what was drawn), as :mod:`.picki
 * :func:`runs_at`: every run drawn at the cursor's x with its loss there (its line, its classic curve
   zoomed out, its arc zoomed in), sorted by the value: the hover table of a sweep (the window's
   tooltip, the notebook's readout), like the tooltip TensorBoard and W&B show over many curves;
-* :func:`table_text`: that table as lines of text, the hovered run marked.
+* :func:`table_text`: that table as lines of text, the hovered run marked;
+* :func:`filter_visibility` / :func:`solo_visibility`: which runs a filter box or a solo button leaves
+  visible (the window's panel and the notebook's run list).
 """
 
 from __future__ import annotations
@@ -17,7 +19,11 @@ import numpy as np
 from gda_gl.compose.frame import Frame
 from gda_gl.compose.view import View
 
-__all__ = ["line_at", "runs_at", "table_text", "TABLE_ROWS", "LINE_PX"]
+__all__ = ["line_at", "runs_at", "table_text", "TABLE_ROWS", "LINE_PX", "filter_visibility", "solo_visibility",
+           "FILTER_PLACEHOLDER"]
+
+#: what a run filter box takes (the window's and the notebook's)
+FILTER_PLACEHOLDER = "filter: regex, or config.lr<0.1"
 
 #: a run line within this many pixels of the cursor is hovered (and picked by a click)
 LINE_PX = 6.0
@@ -117,3 +123,28 @@ def table_text(rows: list[tuple[int, str, float]], hovered: int | None = None, l
     if len(rows) > len(shown):
         lines.append(f"  ({len(rows) - len(shown)} more runs)")
     return "\n".join(lines)
+
+
+def filter_visibility(runs, text: str) -> list[bool]:
+    """Which runs a filter box shows: a regular expression on names, or ``--where`` conditions
+    (:func:`gda_gl.session.select.filter_text`).
+
+    Raises
+    ------
+    ValueError : a bad expression, or no run left (one line)
+    """
+    from gda_gl.session.select import filter_text
+
+    keep = filter_text([r.name for r in runs], [str(getattr(r, "path", r.name)) for r in runs],
+                       [r.params for r in runs], text)
+    if not any(keep):
+        raise ValueError(f"filter {text!r}: no run matches")
+    return keep
+
+
+def solo_visibility(runs, i: int) -> list[bool]:
+    """Run ``i`` alone; every run when it already is alone."""
+    alone = [j == i for j in range(len(runs))]
+    now = [bool(getattr(r, "visible", True)) for r in runs]
+    return [True] * len(runs) if now == alone else alone
+

@@ -35,7 +35,9 @@ class RunList:
 
     def __init__(self, ctrl, guard):
         self.ctrl, self.guard = ctrl, guard
-        self.filter = W.Text(placeholder="filter: regex, or config.lr<0.1", continuous_update=False,
+        from gda_gl.explorer.runtable import FILTER_PLACEHOLDER
+
+        self.filter = W.Text(placeholder=FILTER_PLACEHOLDER, continuous_update=False,
                              layout=W.Layout(width="270px")).add_class("gda-run-filter")
         self.rows = W.VBox(layout=W.Layout(max_height="240px", overflow="auto", flex="0 0 auto")).add_class("gda-runs")
         self.table = W.HTML().add_class("gda-hover")
@@ -74,28 +76,22 @@ class RunList:
 
     def apply_filter(self, text: str) -> None:
         """Show the runs the filter box keeps, hide the others (ValueError: a bad expression)."""
-        from gda_gl.session.select import filter_text
+        from gda_gl.explorer.runtable import filter_visibility
 
-        runs = self.ctrl.runs
-        keep = filter_text([r.name for r in runs], [str(getattr(r, "path", r.name)) for r in runs],
-                           [r.params for r in runs], text)
-        if not any(keep):
-            raise ValueError(f"filter {text!r}: no run matches")
-        self._set_visible(keep)
+        self._set_visible(filter_visibility(self.ctrl.runs, text))
 
     def solo(self, i: int) -> None:
         """Show run ``i`` alone; if it already is, show every run."""
-        alone = [j == i for j in range(len(self.ctrl.runs))]
-        now = [bool(getattr(r, "visible", True)) for r in self.ctrl.runs]
-        self._set_visible([True] * len(now) if now == alone else alone)
+        from gda_gl.explorer.runtable import solo_visibility
+
+        self._set_visible(solo_visibility(self.ctrl.runs, i))
 
     def show_table(self, info: dict | None) -> None:
         """The hover table of a readout (:func:`gda_gl.explorer.picking.hover_info`'s ``table``)."""
-        from gda_gl.compose.manyruns import sweep_style
         from gda_gl.explorer.runtable import table_text
 
         rows = (info or {}).get("table") or []
-        text = table_text(rows, (info or {}).get("run_index")) if sweep_style(len(rows)) else ""
+        text = table_text(rows, (info or {}).get("run_index")) if len(rows) > 1 else ""
         value = f"<pre style='margin:0;font-size:85%'>{html.escape(text)}</pre>" if text else ""
         if value != self.table.value:
             self.table.value = value
