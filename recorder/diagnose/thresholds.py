@@ -116,3 +116,6 @@ LIVE_WINDOW_ITERATIONS = 500
 LIVE_EVERY_ROWS = 256
 #: ... or after this many seconds with new rows (a slow training still hears of a spike within seconds).
 LIVE_EVERY_S = 2.0
+#: live, a divergence is reported once the loss has stayed up for this many steps: the live detector cannot
+#: see the loss come back, and a one-step learning-rate spike keeps it up for about 10 smoothed steps.
+LIVE_DIVERGE_MIN_STEPS = 32
