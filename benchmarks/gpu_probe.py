@@ -8,7 +8,8 @@ Stages of the GPU run (``bash benchmarks/gpu/run.sh``), each also runnable alone
   the same model on the same batch (eval mode, no grad); ``x floor`` is probe time / floor, so a batched
   probe faster than K forward passes shows ``x floor`` < 1.
 * ``--stage slowdown``: training time with the recorder attached per preset / without it, the benchmark
-  CNN at batch 128 with SGD, on the GPU (the probe suite's ``slowdown_table`` runs on the CPU).
+  CNN at batch 128 with SGD, on the GPU (the probe suite's cost table runs on the CPU), ``valley`` too, and
+  ``valley-batched`` (its rounds' alphas, each point with its two grid neighbours, evaluated at once).
 * ``--stage cockpit``: Cockpit's ``economy`` configuration on the same model and loop, beside plain training
   in the same process (needs cockpit-for-pytorch and backpack-for-pytorch; run.sh carries them as wheels).
 
@@ -212,12 +213,17 @@ def slowdown_stage(dev, tiny: bool, json_path: str | None, deadline: float) -> d
     loss_fn = nn.CrossEntropyLoss()
     tmp = tempfile.mkdtemp(prefix="gda-gpu-slowdown-")
 
+    def config(preset):  # "valley-batched": the valley preset with its rounds' alphas evaluated at once
+        if preset == "valley-batched":
+            return recorder.PRESETS["valley"].with_(strategy="batched", name=preset)
+        return recorder.PRESETS[preset]
+
     def train(preset):
         torch.manual_seed(0)
         model = cls().to(dev)
         opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-        rec = recorder.attach(opt, model, loss_fn, os.path.join(tmp, f"{preset}.gda"), probe=preset) if preset \
-            else None
+        rec = recorder.attach(opt, model, loss_fn, os.path.join(tmp, f"{preset}.gda"), probe=config(preset)) \
+            if preset else None
         _train_loop(model, opt, loss_fn, X, y, 5, dev)  # warm-up and the probe's calibration, untimed
         t0 = time.perf_counter()
         _train_loop(model, opt, loss_fn, X, y, steps, dev, start=5)
@@ -226,7 +232,7 @@ def slowdown_stage(dev, tiny: bool, json_path: str | None, deadline: float) -> d
             rec.close()
         return t
 
-    presets = [None, "cheap", "standard", "dense"]
+    presets = [None, "cheap", "standard", "dense", "valley", "valley-batched"]
     best = {p: math.inf for p in presets}
     out = {"device": str(dev), "model": "benchmark CNN, batch 128, SGD momentum", "steps": steps,
            "timing": "best of interleaved runs per configuration", "rows": []}
@@ -238,8 +244,9 @@ def slowdown_stage(dev, tiny: bool, json_path: str | None, deadline: float) -> d
         base = best[None]
         rows = [{"preset": "(no recorder)", "alphas": 0, "ms/step": fin(1e3 * base / steps), "x training": 1.0}]
         for p in presets[1:]:
-            cfg = recorder.PRESETS[p]
-            rows.append({"preset": p, "alphas": cfg.k, "every": cfg.every, "ms/step": fin(1e3 * best[p] / steps),
+            cfg = config(p)
+            alphas = f"<= {cfg.budget} fwd" if cfg.mode == "adaptive" else cfg.k
+            rows.append({"preset": p, "alphas": alphas, "every": cfg.every, "ms/step": fin(1e3 * best[p] / steps),
                          "x training": fin(best[p] / base)})
         return rows
 

@@ -112,7 +112,7 @@ def _probe(tables: dict, quick: bool) -> None:
 
 def _cockpit_row(quick: bool, base_step: float) -> dict:
     """Cockpit economy on the benchmark CNN (the probe suite's model and data), seconds per step."""
-    row = {"preset": "Cockpit cheapest (cockpit-for-pytorch)", "alphas": "-"}
+    row = {"model": "CNN (benchmark)", "preset": "Cockpit cheapest (cockpit-for-pytorch)"}
     if importlib.util.find_spec("cockpit") is None or importlib.util.find_spec("backpack") is None:
         row.update({"s/step": math.nan, "x training": math.nan,
                     "note": "not installed: pip install cockpit-for-pytorch 'setuptools<81', then pip install "

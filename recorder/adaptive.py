@@ -30,13 +30,22 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MAX_BUDGET", "MIN_BUDGET", "adaptive_points", "measure_adaptive", "nominal_grid", "plan_round",
+__all__ = ["MAX_BUDGET", "MIN_BUDGET", "adaptive_points", "budget_range", "measure_adaptive", "nominal_grid",
+           "plan_round",
            "round_sizes"]
 
 #: the fewest alphas an adaptive probe evaluates (anchors 0, 1, alpha_max, the valley, one refinement)
 MIN_BUDGET = 5
 #: the most alphas an adaptive probe evaluates per step
 MAX_BUDGET = 64
+
+
+def budget_range(placement: str = "bends") -> tuple[int, int]:
+    """The budgets a placement accepts: ``"bends"`` (this module) from :data:`MIN_BUDGET`, ``"valley"``
+    (:mod:`recorder.valley`) from its own minimum, both up to :data:`MAX_BUDGET`."""
+    from .valley import MIN_BUDGET as VALLEY_MIN
+
+    return (VALLEY_MIN if placement == "valley" else MIN_BUDGET), MAX_BUDGET
 
 
 def nominal_grid(budget: int, alpha_max: float) -> np.ndarray:
@@ -220,10 +229,11 @@ def measure_adaptive(probe, w0, w1, batches, slope0: float = math.nan,
                      distributed: bool = False) -> tuple[np.ndarray, np.ndarray, str]:
     """phi_k at adaptively placed alphas through ``probe`` (a :class:`recorder.probe.LineProbe`).
 
-    Each round is one ``probe.measure`` call over the round's alphas (``probe.alphas`` is set for the
-    call and restored afterwards), so the probe's strategy, data handling, state restoration and the
-    distributed mean apply unchanged; on every rank the rounds choose the same alphas (they depend
-    only on the all-reduced losses and the reduced slope).
+    All rounds run in one :meth:`recorder.probe.LineProbe.session` (the model's state saved and put back
+    once per step), each round one call of the probe's strategy, so its data handling, state restoration
+    and the distributed mean apply unchanged; on every rank the rounds choose the same alphas (they
+    depend only on the all-reduced losses and the reduced slope).  ``placement="valley"`` configurations
+    go to :func:`recorder.valley.measure_valley`.
 
     Returns
     -------
@@ -231,17 +241,16 @@ def measure_adaptive(probe, w0, w1, batches, slope0: float = math.nan,
     strategy of the last round
     """
     cfg = probe.config
-    nominal = probe.alphas
+    if cfg.placement == "valley":
+        from .valley import measure_valley
+
+        return measure_valley(probe, w0, w1, batches, slope0, distributed)
     used: list[str] = []
+    with probe.session(w0, w1, batches, distributed) as run:
+        def evaluate(alphas: np.ndarray) -> np.ndarray:
+            phi, strategy = run(alphas)
+            used.append(strategy)
+            return phi.cpu().numpy()
 
-    def evaluate(alphas: np.ndarray) -> np.ndarray:
-        probe.alphas = np.asarray(alphas, np.float64)
-        phi, strategy = probe.measure(w0, w1, batches=batches, distributed=distributed)
-        used.append(strategy)
-        return phi
-
-    try:
         a, p = adaptive_points(evaluate, cfg.budget, cfg.alpha_max, float(slope0))
-    finally:
-        probe.alphas = nominal
     return a, p, (used[-1] if used else "")

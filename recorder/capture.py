@@ -162,10 +162,16 @@ class BatchCapture:
             mb.loss = reduce_loss(loss.detach())
             if mb.kwargs.get("num_items_in_batch") is not None:
                 mb.weight = 1.0  # HuggingFace: the loss is already normalised over the whole step
-            key = self._pending_key
-            loss.register_hook(lambda grad: self.commit(mb, seed=grad, weights=key))
+            self.watch(loss, mb, weights=self._pending_key)
         except Exception as exc:  # never break training
             self._fail(f"watching the loss: {type(exc).__name__}: {exc}")
+
+    def watch(self, tensor: torch.Tensor, mb: MicroBatch, factor: float = 1.0, weights: tuple | None = None) -> None:
+        """Commit ``mb`` when backward reaches ``tensor``, its seed the gradient arriving there times ``factor``
+        (``factor``: d tensor / d mb's loss, e.g. 1/n for a loss divided by n before backward)."""
+        key = weights if weights is not None or not self._plain else weights_key(self.params)
+        tensor.register_hook(lambda grad: self.commit(mb, seed=grad * factor if factor != 1.0 else grad,
+                                                      weights=key))
 
     # -- committing and dropping ------------------------------------------------
     def commit(self, mb: MicroBatch, seed: torch.Tensor | None = None, weights: tuple | None = None) -> None:

@@ -178,3 +178,39 @@ def test_device_training_with_recorder_is_bit_identical(fp32, tmp_path, model_cl
     ref = line_stats(data.alpha_grid, data.phi.astype(np.float64), 1.0)
     for name in ("efficiency", "curvature", "min_alpha", "min_phi", "cockpit_alpha"):
         np.testing.assert_allclose(data[name], ref[name], rtol=1e-4, atol=1e-6, equal_nan=True, err_msg=name)
+
+
+@needs_device
+def test_device_valley_preset_with_batched_rounds_stores_measured_losses(fp32, tmp_path):
+    """The valley preset on the GPU with its rounds batched: every stored point is the naive loop's loss."""
+    import recorder
+    from recorder import schema
+    from recorder.probe import naive_phi
+    from recorder.store import Recording
+
+    dev = fp32
+    X, y = (t.to(dev) for t in digits(128))
+    loss_fn = nn.CrossEntropyLoss()
+    torch.manual_seed(0)
+    model = CNN().to(dev)
+    opt = torch.optim.SGD(model.parameters(), lr=0.3, momentum=0.9)
+    cfg = recorder.PRESETS["valley"].with_(strategy="batched")
+    saved = []
+    with recorder.attach(opt, model, loss_fn, tmp_path / "v.gda", probe=cfg, strict=True):
+        for _ in range(3):
+            opt.zero_grad()
+            loss_fn(model(X), y).backward()
+            w0 = [p.detach().clone() for p in model.parameters()]
+            state = {k: v.clone() for k, v in model.state_dict().items()}  # the buffers the probe sees
+            opt.step()
+            saved.append((state, w0, [p.detach().clone() for p in model.parameters()]))
+    with Recording(tmp_path / "v.gda") as r:
+        d = r.read()
+    assert np.all(d["status"] == schema.STATUS_OK)
+    for k, (state, w0, w1) in enumerate(saved):
+        a = d.alphas_of(k)
+        fin = np.isfinite(a)
+        ref_model = CNN().to(dev)
+        ref_model.load_state_dict(state)
+        ref = naive_phi(ref_model, loss_fn, w0, w1, lambda m: list(m.parameters()), a[fin], ((X,), {}), y)
+        np.testing.assert_allclose(d.phi[k][fin], ref, rtol=1e-5, atol=1e-7)

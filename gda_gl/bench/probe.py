@@ -1,5 +1,7 @@
 """Probe suite: naive loop vs in-place sweep vs batched vmap vs auto, and training slowdown per preset.
 
+The slowdown per model and preset, with agreement against dense, is :mod:`gda_gl.bench.probe_cost`.
+
 Models (digits-sized, batch 128): an MLP, a CNN with BatchNorm, an attention
 block.  The floor is K plain forward passes of the same model on the same
 batch (eval mode, no grad).  Memory is the parameter-copy memory each method
@@ -18,59 +20,8 @@ import numpy as np
 
 NAME = "probe"
 
-
-def _models():
-    import torch
-    from torch import nn
-
-    class MLP(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
-
-        def forward(self, x):
-            return self.net(x)
-
-    class CNN(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.c1, self.b1 = nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16)
-            self.c2, self.b2 = nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32)
-            self.fc = nn.Linear(32 * 2 * 2, 10)
-
-        def forward(self, x):
-            x = x.view(-1, 1, 8, 8)
-            x = torch.max_pool2d(torch.relu(self.b1(self.c1(x))), 2)
-            x = torch.max_pool2d(torch.relu(self.b2(self.c2(x))), 2)
-            return self.fc(x.flatten(1))
-
-    class Attention(nn.Module):
-        def __init__(self, d=32):
-            super().__init__()
-            self.embed = nn.Linear(8, d)
-            self.attn = nn.MultiheadAttention(d, 4, batch_first=True)
-            self.norm = nn.LayerNorm(d)
-            self.head = nn.Linear(d, 10)
-
-        def forward(self, x):
-            t = self.embed(x.view(-1, 8, 8))
-            a, _ = self.attn(t, t, t, need_weights=False)
-            return self.head(self.norm(t + a).mean(1))
-
-    return {"MLP": MLP, "CNN": CNN, "attention": Attention}
-
-
-def _batch(n=128, seed=0):
-    import torch
-
-    try:
-        from sklearn.datasets import load_digits
-
-        X, y = load_digits(return_X_y=True)
-        return torch.tensor(X[:n] / 16.0, dtype=torch.float32), torch.tensor(y[:n])
-    except ImportError:
-        g = torch.Generator().manual_seed(seed)
-        return torch.rand(n, 64, generator=g), torch.randint(0, 10, (n,), generator=g)
+# the models and data live with the other benchmark models (re-exported: benchmarks/peers.py reads them here)
+from .probe_models import _batch, _models  # noqa: E402,F401
 
 
 def step_endpoints(model):
@@ -232,93 +183,6 @@ def _strategy_rows(mname, model, params, w0, w1, k, X, y, loss_fn, quick) -> lis
     return rows
 
 
-def _train_runner(cls, X, y, steps: int):
-    """``train(preset)`` and ``forward()``: (wall, CPU) seconds per step of the benchmark loop (SGD with
-    momentum, batch 128; warm-up and the recorder's set-up outside the timed part) and of a plain forward."""
-    import os
-    import tempfile
-
-    import torch
-    from torch import nn
-
-    import recorder
-
-    loss_fn = nn.CrossEntropyLoss()
-
-    def train(preset):
-        torch.manual_seed(0)
-        model = cls()
-        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-        tmp = tempfile.mkdtemp()
-        rec = recorder.attach(opt, model, loss_fn, os.path.join(tmp, "b.gda"), probe=preset) if preset else None
-        for s in range(5):  # warm-up (and the probe's one-time calibration) outside the timed part
-            opt.zero_grad()
-            loss_fn(model(X[:128]), y[:128]).backward()
-            opt.step()
-        w0, c0 = time.perf_counter(), time.process_time()
-        for s in range(steps):
-            i = (s * 128) % (len(X) - 128)
-            opt.zero_grad()
-            loss_fn(model(X[i:i + 128]), y[i:i + 128]).backward()
-            opt.step()
-        t = (time.perf_counter() - w0) / steps, (time.process_time() - c0) / steps
-        if rec:
-            rec.close()
-        return t
-
-    def forward():
-        model = cls()
-        model.eval()
-        w0, c0 = time.perf_counter(), time.process_time()
-        with torch.no_grad():
-            for s in range(steps):
-                loss_fn(model(X[:128]), y[:128])
-        return (time.perf_counter() - w0) / steps, (time.process_time() - c0) / steps
-
-    return train, forward
-
-
-def slowdown_table(quick: bool) -> list[dict]:
-    """Training time with the recorder attached per preset / without it (benchmark CNN, batch 128).
-
-    Every preset runs ``reps`` times, each run right after a plain run of its own (the presets in
-    alternating order); the table reports the median of those pairs' ratios with their range, in wall
-    and in this process's CPU time.  ``probe CPU / fwd CPU`` is the probe's CPU time per step (preset
-    minus plain) in plain forward passes of the batch, to compare with the alphas per probed step.
-    """
-    import torch
-
-    import recorder
-
-    torch.set_num_threads(2)
-    X, y = _batch(1792)
-    steps = 30 if quick else 100
-    reps = 3 if quick else 5
-    train, forward = _train_runner(_models()["CNN"], X, y, steps)
-    presets = [p for p in ("cheap", "standard", "dense", "adaptive") if p in recorder.PRESETS]
-    times = {p: [] for p in presets}
-    plain = {p: [] for p in presets}
-    for r in range(reps):  # each preset's run right after a plain run of its own: ratios of adjacent pairs
-        for p in (presets if r % 2 == 0 else presets[::-1]):
-            plain[p].append(train(None))
-            times[p].append(train(p))
-    times["plain"] = [t for p in presets for t in plain[p]]
-    fwd = [forward() for _ in range(3)]
-    t_fwd = spread([c for _, c in fwd])["median"]
-    base = spread([w for w, _ in times["plain"]])
-    rows = [{"preset": "(no recorder)", "alphas": 0, "every": 1, "s/step": base["median"],
-             "s/step range": f"{base['lo']:.4g}..{base['hi']:.4g}", "x training": 1.0}]
-    for preset in presets:
-        cfg = recorder.PRESETS[preset]
-        s = spread([w for w, _ in times[preset]])
-        extra_cpu = [pc - bc for (_, pc), (_, bc) in zip(times[preset], plain[preset])]
-        rows.append({"preset": preset, "alphas": cfg.budget if cfg.mode == "adaptive" else len(cfg.alpha_grid()),
-                     "every": cfg.every, "s/step": s["median"], "s/step range": f"{s['lo']:.4g}..{s['hi']:.4g}",
-                     **ratio_cells(times[preset], plain[preset], "x training"),
-                     "probe CPU / fwd CPU": spread(extra_cpu)["median"] / t_fwd})
-    return rows
-
-
 def run(quick: bool = False) -> dict:
     import os
     import tempfile
@@ -326,4 +190,6 @@ def run(quick: bool = False) -> dict:
     logging.getLogger("recorder").setLevel(logging.ERROR)
     # measure the calibration itself, not a choice cached by an earlier run
     os.environ["GDA_GL_CACHE"] = tempfile.mkdtemp(prefix="gda-bench-cache-")
-    return {"strategies": probe_table(quick), "training slowdown": slowdown_table(quick)}
+    from .probe_cost import cost_table
+
+    return {"strategies": probe_table(quick), "training slowdown": cost_table(quick)}

@@ -24,7 +24,9 @@ from .common import machine, table
 #: what each suite measures, the paragraph above its tables in the Markdown report
 NOTES = {
     "probe": "Probe strategies (batch 128; the floor is K plain forward passes; 'auto' is what the recorder picks "
-             "after its one-time calibration) and the training slowdown per preset (benchmark CNN, batch 128, SGD).",
+             "after its one-time calibration) and, per model, the training slowdown of each preset with its "
+             "forwards per step, its time over those forwards and its agreement with dense "
+             "(gda_gl/bench/probe_cost.py says how each column is measured).",
     "store": "Recording store: bulk and per-iteration appends, reading 1,000,000 iterations x 64 samples into numpy, "
              "against hand-rolled CSV / JSON lines (measured on 20k-100k rows, scaled per row) and one "
              "numpy.save/load (the floor).",

@@ -132,7 +132,11 @@ class GdaCallback(pl.Callback):
 
     # -- forwarding what the module logs ------------------------------------------------
     def _watch_log(self, module) -> None:
-        """See every ``self.log`` call of the module (``log_dict`` calls it per item) before Lightning does."""
+        """See every ``self.log`` call of the module (``log_dict`` calls it per item) before Lightning does.
+
+        The one place the recorder writes into another object's ``__dict__``, on purpose: Lightning has no
+        hook that sees what a module logs per step, so an instance attribute ``log`` wraps the module's own
+        method (the class is untouched) and :meth:`_close` removes it again at the end of the fit."""
         original = module.log
 
         def log(name, value, *args, **kwargs):
@@ -206,7 +210,9 @@ class GdaCallback(pl.Callback):
         # Lightning divides the loss by accumulate_grad_batches before backward; the micro-batch's own
         # loss is that times the divisor, and phi averages the micro-batches the same way
         value = loss.detach() * trainer.accumulate_grad_batches
-        self.recorder.add_micro_batch(MicroBatch(self._batch, {}, None, loss=value, rng=self._rng))
+        # counted when the backward reaches it (a GradScaler's scale then known: slope0 unscaled)
+        self.recorder.add_micro_batch(MicroBatch(self._batch, {}, None, loss=value, rng=self._rng), loss,
+                                      1.0 / trainer.accumulate_grad_batches)
 
     def _close(self) -> None:
         if self._module is not None:
