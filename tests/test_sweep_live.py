@@ -207,3 +207,26 @@ def test_the_window_panel_filters_runs_and_solos_one(tmp_path):
     assert out["regex"] == str([f"lr={lr:.3g}".startswith("lr=0.1") for lr in lrs])  # a regular expression
     assert "not a regular expression" in out["bad"]
     assert out["solo"] == str([i == 1 for i in range(5)]) and out["all"] == str([True] * 5)
+
+
+@pytest.mark.gl
+def test_notebook_typed_y_limits_set_the_loss_axis(tmp_path):
+    pytest.importorskip("jupyter_rfb")
+    from gda_gl.notebook import ErrorLine, view
+
+    write_sweep(tmp_path, runs=2, steps=100)
+    v = view(str(tmp_path), size=(480, 300))
+    assert not isinstance(v, ErrorLine), v
+    try:
+        ctl, c = v.controls, v.controller
+        ctl.y_lo.value, ctl.y_hi.value = 0.5, 2.0
+        ctl.y_apply.click()
+        assert c.state.y_range == (0.5, 2.0)
+        v.frame.get_frame()
+        view_ = c.view()
+        assert (view_.y0, view_.y1) == pytest.approx((0.5, 2.0))
+        ctl.y_lo.value, ctl.y_hi.value = 3.0, 1.0
+        ctl.y_apply.click()  # refused in one status line
+        assert c.state.y_range == (0.5, 2.0) and "increasing" in v.frame.status
+    finally:
+        v.close()

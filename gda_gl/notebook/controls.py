@@ -71,6 +71,8 @@ class Controls:
                                     layout=lay, style=wide)
         self.prev_b, self.next_b = W.Button(description="< prev (P)"), W.Button(description="next (N) >")
         self.it_lo, self.it_hi = W.IntText(layout=W.Layout(width="95px")), W.IntText(layout=W.Layout(width="95px"))
+        self.y_lo, self.y_hi = W.FloatText(layout=W.Layout(width="95px")), W.FloatText(layout=W.Layout(width="95px"))
+        self.y_apply = W.Button(description="set")
         self.ep_lo, self.ep_hi = W.IntText(layout=W.Layout(width="95px")), W.IntText(layout=W.Layout(width="95px"))
         self.it_apply, self.ep_apply = W.Button(description="show"), W.Button(description="show")
         self.home_b, self.help_b = W.Button(description="whole run (Home)"), W.Button(description="help (?)")
@@ -100,6 +102,7 @@ class Controls:
                        self.autofit, self.smoothing, self.highlight, row(self.prev_b, self.next_b),
                        W.HTML("iterations"), row(self.it_lo, self.it_hi, self.it_apply),
                        W.HTML("epochs"), row(self.ep_lo, self.ep_hi, self.ep_apply),
+                       W.HTML("loss axis (typed; y auto-fit: back)"), row(self.y_lo, self.y_hi, self.y_apply),
                        row(self.home_b, self.help_b), self.export_b,
                        W.HTML("<b>findings</b> (J / K; pick one to fly to it)"), self.findings],
                       layout=W.Layout(width="290px", overflow="auto"))
@@ -125,6 +128,7 @@ class Controls:
         self._click(self.next_b, lambda: self._say(c.key("n")))
         self._click(self.it_apply, lambda: c.set_iteration_range(self.it_lo.value, self.it_hi.value + 1))
         self._click(self.ep_apply, lambda: c.set_epoch_range(self.ep_lo.value, self.ep_hi.value))
+        self._click(self.y_apply, lambda: self.set_y_limits(self.y_lo.value, self.y_hi.value))
         self._click(self.home_b, c.home)
         self._click(self.help_b, lambda: self._say(c.key("?")))
         self._click(self.export_b, lambda: self._say(self.fb.export()))
@@ -138,6 +142,13 @@ class Controls:
             self.findings.value = None
         finally:
             self._syncing = False
+
+    def set_y_limits(self, lo: float, hi: float) -> None:
+        """The loss axis from ``lo`` to ``hi`` (typed y limits; ValueError: not increasing, or not positive on a
+        log axis)."""
+        if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo) or (self.ctrl.state.log_y and lo <= 0):
+            raise ValueError(f"loss axis {lo:g}..{hi:g}: two increasing numbers (positive on a log axis)")
+        self.ctrl.state.update(y_range=(float(lo), float(hi)))
 
     def _set_highlight(self, text: str) -> None:
         """A highlight filter from the box; an unknown one is refused (ValueError -> one status line)."""

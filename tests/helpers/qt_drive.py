@@ -561,6 +561,11 @@ def _keys_after_panel_and_esc(w, c, native, wait, settle, key, QtCore, QTest):
                            else QtCore.Qt.CheckState.Unchecked)
         wait(100)
         out["focus_after_series_is_plot"] = focused() is native
+        item = lst.item(lst.count() - 1)  # the list was refilled: untick it again (later scenarios see no panel)
+        item.setCheckState(QtCore.Qt.CheckState.Checked if item.checkState() != QtCore.Qt.CheckState.Checked
+                           else QtCore.Qt.CheckState.Unchecked)
+        wait(100)
+        settle()
     w.panel.color.setCurrentText("none")
     key("?")
     wait(150)
