@@ -67,6 +67,23 @@ def _nbytes(data: Iterations) -> int:
                sum(v.nbytes for v in data.trials.values()) + data.trial_offsets.nbytes)
 
 
+def _check_edges(rec, chunks) -> None:
+    """The whole-run bucket of ``chunks`` against the run's first row and, once the writer closed it, its last
+    row (:func:`recorder.lodstore.check_edges`; two blocks decoded: cheap at open)."""
+    first_id, last_id = rec.query("SELECT min(id), max(id) FROM blocks")[0]
+    if first_id is None:
+        return
+    first = edge_records(rec.read_block(first_id).slice_rows(0, 1))
+    last = None  # a live run's last row moves on: checked once the writer closed the file
+    if rec.writer_state() == "closed":
+        data = rec.read_block(last_id)
+        last = edge_records(data.slice_rows(max(0, len(data) - 2), len(data)))
+    try:
+        check_edges(chunks.top(), first, last)
+    except LodError as exc:
+        raise RecordingError(rec.path, f"damaged pyramid: {exc}") from None
+
+
 class RunWindows:
     """Windowed access to one run (see the module docstring).
 
@@ -110,31 +127,14 @@ class RunWindows:
             w.chunks = SqlChunks(rec.query, path=rec.path, fields=rec.pyramid_fields)
             if not rows:
                 w._check_pyramid_alone()
-                w._check_edges()
+                _check_edges(w.recording, w.chunks)
                 return w
         else:
             _check_index_budget(rec)
         w.refresh()
         if not w._memory_index:
-            w._check_edges()
+            _check_edges(w.recording, w.chunks)
         return w
-
-    def _check_edges(self) -> None:
-        """The whole-run bucket against the run's first row and, once the writer closed it, its last row
-        (:func:`recorder.lodstore.check_edges`; two blocks decoded: cheap at open)."""
-        rec = self.recording
-        first_id, last_id = rec.query("SELECT min(id), max(id) FROM blocks")[0]
-        if first_id is None:
-            return
-        first = edge_records(rec.read_block(first_id).slice_rows(0, 1))
-        last = None  # a live run's last row moves on: checked once the writer closed the file
-        if rec.writer_state() == "closed":
-            data = rec.read_block(last_id)
-            last = edge_records(data.slice_rows(max(0, len(data) - 2), len(data)))
-        try:
-            check_edges(self.chunks.top(), first, last)
-        except LodError as exc:
-            raise RecordingError(rec.path, f"damaged pyramid: {exc}") from None
 
     def _check_pyramid_alone(self) -> None:
         """Read the stored pyramid's shape and check it against the block totals (no block index kept)."""
