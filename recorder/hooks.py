@@ -42,7 +42,7 @@ from .errors import RecordingError
 from .flat import flat_grad, offsets
 from .linerec import StepMeasure
 from .probe import LineProbe, MicroBatch, ProbeConfig, reduce_loss, resolve_config, probing
-from .runmeta import GRADIENT_NOTE, run_metadata, unused_path
+from .runmeta import GRADIENT_NOTE, open_writer
 from .store import RecordingWriter
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ class Recorder:
                                 if distributed is None else distributed)
         self.shard: sharded.Layout | None = None  # set for sharded parameters (FSDP, tensor parallel)
         self._offsets = offsets(self.params)
+        self.world = torch.distributed.get_world_size() if self.distributed else 1
         if self.distributed:
             self.rank = torch.distributed.get_rank()
             self._attach_sharded()
@@ -98,7 +99,7 @@ class Recorder:
         self.grad = GradientCopy(self.params, self._offsets, check=check, on_discard=self._discarded,
                                  on_accumulate=self.capture.accumulated_in, fail=self._fail)
         if self.rank == 0:
-            self._open_writer(path, run, tags, seed, overwrite, commit_interval)
+            self.writer = open_writer(self, path, run, tags, seed, overwrite, commit_interval)
         #: live diagnosis on the writing rank (:mod:`recorder.diagnose.live`), else None
         self.findings = None if self.writer is None else LiveFindings(self.writer, self.alphas, self.emit_finding)
         self._install(capture)
@@ -107,23 +108,6 @@ class Recorder:
     def strategy(self):
         """The probe strategy of the latest step (``sweep`` or ``batched``)."""
         return self.steps.strategy
-
-    def _open_writer(self, path, run, tags, seed, overwrite, commit_interval) -> None:
-        try:
-            meta = run_metadata(self, path, run, tags, seed)
-            if not overwrite:
-                fresh = unused_path(path)
-                if str(fresh) != str(path):
-                    self.warn_once("path", f"gda_gl recorder: {path} exists; recording to {fresh} instead "
-                                           f"(attach(..., overwrite=True) replaces a finished recording)")
-                path = fresh
-            self.writer = RecordingWriter(path, self.alphas, meta, overwrite=overwrite,
-                                          commit_interval=commit_interval, row_alphas=self.config.mode == "adaptive")
-        except Exception as exc:  # unwritable path, bad metadata: report, keep training
-            if self.strict:
-                raise
-            self.warn_once("writer", f"gda_gl recorder disabled: {exc}")
-            self.writer = None
 
     # -- hooks ---------------------------------------------------------------
     def _install(self, capture: bool) -> None:

@@ -344,8 +344,8 @@ class StepMeasure:
 
     def skipped(self, k: int, entries: list[Entry]) -> None:
         """The row of a step the loop skipped: status skipped, did not move, phi not measured; train_loss
-        is the discarded micro-batches' loss (rank 0's under distributed training: no collective runs
-        inside a backward), samples theirs."""
+        is the discarded micro-batches' loss and samples theirs (under distributed training rank 0's loss
+        and its samples times the number of ranks: no collective runs inside a backward)."""
         rec = self.rec
         if rec.rank != 0 or rec.writer is None:
             return
@@ -357,7 +357,7 @@ class StepMeasure:
                           train_loss=_micro_loss(micro), step_norm=0.0, grad_norm=math.nan,
                           lr=float(rec.optimizer.param_groups[0].get("lr", math.nan)), wall_time=time.time(),
                           status=schema.STATUS_SKIPPED, ls_evals=0, slope0=math.nan, micro_batches=len(micro),
-                          samples=sum(e.samples for e in entries), **extra)
+                          samples=sum(e.samples for e in entries) * (rec.world if rec.distributed else 1), **extra)
 
 
 def _micro_loss(micro: list[MicroBatch]) -> float:

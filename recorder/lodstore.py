@@ -192,10 +192,12 @@ def check_edges(top: Mapping[str, np.ndarray], first: Mapping[str, np.ndarray],
 
 
 def check_parent(children: Mapping[str, np.ndarray], level: int, parent: Mapping[str, np.ndarray], at: int,
-                 where: str) -> None:
+                 where: str, stop: int | None = None) -> None:
     """Buckets ``children`` (one chunk of a level) merged by :data:`recorder.pyramid.FANOUT` against the
     ``parent`` buckets from index ``at`` on: the parents whose children are all full (final while a writer
-    appends) must equal the merge (integers exactly, floats to a relative 1e-6, NaN equal to NaN).
+    appends) must equal the merge (integers exactly, floats to a relative 1e-6, NaN equal to NaN); parents
+    from index ``stop`` on are not compared (the level's last bucket, which a live writer may still be
+    filling between the reads of the two chunks).
 
     Raises
     ------
@@ -206,6 +208,8 @@ def check_parent(children: Mapping[str, np.ndarray], level: int, parent: Mapping
     if k <= 0:
         return
     ok = full[:k * pyramid.FANOUT].reshape(k, pyramid.FANOUT).all(axis=1)
+    if stop is not None:
+        ok &= at + np.arange(k) < stop
     idx = np.flatnonzero(ok)
     if not len(idx):
         return
@@ -435,9 +439,11 @@ class SqlChunks(ChunkSource):
             raise LodError(f"pyramid level {level} chunk {chunk}: {len(recs['rows'])} buckets, expected {expect}")
         if level + 1 < len(self._counts):  # never hand out buckets the level above contradicts
             per = pyramid.CHUNK // pyramid.FANOUT
-            parent = self._chunk(level + 1, chunk * per // pyramid.CHUNK)
+            pc = chunk * per // pyramid.CHUNK
+            parent = self._chunk(level + 1, pc)
             check_parent(recs, level, parent, chunk * per % pyramid.CHUNK,
-                         f"pyramid level {level + 1} (against level {level} chunk {chunk})")
+                         f"pyramid level {level + 1} (against level {level} chunk {chunk})",
+                         stop=self._counts[level + 1] - 1 - pc * pyramid.CHUNK)
         with self._lock:
             if _recs_nbytes(recs) <= self._cache.maxsize:
                 self._cache[key] = recs  # evicts the least recently used chunks past the byte budget

@@ -78,6 +78,27 @@ class CG(Optimizer):
         """Restart from steepest descent at the next step (call when the mini-batch changes)."""
         self._state = {}
 
+    def _accept(self, st: dict, x_new, s, x3: float, df0, f3: float, df3, ratio: float, info: dict) -> None:
+        """A successful line search: move to ``x_new`` and take the next direction (Polak-Ribiere)."""
+        self._set(x_new)
+        info["step"] = x3
+        s_new = (float(df3 @ df3) - float(df0 @ df3)) / float(df0 @ df0) * s - df3  # Polak-Ribiere
+        d_old = st["d0"]
+        d0n = float(df3 @ s_new)
+        if d0n > 0:  # not a descent direction: restart
+            s_new = -df3
+            d0n = -float(s_new @ s_new)
+        x3n = x3 * min(ratio, d_old / (d0n - 1e-300))
+        st.update(f0=f3, df0=df3, s=s_new, d0=d0n, x3=x3n, failed=False)
+
+    def _restart(self, st: dict, X0, F0: float, dF0, best_t: float, info: dict) -> None:
+        """A failed line search: keep the best point seen, restart along steepest descent."""
+        self._set(X0)
+        info["step"] = best_t
+        s_new = -dF0
+        d0n = -float(s_new @ s_new)
+        st.update(f0=F0, df0=dF0, s=s_new, d0=d0n, x3=1.0 / (1 - d0n), failed=True)
+
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
         """One CG iteration: a line search along the current direction.
@@ -135,56 +156,56 @@ class CG(Optimizer):
                 break
             x1, f1, d1 = x2, f2, d2
             x2, f2, d2 = x3, f3, d3
-            A = 6 * (f1 - f2) + 3 * (d2 + d1) * (x2 - x1)
-            B = 3 * (f2 - f1) - (2 * d1 + d2) * (x2 - x1)
-            disc = B * B - A * d1 * (x2 - x1)
-            denom = B + math.sqrt(disc) if disc >= 0 else float("nan")
-            x3 = x1 - d1 * (x2 - x1) ** 2 / denom if denom and math.isfinite(denom) else float("nan")
-            if not math.isfinite(x3) or x3 < 0:
-                x3 = x2 * EXT
-            elif x3 > x2 * EXT:
-                x3 = x2 * EXT
-            elif x3 < x2 + INT * (x2 - x1):
-                x3 = x2 + INT * (x2 - x1)
+            x3 = _extrapolated(x1, f1, d1, x2, f2, d2, INT, EXT)
         x4, f4, d4 = x3, f3, d3
         while success and (abs(d3) > -SIG * d0 or f3 > f0 + x3 * RHO * d0) and M > 0:  # interpolation
             if d3 > 0 or f3 > f0 + x3 * RHO * d0:
                 x4, f4, d4 = x3, f3, d3
             else:
                 x2, f2, d2 = x3, f3, d3
-            if f4 > f0:
-                denom = f4 - f2 - d2 * (x4 - x2)
-                x3 = x2 - (0.5 * d2 * (x4 - x2) ** 2) / denom if denom else float("nan")
-            else:
-                A = 6 * (f2 - f4) / (x4 - x2) + 3 * (d4 + d2) if x4 != x2 else float("nan")
-                B = 3 * (f4 - f2) - (2 * d2 + d4) * (x4 - x2)
-                disc = B * B - A * d2 * (x4 - x2) ** 2
-                x3 = x2 + (math.sqrt(disc) - B) / A if (disc >= 0 and A and math.isfinite(A)) else float("nan")
-            if not math.isfinite(x3):
-                x3 = (x2 + x4) / 2
-            x3 = max(min(x3, x4 - INT * (x4 - x2)), x2 + INT * (x4 - x2))
+            x3 = _interpolated(x2, f2, d2, x4, f4, d4, f0, INT)
             M -= 1
             f3, df3, d3 = trial(x3)
         ok = success and abs(d3) < -SIG * d0 and f3 < f0 + x3 * RHO * d0
         info = {"f0": f0, "d0": d0, "grad_norm": float(torch.linalg.vector_norm(df0)), "trial_steps": steps,
                 "trial_losses": losses, "trial_slopes": slopes, "evals": evals, "success": ok}
         if ok:
-            self._set(X + x3 * s)
-            info["step"] = x3
-            s_new = (float(df3 @ df3) - float(df0 @ df3)) / float(df0 @ df0) * s - df3  # Polak-Ribiere
-            d_old = d0
-            d0n = float(df3 @ s_new)
-            if d0n > 0:  # not a descent direction: restart
-                s_new = -df3
-                d0n = -float(s_new @ s_new)
-            x3n = x3 * min(RATIO, d_old / (d0n - 1e-300))
-            st.update(f0=f3, df0=df3, s=s_new, d0=d0n, x3=x3n, failed=False)
+            self._accept(st, X + x3 * s, s, x3, df0, f3, df3, RATIO, info)
         else:
-            # keep the best point seen, restart along steepest descent
-            self._set(X0)
-            info["step"] = best_t
-            s_new = -dF0
-            d0n = -float(s_new @ s_new)
-            st.update(f0=F0, df0=dF0, s=s_new, d0=d0n, x3=1.0 / (1 - d0n), failed=True)
+            self._restart(st, X0, F0, dF0, best_t, info)
         self.last_line_search = info
         return torch.tensor(f0)
+
+
+def _extrapolated(x1: float, f1: float, d1: float, x2: float, f2: float, d2: float, INT: float, EXT: float
+                  ) -> float:
+    """The next trial step while extrapolating: the cubic's minimum, kept within [x2 + INT (x2 - x1), x2 EXT]."""
+    A = 6 * (f1 - f2) + 3 * (d2 + d1) * (x2 - x1)
+    B = 3 * (f2 - f1) - (2 * d1 + d2) * (x2 - x1)
+    disc = B * B - A * d1 * (x2 - x1)
+    denom = B + math.sqrt(disc) if disc >= 0 else float("nan")
+    x3 = x1 - d1 * (x2 - x1) ** 2 / denom if denom and math.isfinite(denom) else float("nan")
+    if not math.isfinite(x3) or x3 < 0:
+        return x2 * EXT
+    if x3 > x2 * EXT:
+        return x2 * EXT
+    if x3 < x2 + INT * (x2 - x1):
+        return x2 + INT * (x2 - x1)
+    return x3
+
+
+def _interpolated(x2: float, f2: float, d2: float, x4: float, f4: float, d4: float, f0: float, INT: float
+                  ) -> float:
+    """The next trial step while interpolating between x2 and x4 (quadratic when f4 > f0, else cubic; the
+    middle when neither is finite), kept INT of the interval away from its ends."""
+    if f4 > f0:
+        denom = f4 - f2 - d2 * (x4 - x2)
+        x3 = x2 - (0.5 * d2 * (x4 - x2) ** 2) / denom if denom else float("nan")
+    else:
+        A = 6 * (f2 - f4) / (x4 - x2) + 3 * (d4 + d2) if x4 != x2 else float("nan")
+        B = 3 * (f4 - f2) - (2 * d2 + d4) * (x4 - x2)
+        disc = B * B - A * d2 * (x4 - x2) ** 2
+        x3 = x2 + (math.sqrt(disc) - B) / A if (disc >= 0 and A and math.isfinite(A)) else float("nan")
+    if not math.isfinite(x3):
+        x3 = (x2 + x4) / 2
+    return max(min(x3, x4 - INT * (x4 - x2)), x2 + INT * (x4 - x2))

@@ -21,7 +21,7 @@ import torch
 
 from ._version import __version__
 
-__all__ = ["GRADIENT_NOTE", "LOSS_NOTE", "run_metadata", "unused_path", "fingerprint"]
+__all__ = ["GRADIENT_NOTE", "LOSS_NOTE", "run_metadata", "open_writer", "unused_path", "fingerprint"]
 
 #: What ``slope0`` and ``grad_norm`` are computed from (also stored in the run metadata).
 GRADIENT_NOTE = ("the gradient back-propagated since the previous step, as the backward calls left it (summed over "
@@ -129,3 +129,26 @@ def fingerprint(obj) -> str:
 
     feed(obj)
     return h.hexdigest()
+
+
+def open_writer(rec, path, run: dict | None, tags: dict | None, seed, overwrite: bool, commit_interval: float):
+    """The recording's writer for recorder ``rec`` (rank 0), or None when it cannot be opened: the problem is
+    warned about once and training goes on (``strict`` raises).  Without ``overwrite`` an existing recording
+    is never replaced: the first free ``stem-N.gda`` is written instead (:func:`unused_path`)."""
+    from .store import RecordingWriter
+
+    try:
+        meta = run_metadata(rec, path, run, tags, seed)
+        if not overwrite:
+            fresh = unused_path(path)
+            if str(fresh) != str(path):
+                rec.warn_once("path", f"gda_gl recorder: {path} exists; recording to {fresh} instead "
+                                      f"(attach(..., overwrite=True) replaces a finished recording)")
+            path = fresh
+        return RecordingWriter(path, rec.alphas, meta, overwrite=overwrite, commit_interval=commit_interval,
+                               row_alphas=rec.config.mode == "adaptive")
+    except Exception as exc:  # unwritable path, bad metadata: report, keep training
+        if rec.strict:
+            raise
+        rec.warn_once("writer", f"gda_gl recorder disabled: {exc}")
+        return None

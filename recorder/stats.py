@@ -3,9 +3,11 @@
 A :class:`Statistic` says what a number is (name, stored dtype, description),
 how it aggregates over a bucket of iterations in the level-of-detail pyramid
 (``"float"``: min, max, sum and count of finite values; ``"codes"``: a count
-per code), how a viewer colours it and how it is formatted.  The pyramid
-(:mod:`recorder.pyramid`), the scene's colour-by, the details panel, ``info``
-and ``compare`` all read this table.  The file format does not: what each
+per code), how a viewer colours it, labels it and formats it.  The pyramid
+(:mod:`recorder.pyramid`), the highlight filter and colour-by, the details table
+(:func:`gda_gl.compose.detail.detail_numbers`), the hover readout, ``info``
+(:mod:`gda_gl.compose.summary`) and ``compare`` all read this table, so a new
+statistic shows in each of them unchanged.  The file format does not: what each
 schema version stores is frozen in :mod:`recorder.schema`, and a statistic
 added here is stored as an optional column that older files simply lack
 (they read it as its default; see "New statistics" there).  Adding a

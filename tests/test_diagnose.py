@@ -205,3 +205,15 @@ def test_gda_gl_diagnose_and_render_finding(events, tmp_path):
     r = _gda("render", events, "--finding", len(found) + 1, "-o", tmp_path / "g.png")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "findings" in r.stderr
     assert not (tmp_path / "g.png").exists()
+
+
+def test_every_threshold_is_documented_in_the_readme():
+    """Every threshold is a named constant of recorder/diagnose/thresholds.py, each in the README's table."""
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Diagnose: what the lines say"):]
+    names = [n for n in vars(T) if n.isupper() and not n.startswith("_")]
+    assert len(names) > 20
+    missing = [n for n in names if f"| `{n}` | " not in section]
+    assert not missing, missing

@@ -261,4 +261,5 @@ def test_details_view_is_a_frame_drawn_by_the_same_renderer(tmp_path):
         assert (shape[hit] == 2.0).any() == (a > 1.0)
     # the trial order labels and the numbers are text items of the frame
     labels = [t[0] for t in frame.texts]
-    assert {"1", "2", "3"} <= set(labels) and "step efficiency" in labels  # the registry's label
+    assert {"1", "2", "3"} <= set(labels) and "accepted alpha" in labels  # the registry's label
+    assert all(k in labels for k in nums)  # every number returned is written (those without a value are not)

@@ -595,7 +595,7 @@ def test_details_numbers_use_separators_and_are_all_listed(tmp_path):
             w.append(i, (1.0 + 0.1 * (GRID - 0.8) ** 2).astype(np.float32), train_loss=1.0, taken_alpha=1.0)
     with Recording(p) as rec:
         run = RunData(rec.read(), name="big")
-    for size in ((700, 400), (520, 300)):
+    for size in ((700, 400), (900, 560)):  # the details PNG and the window's details panel
         _, frame, nums, _ = compose_detail(run, 7_654_321, Layout(*size))
         texts = [t[0] for t in frame.texts]
         assert "7,654,321" in texts and "7654321" not in texts, texts

@@ -221,3 +221,21 @@ def test_svg_and_pdf_of_a_scene_open_in_parsers_with_the_drawn_text(tmp_path):
     reader = pypdf.PdfReader(os.fspath(p))
     assert len(reader.pages) == 1 and [float(v) for v in reader.pages[0].mediabox] == [0, 0, 400, 300]
     assert "loss (log)" in reader.pages[0].extract_text()
+
+
+def test_the_window_tooltip_over_many_runs_is_the_table_sorted_by_loss():
+    pytest.importorskip("PyQt6")
+    from gda_gl.explorer.app import _tooltip_text
+    from gda_gl.explorer.runtable import table_text
+
+    table = [(3, "lr=0.3", 0.4), (0, "lr=0.001", 2.3), (1, "lr=0.01", 1.9), (2, "lr=0.1", 0.9), (4, "lr=1", 1.1)]
+    table.sort(key=lambda t: t[2])
+    tip = _tooltip_text({"x": 153.7, "loss": 1.0, "table": table, "run_index": 2, "run": "lr=0.1", "line": True})
+    lines = tip.splitlines()
+    assert lines[0] == "runs at x 153.7, by loss:" and [ln.split()[-2] for ln in lines[1:]] == \
+        ["lr=0.3", "lr=0.1", "lr=1", "lr=0.01", "lr=0.001"]
+    assert lines[2].startswith(">")  # the hovered run
+    assert _tooltip_text({"x": 1.0, "loss": 1.0, "table": table[:1]}) is None  # one run: the status line says it
+    many = [(i, f"r{i}", float(i)) for i in range(30)]
+    text = table_text(many, hovered=25)
+    assert "> r25" in text and text.splitlines()[-1].strip() == "(18 more runs)" and len(text.splitlines()) == 13

@@ -139,9 +139,17 @@ def _read_step(run: RunData, iteration: int) -> _Step:
                  float(stepgeom.accepted_alpha(d["taken_alpha"][0])), detail_numbers(d, 0))
 
 
-def _detail_layout(layout: Layout, legend, fs: int, text0: TextLayer) -> tuple[Layout, list]:
-    """The plot's layout (numbers column on the right, legend lines on top) and the legend lines."""
-    right = int(min(250, max(150, 0.3 * layout.width)))
+def _shown(nums: dict) -> dict:
+    """The numbers the details view writes: every one but those without a value (NaN says nothing)."""
+    return {k: v for k, v in nums.items() if not (isinstance(v, float) and math.isnan(v))}
+
+
+def _detail_layout(layout: Layout, legend, fs: int, text0: TextLayer, shown: dict) -> tuple[Layout, list]:
+    """The plot's layout (numbers column on the right, legend lines on top) and the legend lines; the column
+    is as wide as its longest label and value need (the registry's labels), at most 45 % of the canvas."""
+    need = max((text0.text_width(str(k), fs) + text0.text_width(_fmt(v), fs, bold=True) + 28
+                for k, v in shown.items()), default=0.0)
+    right = int(min(max(min(250, max(150, 0.3 * layout.width)), need), 0.45 * layout.width))
     # the legend runs along the top, wrapped into as many lines as the plot's width needs
     lines = _wrap_legend(text0, legend, layout.width - layout.left - right - 8, fs - 1)
     if len(lines) > 1 and layout.height - layout.top - layout.bottom - (fs + 6) * len(lines) < 110:
@@ -171,7 +179,7 @@ def _detail_view(st: _Step, layout: Layout, log_y: bool) -> View:
 
 def compose_detail(run: RunData, iteration: int, layout: Layout, log_y: bool = False
                    ) -> tuple[View, Frame, dict, Layout]:
-    """What the details view draws for one line search: (View, Frame, the numbers, the layout used).
+    """What the details view draws for one line search: (View, Frame, the numbers written, the layout used).
 
     Compute only, like :func:`gda_gl.compose.scene.compose`: the same renderer draws the Frame
     (:meth:`gda_gl.gl.render.CurveRenderer.draw_frame`).  Reads one row through the run's windows.
@@ -179,7 +187,8 @@ def compose_detail(run: RunData, iteration: int, layout: Layout, log_y: bool = F
     st = _read_step(run, iteration)
     fs = 11 if layout.width >= 360 and layout.height >= 200 else 9
     text0 = TextLayer(layout.width, layout.height)
-    layout, lines = _detail_layout(layout, _legend(run), fs, text0)
+    shown = _shown(st.nums)
+    layout, lines = _detail_layout(layout, _legend(run), fs, text0, shown)
     view = _detail_view(st, layout, log_y)
     frame = Frame(origin=(view.x0, view.y0), mode="line-search",
                   title=f"{run.name}: line search of iteration {st.nums['iteration']}")
@@ -187,8 +196,8 @@ def compose_detail(run: RunData, iteration: int, layout: Layout, log_y: bool = F
     frame.rule_min_px = 1.5
     _detail_geometry(frame, st, view)
     _trial_labels(frame, st, view, fs)
-    _detail_texts(frame, st, view, layout, lines, fs, text0)
-    return view, frame, st.nums, layout
+    _detail_texts(frame, st, view, layout, lines, fs, text0, shown)
+    return view, frame, shown, layout
 
 
 def _rel(view: View, x, y) -> np.ndarray:
@@ -255,7 +264,8 @@ def _trial_labels(frame: Frame, st: _Step, view: View, fs: int) -> None:
             frame.texts.append((str(int(order) + 1), lx_, ly_, "lb", fs - 1, (20, 20, 20, 255), False, False))
 
 
-def _detail_texts(frame: Frame, st: _Step, view: View, layout: Layout, lines, fs: int, text0: TextLayer) -> None:
+def _detail_texts(frame: Frame, st: _Step, view: View, layout: Layout, lines, fs: int, text0: TextLayer,
+                  shown: dict) -> None:
     """Axis titles, the title, the legend lines and the column of numbers right of the plot."""
     px, py, pw, ph = view.plot
     txt, grey = frame.texts, (30, 30, 30, 255)
@@ -277,13 +287,13 @@ def _detail_texts(frame: Frame, st: _Step, view: View, layout: Layout, lines, fs
             x += text0.text_width(label, fs - 1) + 14
         y -= fs + 6
     # the numbers: a column right of the plot; a smaller font (down to 7 px) before any row is cut
-    items = list(st.nums.items())
+    items = list(shown.items())
     top_y = layout.height - 6 - (fs + 8)
     fs = int(max(7, min(fs, (top_y - 4) // max(1, len(items)) - 5)))
     tx, row_h = px + pw + 14, fs + 5
     n_fit = max(0, int((top_y - 4) // row_h))
     if len(items) > n_fit:
-        items = items[:max(0, n_fit - 1)] + ([("...", f"{len(st.nums) - n_fit + 1} more")] if n_fit else [])
+        items = items[:max(0, n_fit - 1)] + ([("...", f"{len(shown) - n_fit + 1} more")] if n_fit else [])
     for i, (k, v) in enumerate(items):
         value = _fmt(v)
         room = layout.width - 8 - tx - text0.text_width(value, fs, bold=True) - 6  # the label never meets its value

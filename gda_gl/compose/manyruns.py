@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["MANY_RUNS", "ARC_PX_PER_STEP", "LINE_SMOOTH_PX", "LINE_ALPHA", "sweep_style", "arcs_fit", "is_focused",
-           "line_values", "smooth_centered"]
+           "line_values", "smooth_centered", "buckets_suffice", "line_fields", "LINE_FIELDS", "row_line_recs"]
 
 #: visible runs from which a frame is drawn in the sweep style
 MANY_RUNS = 4
@@ -48,6 +48,45 @@ def is_focused(state, name: str) -> bool:
     """Whether the run ``name`` is drawn in full in the sweep style (``state.focus`` names it)."""
     focus = getattr(state, "focus", None) or ()
     return name in focus
+
+
+#: the bucket fields a run's line reads (its smoothed loss, where it is, its y extent, flags, epochs)
+LINE_FIELDS = ("first_it", "last_it", "rows", "cl_lo", "cl_hi", "cl_last", "cl_first", "env_lo", "env_hi",
+               "epoch_first", "epoch_last", "train_loss:sum", "train_loss:count")
+
+
+def buckets_suffice(rows_in_view: int, width_px: int) -> bool:
+    """Whether the pyramid's finest buckets (16 rows) give a run's line a point per ``LINE_SMOOTH_PX`` columns at
+    least: then the line reads buckets, not rows (a hundred runs of 2,000 steps: 125 buckets each)."""
+    from recorder.pyramid import BASE_ROWS
+
+    return rows_in_view / BASE_ROWS >= width_px / LINE_SMOOTH_PX
+
+
+def line_fields(recs: dict, stats: set) -> dict:
+    """The fields of ``recs`` a run's line needs (:data:`LINE_FIELDS`, the probe status, the statistics
+    ``stats`` that colour-by or the highlight read): fewer to merge per pixel column, per run, per frame."""
+    keep = set(LINE_FIELDS)
+    return {k: v for k, v in recs.items() if k in keep or k.split(":")[0] in stats}
+
+
+def row_line_recs(alphas, rows) -> dict:
+    """Rows as buckets of one with only what a run's line reads (:data:`LINE_FIELDS` and the probe status): the
+    line's cheap twin of :func:`recorder.pyramid.row_records` (no envelope of phi over the alphas, no trials)."""
+    from recorder import pyramid, stats
+
+    classic = pyramid.classic_values(alphas, rows.phi, rows["train_loss"]).astype(np.float32)
+    it = np.asarray(rows.iteration, np.int64)
+    ep = np.asarray(rows["epoch"], np.int32)
+    tl = np.asarray(rows["train_loss"], np.float64)
+    ok = np.isfinite(tl)
+    out = {"rows": np.ones(len(it), np.int32), "first_it": it, "last_it": it, "cl_lo": classic, "cl_hi": classic,
+           "cl_first": classic, "cl_last": classic, "env_lo": classic, "env_hi": classic, "epoch_first": ep,
+           "epoch_last": ep, "train_loss:sum": np.where(ok, tl, 0.0), "train_loss:count": ok.astype(np.int32)}
+    status = np.asarray(rows["status"])
+    for code, _ in stats.STAT_BY_NAME["status"].codes:
+        out[f"status:{code}"] = (status == code).astype(np.int32)
+    return out
 
 
 def line_values(recs: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -78,7 +78,8 @@ class _Window:
 
     def visible_recs(self) -> dict:
         """The buckets (or rows as buckets) that overlap the view."""
-        return {k: v[_visible(self.recs, self.u0, self.u1)] for k, v in self.recs.items()}
+        keep = _visible(self.recs, self.u0, self.u1)
+        return {k: v[keep] for k, v in self.recs.items()}
 
     def alphas_of(self, d: Iterations) -> np.ndarray:
         return _alphas(self.run, d)
@@ -138,8 +139,9 @@ def _gather(runs: list[RunData], x0: float, x1: float, width_px: int, state: Vie
     sweep = manyruns.sweep_style(len(shown))
     out = []
     for (i, r, u0, u1), count, detail in zip(shown, counts, flags):
-        w = _window(r, i, u0, u1, count, detail, width_px, state, sweep)
-        w.line = sweep and not detail and not manyruns.is_focused(state, r.name)
+        line = sweep and not detail and not manyruns.is_focused(state, r.name)
+        w = _window(r, i, u0, u1, count, detail, width_px, state, sweep, line)
+        w.line = line
         w.yscale = run_yscale(r) if state is not None and state.normalize else 1.0
         gmap = r.axis_map(axis)
         w.xmap = None if gmap is None else xaxis.window_map(r, axis, gmap, rows=w.rows if w.level is None else None,
@@ -149,22 +151,27 @@ def _gather(runs: list[RunData], x0: float, x1: float, width_px: int, state: Vie
 
 
 def _window(r: RunData, i: int, u0: float, u1: float, count: int, detail: bool, width_px: int,
-            state: ViewState | None, sweep: bool) -> _Window:
-    """One run's window: its rows (detail, or reduced to buckets of one) or pyramid buckets zoomed out."""
+            state: ViewState | None, sweep: bool, line: bool = False) -> _Window:
+    """One run's window: its rows (detail, or reduced to buckets of one) or pyramid buckets zoomed out (a run
+    drawn as a line among many: the finest buckets once they are dense enough for its smoothed line, and only
+    the fields a line needs, :func:`gda_gl.compose.manyruns.line_fields`)."""
     env = None
     if not detail:
         level = r.windows.choose_level(u0 - r.reach, u1, width_px, rows=count)
-        if level is None and count * len(r.alphas) > OVERVIEW_ROW_SAMPLES:
+        if level is None and (count * len(r.alphas) > OVERVIEW_ROW_SAMPLES or
+                              line and manyruns.buckets_suffice(count, width_px)):
             level = 0  # rows are reduced here only while their samples stay within budget
         if level is not None:
             env = r.windows.envelope(u0 - r.reach, u1, width_px, level=level, rows=count)
     if env is not None:
-        return _Window(r, i, env.level, env.recs, u0=u0, u1=u1, color=r.color)
+        recs = manyruns.line_fields(env.recs, _needed_stats(state)) if line else env.recs
+        return _Window(r, i, env.level, recs, u0=u0, u1=u1, color=r.color)
     rows = r.rows_reaching(u0, u1)
     w = _Window(r, i, None, None, rows, u0=u0, u1=u1, color=r.color)
     if not detail:
         need = _needed_stats(state) | ({"train_loss"} if sweep else set())
-        w.recs = pyramid.row_records(_alphas(r, rows), rows.columns, rows.phi, None, None, None, with_stats=need)
+        w.recs = manyruns.row_line_recs(_alphas(r, rows), rows) if line and need <= {"status", "train_loss"} else \
+            pyramid.row_records(_alphas(r, rows), rows.columns, rows.phi, None, None, None, with_stats=need)
     return w
 
 
@@ -401,7 +408,8 @@ def _overview(frame: Frame, w: _Window, state: ViewState, view: View, color_by):
     """Buckets as envelope and classic-curve rectangles; returns (match count, exact, rug columns)."""
     recs = w.recs
     x0, oy = view.x0, view.y0
-    recs = {k: v[_visible(recs, w.u0, w.u1)] for k, v in recs.items()}
+    keep = _visible(recs, w.u0, w.u1)
+    recs = {k: v[keep] for k, v in recs.items()}
     xs0 = w.x(recs["first_it"].astype(np.float64)) - x0
     xs1 = w.x(recs["last_it"].astype(np.float64) + 1.0) - x0
     lo, hi = w.y(recs["env_lo"], state.log_y), w.y(recs["env_hi"], state.log_y)

@@ -49,6 +49,12 @@ def _font(size: int, bold: bool = False):
         return ImageFont.load_default()
 
 
+@lru_cache(maxsize=8192)
+def _text_width(text: str, size: int, bold: bool) -> float:
+    """Pixel width of a label (cached: a sweep's legend measures a hundred names every frame)."""
+    return _font(size, bold).getlength(text)
+
+
 class TextLayer:
     """Collects text items in pixel coordinates (origin bottom-left, like GL) and rasterises them."""
 
@@ -62,7 +68,7 @@ class TextLayer:
         self.items.append((str(text), float(x), float(y), anchor, int(size), tuple(color), bold, rotate))
 
     def text_width(self, text: str, size: int = 12, bold: bool = False) -> float:
-        return _font(size, bold).getlength(text)
+        return _text_width(str(text), int(size), bool(bold))
 
     def rasterize(self) -> np.ndarray:
         """(height, width, 4) uint8, rows top-down, straight alpha.

@@ -1,8 +1,8 @@
 """The view that was drawn: axis ranges plus the pixel layout, and the mapping between them.
 
-A :class:`View` is produced by the composition step (:func:`gda_gl.compose.compose`)
-together with the :class:`~gda_gl.compose.scene.Frame` it describes, and handed to the
-renderer, which draws exactly that.  Everything that maps pixels back to data
+A :class:`View` is produced by the composition step (:func:`gda_gl.compose.scene.compose`)
+together with the :class:`~gda_gl.compose.frame.Frame` it describes, and handed to the
+renderer (:mod:`gda_gl.gl.render`), which draws exactly that.  Everything that maps pixels back to data
 (hover readouts, clicks, box zoom, the details panel) uses the ``View`` that was
 *last drawn*, never the target of an animation, so what the user points at is
 what is on screen.

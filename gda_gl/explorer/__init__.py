@@ -8,9 +8,12 @@ Layers, one way (no GL or toolkit above :mod:`.canvas`):
 - :mod:`.filters`: the highlight filter's matches and counts;
 - :mod:`.inputmap`: the one table of keys and mouse gestures (also the help);
 - :mod:`.controller`: the view state, selection, filters, keys (on :mod:`.navigation`);
-- :mod:`.follow`: live sources, owned by the window; hands runs to the controller;
 - :mod:`.export`: the view as PNG, the visible rows as CSV;
+- :mod:`.frame_draw`: one frame of the controller's view, drawn (shared with the notebook);
+- :mod:`.axischoice`, :mod:`.serieslist`: the x-axis choice and the series list of the panel;
 - :mod:`.canvas` (a VisPy canvas drawing through the engine and forwarding
-  events), :mod:`.panel` (the Qt control panel), :mod:`.app` (the Qt window),
-  :mod:`.stacked` (runs stacked in linked views sharing the x axis).
+  events), :mod:`.panel` (the Qt control panel), :mod:`.app` (the Qt window).
+
+Live runs are followed by :mod:`gda_gl.session.follow` (owned by the window, shared with the notebook); the
+figures are composed by :mod:`gda_gl.compose` and drawn by :mod:`gda_gl.gl`.
 """

@@ -90,10 +90,19 @@ def _detail_canvas(controller, parent):
 
 
 def _tooltip_text(info: dict | None, max_px: float = 14.0) -> str | None:
-    """The tooltip for a hover readout: run, step, alpha and phi of the drawn point near the cursor, or None."""
-    if not info or "iteration" not in info or info.get("dist_px", math.inf) > max_px:
+    """The tooltip for a hover readout: run, step, alpha and phi of the drawn point near the cursor, then with
+    several runs the table of every run at the cursor's x by its loss (:mod:`.runtable`); None for neither."""
+    from .runtable import table_text
+
+    if not info:
         return None
-    return f"{info['run']}\nstep {info['iteration']:,}\nalpha {info['alpha']:.4g}\nphi {info['phi']:.6g}"
+    parts = []
+    if "iteration" in info and info.get("dist_px", math.inf) <= max_px:
+        parts.append(f"{info['run']}\nstep {info['iteration']:,}\nalpha {info['alpha']:.4g}\nphi {info['phi']:.6g}")
+    table = info.get("table") or []
+    if len(table) > 1:  # several runs under the cursor: which is which, by the loss
+        parts.append(f"runs at x {info['x']:,.4g}, by loss:\n" + table_text(table, info.get("run_index")))
+    return "\n\n".join(parts) or None
 
 
 def _ResizeFilter(callback):

@@ -119,9 +119,19 @@ class ExplorerController(Navigator):
         self.hover(px, py)
         near = self.nearest_arc(px, py, tolerance_px)
         if near is None:
+            self._focus_line(px, py)
             return None
         self.select(near["run_index"], near["iteration"])
         return near["iteration"]
+
+    def _focus_line(self, px: float, py: float) -> None:
+        """A click on a run's line among many draws that run in full (``ViewState.focus``)."""
+        from .runtable import line_at
+
+        view, frame = self.drawn()
+        k = line_at(frame, view, px, py)
+        if k is not None and k < len(self.runs):
+            self.state.update(focus=(self.runs[k].name,))
 
     def release(self, p0: tuple[float, float], pos: tuple[float, float], box: bool, dragged: bool) -> str | None:
         """The left button, pressed at ``p0``, goes up at ``pos`` (pixels): box zoom, or a click's pick.

@@ -50,7 +50,11 @@ def overlay_spec(c, st, frame: Frame, runs, box=None, frame_ms: Sequence[float] 
     spec = OverlaySpec(box=box, help=c.show_help, help_rows=HELP_KEYS)
     if runs:
         spec.run_color = tuple(float(v) for v in runs[0].color)
-    if c.show_legend and not c.show_help and runs and st.color_by == "none":
+    from gda_gl.compose.manyruns import sweep_style
+
+    # the glyph legend explains arcs and envelopes; many runs zoomed out are lines (their legend is the runs')
+    if c.show_legend and not c.show_help and runs and st.color_by == "none" and \
+            not (sweep_style(frame.runs) and mode != "detail"):
         kinds = DETAIL_GLYPHS if mode == "detail" else OVERVIEW_GLYPHS
         kinds = tuple(k for k in kinds if not ((k in ("trial", "loose", "owner") and not st.show_trials)
                                                or (k == "beyond" and not st.show_loose)
@@ -60,7 +64,8 @@ def overlay_spec(c, st, frame: Frame, runs, box=None, frame_ms: Sequence[float] 
             kinds = kinds + ("rug",)
         spec.legend = kinds
         entries = len(frame.legend)  # runs and the series drawn over the curve: the renderer's legend rows
-        spec.legend_offset = 16 * entries + 6 if entries > 1 else 0
+        outside = c.layout.legend > 0  # the run legend in the margin right of the plot (compose.layout)
+        spec.legend_offset = 16 * entries + 6 if entries > 1 and not outside else 0
     owner = frame.merged("owner")
     if owner is not None:
         origin = np.asarray(frame.origin, np.float64)

@@ -82,8 +82,13 @@ class ControlPanel:
         from .findingslist import FindingsList
         from .serieslist import SeriesList
 
+        from .runtable import FILTER_PLACEHOLDER
+
         self.runs_list = QtWidgets.QListWidget()
         self.runs_list.setToolTip("tick: show the run; double-click: next colour")
+        self.run_filter = QtWidgets.QLineEdit()
+        self.run_filter.setPlaceholderText(FILTER_PLACEHOLDER)
+        self.solo_b = QtWidgets.QPushButton("solo the selected run")
         self._colors = RUN_COLORS
         self.fill_runs()
         self.series = SeriesList(self.ctrl)
@@ -124,8 +129,12 @@ class ControlPanel:
             form.addLayout(r)
 
         form.addWidget(QtWidgets.QLabel("runs"))
+        if len(self.ctrl.runs) > 1:
+            form.addWidget(self.run_filter)
         self.runs_list.setMaximumHeight(22 * max(2, min(6, len(self.ctrl.runs) + 1)))
         form.addWidget(self.runs_list)
+        if len(self.ctrl.runs) > 1:
+            form.addWidget(self.solo_b)
         form.addWidget(QtWidgets.QLabel("series (double-click: log y)"))
         form.addWidget(self.series.widget)
         form.addWidget(QtWidgets.QLabel("x axis (U)"))
@@ -153,6 +162,8 @@ class ControlPanel:
         ctrl = self.ctrl
         self.runs_list.itemChanged.connect(self._run_toggled)
         self.runs_list.itemDoubleClicked.connect(self._run_recolour)
+        self.run_filter.editingFinished.connect(lambda: self._visibility(self._filtered))
+        self.solo_b.clicked.connect(lambda: self._visibility(self._solo))
         self.color.currentTextChanged.connect(lambda t: ctrl.state.update(color_by=t))
         for name, cb in self.checks.items():
             if name == "follow":
@@ -277,6 +288,30 @@ class ControlPanel:
 
         i = self.runs_list.row(item)
         self.ctrl.set_run_visible(i, item.checkState() == QtCore.Qt.CheckState.Checked)
+
+    def _filtered(self) -> list[bool]:
+        from .runtable import filter_visibility
+
+        return filter_visibility(self.ctrl.runs, self.run_filter.text())
+
+    def _solo(self) -> list[bool]:
+        from .runtable import solo_visibility
+
+        return solo_visibility(self.ctrl.runs, max(0, self.runs_list.currentRow()))
+
+    def _visibility(self, choose) -> None:
+        """Show the runs ``choose()`` keeps (a filter, solo); a bad filter is one status line."""
+        try:
+            keep = choose()
+        except ValueError as exc:
+            self.message(str(exc))
+            return
+        row = self.runs_list.currentRow()
+        for i, (run, k) in enumerate(zip(self.ctrl.runs, keep)):
+            if bool(getattr(run, "visible", True)) != k:
+                self.ctrl.set_run_visible(i, k)
+        self.fill_runs()
+        self.runs_list.setCurrentRow(row)  # solo again on the same run shows every run
 
     def _run_recolour(self, item) -> None:
         i = self.runs_list.row(item)

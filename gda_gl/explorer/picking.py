@@ -24,7 +24,6 @@ import numpy as np
 
 from recorder import stats
 
-from gda_gl.compose.detail import stat_value
 from gda_gl.compose.frame import Frame
 from gda_gl.compose.rundata import RunData
 from gda_gl.compose.ticks import format_position
@@ -35,6 +34,7 @@ __all__ = ["PICK_PX", "HOVER_PX", "BEYOND_PENALTY_PX", "iteration_at", "nearest_
 PICK_PX = 8.0             # a click this close to a drawn arc selects it
 HOVER_PX = 14.0           # the hover readout names the nearest arc within this distance
 BEYOND_PENALTY_PX = 5.0   # picking prefers solid arcs: a light part counts as this much farther
+SERIES_READOUT_MAX = 3     # the status line names at most this many series values (more: see the hover table)
 
 
 def iteration_at(runs: list[RunData], x: float, xmaps: dict | None = None) -> tuple[RunData, int] | None:
@@ -154,11 +154,22 @@ def hover_info(runs: list[RunData], frame: Frame, view: View, px: float, py: flo
     values = series_at(frame, view, x)
     if values:
         info["series"] = values  # the series lines drawn over the curve, at the cursor's x
+    if len(runs) > 1:  # the hover table: every run at the cursor's x, by its loss there
+        from .runtable import runs_at
+
+        info["table"] = runs_at(runs, frame, view, px)
     near = nearest_arc(frame, view, px, py, HOVER_PX)
     if near is not None and near["run_index"] < len(runs):
         run = runs[near["run_index"]]
         info.update(near, run=run.name, phi=_phi_at(run, near["iteration"], near["alpha"], view.log_y))
         return info
+    if len(runs) > 1:  # a run's line among many (the sweep style) names its run
+        from .runtable import line_at
+
+        k = line_at(frame, view, px, py)
+        if k is not None and k < len(runs):
+            info.update(run=runs[k].name, run_index=k, line=True)
+            return info
     bucket = bucket_at(frame, view, px, py) if frame.mode == "overview" else None
     if bucket is not None and bucket["run_index"] < len(runs):
         info.update(run=runs[bucket["run_index"]].name, run_index=bucket["run_index"],
@@ -191,22 +202,22 @@ def series_at(frame: Frame, view: View, x: float) -> dict[str, float]:
 
 def step_statistic(run: RunData, iteration: int, name: str) -> str | None:
     """``label value`` of statistic ``name`` at one step, by the registry's label and format
-    (:data:`recorder.stats.STAT_BY_NAME`; the hover names the statistic the curve is coloured by)."""
+    (:func:`recorder.stats.format_value`; the hover names the statistic the curve is coloured by)."""
     stat = stats.STAT_BY_NAME.get(name)
     row = run.windows.row_of(int(iteration)) if stat is not None else None
     if row is None or not len(row) or name not in row.columns:
         return None
-    v = stat_value(stat, row[name][0])
-    if isinstance(v, str):
-        return f"{stat.label} {v}"
-    return f"{stat.label} {v:{stat.fmt}}" if math.isfinite(v) else f"{stat.label} n/a"
+    return f"{stat.label} {stats.format_value(name, row[name][0])}"
 
 
 def hover_text(info: dict | None) -> str:
     """The status line's words for a :func:`hover_info` result (then the series drawn at the cursor's x)."""
     if not info:
         return ""
-    return _hover_main(info) + "".join(f"; {k} {v:.6g}" for k, v in info.get("series", {}).items())
+    series = info.get("series", {})
+    if len(series) > SERIES_READOUT_MAX:  # many runs: the hover table gives every run's value
+        return _hover_main(info)
+    return _hover_main(info) + "".join(f"; {k} {v:.6g}" for k, v in series.items())
 
 
 def _hover_main(info: dict) -> str:
@@ -217,6 +228,8 @@ def _hover_main(info: dict) -> str:
         stat = f", {info['stat']}" if info.get("stat") else ""
         return (f"{info['run']}: step {info['iteration']:,}, alpha {info['alpha']:.4g}, phi {info['phi']:.6g}{stat} "
                 + cursor)
+    if info.get("line"):
+        return f"{info['run']}: its line (training loss, smoothed; click to draw it in full) {cursor}"
     if "bucket" in info:
         (a, b), (lo, hi) = info["bucket"], info["loss_range"]
         steps = f"step {a:,}" if a == b else f"steps {a:,}..{b:,}"

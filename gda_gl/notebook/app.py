@@ -50,12 +50,18 @@ class ExplorerView(W.HBox):
         ctrl = ExplorerController(runs, state, size=tuple(int(v) for v in size))
         follower = Follower(ctrl, recordings, pending, watch=watch) if follow or watch is not None else None
         kw = {} if quality is None else {"quality": int(quality)}
+        kw["css_width"] = "100%"  # the frame fills its column; the browser reports its size, the kernel follows
         fb = ExplorerFrameBuffer(ctrl, target, follower=follower, poll_s=poll_s, export_dir=export_dir, **kw)
         controls = Controls(fb)
-        left = W.VBox([fb, controls.status, controls.view_line, controls.details],
-                      layout=W.Layout(flex="0 0 auto", width=f"{int(size[0]) + 4}px"))
-        # the controls beside the frame, or below it where the notebook is too narrow for both
-        super().__init__([left, controls.panel()], layout=W.Layout(flex_flow="row wrap", align_items="flex-start"))
+        left = W.VBox([fb, controls.status, controls.run_list.table, controls.view_line, controls.details],
+                      layout=W.Layout(flex="1 1 auto", min_width="320px", max_width=f"{int(size[0]) + 4}px"))
+        panel = controls.panel()
+        panel.layout.flex, panel.layout.max_height = "0 0 auto", f"{int(size[1]) + 60}px"
+        panel.add_class("gda-controls")
+        # the controls always beside the frame, as tall as it (scrolling inside): a narrower page narrows the
+        # frame (its width follows the column; the kernel draws at the size the browser reports)
+        super().__init__([left, panel], layout=W.Layout(flex_flow="row nowrap", align_items="flex-start",
+                                                         width="100%"))
         self.frame, self.controller, self.follower, self.controls = fb, ctrl, follower, controls
         self.recordings = recordings
         self.add_class("gda-explorer")

@@ -32,10 +32,6 @@ __all__ = ["Controls", "STATUS_EVERY_S"]
 STATUS_EVERY_S = 0.25  # the status and view lines while the view flies (they follow its last frame)
 
 
-def _rgb(color) -> str:
-    return "#%02x%02x%02x" % tuple(int(255 * float(v)) for v in color[:3])
-
-
 class Controls:
     """The ipywidgets wired to one :class:`~gda_gl.notebook.widget.ExplorerFrameBuffer`.
 
@@ -57,7 +53,10 @@ class Controls:
         self._status_t = 0.0
         lay = W.Layout(width="270px")
         wide = {"description_width": "95px"}
-        self.runs = W.VBox()
+        from .runlist import RunList
+
+        self.run_list = RunList(self.ctrl, self._guard)
+        self.runs = self.run_list.rows
         self.color = W.Dropdown(options=COLOR_BY_CHOICES, description="colour (C)", layout=lay, style=wide)
         from gda_gl.compose.xaxis import AXES, AXIS_TITLES
 
@@ -65,13 +64,15 @@ class Controls:
                                  style=wide)
         self.checks = {name: W.Checkbox(description=label, indent=False) for name, label in TOGGLES}
         self.autofit = W.Checkbox(description="y auto-fit (A)", indent=False)
-        self.smoothing = W.Dropdown(options=[("off", 0.0)] + [(f"EMA {v:g}", v) for v in SMOOTHING_STEPS[1:]],
-                                    description="smooth (M)", layout=lay, style=wide)
+        self.smoothing = W.FloatSlider(min=0.0, max=max(SMOOTHING_STEPS), step=0.001, readout_format=".3f",
+                                       continuous_update=False, description="smooth (M)", layout=lay, style=wide)
         self.highlight = W.Combobox(options=[h or "none" for h in HIGHLIGHTS], placeholder="none",
                                     description="highlight (H)", ensure_option=False, continuous_update=False,
                                     layout=lay, style=wide)
         self.prev_b, self.next_b = W.Button(description="< prev (P)"), W.Button(description="next (N) >")
         self.it_lo, self.it_hi = W.IntText(layout=W.Layout(width="95px")), W.IntText(layout=W.Layout(width="95px"))
+        self.y_lo, self.y_hi = W.FloatText(layout=W.Layout(width="95px")), W.FloatText(layout=W.Layout(width="95px"))
+        self.y_apply = W.Button(description="set")
         self.ep_lo, self.ep_hi = W.IntText(layout=W.Layout(width="95px")), W.IntText(layout=W.Layout(width="95px"))
         self.it_apply, self.ep_apply = W.Button(description="show"), W.Button(description="show")
         self.home_b, self.help_b = W.Button(description="whole run (Home)"), W.Button(description="help (?)")
@@ -97,10 +98,11 @@ class Controls:
         def row(*ws):
             return W.HBox(list(ws))
 
-        return W.VBox([W.HTML("<b>runs</b>"), self.runs, self.x_axis, self.color, *self.checks.values(), self.autofit,
-                       self.smoothing, self.highlight, row(self.prev_b, self.next_b),
+        return W.VBox([W.HTML("<b>runs</b>"), self.run_list.box, self.x_axis, self.color, *self.checks.values(),
+                       self.autofit, self.smoothing, self.highlight, row(self.prev_b, self.next_b),
                        W.HTML("iterations"), row(self.it_lo, self.it_hi, self.it_apply),
                        W.HTML("epochs"), row(self.ep_lo, self.ep_hi, self.ep_apply),
+                       W.HTML("loss axis (typed; y auto-fit: back)"), row(self.y_lo, self.y_hi, self.y_apply),
                        row(self.home_b, self.help_b), self.export_b,
                        W.HTML("<b>findings</b> (J / K; pick one to fly to it)"), self.findings],
                       layout=W.Layout(width="290px", overflow="auto"))
@@ -126,6 +128,7 @@ class Controls:
         self._click(self.next_b, lambda: self._say(c.key("n")))
         self._click(self.it_apply, lambda: c.set_iteration_range(self.it_lo.value, self.it_hi.value + 1))
         self._click(self.ep_apply, lambda: c.set_epoch_range(self.ep_lo.value, self.ep_hi.value))
+        self._click(self.y_apply, lambda: self.set_y_limits(self.y_lo.value, self.y_hi.value))
         self._click(self.home_b, c.home)
         self._click(self.help_b, lambda: self._say(c.key("?")))
         self._click(self.export_b, lambda: self._say(self.fb.export()))
@@ -139,6 +142,13 @@ class Controls:
             self.findings.value = None
         finally:
             self._syncing = False
+
+    def set_y_limits(self, lo: float, hi: float) -> None:
+        """The loss axis from ``lo`` to ``hi`` (typed y limits; ValueError: not increasing, or not positive on a
+        log axis)."""
+        if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo) or (self.ctrl.state.log_y and lo <= 0):
+            raise ValueError(f"loss axis {lo:g}..{hi:g}: two increasing numbers (positive on a log axis)")
+        self.ctrl.state.update(y_range=(float(lo), float(hi)))
 
     def _set_highlight(self, text: str) -> None:
         """A highlight filter from the box; an unknown one is refused (ValueError -> one status line)."""
@@ -175,8 +185,9 @@ class Controls:
             for name, cb in self.checks.items():
                 cb.value = bool(getattr(s, name))
             self.autofit.value = s.y_range is None
-            opts = [v for _, v in self.smoothing.options]
-            self.smoothing.value = min(opts, key=lambda v: abs(v - s.smoothing))
+            self.smoothing.value = s.smoothing  # any EMA weight in [0, 1): a continuous control
+            if s.color_by not in self.color.options:
+                self.color.options = tuple(self.color.options) + (s.color_by,)
             self.x_axis.value = s.x_axis
             shown = self.ctrl.iterations_shown()  # the x range in iterations, whatever the x axis
             if shown is not None:
@@ -189,17 +200,21 @@ class Controls:
         self.show_details()
 
     def fill_runs(self) -> None:
-        """One check box per run (visibility), named with its step count, after a swatch of its colour."""
-        names = [f"{run.name} ({len(run):,} steps)" for run in self.ctrl.runs]
-        if names == [b.children[1].description for b in self.runs.children]:
-            return
-        rows = []
-        for i, (run, name) in enumerate(zip(self.ctrl.runs, names)):
-            cb = W.Checkbox(value=bool(getattr(run, "visible", True)), indent=False, description=name)
-            cb.observe(lambda ch, i=i: self._guard(self.ctrl.set_run_visible, i, ch["new"]), names="value")
-            swatch = W.HTML(f'<span style="color:{_rgb(run.color)}">&#9632;</span>', layout=W.Layout(width="14px"))
-            rows.append(W.HBox([swatch, cb]))
-        self.runs.children = rows
+        """The run list (:class:`.runlist.RunList`) and the colour-by choices: the statistics, then the numeric
+        hyperparameters of the runs (``config.lr``: runs coloured by it)."""
+        from gda_gl.compose.state import COLOR_BY_CHOICES
+
+        self.run_list.fill()
+        params = sorted({k for r in self.ctrl.runs for k, v in r.params.items() if k.startswith("config.")
+                         and isinstance(v, (int, float)) and not isinstance(v, bool)})
+        options = tuple(COLOR_BY_CHOICES) + tuple(params)
+        if options != tuple(self.color.options):
+            self._syncing = True
+            try:
+                self.color.options = options
+                self.color.value = self.ctrl.state.color_by if self.ctrl.state.color_by in options else "none"
+            finally:
+                self._syncing = False
 
     # -- status and details ---------------------------------------------------------------------------
     def show_status(self) -> None:
@@ -209,6 +224,7 @@ class Controls:
             return  # each update is a message and a relayout in the browser, competing with the frames
         self._status_t = now
         self.status.value = f"<code>{html.escape(self.fb.status) or '&nbsp;'}</code>"
+        self.run_list.show_table(self.ctrl.hover_info)
         self.view_line.value = f"<small>{html.escape(self.fb.view_text())}</small>"
 
     def show_details(self) -> None:

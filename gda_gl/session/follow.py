@@ -66,10 +66,17 @@ class Follower:
         return bool(self.recordings or self.pending or self.watch is not None)
 
     def title(self) -> str | None:
-        """``name [status]`` of every followed run (None when nothing is followed)."""
+        """``name [status]`` of every followed run (None when nothing is followed); with many runs (a sweep
+        folder) the runs counted by status, those not finished named ("30 runs: 28 finished; lr=0.1 [live]")."""
         if not self.live_status:
             return None
-        return "  ".join(f"{name} [{st}]" for name, st in self.live_status.items())
+        from gda_gl.compose.manyruns import sweep_style
+
+        if not sweep_style(len(self.live_status)):
+            return "  ".join(f"{name} [{st}]" for name, st in self.live_status.items())
+        done = sum(st == "finished" for st in self.live_status.values())
+        others = "  ".join(f"{name} [{st}]" for name, st in self.live_status.items() if st != "finished")
+        return f"{len(self.live_status)} runs: {done} finished" + (f"; {others}" if others else "")
 
     def _open_pending(self) -> int:
         """Open followed files that appeared since the last poll; returns how many did."""

@@ -30,7 +30,7 @@ from recorder.errors import RecordingError
 from gda_gl.compose.filters import split_comparison
 
 __all__ = ["RUN_SUFFIX", "WHERE_HELP", "Condition", "expand_paths", "parse_where", "matches", "select", "choose",
-           "FolderWatch"]
+           "filter_text", "FolderWatch"]
 
 #: the file name ending of recordings a folder argument stands for
 RUN_SUFFIX = ".gda"
@@ -245,3 +245,27 @@ def choose(paths: list[str], regex: str | None = None, where: str | None = None)
             names.append(rec.name)
             params.append(hyperparameters(rec.run, len(rec.alpha_grid)))
     return [paths[i] for i in select(names, paths, params, regex, where)]
+
+
+def filter_text(names: list[str], paths: list[str], params: list[dict], text: str | None) -> list[bool]:
+    """Which runs a filter box keeps: ``--where`` conditions when the text is made of them (every name a
+    hyperparameter some run has: ``config.lr<0.1``), else a regular expression on names and file names;
+    an empty text keeps every run.
+
+    Raises
+    ------
+    ValueError : neither (a bad regular expression), in one line
+    """
+    if not text or not text.strip():
+        return [True] * len(names)
+    known = set().union(*params) if params else set()
+    try:
+        conds = parse_where(text)
+    except ValueError:
+        conds = []
+    plain = all(c.name in known and (not isinstance(c.value, str) or re.fullmatch(r"[\w.+-]+", c.value))
+                for c in conds)  # "lr=1$" is a regular expression, "optimizer=SGD" a condition
+    if conds and plain:
+        return [matches(p, conds) for p in params]
+    pattern = _name_pattern(text.strip())
+    return [bool(pattern.search(n) or pattern.search(Path(p).name)) for n, p in zip(names, paths)]

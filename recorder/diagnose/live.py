@@ -7,7 +7,9 @@ findings are the same dicts as ``gda-gl diagnose --json``'s entries (``kind`` sa
 ``step_size``, ``divergence``, ``plateau``, ``lr_change``, ``probe_failed``, ``probe_skipped``).  Live
 windows are fixed (:data:`~.thresholds.LIVE_WINDOW_ITERATIONS`; the last, partial one is judged at the
 end), and a step-size entry is reported when a window's verdict differs from the previous verdict
-(``cannot_say`` windows are not reported live).
+(``cannot_say`` windows are not reported live).  A spike is reported when first seen: its ``rise`` and
+``evidence["steps"]`` count the steps seen then (the offline report may find it longer); a divergence
+once the loss has stayed up for :data:`~.thresholds.LIVE_DIVERGE_MIN_STEPS` steps.
 
 :class:`LiveFindings` is what the :class:`recorder.hooks.Recorder` holds: it feeds the detector from the
 recorder's rows, writes each finding into the recording as an event of kind ``"finding"`` (its message
@@ -30,13 +32,13 @@ from .findings import divergence, lr_changes, plateaus, probe_findings, smoothed
 from .lines import concat, line_measures
 from .spikes import find_spikes, loss_series
 from .stepsize import verdict_from_rows
-from .thresholds import (DIVERGE_MIN_STEPS, LIVE_EVERY_ROWS, LIVE_EVERY_S, LIVE_WINDOW_ITERATIONS, SMOOTH_STEPS,
+from .thresholds import (LIVE_DIVERGE_MIN_STEPS, LIVE_EVERY_ROWS, LIVE_EVERY_S, LIVE_WINDOW_ITERATIONS, SMOOTH_STEPS,
                          SPIKE_BASELINE_STEPS)
 
 log = logging.getLogger(__name__)
 
 #: rows of context kept between runs of the detector
-CONTEXT_ROWS = max(SPIKE_BASELINE_STEPS + 2, 2 * SMOOTH_STEPS + DIVERGE_MIN_STEPS)
+CONTEXT_ROWS = max(SPIKE_BASELINE_STEPS + 2, 2 * SMOOTH_STEPS + LIVE_DIVERGE_MIN_STEPS)
 _COLS = ("epoch", "batch", "taken_alpha", "train_loss", "step_norm", "lr", "status", "curvature")
 
 
@@ -109,7 +111,7 @@ class LiveDetector:
         if self._diverged is not None:
             return []
         d = divergence(m["iteration"], y, self._best)
-        if d is None:
+        if d is None or int(m["iteration"][-1]) + 1 - d["start"] < LIVE_DIVERGE_MIN_STEPS:
             return []
         self._diverged = d["start"]
         return [d]

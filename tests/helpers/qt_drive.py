@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import functools
 import inspect
 import traceback
 from pathlib import Path
@@ -34,6 +35,39 @@ def scenario(name):
         SCENARIOS.append((name, fn))
         return fn
     return deco
+
+
+def _grab(native, widget=None, name=None):
+    """The widget (the canvas by default) as an RGB array; saved as ``name`` under OUT when given."""
+    from PyQt6 import QtGui
+
+    img = (widget or native).grabFramebuffer() if hasattr(widget or native, "grabFramebuffer") else \
+        (widget or native).grab().toImage()
+    img = img.convertToFormat(QtGui.QImage.Format.Format_RGB888)
+    ptr = img.constBits()
+    ptr.setsize(img.sizeInBytes())
+    arr = np.frombuffer(ptr, np.uint8).reshape(img.height(), img.bytesPerLine())[:, :img.width() * 3]
+    arr = arr.reshape(img.height(), img.width(), 3).copy()
+    if name:
+        img.save(str(OUT / name))
+    return arr
+
+
+def _mouse(native, kind, pos, button=None, buttons=None, mods=None):
+    """Send one mouse event (press, release, move, double) at canvas pixel ``pos``."""
+    from PyQt6 import QtCore, QtGui, QtWidgets
+
+    button = QtCore.Qt.MouseButton.LeftButton if button is None else button
+    mods = QtCore.Qt.KeyboardModifier.NoModifier if mods is None else mods
+    types = {"press": QtCore.QEvent.Type.MouseButtonPress, "release": QtCore.QEvent.Type.MouseButtonRelease,
+             "move": QtCore.QEvent.Type.MouseMove, "double": QtCore.QEvent.Type.MouseButtonDblClick}
+    if buttons is None:
+        buttons = button if kind in ("press", "move", "double") and button != QtCore.Qt.MouseButton.NoButton \
+            else QtCore.Qt.MouseButton.NoButton
+    lp = QtCore.QPointF(float(pos[0]), float(pos[1]))
+    gp = QtCore.QPointF(native.mapToGlobal(lp.toPoint()))
+    ev = QtGui.QMouseEvent(types[kind], lp, gp, button, buttons, mods)
+    QtWidgets.QApplication.sendEvent(native, ev)
 
 
 def main() -> None:
@@ -62,29 +96,8 @@ def main() -> None:
                     return True
         return False
 
-    def grab(widget=None, name=None):
-        img = (widget or native).grabFramebuffer() if hasattr(widget or native, "grabFramebuffer") else \
-            (widget or native).grab().toImage()
-        img = img.convertToFormat(QtGui.QImage.Format.Format_RGB888)
-        ptr = img.constBits()
-        ptr.setsize(img.sizeInBytes())
-        arr = np.frombuffer(ptr, np.uint8).reshape(img.height(), img.bytesPerLine())[:, :img.width() * 3]
-        arr = arr.reshape(img.height(), img.width(), 3).copy()
-        if name:
-            img.save(str(OUT / name))
-        return arr
-
-    def mouse(kind, pos, button=QtCore.Qt.MouseButton.LeftButton, buttons=None,
-              mods=QtCore.Qt.KeyboardModifier.NoModifier):
-        types = {"press": QtCore.QEvent.Type.MouseButtonPress, "release": QtCore.QEvent.Type.MouseButtonRelease,
-                 "move": QtCore.QEvent.Type.MouseMove, "double": QtCore.QEvent.Type.MouseButtonDblClick}
-        if buttons is None:
-            buttons = button if kind in ("press", "move", "double") and button != QtCore.Qt.MouseButton.NoButton \
-                else QtCore.Qt.MouseButton.NoButton
-        lp = QtCore.QPointF(float(pos[0]), float(pos[1]))
-        gp = QtCore.QPointF(native.mapToGlobal(lp.toPoint()))
-        ev = QtGui.QMouseEvent(types[kind], lp, gp, button, buttons, mods)
-        QtWidgets.QApplication.sendEvent(native, ev)
+    grab = functools.partial(_grab, native)
+    mouse = functools.partial(_mouse, native)
 
     def hover_at(pos):
         mouse("move", pos, button=QtCore.Qt.MouseButton.NoButton)
@@ -459,6 +472,8 @@ def _readout_after_view_moves(w, c, wait, settle, hover_at, key):
                      "expect_step": expect.get("iteration") if expect else None,
                      "expect_run": expect.get("run") if expect else None,
                      "expect_near": bool(expect and expect.get("dist_px", 99) <= 14),
+                     "expect_bucket": bool(expect and "bucket" in expect),
+                     "expect_table": bool(expect and expect.get("table")),
                      "x_range": list(c.state.x_range)}
     if c.state.log_y:
         key("l")
@@ -546,6 +561,11 @@ def _keys_after_panel_and_esc(w, c, native, wait, settle, key, QtCore, QTest):
                            else QtCore.Qt.CheckState.Unchecked)
         wait(100)
         out["focus_after_series_is_plot"] = focused() is native
+        item = lst.item(lst.count() - 1)  # the list was refilled: untick it again (later scenarios see no panel)
+        item.setCheckState(QtCore.Qt.CheckState.Checked if item.checkState() != QtCore.Qt.CheckState.Checked
+                           else QtCore.Qt.CheckState.Unchecked)
+        wait(100)
+        settle()
     w.panel.color.setCurrentText("none")
     key("?")
     wait(150)
