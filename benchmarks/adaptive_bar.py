@@ -35,7 +35,8 @@ SECTION = "probe agreement"
 def write_section(rows: list[dict], by_lr: list[dict], command: str, seconds: float, results: Path) -> None:
     """Replace (or add) the section :data:`SECTION` of ``results``, keeping every other section."""
     m = machine()
-    body = [f"Command: `{command}` ({dt.datetime.now().isoformat(timespec='seconds')}, {seconds:.0f} s). "
+    body = [f"Command: `{command}` ({dt.datetime.now().isoformat(timespec='seconds')}, {seconds:.0f} s"
+            + (": recordings of an earlier run read again" if "--folder" in command else "") + "). "
             f"Machine: {m.get('cpu')}, {m.get('cores')} cores, torch {m.get('torch')}, numpy {m.get('numpy')}. "
             "Agreement does not depend on the machine's load (the same seeded steps are recorded).",
             "", __doc__.split("\n\n", 2)[2].split("\n\nThe cost")[0].strip(), "", "### all runs", "", table(rows),
@@ -71,7 +72,8 @@ def main(argv=None) -> int:
     print(table(rows), "", table(by_lr), sep="\n", flush=True)
     if not args.no_results_md:
         cmd = ("python -m benchmarks.adaptive_bar" + (" --quick" if args.quick else "")
-               + f" --presets {args.presets} --steps {args.steps} --seeds {args.seeds}")
+               + f" --presets {args.presets} --steps {args.steps} --seeds {args.seeds}"
+               + (f" --folder {args.folder}" if args.folder else ""))
         write_section(rows, by_lr, cmd, time.perf_counter() - t0, Path(__file__).resolve().parent / "RESULTS.md")
     return 0
 

@@ -8,7 +8,8 @@ outside the timed part).  Reported per model and preset:
 
 * ``x training``: the median over the rounds of (time with the preset) / (time of its plain run), with
   the min..max over the rounds, in wall time and in this process's CPU time;
-* ``fwd/step``: the probe's forward passes per training step (counted by a hook on the model);
+* ``fwd/step``: the probe's forward passes of the batch per training step (the alphas it evaluates times the
+  micro-batches, counted at its session whatever the strategy: a batched call of K alphas counts K);
 * ``probe / fwd floor``: the time inside the probe per step (its :meth:`recorder.probe.LineProbe.session`)
   over the forwards it makes (``fwd/step`` times one eval-mode forward of the batch with its loss, timed in
   the same rounds): 1.0 is a probe that costs its forward passes and nothing else; ``probe beyond fwd`` is
@@ -56,18 +57,23 @@ def config_of(label: str):
 @contextlib.contextmanager
 def _probe_clock():
     """Wall seconds spent inside :meth:`recorder.probe.LineProbe.session` (every preset's probe runs in one)
-    while the context is open, in ``acc[0]``: the probe's own time, without the recorder's other work."""
+    while the context is open, in ``acc[0]`` (the probe's own time, without the recorder's other work), and
+    the forward passes of the batch it asked for, in ``acc[1]``."""
     from recorder.probe import LineProbe
 
-    acc = [0.0]
+    acc = [0.0, 0]
     real = LineProbe.session
 
     @contextlib.contextmanager
-    def timed(self, *args, **kwargs):
+    def timed(self, w0, w1, batches, *args, **kwargs):
         t0 = time.perf_counter()
         try:
-            with real(self, *args, **kwargs) as evaluate:
-                yield evaluate
+            with real(self, w0, w1, batches, *args, **kwargs) as evaluate:
+                def counted(alphas):
+                    acc[1] += len(alphas) * len(batches)  # forward passes of the probe batch (any strategy)
+                    return evaluate(alphas)
+
+                yield counted
         finally:
             acc[0] += time.perf_counter() - t0
 
@@ -103,23 +109,17 @@ class _Runs:
         import torch
 
         import recorder
-        from recorder.probe import probing
-
         torch.manual_seed(0)
         model = self.s.factory()
         opt = self.s.make_opt(model.parameters(), self.s.lrs[0])
-        count = [0]
-        hook = model.register_forward_pre_hook(lambda m, a: count.__setitem__(0, count[0] + probing()))
         rec = recorder.attach(opt, model, self.s.loss_fn, os.path.join(tempfile.mkdtemp(), "c.gda"),
                               probe=cfg) if cfg is not None else None
         train_steps(self.s, model, opt, 3, 0, start=10_000)  # warm-up (and 'auto' calibration), not timed
-        count[0] = 0
         with _probe_clock() as inside:
             w0, c0 = time.perf_counter(), time.process_time()
             train_steps(self.s, model, opt, self.steps, 0)
             out = ((time.perf_counter() - w0) / self.steps, (time.process_time() - c0) / self.steps,
-                   count[0] / self.steps, inside[0] / self.steps)
-        hook.remove()
+                   inside[1] / self.steps, inside[0] / self.steps)
         if rec is not None:
             rec.close()
         return out
