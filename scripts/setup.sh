@@ -45,12 +45,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 VPY=.venv/bin/python
 if ! "$VPY" -c "import torch" 2>/dev/null; then
-  # PyPI's default Linux x86_64 wheel of torch is a CUDA build (several GB of nvidia-* packages), whatever
-  # the pin: GDA_TORCH picks the build. cpu (default): PyTorch's CPU index; cu126, cu128, ...: that CUDA
-  # build; pypi: whatever PyPI's default wheel is for this platform (CPU-only on macOS and Windows).
-  case "${GDA_TORCH:-cpu}" in
-    pypi) "$VPY" -m pip install -q torch==2.13.0;;
-    *) "$VPY" -m pip install -q torch==2.13.0 --extra-index-url "https://download.pytorch.org/whl/${GDA_TORCH:-cpu}";;
+  # GDA_TORCH picks the build. Unset (default): plain `pip install torch==2.13.0`, whatever the configured
+  # indexes serve (a CPU wheel where one is provided locally, as on CI's machines; PyPI's default Linux x86_64
+  # wheel is a CUDA build of several GB). cpu, cu126, cu128, ...: that build from PyTorch's own index
+  # (needs download.pytorch.org). The line printed below says which build was installed.
+  case "${GDA_TORCH:-}" in
+    ""|pypi) "$VPY" -m pip install -q torch==2.13.0;;
+    *) "$VPY" -m pip install -q torch==2.13.0 --index-url "https://download.pytorch.org/whl/${GDA_TORCH}";;
   esac
 fi
 echo "setup: torch $("$VPY" -c 'import torch; print(torch.__version__, "(CUDA " + torch.version.cuda + ")" if torch.version.cuda else "(CPU build)")')"
